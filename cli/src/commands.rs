@@ -1,0 +1,168 @@
+//! The subcommands.
+
+use std::io::Write;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clickstream::functions::{self, BronzeTrigger, parse_funnel};
+use clickstream::generator::{Generator, GeneratorConfig};
+use clickstream::lake::Lake;
+use clickstream::pipeline::{Pipeline, Totals};
+use clickstream::trigger::{self, KafkaMessage};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::summary;
+use crate::{DemoArgs, GenerateArgs, GeneratorArgs, IngestArgs, LakeArgs};
+
+/// Topic name used in the Kafka batches of the demo.
+const DEMO_TOPIC: &str = "clickstream-events";
+/// Partitions of the simulated topic.
+const DEMO_PARTITIONS: i32 = 3;
+
+fn generator_config(events: usize, g: &GeneratorArgs) -> Result<GeneratorConfig> {
+    for (name, rate) in [("duplicate", g.duplicate_rate), ("invalid", g.invalid_rate), ("late", g.late_rate)] {
+        if !(0.0..=1.0).contains(&rate) {
+            bail!("--{name}-rate must be between 0 and 1, got {rate}");
+        }
+    }
+    let mut cfg = GeneratorConfig::new(events);
+    cfg.seed = g.seed;
+    cfg.days = g.days.max(1);
+    cfg.start = g.start.unwrap_or_else(|| chrono::Utc::now().date_naive() - chrono::Duration::days(cfg.days as i64));
+    cfg.duplicate_rate = g.duplicate_rate;
+    cfg.invalid_rate = g.invalid_rate;
+    cfg.late_rate = g.late_rate;
+    Ok(cfg)
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(what.to_string());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+/// Spawns a ticker that shows the pipeline's stage counters on the bar.
+fn track(pipeline: &Pipeline, bar: &ProgressBar) -> tokio::task::JoinHandle<()> {
+    let progress = pipeline.progress();
+    let bar = bar.clone();
+    tokio::spawn(async move {
+        loop {
+            let b = progress.bronze_records.load(Ordering::Relaxed);
+            let s = progress.silver_records.load(Ordering::Relaxed);
+            let g = progress.gold_invocations.load(Ordering::Relaxed);
+            bar.set_position(s as u64);
+            bar.set_message(format!("bronze {b} | silver {s} | gold runs {g}"));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
+pub async fn demo(args: DemoArgs) -> Result<()> {
+    let cfg = generator_config(args.events, &args.generator)?;
+    let lake = Lake::open(&args.lake.lake).with_context(|| format!("opening lake {}", args.lake.lake))?;
+    let started = Instant::now();
+    let pipeline = Pipeline::start(lake.clone(), parse_funnel(args.funnel.as_deref()));
+    let bar = bar(args.events as u64, "starting");
+    let ticker = track(&pipeline, &bar);
+
+    let mut offsets = [0i64; DEMO_PARTITIONS as usize];
+    let mut messages = Vec::with_capacity(args.batch_size as usize);
+    let mut generator = Generator::new(cfg).enumerate().peekable();
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    while generator.peek().is_some() {
+        messages.clear();
+        for (i, value) in generator.by_ref().take(args.batch_size as usize) {
+            let partition = (i % DEMO_PARTITIONS as usize) as i32;
+            let offset = &mut offsets[partition as usize];
+            messages.push(KafkaMessage { partition, offset: *offset, timestamp_ms: now_ms, key: None, value: Some(value) });
+            *offset += 1;
+        }
+        let event = trigger::kafka_event("embedded:9092", DEMO_TOPIC, &messages);
+        pipeline.bronze(&BronzeTrigger::Kafka(event)).await?;
+    }
+    let totals = pipeline.finish().await?;
+    let pipeline_time = started.elapsed();
+    bar.set_message("exporting");
+    let export = functions::exporter(&lake, &functions::scheduled_event(chrono::Utc::now())).await?;
+    ticker.abort();
+    bar.finish_and_clear();
+    let wall = started.elapsed();
+    summary::print(&lake, &totals, Some(&export), pipeline_time, wall, args.json).await
+}
+
+pub fn generate(args: GenerateArgs) -> Result<()> {
+    let cfg = generator_config(args.events, &args.generator)?;
+    let out: Box<dyn Write> = match &args.output {
+        Some(path) => {
+            let file = std::io::BufWriter::new(
+                std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+            );
+            if path.extension().is_some_and(|e| e == "gz") {
+                Box::new(flate2_writer(file))
+            } else {
+                Box::new(file)
+            }
+        }
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let bar = args.output.as_ref().map(|_| bar(args.events as u64, "records"));
+    let mut out = out;
+    for (i, line) in Generator::new(cfg).enumerate() {
+        out.write_all(&line)?;
+        out.write_all(b"\n")?;
+        if let Some(b) = &bar {
+            if i % 10_000 == 0 {
+                b.set_position(i as u64);
+            }
+        }
+    }
+    out.flush()?;
+    drop(out);
+    if let (Some(b), Some(path)) = (bar, &args.output) {
+        b.finish_and_clear();
+        eprintln!("wrote {} records to {}", args.events, path.display());
+    }
+    Ok(())
+}
+
+fn flate2_writer<W: Write>(w: W) -> impl Write {
+    clickstream::bronze::gzip_writer(w)
+}
+
+pub async fn ingest(args: IngestArgs) -> Result<()> {
+    let lake = Lake::open(&args.lake.lake).with_context(|| format!("opening lake {}", args.lake.lake))?;
+    let started = Instant::now();
+    let pipeline = Pipeline::start(lake.clone(), parse_funnel(args.funnel.as_deref()));
+    let bar = bar(args.files.len() as u64, "files");
+    for (i, file) in args.files.iter().enumerate() {
+        let event = clickstream::bronze::land_file(&lake, file)
+            .await
+            .with_context(|| format!("landing {}", file.display()))?;
+        pipeline.bronze(&BronzeTrigger::Landed(event)).await?;
+        bar.set_position(i as u64 + 1);
+    }
+    let totals: Totals = pipeline.finish().await?;
+    bar.finish_and_clear();
+    let elapsed = started.elapsed();
+    summary::print(&lake, &totals, None, elapsed, elapsed, false).await
+}
+
+pub async fn export(args: LakeArgs) -> Result<()> {
+    let lake = Lake::open(&args.lake).with_context(|| format!("opening lake {}", args.lake))?;
+    let outcome = functions::exporter(&lake, &functions::scheduled_event(chrono::Utc::now())).await?;
+    for (table, rows) in &outcome.rows {
+        println!("{table:>14}: {rows} rows");
+    }
+    for f in &outcome.files {
+        println!("wrote {}", lake.url(f)?);
+    }
+    Ok(())
+}

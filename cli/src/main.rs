@@ -1,0 +1,121 @@
+//! `clickstream`: generate events, run the pipeline embedded on a local lake, ingest files, export.
+
+mod commands;
+mod summary;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Real-time clickstream analytics on Delta Lake: bronze -> silver -> gold -> DuckDB/CSV/Parquet.
+#[derive(Parser, Debug)]
+#[command(name = "clickstream", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Generate synthetic events and run them through every stage, embedded, then export.
+    Demo(DemoArgs),
+    /// Write synthetic events as JSON lines.
+    Generate(GenerateArgs),
+    /// Land files under landing/ and run them through bronze, silver and gold.
+    Ingest(IngestArgs),
+    /// Export gold to exports/ (DuckDB, CSV, Parquet).
+    Export(LakeArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct LakeArgs {
+    /// Lake root: a local directory or s3://bucket/prefix (S3 settings from AWS_* variables).
+    #[arg(long, env = "LAKE_URI", default_value = "lake")]
+    lake: String,
+}
+
+#[derive(Args, Debug, Clone)]
+struct GeneratorArgs {
+    /// Random seed; the same seed and start date give the same events.
+    #[arg(long, env = "CLICKSTREAM_SEED", default_value_t = 42)]
+    seed: u64,
+    /// First simulated day (UTC, YYYY-MM-DD); default: `days` days before today.
+    #[arg(long, env = "CLICKSTREAM_START")]
+    start: Option<chrono::NaiveDate>,
+    /// Number of simulated days.
+    #[arg(long, env = "CLICKSTREAM_DAYS", default_value_t = 7)]
+    days: u32,
+    /// Share of records that resend an earlier event.
+    #[arg(long, env = "CLICKSTREAM_DUPLICATE_RATE", default_value_t = 0.01)]
+    duplicate_rate: f64,
+    /// Share of invalid records.
+    #[arg(long, env = "CLICKSTREAM_INVALID_RATE", default_value_t = 0.005)]
+    invalid_rate: f64,
+    /// Share of events arriving one to three days late.
+    #[arg(long, env = "CLICKSTREAM_LATE_RATE", default_value_t = 0.01)]
+    late_rate: f64,
+}
+
+#[derive(Args, Debug)]
+struct DemoArgs {
+    /// Number of events to generate.
+    #[arg(long, env = "CLICKSTREAM_EVENTS", default_value_t = 100_000)]
+    events: usize,
+    /// Records per Kafka batch handed to the bronze-writer (AWS allows at most 10,000).
+    #[arg(long, env = "CLICKSTREAM_BATCH_SIZE", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    batch_size: u32,
+    /// Comma-separated funnel steps.
+    #[arg(long, env = "FUNNEL_STEPS")]
+    funnel: Option<String>,
+    /// Print the summary as JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    lake: LakeArgs,
+    #[command(flatten)]
+    generator: GeneratorArgs,
+}
+
+#[derive(Args, Debug)]
+struct GenerateArgs {
+    /// Number of records to write.
+    #[arg(long, env = "CLICKSTREAM_EVENTS", default_value_t = 10_000)]
+    events: usize,
+    /// Output file (.jsonl, or .jsonl.gz to compress); standard output when absent.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    generator: GeneratorArgs,
+}
+
+#[derive(Args, Debug)]
+struct IngestArgs {
+    /// Files to land (.jsonl, .jsonl.gz, .json).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Comma-separated funnel steps.
+    #[arg(long, env = "FUNNEL_STEPS")]
+    funnel: Option<String>,
+    #[command(flatten)]
+    lake: LakeArgs,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    clickstream::telemetry::init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo(args) => commands::demo(args).await,
+        Command::Generate(args) => commands::generate(args),
+        Command::Ingest(args) => commands::ingest(args).await,
+        Command::Export(args) => commands::export(args).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! End to end: `clickstream demo` on a few thousand events, then reconciliation and gold checked
+//! against an independent from-scratch computation in DuckDB SQL over silver.
+
+use std::process::Command;
+
+use clickstream::export::write_duckdb_table;
+use clickstream::lake::{Lake, Table, conform};
+
+fn demo(lake_dir: &std::path::Path, events: usize) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_clickstream"))
+        .args(["demo", "--json", "--days", "4", "--batch-size", "700", "--late-rate", "0.03"])
+        .args(["--events", &events.to_string(), "--lake", lake_dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "demo failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Independent SQL over silver: sessions by the gap rule, then the gold figures.
+const FROM_SCRATCH: &str = r#"
+CREATE TEMP TABLE ev AS
+  SELECT *, epoch_us(event_time) AS us,
+         row_number() OVER (PARTITION BY user_key ORDER BY event_time, event_id) AS ord
+  FROM silver;
+CREATE TEMP TABLE marked AS
+  SELECT *, CASE WHEN us - lag(us) OVER w > 1800000000 OR lag(us) OVER w IS NULL THEN 1 ELSE 0 END AS brk
+  FROM ev WINDOW w AS (PARTITION BY user_key ORDER BY ord);
+CREATE TEMP TABLE numbered AS
+  SELECT *, sum(brk) OVER (PARTITION BY user_key ORDER BY ord) AS sn FROM marked;
+CREATE TEMP TABLE s AS
+  SELECT user_key, sn, arg_min(event_date, ord) AS session_date, count(*) AS events,
+         count(*) FILTER (WHERE event_type = 'page_view') AS page_views,
+         (max(us) - min(us)) / 1e6 AS duration_s,
+         bool_or(event_type = 'purchase') AS converted,
+         count(*) = 1 AND count(*) FILTER (WHERE event_type = 'page_view') = 1 AS is_bounce
+  FROM numbered GROUP BY user_key, sn;
+CREATE TEMP TABLE days AS SELECT DISTINCT event_date AS d FROM silver;
+CREATE TEMP TABLE expected_daily AS
+  SELECT days.d AS date,
+    (SELECT count(DISTINCT user_key) FROM silver WHERE event_date = days.d) AS dau,
+    (SELECT count(DISTINCT user_key) FROM silver WHERE event_date BETWEEN days.d - 6 AND days.d) AS wau,
+    (SELECT count(DISTINCT user_key) FROM silver WHERE event_date BETWEEN days.d - 29 AND days.d) AS mau,
+    (SELECT count(*) FROM s WHERE session_date = days.d) AS sessions,
+    (SELECT count(*) FROM silver WHERE event_date = days.d) AS events,
+    (SELECT count(*) FROM silver WHERE event_date = days.d AND event_type = 'page_view') AS page_views,
+    (SELECT coalesce(avg(duration_s), 0) FROM s WHERE session_date = days.d) AS avg_session_duration_s,
+    (SELECT coalesce(avg(is_bounce::INT), 0) FROM s WHERE session_date = days.d) AS bounce_rate,
+    (SELECT coalesce(avg(converted::INT), 0) FROM s WHERE session_date = days.d) AS conversion_rate
+  FROM days;
+CREATE TEMP TABLE f1 AS SELECT user_key, sn, min(ord) AS o FROM numbered WHERE event_type = 'view_product' GROUP BY ALL;
+CREATE TEMP TABLE f2 AS SELECT n.user_key, n.sn, min(n.ord) AS o FROM numbered n JOIN f1 USING (user_key, sn)
+  WHERE n.event_type = 'add_to_cart' AND n.ord > f1.o GROUP BY ALL;
+CREATE TEMP TABLE f3 AS SELECT n.user_key, n.sn, min(n.ord) AS o FROM numbered n JOIN f2 USING (user_key, sn)
+  WHERE n.event_type = 'begin_checkout' AND n.ord > f2.o GROUP BY ALL;
+CREATE TEMP TABLE f4 AS SELECT n.user_key, n.sn, min(n.ord) AS o FROM numbered n JOIN f3 USING (user_key, sn)
+  WHERE n.event_type = 'purchase' AND n.ord > f3.o GROUP BY ALL;
+CREATE TEMP TABLE expected_funnel AS
+  SELECT session_date AS date, step_index, count(DISTINCT user_key) AS users FROM (
+    SELECT s.session_date, s.user_key, 1 AS step_index FROM s JOIN f1 USING (user_key, sn)
+    UNION ALL SELECT s.session_date, s.user_key, 2 FROM s JOIN f2 USING (user_key, sn)
+    UNION ALL SELECT s.session_date, s.user_key, 3 FROM s JOIN f3 USING (user_key, sn)
+    UNION ALL SELECT s.session_date, s.user_key, 4 FROM s JOIN f4 USING (user_key, sn))
+  GROUP BY ALL;
+"#;
+
+fn scalar(db: &duckdb::Connection, sql: &str) -> i64 {
+    db.query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_reconciles_and_gold_matches_sql_from_scratch() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake_dir = dir.path().join("lake");
+    let summary = demo(&lake_dir, 5_000);
+    let t = &summary["totals"];
+    assert_eq!(summary["reconciled"], true);
+    assert_eq!(t["received"], 5_000);
+    let (valid, quarantined, dups) =
+        (t["valid"].as_i64().unwrap(), t["quarantined"].as_i64().unwrap(), t["duplicates"].as_i64().unwrap());
+    assert_eq!(valid + quarantined + dups, 5_000);
+    assert!(quarantined > 0 && dups > 0, "the generator injects both: {t}");
+
+    let lake = Lake::open(lake_dir.to_str().unwrap()).unwrap();
+    let db = duckdb::Connection::open_in_memory().unwrap();
+    for table in [Table::Silver, Table::Quarantine] {
+        let delta = lake.table(table).await.unwrap();
+        let batches: Vec<_> = lake
+            .read(&delta, &[], None)
+            .await
+            .unwrap()
+            .iter()
+            .map(|b| conform(b, &table.schema()).unwrap())
+            .collect();
+        write_duckdb_table(&db, table.name(), &table.schema(), &batches).unwrap();
+    }
+    assert_eq!(scalar(&db, "SELECT count(*) FROM events"), valid);
+    assert_eq!(scalar(&db, "SELECT count(DISTINCT event_id) FROM events"), valid);
+    assert_eq!(scalar(&db, "SELECT count(*) FROM quarantine"), quarantined);
+
+    db.execute_batch("ALTER TABLE events RENAME TO silver;").unwrap();
+    db.execute_batch(FROM_SCRATCH).unwrap();
+    assert!(
+        scalar(&db, "SELECT count(*) FROM s WHERE duration_s > 86400") == 0,
+        "the SQL has no 24-hour cap, so the data must not need one"
+    );
+    let export = lake_dir.join("exports/clickstream.duckdb");
+    db.execute_batch(&format!("ATTACH '{}' AS gold (READ_ONLY);", export.display())).unwrap();
+
+    assert_eq!(scalar(&db, "SELECT count(*) FROM gold.sessions"), scalar(&db, "SELECT count(*) FROM s"));
+    let daily_diff = scalar(
+        &db,
+        "SELECT count(*) FROM (
+           (SELECT date, dau, wau, mau, sessions, events, page_views,
+                   round(avg_session_duration_s, 6), round(bounce_rate, 9), round(conversion_rate, 9)
+              FROM gold.daily_metrics
+            EXCEPT SELECT date, dau, wau, mau, sessions, events, page_views,
+                   round(avg_session_duration_s, 6), round(bounce_rate, 9), round(conversion_rate, 9)
+              FROM expected_daily)
+           UNION ALL
+           (SELECT date, dau, wau, mau, sessions, events, page_views,
+                   round(avg_session_duration_s, 6), round(bounce_rate, 9), round(conversion_rate, 9)
+              FROM expected_daily
+            EXCEPT SELECT date, dau, wau, mau, sessions, events, page_views,
+                   round(avg_session_duration_s, 6), round(bounce_rate, 9), round(conversion_rate, 9)
+              FROM gold.daily_metrics))",
+    );
+    assert_eq!(daily_diff, 0, "gold.daily_metrics differs from SQL over silver");
+    assert!(scalar(&db, "SELECT count(*) FROM gold.daily_metrics") >= 4);
+    let funnel_diff = scalar(
+        &db,
+        "SELECT count(*) FROM (
+           (SELECT date, step_index, users FROM gold.funnel_daily WHERE users > 0
+            EXCEPT SELECT date, step_index, users FROM expected_funnel)
+           UNION ALL
+           (SELECT date, step_index, users FROM expected_funnel
+            EXCEPT SELECT date, step_index, users FROM gold.funnel_daily))",
+    );
+    assert_eq!(funnel_diff, 0, "gold.funnel_daily differs from SQL over silver");
+    assert!(scalar(&db, "SELECT count(*) FROM gold.funnel_daily WHERE step_index = 4 AND users > 0") > 0);
+    let page_views = scalar(&db, "SELECT sum(page_views) FROM gold.page_daily");
+    assert_eq!(page_views, scalar(&db, "SELECT count(*) FROM silver WHERE event_type = 'page_view'"));
+
+    for table in ["sessions", "daily_metrics", "funnel_daily", "page_daily"] {
+        let csv = std::fs::read_to_string(lake_dir.join(format!("exports/{table}.csv"))).unwrap();
+        let rows = scalar(&db, &format!("SELECT count(*) FROM gold.{table}"));
+        assert_eq!(csv.lines().count() as i64, rows + 1, "{table}.csv rows");
+        assert!(lake_dir.join(format!("exports/{table}.parquet")).exists());
+    }
+}
+
+#[test]
+fn ingest_lands_files_and_reaches_gold() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake_dir = dir.path().join("lake");
+    let file = dir.path().join("batch one.jsonl.gz");
+    let gen = Command::new(env!("CARGO_BIN_EXE_clickstream"))
+        .args(["generate", "--events", "800", "--days", "2", "--output", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(gen.status.success(), "{}", String::from_utf8_lossy(&gen.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_clickstream"))
+        .args(["ingest", "--lake", lake_dir.to_str().unwrap(), file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}\n{}", stdout, String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("-> OK"), "{stdout}");
+    assert!(lake_dir.join("landing/batch one.jsonl.gz").exists());
+    assert!(stdout.contains("input 800 ="), "{stdout}");
+
+    let bad = dir.path().join("notes.txt");
+    std::fs::write(&bad, "x").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_clickstream"))
+        .args(["ingest", "--lake", lake_dir.to_str().unwrap(), bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported file type"));
+}

@@ -1,0 +1,66 @@
+//! bronze-writer: Kafka batches and landed files -> `bronze/events`.
+
+use clickstream::Lake;
+use clickstream::functions::{self, BronzeTrigger};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
+
+async fn handler(lake: &Lake, event: LambdaEvent<Value>) -> Result<Value, Error> {
+    let trigger = BronzeTrigger::from_json(event.payload)?;
+    Ok(functions::response(&functions::bronze_writer(lake, &trigger).await?))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    clickstream::telemetry::init();
+    let lake = functions::lake_from_env()?;
+    lambda_runtime::run(service_fn(|event| handler(&lake, event))).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(name: &str) -> Value {
+        let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn kafka_sample_is_written_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let first = handler(&lake, LambdaEvent::new(sample("kafka.json"), Default::default())).await.unwrap();
+        assert_eq!(first[0]["received"], 6);
+        assert_eq!(first[0]["written"], 6);
+        assert_eq!(first[0]["version"], 1);
+        let again = handler(&lake, LambdaEvent::new(sample("kafka.json"), Default::default())).await.unwrap();
+        assert_eq!(again[0]["written"], 0);
+        assert_eq!(again[0]["already_written"], 6);
+        assert_eq!(again[0]["version"], Value::Null);
+    }
+
+    #[tokio::test]
+    async fn landing_sample_reads_the_url_encoded_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let landed = dir.path().join("landing/2026-11-28/web events (1).jsonl");
+        std::fs::create_dir_all(landed.parent().unwrap()).unwrap();
+        std::fs::copy(format!("{}/../../events/landed-sample.jsonl", env!("CARGO_MANIFEST_DIR")), &landed).unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let out = handler(&lake, LambdaEvent::new(sample("s3-landing.json"), Default::default())).await.unwrap();
+        assert_eq!(out[0]["written"], 3);
+        let again = handler(&lake, LambdaEvent::new(sample("s3-landing.json"), Default::default())).await.unwrap();
+        assert_eq!(again[0]["written"], 0);
+        assert_eq!(again[0]["already_written"], 3);
+    }
+
+    #[tokio::test]
+    async fn unknown_payload_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let err = handler(&lake, LambdaEvent::new(serde_json::json!({"hello": 1}), Default::default()))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("expected a Kafka event"), "{err}");
+    }
+}

@@ -1,0 +1,47 @@
+//! gold-transformer: silver commit notifications -> the gold tables.
+
+use aws_lambda_events::event::s3::S3Event;
+use clickstream::Lake;
+use clickstream::functions;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
+
+async fn handler(lake: &Lake, funnel: &[String], event: LambdaEvent<S3Event>) -> Result<Value, Error> {
+    Ok(functions::response(&functions::gold_transformer(lake, &event.payload, funnel).await?))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    clickstream::telemetry::init();
+    let lake = functions::lake_from_env()?;
+    let funnel = functions::funnel_from_env();
+    lambda_runtime::run(service_fn(|event| handler(&lake, &funnel, event))).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample<T: serde::de::DeserializeOwned>(name: &str) -> T {
+        let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn silver_commit_sample_updates_gold() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let kafka = functions::BronzeTrigger::from_json(sample("kafka.json")).unwrap();
+        functions::bronze_writer(&lake, &kafka).await.unwrap();
+        functions::silver_transformer(&lake, &sample("s3-bronze-commit.json")).await.unwrap();
+
+        let funnel = functions::parse_funnel(None);
+        let event: S3Event = sample("s3-silver-commit.json");
+        let out = handler(&lake, &funnel, LambdaEvent::new(event.clone(), Default::default())).await.unwrap();
+        assert_eq!(out[0]["already_processed"], false);
+        // anon-1 has one session (3 events, 70 s apart at most), user-7 one: two sessions.
+        assert_eq!(out[0]["sessions"], 2);
+        let again = handler(&lake, &funnel, LambdaEvent::new(event, Default::default())).await.unwrap();
+        assert_eq!(again[0]["already_processed"], true);
+    }
+}

@@ -1,0 +1,47 @@
+//! silver-transformer: bronze commit notifications -> `silver/events` and `silver/quarantine`.
+
+use aws_lambda_events::event::s3::S3Event;
+use clickstream::Lake;
+use clickstream::functions;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
+
+async fn handler(lake: &Lake, event: LambdaEvent<S3Event>) -> Result<Value, Error> {
+    Ok(functions::response(&functions::silver_transformer(lake, &event.payload).await?))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    clickstream::telemetry::init();
+    let lake = functions::lake_from_env()?;
+    lambda_runtime::run(service_fn(|event| handler(&lake, event))).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample<T: serde::de::DeserializeOwned>(name: &str) -> T {
+        let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn bronze_commit_sample_is_processed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let kafka = functions::BronzeTrigger::from_json(sample("kafka.json")).unwrap();
+        functions::bronze_writer(&lake, &kafka).await.unwrap();
+
+        let event: S3Event = sample("s3-bronze-commit.json");
+        let out = handler(&lake, LambdaEvent::new(event.clone(), Default::default())).await.unwrap();
+        assert_eq!(out[0]["input"], 6);
+        assert_eq!(out[0]["valid"], 4);
+        assert_eq!(out[0]["duplicates"], 1);
+        assert_eq!(out[0]["quarantined"], 1);
+        assert_eq!(out[0]["quarantined_by_reason"]["not_json"], 1);
+        let again = handler(&lake, LambdaEvent::new(event, Default::default())).await.unwrap();
+        assert_eq!(again[0]["already_processed"], true);
+        assert_eq!(again[0]["valid"], 0);
+    }
+}

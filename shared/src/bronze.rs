@@ -1,0 +1,317 @@
+//! Bronze: raw records from Kafka batches and landed files, appended exactly once.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow::record_batch::RecordBatch;
+use aws_lambda_events::event::kafka::KafkaEvent;
+use aws_lambda_events::event::s3::S3Event;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use chrono::{DateTime, Utc};
+use deltalake::protocol::SaveMode;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::lake::{Lake, Table, commit_properties, txn_version};
+use crate::schema;
+use crate::trigger;
+
+/// Prefix under the lake root where files are landed.
+pub const LANDING_PREFIX: &str = "landing/";
+
+/// What one bronze invocation did.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct BronzeOutcome {
+    /// Records in the trigger event.
+    pub received: usize,
+    /// Records appended to bronze.
+    pub written: usize,
+    /// Records skipped because an earlier delivery already wrote them.
+    pub already_written: usize,
+    /// The bronze commit version, when something was written.
+    pub version: Option<i64>,
+}
+
+/// One raw record with its source.
+#[derive(Debug, Clone)]
+struct RawRecord {
+    payload: Vec<u8>,
+    source: String,
+    topic: Option<String>,
+    partition: Option<i32>,
+    offset: Option<i64>,
+    file_key: Option<String>,
+    line: Option<i64>,
+    kafka_timestamp: Option<DateTime<Utc>>,
+}
+
+/// Appends the records of a Kafka batch. Per topic-partition, the highest offset written is kept as
+/// a Delta `txn` (app id `kafka:TOPIC:PARTITION`) in the same commit; offsets at or below it are
+/// skipped, so a redelivered batch adds nothing.
+pub async fn ingest_kafka(lake: &Lake, event: &KafkaEvent) -> Result<BronzeOutcome> {
+    let mut table = lake.table(Table::Bronze).await?;
+    let mut outcome = BronzeOutcome::default();
+    let mut records = Vec::new();
+    let mut txns = BTreeMap::new();
+    for batch in event.records.values() {
+        for r in batch {
+            outcome.received += 1;
+            let topic = r.topic.clone().unwrap_or_default();
+            let app_id = format!("kafka:{topic}:{}", r.partition);
+            let done = match txns.get(&app_id) {
+                Some(v) => *v,
+                None => txn_version(&table, &app_id).await?.unwrap_or(-1),
+            };
+            if r.offset <= done {
+                outcome.already_written += 1;
+                continue;
+            }
+            let payload = r
+                .value
+                .as_deref()
+                .map(|v| BASE64.decode(v).unwrap_or_else(|_| v.as_bytes().to_vec()))
+                .unwrap_or_default();
+            records.push(RawRecord {
+                payload,
+                source: format!("kafka:{topic}/{}/{}", r.partition, r.offset),
+                topic: Some(topic),
+                partition: Some(r.partition as i32),
+                offset: Some(r.offset),
+                file_key: None,
+                line: None,
+                kafka_timestamp: DateTime::from_timestamp_millis(r.timestamp.0.timestamp_millis()),
+            });
+            txns.insert(app_id, r.offset);
+        }
+    }
+    if records.is_empty() {
+        return Ok(outcome);
+    }
+    outcome.written = records.len();
+    let batch = to_batch(&records, Utc::now())?;
+    let mut props = commit_properties("bronze", 0, json!({ "source": "kafka", "records": records.len() }));
+    props = txns.into_iter().fold(props, |p, (app, v)| {
+        p.with_application_transaction(deltalake::kernel::Transaction::new_with_last_update(
+            app,
+            v,
+            Some(Utc::now().timestamp_millis()),
+        ))
+    });
+    table = table
+        .write(vec![batch])
+        .with_save_mode(SaveMode::Append)
+        .with_commit_properties(props)
+        .await
+        .map_err(Error::delta(Table::Bronze.path()))?;
+    outcome.version = table.version().map(|v| v as i64);
+    Ok(outcome)
+}
+
+/// Appends the records of files landed under `landing/` named by an S3 notification. Each file is
+/// one commit with `txn` app id `landing:KEY:ETAG`, so a redelivered notification adds nothing.
+pub async fn ingest_landed(lake: &Lake, event: &S3Event) -> Result<Vec<BronzeOutcome>> {
+    let store = lake.store()?;
+    let mut outcomes = Vec::new();
+    for object in trigger::objects(event)? {
+        let Some(key) = lake.relative_key(&object.key).filter(|k| k.starts_with(LANDING_PREFIX))
+        else {
+            return Err(Error::Trigger(format!(
+                "object {:?} is not under {}{LANDING_PREFIX}",
+                object.key,
+                lake.key_prefix()
+            )));
+        };
+        let path = object_store::path::Path::from(key);
+        let get = store.get(&path).await?;
+        let etag = object.etag.clone().or_else(|| get.meta.e_tag.clone()).unwrap_or_default();
+        let bytes = get.bytes().await?;
+        let mut table = lake.table(Table::Bronze).await?;
+        let app_id = format!("landing:{key}:{}", etag.trim_matches('"'));
+        let lines = split_records(key, &bytes)?;
+        let mut outcome = BronzeOutcome { received: lines.len(), ..Default::default() };
+        if txn_version(&table, &app_id).await?.is_some() {
+            outcome.already_written = lines.len();
+            outcomes.push(outcome);
+            continue;
+        }
+        let records: Vec<RawRecord> = lines
+            .into_iter()
+            .enumerate()
+            .map(|(i, payload)| RawRecord {
+                payload,
+                source: format!("file:{key}#{}", i + 1),
+                topic: None,
+                partition: None,
+                offset: None,
+                file_key: Some(key.to_string()),
+                line: Some(i as i64 + 1),
+                kafka_timestamp: None,
+            })
+            .collect();
+        outcome.written = records.len();
+        let batch = to_batch(&records, Utc::now())?;
+        table = table
+            .write(vec![batch])
+            .with_save_mode(SaveMode::Append)
+            .with_commit_properties(commit_properties(
+                &app_id,
+                0,
+                json!({ "source": "landing", "file": key, "records": records.len() }),
+            ))
+            .await
+            .map_err(Error::delta(Table::Bronze.path()))?;
+        outcome.version = table.version().map(|v| v as i64);
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
+}
+
+/// Splits a landed file into records: one per non-blank line for `.jsonl`, one per array
+/// element (or the single object) for `.json`; `.gz` is decompressed first. A `.json` file that
+/// does not parse becomes one record, so it is quarantined rather than lost.
+pub fn split_records(key: &str, bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let (format, gzipped) = file_format(key)?;
+    let data = if gzipped {
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(bytes)
+            .read_to_end(&mut out)
+            .map_err(|e| Error::LandedFile { key: key.to_string(), reason: format!("gzip: {e}") })?;
+        out
+    } else {
+        bytes.to_vec()
+    };
+    Ok(match format {
+        FileFormat::JsonLines => data
+            .split(|b| *b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+            .map(<[u8]>::to_vec)
+            .collect(),
+        FileFormat::Json => match serde_json::from_slice::<serde_json::Value>(&data) {
+            Ok(serde_json::Value::Array(items)) => {
+                items.iter().map(|v| v.to_string().into_bytes()).collect()
+            }
+            _ => vec![data],
+        },
+    })
+}
+
+/// Landed file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    /// One record per line (`.jsonl`, `.ndjson`).
+    JsonLines,
+    /// A JSON array of records, or one record (`.json`).
+    Json,
+}
+
+/// The format of a landed file from its name, and whether it is gzipped.
+pub fn file_format(key: &str) -> Result<(FileFormat, bool)> {
+    let (name, gzipped) = key.strip_suffix(".gz").map_or((key, false), |n| (n, true));
+    if name.ends_with(".jsonl") || name.ends_with(".ndjson") {
+        Ok((FileFormat::JsonLines, gzipped))
+    } else if name.ends_with(".json") {
+        Ok((FileFormat::Json, gzipped))
+    } else {
+        Err(Error::LandedFile {
+            key: key.to_string(),
+            reason: "unsupported file type (expected .jsonl, .jsonl.gz, .json or .json.gz)".into(),
+        })
+    }
+}
+
+/// Copies a local file under `landing/` (keeping its name) and returns the S3 notification for it,
+/// as S3 would send it to the bronze-writer.
+pub async fn land_file(lake: &Lake, file: &std::path::Path) -> Result<S3Event> {
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Error::LandedFile { key: file.display().to_string(), reason: "no file name".into() })?;
+    let key = format!("{LANDING_PREFIX}{name}");
+    file_format(&key)?;
+    let bytes = tokio::fs::read(file).await?;
+    let size = bytes.len() as u64;
+    let put = lake.store()?.put(&object_store::path::Path::from(key.as_str()), bytes.into()).await?;
+    let etag = put.e_tag.unwrap_or_else(|| format!("{size:x}"));
+    Ok(trigger::s3_put_event(lake.bucket(), &lake.object_key(&key), size, &etag, Utc::now()))
+}
+
+/// A gzip writer for `.jsonl.gz` output.
+pub fn gzip_writer<W: std::io::Write>(w: W) -> impl std::io::Write {
+    flate2::write::GzEncoder::new(w, flate2::Compression::default())
+}
+
+fn to_batch(records: &[RawRecord], ingest_time: DateTime<Utc>) -> Result<RecordBatch> {
+    let n = records.len();
+    let mut payload = BinaryBuilder::with_capacity(n, records.iter().map(|r| r.payload.len()).sum());
+    let mut source = StringBuilder::new();
+    let mut topic = StringBuilder::new();
+    let mut partition = Int32Builder::with_capacity(n);
+    let mut offset = Int64Builder::with_capacity(n);
+    let mut file_key = StringBuilder::new();
+    let mut line = Int64Builder::with_capacity(n);
+    let mut kafka_ts = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+    let mut ingest = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+    for r in records {
+        payload.append_value(&r.payload);
+        source.append_value(&r.source);
+        topic.append_option(r.topic.as_deref());
+        partition.append_option(r.partition);
+        offset.append_option(r.offset);
+        file_key.append_option(r.file_key.as_deref());
+        line.append_option(r.line);
+        kafka_ts.append_option(r.kafka_timestamp.map(|t| t.timestamp_micros()));
+        ingest.append_value(ingest_time.timestamp_micros());
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(payload.finish()),
+        Arc::new(source.finish()),
+        Arc::new(topic.finish()),
+        Arc::new(partition.finish()),
+        Arc::new(offset.finish()),
+        Arc::new(file_key.finish()),
+        Arc::new(line.finish()),
+        Arc::new(kafka_ts.finish()),
+        Arc::new(ingest.finish()),
+    ];
+    Ok(RecordBatch::try_new(schema::BRONZE.clone(), columns)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jsonl_splits_lines_and_skips_blanks() {
+        let recs = split_records("landing/a.jsonl", b"{\"a\":1}\r\n\n{\"b\":2}\nnot json\n").unwrap();
+        assert_eq!(recs, vec![b"{\"a\":1}".to_vec(), b"{\"b\":2}".to_vec(), b"not json".to_vec()]);
+    }
+
+    #[test]
+    fn json_array_is_one_record_per_element() {
+        let recs = split_records("landing/a.json", b"[{\"a\":1}, 2]").unwrap();
+        assert_eq!(recs, vec![b"{\"a\":1}".to_vec(), b"2".to_vec()]);
+        assert_eq!(split_records("landing/b.json", b"{oops").unwrap(), vec![b"{oops".to_vec()]);
+    }
+
+    #[test]
+    fn gzip_is_decompressed() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"{\"a\":1}\n{\"a\":2}\n").unwrap();
+        let recs = split_records("landing/x.jsonl.gz", &gz.finish().unwrap()).unwrap();
+        assert_eq!(recs.len(), 2);
+        assert!(split_records("landing/x.jsonl.gz", b"not gzip").is_err());
+    }
+
+    #[test]
+    fn unknown_extension_is_an_error() {
+        assert!(matches!(split_records("landing/a.csv", b"x"), Err(Error::LandedFile { .. })));
+    }
+}

@@ -1,0 +1,58 @@
+//! Error type of the library.
+
+/// Everything that can go wrong in a pipeline stage.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Delta table operation failed.
+    #[error("delta table {table}: {source}")]
+    Delta {
+        table: String,
+        #[source]
+        source: deltalake::DeltaTableError,
+    },
+    /// An object store operation failed.
+    #[error("object store: {0}")]
+    ObjectStore(#[from] object_store::Error),
+    /// An Arrow compute or conversion failed.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// A DataFusion query failed.
+    #[error("query: {0}")]
+    Query(#[from] deltalake::datafusion::error::DataFusionError),
+    /// Parquet read or write failed.
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// The lake URI or a table location is not usable.
+    #[error("invalid lake location {uri:?}: {reason}")]
+    Location { uri: String, reason: String },
+    /// A trigger event does not have the shape the function expects.
+    #[error("invalid trigger event: {0}")]
+    Trigger(String),
+    /// A landed file could not be read.
+    #[error("landed file {key}: {reason}")]
+    LandedFile { key: String, reason: String },
+    /// JSON (de)serialisation of an event or log entry failed.
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Local I/O failed.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    /// Exporting failed outside DuckDB itself.
+    #[error("export: {0}")]
+    Export(String),
+    /// The DuckDB export failed.
+    #[cfg(feature = "duckdb")]
+    #[error("duckdb: {0}")]
+    DuckDb(#[from] duckdb::Error),
+}
+
+impl Error {
+    /// Wraps a Delta error with the table it happened on.
+    pub fn delta(table: impl Into<String>) -> impl FnOnce(deltalake::DeltaTableError) -> Error {
+        let table = table.into();
+        move |source| Error::Delta { table, source }
+    }
+}
+
+/// Result alias of the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,420 @@
+//! The input event contract: parsing and validation of one raw record.
+//!
+//! A record either becomes a [`ValidEvent`] or a [`Rejection`] carrying a reason code; nothing
+//! else can happen to it, which is what makes the stage counts reconcile.
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use serde_json::{Map, Value};
+
+/// Largest accepted record, in bytes.
+pub const MAX_RECORD_BYTES: usize = 256 * 1024;
+/// How far ahead of ingest time an event_time may be.
+pub const MAX_FUTURE: TimeDelta = TimeDelta::hours(1);
+
+/// Fields of the contract; everything else is kept in `extra`.
+const KNOWN_FIELDS: [&str; 12] = [
+    "event_id",
+    "event_type",
+    "event_time",
+    "anonymous_id",
+    "user_id",
+    "session_id",
+    "page_url",
+    "referrer",
+    "user_agent",
+    "device_type",
+    "country",
+    "properties",
+];
+
+/// Why a record was quarantined. The code is what lands in `silver/quarantine.reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RejectReason {
+    /// Larger than [`MAX_RECORD_BYTES`].
+    TooLarge,
+    /// Bytes are not valid UTF-8.
+    NotUtf8,
+    /// Text is not valid JSON.
+    NotJson,
+    /// JSON, but not an object.
+    NotObject,
+    /// A required field is absent or null.
+    MissingField,
+    /// A field has the wrong type or a value outside its contract.
+    InvalidField,
+    /// event_time cannot be parsed.
+    BadEventTime,
+    /// event_time is more than [`MAX_FUTURE`] after ingest time.
+    FutureEventTime,
+}
+
+impl RejectReason {
+    /// All reasons, in code order.
+    pub const ALL: [RejectReason; 8] = [
+        RejectReason::TooLarge,
+        RejectReason::NotUtf8,
+        RejectReason::NotJson,
+        RejectReason::NotObject,
+        RejectReason::MissingField,
+        RejectReason::InvalidField,
+        RejectReason::BadEventTime,
+        RejectReason::FutureEventTime,
+    ];
+
+    /// The stable reason code.
+    pub fn code(self) -> &'static str {
+        match self {
+            RejectReason::TooLarge => "too_large",
+            RejectReason::NotUtf8 => "not_utf8",
+            RejectReason::NotJson => "not_json",
+            RejectReason::NotObject => "not_object",
+            RejectReason::MissingField => "missing_field",
+            RejectReason::InvalidField => "invalid_field",
+            RejectReason::BadEventTime => "bad_event_time",
+            RejectReason::FutureEventTime => "future_event_time",
+        }
+    }
+}
+
+/// A rejected record: reason code plus a human-readable detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub reason: RejectReason,
+    pub detail: String,
+}
+
+fn reject(reason: RejectReason, detail: impl Into<String>) -> Rejection {
+    Rejection { reason, detail: detail.into() }
+}
+
+/// A record that passed validation, typed as in `silver/events`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidEvent {
+    pub event_id: String,
+    pub event_type: String,
+    pub event_time: DateTime<Utc>,
+    pub user_id: Option<String>,
+    pub anonymous_id: Option<String>,
+    pub client_session_id: Option<String>,
+    pub page_url: Option<String>,
+    pub page_path: Option<String>,
+    pub referrer: Option<String>,
+    pub user_agent: Option<String>,
+    pub device_type: Option<String>,
+    pub country: Option<String>,
+    /// The `properties` object as JSON text.
+    pub properties: Option<String>,
+    /// Unknown top-level fields as a JSON object text.
+    pub extra: Option<String>,
+}
+
+impl ValidEvent {
+    /// coalesce(user_id, anonymous_id).
+    pub fn user_key(&self) -> &str {
+        self.user_id.as_deref().or(self.anonymous_id.as_deref()).unwrap_or_default()
+    }
+
+    /// UTC date of event_time.
+    pub fn event_date(&self) -> NaiveDate {
+        self.event_time.date_naive()
+    }
+}
+
+/// Validates one raw record received at `ingest_time`.
+pub fn validate(raw: &[u8], ingest_time: DateTime<Utc>) -> Result<ValidEvent, Rejection> {
+    if raw.len() > MAX_RECORD_BYTES {
+        return Err(reject(
+            RejectReason::TooLarge,
+            format!("record is {} bytes, limit is {MAX_RECORD_BYTES}", raw.len()),
+        ));
+    }
+    let text = std::str::from_utf8(raw)
+        .map_err(|e| reject(RejectReason::NotUtf8, format!("invalid UTF-8: {e}")))?;
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| reject(RejectReason::NotJson, format!("invalid JSON: {e}")))?;
+    let Value::Object(mut obj) = value else {
+        return Err(reject(
+            RejectReason::NotObject,
+            format!("expected a JSON object, got {}", json_kind(&value)),
+        ));
+    };
+
+    let event_id = required_string(&mut obj, "event_id")?;
+    if event_id.is_empty() || event_id.chars().count() > 128 {
+        return Err(reject(RejectReason::InvalidField, "event_id must be 1-128 characters"));
+    }
+    let event_type = required_string(&mut obj, "event_type")?;
+    if !is_event_type(&event_type) {
+        return Err(reject(
+            RejectReason::InvalidField,
+            format!("event_type {event_type:?} must match [a-z0-9_]{{1,64}}"),
+        ));
+    }
+    let event_time = match obj.remove("event_time") {
+        None | Some(Value::Null) => {
+            return Err(reject(RejectReason::MissingField, "event_time is required"));
+        }
+        Some(v) => parse_event_time(&v)?,
+    };
+    if event_time > ingest_time + MAX_FUTURE {
+        return Err(reject(
+            RejectReason::FutureEventTime,
+            format!("event_time {event_time} is more than 1 hour after ingest time {ingest_time}"),
+        ));
+    }
+
+    let user_id = optional_string(&mut obj, "user_id")?.filter(|s| !s.is_empty());
+    let anonymous_id = optional_string(&mut obj, "anonymous_id")?.filter(|s| !s.is_empty());
+    if user_id.is_none() && anonymous_id.is_none() {
+        return Err(reject(
+            RejectReason::MissingField,
+            "anonymous_id is required when user_id is absent",
+        ));
+    }
+    let page_url = optional_string(&mut obj, "page_url")?;
+    let page_path = match &page_url {
+        Some(u) => Some(page_path(u).ok_or_else(|| {
+            reject(RejectReason::InvalidField, format!("page_url {u:?} is not an absolute URL"))
+        })?),
+        None if event_type == "page_view" => {
+            return Err(reject(RejectReason::MissingField, "page_url is required for page_view"));
+        }
+        None => None,
+    };
+    let properties = match obj.remove("properties") {
+        None | Some(Value::Null) => None,
+        Some(v @ Value::Object(_)) => Some(v.to_string()),
+        Some(v) => {
+            return Err(reject(
+                RejectReason::InvalidField,
+                format!("properties must be an object, got {}", json_kind(&v)),
+            ));
+        }
+    };
+    let event = ValidEvent {
+        event_id,
+        event_type,
+        event_time,
+        user_id,
+        anonymous_id,
+        client_session_id: optional_string(&mut obj, "session_id")?,
+        page_url,
+        page_path,
+        referrer: optional_string(&mut obj, "referrer")?,
+        user_agent: optional_string(&mut obj, "user_agent")?,
+        device_type: optional_string(&mut obj, "device_type")?,
+        country: optional_string(&mut obj, "country")?,
+        properties,
+        extra: None,
+    };
+    debug_assert!(KNOWN_FIELDS.iter().all(|f| !obj.contains_key(*f)));
+    Ok(ValidEvent { extra: (!obj.is_empty()).then(|| Value::Object(obj).to_string()), ..event })
+}
+
+/// Parses the accepted forms of event_time: an RFC 3339 string or integer epoch milliseconds.
+pub fn parse_event_time(v: &Value) -> Result<DateTime<Utc>, Rejection> {
+    match v {
+        Value::String(s) => DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| reject(RejectReason::BadEventTime, format!("event_time {s:?}: {e}"))),
+        Value::Number(n) => n
+            .as_i64()
+            .and_then(DateTime::from_timestamp_millis)
+            .ok_or_else(|| {
+                reject(
+                    RejectReason::BadEventTime,
+                    format!("event_time {n} is not an integer of epoch milliseconds"),
+                )
+            }),
+        other => Err(reject(
+            RejectReason::BadEventTime,
+            format!("event_time must be a string or integer, got {}", json_kind(other)),
+        )),
+    }
+}
+
+/// The path of an absolute URL, without query or fragment.
+pub fn page_path(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    (!parsed.cannot_be_a_base()).then(|| parsed.path().to_string())
+}
+
+fn is_event_type(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+fn required_string(obj: &mut Map<String, Value>, field: &str) -> Result<String, Rejection> {
+    optional_string(obj, field)?
+        .ok_or_else(|| reject(RejectReason::MissingField, format!("{field} is required")))
+}
+
+fn optional_string(obj: &mut Map<String, Value>, field: &str) -> Result<Option<String>, Rejection> {
+    match obj.remove(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(v) => Err(reject(
+            RejectReason::InvalidField,
+            format!("{field} must be a string, got {}", json_kind(&v)),
+        )),
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z").unwrap().with_timezone(&Utc)
+    }
+
+    fn base() -> Value {
+        json!({
+            "event_id": "e-1",
+            "event_type": "page_view",
+            "event_time": "2026-11-28T11:00:00Z",
+            "anonymous_id": "anon-1",
+            "page_url": "https://shop.example.com/products/42?utm_source=news#top",
+        })
+    }
+
+    fn with(field: &str, value: Value) -> Vec<u8> {
+        let mut v = base();
+        v[field] = value;
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    fn without(field: &str) -> Vec<u8> {
+        let mut v = base();
+        v.as_object_mut().unwrap().remove(field);
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    fn reason(raw: &[u8]) -> RejectReason {
+        validate(raw, now()).expect_err("record should be rejected").reason
+    }
+
+    fn time_of(raw: &[u8]) -> DateTime<Utc> {
+        validate(raw, now()).expect("record should be valid").event_time
+    }
+
+    #[test]
+    fn valid_event_is_typed() {
+        let e = validate(&serde_json::to_vec(&base()).unwrap(), now()).unwrap();
+        assert_eq!(e.event_id, "e-1");
+        assert_eq!(e.user_key(), "anon-1");
+        assert_eq!(e.page_path.as_deref(), Some("/products/42"));
+        assert_eq!(e.event_date(), NaiveDate::from_ymd_opt(2026, 11, 28).unwrap());
+        assert_eq!(e.extra, None);
+    }
+
+    #[test]
+    fn reject_too_large() {
+        let mut v = base();
+        v["properties"] = json!({ "blob": "x".repeat(MAX_RECORD_BYTES) });
+        assert_eq!(reason(&serde_json::to_vec(&v).unwrap()), RejectReason::TooLarge);
+    }
+
+    #[test]
+    fn reject_not_utf8() {
+        assert_eq!(reason(b"{\"event_id\": \"\xff\xfe\"}"), RejectReason::NotUtf8);
+    }
+
+    #[test]
+    fn reject_not_json() {
+        assert_eq!(reason(b"{\"event_id\": "), RejectReason::NotJson);
+    }
+
+    #[test]
+    fn reject_not_object() {
+        assert_eq!(reason(b"[1, 2, 3]"), RejectReason::NotObject);
+    }
+
+    #[test]
+    fn reject_missing_field() {
+        assert_eq!(reason(&without("event_id")), RejectReason::MissingField);
+        assert_eq!(reason(&without("event_type")), RejectReason::MissingField);
+        assert_eq!(reason(&without("event_time")), RejectReason::MissingField);
+        assert_eq!(reason(&without("anonymous_id")), RejectReason::MissingField);
+        assert_eq!(reason(&without("page_url")), RejectReason::MissingField);
+        assert_eq!(reason(&with("event_id", Value::Null)), RejectReason::MissingField);
+    }
+
+    #[test]
+    fn reject_invalid_field() {
+        assert_eq!(reason(&with("event_id", json!(42))), RejectReason::InvalidField);
+        assert_eq!(reason(&with("event_id", json!("x".repeat(129)))), RejectReason::InvalidField);
+        assert_eq!(reason(&with("event_type", json!("Page View"))), RejectReason::InvalidField);
+        assert_eq!(reason(&with("user_id", json!(7))), RejectReason::InvalidField);
+        assert_eq!(reason(&with("page_url", json!("/relative"))), RejectReason::InvalidField);
+        assert_eq!(reason(&with("properties", json!([1]))), RejectReason::InvalidField);
+    }
+
+    #[test]
+    fn reject_bad_event_time() {
+        assert_eq!(reason(&with("event_time", json!("yesterday"))), RejectReason::BadEventTime);
+        assert_eq!(reason(&with("event_time", json!(1.5))), RejectReason::BadEventTime);
+        assert_eq!(reason(&with("event_time", json!(true))), RejectReason::BadEventTime);
+    }
+
+    #[test]
+    fn reject_future_event_time() {
+        assert_eq!(
+            reason(&with("event_time", json!("2026-11-28T13:00:01Z"))),
+            RejectReason::FutureEventTime
+        );
+        assert_eq!(time_of(&with("event_time", json!("2026-11-28T13:00:00Z"))), now() + MAX_FUTURE);
+    }
+
+    #[test]
+    fn accepts_rfc3339_utc() {
+        let t = time_of(&with("event_time", json!("2026-11-28T10:15:30Z")));
+        assert_eq!(t.to_rfc3339(), "2026-11-28T10:15:30+00:00");
+    }
+
+    #[test]
+    fn accepts_rfc3339_with_offset() {
+        let t = time_of(&with("event_time", json!("2026-11-28T12:15:30+02:00")));
+        assert_eq!(t.to_rfc3339(), "2026-11-28T10:15:30+00:00");
+    }
+
+    #[test]
+    fn accepts_rfc3339_fractional_seconds() {
+        let t = time_of(&with("event_time", json!("2026-11-28T10:15:30.123456Z")));
+        assert_eq!(t.timestamp_micros() % 1_000_000, 123_456);
+    }
+
+    #[test]
+    fn accepts_epoch_milliseconds() {
+        let t = time_of(&with("event_time", json!(1_795_860_930_123_i64)));
+        assert_eq!(t.timestamp_millis(), 1_795_860_930_123);
+    }
+
+    #[test]
+    fn user_id_alone_identifies_the_user() {
+        let mut v = base();
+        v.as_object_mut().unwrap().remove("anonymous_id");
+        v["user_id"] = json!("u-9");
+        let e = validate(&serde_json::to_vec(&v).unwrap(), now()).unwrap();
+        assert_eq!(e.user_key(), "u-9");
+    }
+
+    #[test]
+    fn unknown_fields_are_kept() {
+        let e = validate(&with("campaign", json!({"id": 3})), now()).unwrap();
+        let extra: Value = serde_json::from_str(e.extra.as_deref().unwrap()).unwrap();
+        assert_eq!(extra, json!({"campaign": {"id": 3}}));
+    }
+}

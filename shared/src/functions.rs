@@ -1,0 +1,162 @@
+//! The four function handlers: decode the trigger, call the stage, report what was done.
+//! Lambda binaries and the embedded pipeline call exactly these.
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::kafka::KafkaEvent;
+use aws_lambda_events::event::s3::S3Event;
+use serde::Serialize;
+
+use crate::bronze::{self, BronzeOutcome};
+use crate::error::{Error, Result};
+use crate::gold::{self, DEFAULT_FUNNEL, GoldOutcome};
+use crate::lake::{Lake, Table};
+use crate::silver::{self, SilverOutcome};
+use crate::trigger;
+
+/// Environment variable naming the lake root URI (every function reads it).
+pub const ENV_LAKE_URI: &str = "LAKE_URI";
+/// Environment variable with comma-separated funnel steps (gold-transformer; optional).
+pub const ENV_FUNNEL_STEPS: &str = "FUNNEL_STEPS";
+
+/// The lake named by `LAKE_URI`.
+pub fn lake_from_env() -> Result<Lake> {
+    let uri = std::env::var(ENV_LAKE_URI)
+        .map_err(|_| Error::Location { uri: String::new(), reason: format!("{ENV_LAKE_URI} is not set") })?;
+    Lake::open(&uri)
+}
+
+/// Funnel steps from `FUNNEL_STEPS`, or the default funnel.
+pub fn funnel_from_env() -> Vec<String> {
+    parse_funnel(std::env::var(ENV_FUNNEL_STEPS).ok().as_deref())
+}
+
+/// Parses a comma-separated list of funnel steps; the default funnel when empty.
+pub fn parse_funnel(steps: Option<&str>) -> Vec<String> {
+    let steps: Vec<String> = steps
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if steps.is_empty() { DEFAULT_FUNNEL.iter().map(|s| s.to_string()).collect() } else { steps }
+}
+
+/// The bronze-writer's trigger: a Kafka batch or a landed-file notification.
+#[derive(Debug, Clone)]
+pub enum BronzeTrigger {
+    Kafka(KafkaEvent),
+    Landed(S3Event),
+}
+
+impl BronzeTrigger {
+    /// Tells the two trigger shapes apart (`Records` for S3, `records` for Kafka).
+    pub fn from_json(value: serde_json::Value) -> Result<BronzeTrigger> {
+        if value.get("Records").is_some() {
+            Ok(BronzeTrigger::Landed(serde_json::from_value(value)?))
+        } else if value.get("records").is_some() {
+            Ok(BronzeTrigger::Kafka(serde_json::from_value(value)?))
+        } else {
+            Err(Error::Trigger("expected a Kafka event (records) or an S3 event (Records)".into()))
+        }
+    }
+}
+
+/// bronze-writer: appends the trigger's records to bronze/events.
+pub async fn bronze_writer(lake: &Lake, trigger: &BronzeTrigger) -> Result<Vec<BronzeOutcome>> {
+    match trigger {
+        BronzeTrigger::Kafka(event) => Ok(vec![bronze::ingest_kafka(lake, event).await?]),
+        BronzeTrigger::Landed(event) => {
+            check_bucket(lake, event)?;
+            bronze::ingest_landed(lake, event).await
+        }
+    }
+}
+
+/// silver-transformer: processes each bronze commit the notification names.
+pub async fn silver_transformer(lake: &Lake, event: &S3Event) -> Result<Vec<SilverOutcome>> {
+    let mut out = Vec::new();
+    for version in commits_of(lake, event, Table::Bronze)? {
+        out.push(silver::process_bronze_commit(lake, version).await?);
+    }
+    Ok(out)
+}
+
+/// gold-transformer: brings gold up to date with each silver commit the notification names.
+pub async fn gold_transformer(lake: &Lake, event: &S3Event, funnel: &[String]) -> Result<Vec<GoldOutcome>> {
+    let mut out = Vec::new();
+    for version in commits_of(lake, event, Table::Silver)? {
+        out.push(gold::update(lake, version, funnel).await?);
+    }
+    Ok(out)
+}
+
+/// exporter: writes the exports (the scheduled event's content does not matter).
+#[cfg(feature = "duckdb")]
+pub async fn exporter(lake: &Lake, _event: &EventBridgeEvent) -> Result<crate::export::ExportOutcome> {
+    crate::export::export(lake).await
+}
+
+/// A scheduled EventBridge event, as the scheduler sends it.
+pub fn scheduled_event(at: chrono::DateTime<chrono::Utc>) -> EventBridgeEvent {
+    serde_json::from_value(serde_json::json!({
+        "version": "0",
+        "id": format!("{:032x}", at.timestamp_micros()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "000000000000",
+        "time": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:000000000000:rule/clickstream-export"],
+        "detail": {}
+    }))
+    .expect("static EventBridge event shape")
+}
+
+/// The notification for a new commit of `table`, as S3 would send it for this lake.
+pub fn commit_event(lake: &Lake, table: Table, version: i64) -> S3Event {
+    let key = lake.object_key(&table.commit_key(version));
+    trigger::s3_put_event(lake.bucket(), &key, 0, &format!("\"v{version}\""), chrono::Utc::now())
+}
+
+fn check_bucket(lake: &Lake, event: &S3Event) -> Result<()> {
+    if lake.root().scheme() == "file" {
+        return Ok(());
+    }
+    for o in trigger::objects(event)? {
+        if o.bucket != lake.bucket() {
+            return Err(Error::Trigger(format!(
+                "object s3://{}/{} is not in the lake bucket {}",
+                o.bucket,
+                o.key,
+                lake.bucket()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn commits_of(lake: &Lake, event: &S3Event, expected: Table) -> Result<Vec<i64>> {
+    check_bucket(lake, event)?;
+    let mut versions = Vec::new();
+    for o in trigger::objects(event)? {
+        let relative = lake.relative_key(&o.key).unwrap_or(&o.key);
+        match Table::commit_at(relative) {
+            Some((t, v)) if t == expected => versions.push(v),
+            _ => {
+                return Err(Error::Trigger(format!(
+                    "object {:?} is not a commit file of {}",
+                    o.key,
+                    expected.path()
+                )));
+            }
+        }
+    }
+    versions.sort_unstable();
+    Ok(versions)
+}
+
+/// A handler result as the Lambda response body.
+pub fn response<T: Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}

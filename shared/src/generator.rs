@@ -1,0 +1,302 @@
+//! Synthetic clickstream: users with sessions, page flows, funnels, devices, countries, referrers
+//! and UTM tags, with a configurable share of duplicates, invalid records and late events.
+//! Deterministic for a given seed and start date.
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+const SITE: &str = "https://shop.example.com";
+const COUNTRIES: [(&str, u32); 10] = [
+    ("US", 30), ("GB", 10), ("DE", 10), ("FR", 8), ("IN", 12), ("BR", 8), ("CA", 6), ("JP", 6),
+    ("ES", 5), ("AU", 5),
+];
+const DEVICES: [(&str, u32); 3] = [("mobile", 55), ("desktop", 38), ("tablet", 7)];
+const REFERRERS: [(Option<&str>, u32); 6] = [
+    (None, 40),
+    (Some("https://www.google.com/"), 30),
+    (Some("https://www.bing.com/"), 5),
+    (Some("https://t.co/x"), 8),
+    (Some("https://www.facebook.com/"), 10),
+    (Some("https://news.example.org/article"), 7),
+];
+const UTM_SOURCES: [&str; 4] = ["newsletter", "google", "facebook", "partner"];
+const CONTENT_PAGES: [&str; 6] = ["/", "/products", "/about", "/blog/launch", "/blog/sizing-guide", "/help"];
+const USER_AGENTS: [&str; 3] = [
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36",
+    "Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
+];
+
+/// Settings of the generator.
+#[derive(Debug, Clone)]
+pub struct GeneratorConfig {
+    /// Records to produce (including duplicates and invalid ones).
+    pub events: usize,
+    pub seed: u64,
+    /// First day of the simulated period (UTC).
+    pub start: NaiveDate,
+    /// Length of the simulated period in days.
+    pub days: u32,
+    /// Distinct users (default: one per 25 events, at least 10).
+    pub users: Option<usize>,
+    /// Share of records that resend an earlier event (same event_id).
+    pub duplicate_rate: f64,
+    /// Share of records that are invalid (quarantined downstream).
+    pub invalid_rate: f64,
+    /// Share of events that arrive one to three days late.
+    pub late_rate: f64,
+}
+
+impl GeneratorConfig {
+    /// Defaults: 7 days ending yesterday, 1% duplicates, 0.5% invalid, 1% late.
+    pub fn new(events: usize) -> GeneratorConfig {
+        let days = 7;
+        GeneratorConfig {
+            events,
+            seed: 42,
+            start: Utc::now().date_naive() - Duration::days(days as i64),
+            days,
+            users: None,
+            duplicate_rate: 0.01,
+            invalid_rate: 0.005,
+            late_rate: 0.01,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Event<'a> {
+    event_id: String,
+    event_type: &'a str,
+    event_time: String,
+    anonymous_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<String>,
+    session_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    page_url: Option<String>,
+    referrer: Option<&'a str>,
+    user_agent: &'a str,
+    device_type: &'a str,
+    country: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    properties: Option<serde_json::Value>,
+}
+
+/// An iterator of raw records (JSON lines, or deliberately broken bytes).
+pub struct Generator {
+    cfg: GeneratorConfig,
+    rng: ChaCha8Rng,
+    users: usize,
+    produced: usize,
+    pending: std::collections::VecDeque<Vec<u8>>,
+    recent: Vec<Vec<u8>>,
+    clock: DateTime<Utc>,
+    session_spacing_us: f64,
+    session_no: u64,
+    event_no: u64,
+}
+
+fn pick<T: Copy>(rng: &mut ChaCha8Rng, items: &[(T, u32)]) -> T {
+    let total: u32 = items.iter().map(|(_, w)| w).sum();
+    let mut x = rng.random_range(0..total);
+    for (item, w) in items {
+        if x < *w {
+            return *item;
+        }
+        x -= w;
+    }
+    items[0].0
+}
+
+impl Generator {
+    pub fn new(cfg: GeneratorConfig) -> Generator {
+        let users = cfg.users.unwrap_or((cfg.events / 25).max(10));
+        let sessions = (cfg.events as f64 / 6.0).max(1.0);
+        let span_us = cfg.days.max(1) as f64 * 86_400e6;
+        let clock = cfg.start.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+        Generator {
+            rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+            users,
+            produced: 0,
+            pending: Default::default(),
+            recent: Vec::new(),
+            clock,
+            session_spacing_us: span_us / sessions,
+            session_no: 0,
+            event_no: 0,
+            cfg,
+        }
+    }
+
+    fn next_id(&mut self) -> String {
+        self.event_no += 1;
+        format!("{:08x}-{:012x}", self.cfg.seed as u32, self.event_no)
+    }
+
+    /// Appends the events of one simulated session to `pending`.
+    fn session(&mut self) {
+        self.session_no += 1;
+        let jitter = self.rng.random_range(0.0..2.0);
+        self.clock += Duration::microseconds((self.session_spacing_us * jitter) as i64);
+        // Skewed user choice: a few users come back often.
+        let u = (self.users as f64 * self.rng.random::<f64>().powf(2.0)) as usize;
+        let anonymous_id = format!("anon-{u:07}");
+        let user_id = (u % 5 < 2).then(|| format!("user-{u:07}"));
+        let device = pick(&mut self.rng, &DEVICES);
+        let country = pick(&mut self.rng, &COUNTRIES);
+        let referrer = pick(&mut self.rng, &REFERRERS);
+        let utm = self.rng.random_bool(0.2).then(|| UTM_SOURCES[self.rng.random_range(0..UTM_SOURCES.len())]);
+        let ua = USER_AGENTS[DEVICES.iter().position(|(d, _)| *d == device).unwrap_or(0)];
+        let session_id = format!("s-{:x}-{}", self.cfg.seed, self.session_no);
+
+        // The page flow: browse, maybe search, maybe go down the funnel.
+        let mut flow: Vec<(&'static str, String)> = Vec::new();
+        let landing = CONTENT_PAGES[self.rng.random_range(0..CONTENT_PAGES.len())];
+        let landing = match utm {
+            Some(src) => format!("{landing}?utm_source={src}&utm_medium=referral"),
+            None => landing.to_string(),
+        };
+        flow.push(("page_view", landing));
+        let browse = self.rng.random_range(0..4);
+        for _ in 0..browse {
+            if self.rng.random_bool(0.2) {
+                flow.push(("search", "/search?q=shoes".to_string()));
+            }
+            let product = self.rng.random_range(1..200);
+            flow.push(("page_view", format!("/products/{product}")));
+            flow.push(("view_product", format!("/products/{product}")));
+            if self.rng.random_bool(0.35) {
+                flow.push(("add_to_cart", format!("/products/{product}")));
+                if self.rng.random_bool(0.1) {
+                    flow.push(("remove_from_cart", "/cart".to_string()));
+                }
+            }
+        }
+        if flow.iter().any(|(t, _)| *t == "add_to_cart") && self.rng.random_bool(0.5) {
+            flow.push(("page_view", "/cart".to_string()));
+            flow.push(("begin_checkout", "/checkout".to_string()));
+            if self.rng.random_bool(0.6) {
+                flow.push(("purchase", "/checkout/complete".to_string()));
+            }
+        }
+        if self.rng.random_bool(0.05) {
+            flow.push(("signup", "/signup".to_string()));
+        }
+
+        let mut t = self.clock;
+        for (event_type, path) in flow {
+            let late = self.rng.random_bool(self.cfg.late_rate);
+            let event_time = if late { t - Duration::hours(self.rng.random_range(24..72)) } else { t };
+            let properties = match event_type {
+                "view_product" | "add_to_cart" | "purchase" => Some(serde_json::json!({
+                    "product_id": path.rsplit('/').next(),
+                    "price": (self.rng.random_range(500..20_000) as f64) / 100.0,
+                    "currency": "EUR",
+                })),
+                "search" => Some(serde_json::json!({ "query": "shoes" })),
+                _ => None,
+            };
+            let event = Event {
+                event_id: self.next_id(),
+                event_type,
+                event_time: event_time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                anonymous_id: anonymous_id.clone(),
+                user_id: user_id.clone(),
+                session_id: session_id.clone(),
+                page_url: Some(format!("{SITE}{path}")),
+                referrer,
+                user_agent: ua,
+                device_type: device,
+                country,
+                properties,
+            };
+            let line = serde_json::to_vec(&event).unwrap_or_default();
+            self.pending.push_back(line);
+            t += Duration::milliseconds(self.rng.random_range(3_000..120_000));
+        }
+    }
+
+    fn invalid(&mut self) -> Vec<u8> {
+        let id = self.next_id();
+        match self.rng.random_range(0..6) {
+            0 => b"{\"event_id\": \"broken".to_vec(),
+            1 => format!("{{\"event_type\":\"click\",\"event_time\":\"2026-01-01T00:00:00Z\",\"anonymous_id\":\"a\",\"bad_id\":\"{id}\"}}").into_bytes(),
+            2 => format!("{{\"event_id\":\"{id}\",\"event_type\":\"click\",\"event_time\":\"last tuesday\",\"anonymous_id\":\"a\"}}").into_bytes(),
+            3 => b"[\"not\", \"an\", \"object\"]".to_vec(),
+            4 => format!("{{\"event_id\":\"{id}\",\"event_type\":\"click\",\"event_time\":\"2999-01-01T00:00:00Z\",\"anonymous_id\":\"a\"}}").into_bytes(),
+            _ => vec![b'{', 0xff, 0xfe, b'}'],
+        }
+    }
+}
+
+impl Iterator for Generator {
+    type Item = Vec<u8>;
+
+    fn next(&mut self) -> Option<Vec<u8>> {
+        if self.produced >= self.cfg.events {
+            return None;
+        }
+        self.produced += 1;
+        if self.rng.random_bool(self.cfg.invalid_rate) {
+            return Some(self.invalid());
+        }
+        if !self.recent.is_empty() && self.rng.random_bool(self.cfg.duplicate_rate) {
+            let i = self.rng.random_range(0..self.recent.len());
+            return Some(self.recent[i].clone());
+        }
+        while self.pending.is_empty() {
+            self.session();
+        }
+        let line = self.pending.pop_front()?;
+        if self.recent.len() < 1024 {
+            self.recent.push(line.clone());
+        } else {
+            let i = self.rng.random_range(0..self.recent.len());
+            self.recent[i] = line.clone();
+        }
+        Some(line)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(n: usize) -> GeneratorConfig {
+        GeneratorConfig { start: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(), ..GeneratorConfig::new(n) }
+    }
+
+    #[test]
+    fn same_seed_same_output() {
+        let a: Vec<_> = Generator::new(cfg(500)).collect();
+        let b: Vec<_> = Generator::new(cfg(500)).collect();
+        assert_eq!(a.len(), 500);
+        assert_eq!(a, b);
+        let c: Vec<_> = Generator::new(GeneratorConfig { seed: 7, ..cfg(500) }).collect();
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn injects_duplicates_invalid_and_late_records() {
+        let now = Utc::now();
+        let mut ids = std::collections::HashSet::new();
+        let (mut dups, mut invalid, mut valid) = (0, 0, 0);
+        for raw in Generator::new(cfg(20_000)) {
+            match crate::event::validate(&raw, now) {
+                Ok(e) => {
+                    valid += 1;
+                    if !ids.insert(e.event_id) {
+                        dups += 1;
+                    }
+                }
+                Err(_) => invalid += 1,
+            }
+        }
+        assert!((100..400).contains(&dups), "duplicates: {dups}");
+        assert!((40..200).contains(&invalid), "invalid: {invalid}");
+        assert_eq!(valid + invalid, 20_000);
+    }
+}

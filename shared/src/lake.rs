@@ -1,0 +1,329 @@
+//! The lake: one root URI (a local directory or `s3://bucket/prefix`) holding every table.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use chrono::Utc;
+use deltalake::datafusion::prelude::{Expr, SessionContext};
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::{StructType, Transaction};
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use object_store::ObjectStore;
+use object_store::path::Path;
+use object_store::prefix::PrefixStore;
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::schema;
+
+/// How long Delta `txn` identifiers are kept (table property `delta.setTransactionRetentionDuration`):
+/// a redelivery older than this is no longer recognised, which bounds the idempotency state.
+pub const TXN_RETENTION: &str = "interval 7 days";
+
+/// The tables of the lake layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Table {
+    Bronze,
+    Silver,
+    Quarantine,
+    Sessions,
+    DailyMetrics,
+    FunnelDaily,
+    PageDaily,
+}
+
+impl Table {
+    /// Every table, in pipeline order.
+    pub const ALL: [Table; 7] = [
+        Table::Bronze,
+        Table::Silver,
+        Table::Quarantine,
+        Table::Sessions,
+        Table::DailyMetrics,
+        Table::FunnelDaily,
+        Table::PageDaily,
+    ];
+    /// The gold tables, as exported.
+    pub const GOLD: [Table; 4] =
+        [Table::Sessions, Table::DailyMetrics, Table::FunnelDaily, Table::PageDaily];
+
+    /// Location relative to the lake root.
+    pub fn path(self) -> &'static str {
+        match self {
+            Table::Bronze => "bronze/events",
+            Table::Silver => "silver/events",
+            Table::Quarantine => "silver/quarantine",
+            Table::Sessions => "gold/sessions",
+            Table::DailyMetrics => "gold/daily_metrics",
+            Table::FunnelDaily => "gold/funnel_daily",
+            Table::PageDaily => "gold/page_daily",
+        }
+    }
+
+    /// Short name (the exported table name for gold tables).
+    pub fn name(self) -> &'static str {
+        self.path().rsplit('/').next().unwrap_or_default()
+    }
+
+    /// Arrow schema of the table, partition columns last.
+    pub fn schema(self) -> SchemaRef {
+        match self {
+            Table::Bronze => schema::BRONZE.clone(),
+            Table::Silver => schema::SILVER.clone(),
+            Table::Quarantine => schema::QUARANTINE.clone(),
+            Table::Sessions => schema::SESSIONS.clone(),
+            Table::DailyMetrics => schema::DAILY_METRICS.clone(),
+            Table::FunnelDaily => schema::FUNNEL_DAILY.clone(),
+            Table::PageDaily => schema::PAGE_DAILY.clone(),
+        }
+    }
+
+    /// Partition columns of the table.
+    pub fn partition_columns(self) -> &'static [&'static str] {
+        match self {
+            Table::Silver => &["event_date"],
+            Table::Sessions => &["session_date"],
+            _ => &[],
+        }
+    }
+
+    /// The table whose commit log lives at `key` (relative to the lake root), with the commit version.
+    pub fn commit_at(key: &str) -> Option<(Table, i64)> {
+        let (table_path, file) = key.split_once("/_delta_log/")?;
+        let table = Table::ALL.into_iter().find(|t| t.path() == table_path)?;
+        let version = file.strip_suffix(".json")?;
+        (version.len() == 20 && version.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| version.parse().ok())
+            .flatten()
+            .map(|v| (table, v))
+    }
+
+    /// Key of the commit file of `version`, relative to the lake root.
+    pub fn commit_key(self, version: i64) -> String {
+        format!("{}/_delta_log/{version:020}.json", self.path())
+    }
+}
+
+/// A lake root with the storage options used for every table in it.
+#[derive(Debug, Clone)]
+pub struct Lake {
+    root: Url,
+    storage_options: HashMap<String, String>,
+}
+
+impl Lake {
+    /// Opens a lake at a local directory (created if missing) or an `s3://bucket/prefix` URI.
+    /// For S3, storage options come from the usual `AWS_*` environment variables.
+    pub fn open(uri: &str) -> Result<Lake> {
+        let location = |reason: String| Error::Location { uri: uri.to_string(), reason };
+        let root = if uri.contains("://") {
+            let url = Url::parse(uri).map_err(|e| location(e.to_string()))?;
+            if !matches!(url.scheme(), "s3" | "s3a" | "file") {
+                return Err(location(format!("unsupported scheme {:?}", url.scheme())));
+            }
+            url
+        } else {
+            std::fs::create_dir_all(uri).map_err(|e| location(e.to_string()))?;
+            let dir = std::fs::canonicalize(uri).map_err(|e| location(e.to_string()))?;
+            Url::from_directory_path(&dir).map_err(|()| location("not an absolute path".into()))?
+        };
+        let storage_options = std::env::vars()
+            .filter(|(k, _)| k.starts_with("AWS_"))
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
+        Ok(Lake::with_options(root, storage_options))
+    }
+
+    /// A lake at `root` with explicit storage options.
+    pub fn with_options(mut root: Url, storage_options: HashMap<String, String>) -> Lake {
+        if !root.path().ends_with('/') {
+            root.set_path(&format!("{}/", root.path()));
+        }
+        Lake { root, storage_options }
+    }
+
+    /// The root URI.
+    pub fn root(&self) -> &Url {
+        &self.root
+    }
+
+    /// The bucket name S3 events for this lake carry ("local" for a directory).
+    pub fn bucket(&self) -> &str {
+        match self.root.scheme() {
+            "file" => "local",
+            _ => self.root.host_str().unwrap_or_default(),
+        }
+    }
+
+    /// The key prefix of the lake inside its bucket ("" for a directory).
+    pub fn key_prefix(&self) -> &str {
+        match self.root.scheme() {
+            "file" => "",
+            _ => self.root.path().trim_start_matches('/'),
+        }
+    }
+
+    /// The object key (as in S3 events) of a path relative to the lake root.
+    pub fn object_key(&self, relative: &str) -> String {
+        format!("{}{relative}", self.key_prefix())
+    }
+
+    /// The path relative to the lake root of an object key from an S3 event, if inside this lake.
+    pub fn relative_key<'a>(&self, key: &'a str) -> Option<&'a str> {
+        key.strip_prefix(self.key_prefix())
+    }
+
+    /// URI of a path relative to the root.
+    pub fn url(&self, relative: &str) -> Result<Url> {
+        self.root.join(relative).map_err(|e| Error::Location {
+            uri: format!("{}{relative}", self.root),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Object store rooted at the lake root (for `landing/` and `exports/`).
+    pub fn store(&self) -> Result<Arc<dyn ObjectStore>> {
+        let (store, prefix) = object_store::parse_url_opts(&self.root, &self.storage_options)?;
+        Ok(Arc::new(PrefixStore::new(store, prefix)))
+    }
+
+    /// Opens `table`, creating it empty with its schema if it does not exist yet.
+    pub async fn table(&self, table: Table) -> Result<DeltaTable> {
+        let url = self.url(&format!("{}/", table.path()))?;
+        if url.scheme() == "file" {
+            if let Ok(dir) = url.to_file_path() {
+                std::fs::create_dir_all(dir)?;
+            }
+        }
+        let builder = DeltaTableBuilder::from_url(url.clone())
+            .map_err(Error::delta(table.path()))?
+            .with_storage_options(self.storage_options.clone());
+        match builder.load().await {
+            Ok(t) => return Ok(t),
+            Err(DeltaTableError::NotATable(_)) => {}
+            Err(e) => return Err(Error::delta(table.path())(e)),
+        }
+        let columns: StructType =
+            table.schema().as_ref().try_into_kernel().map_err(|e: arrow::error::ArrowError| e)?;
+        let created = DeltaTableBuilder::from_url(url.clone())
+            .map_err(Error::delta(table.path()))?
+            .with_storage_options(self.storage_options.clone())
+            .build()
+            .map_err(Error::delta(table.path()))?
+            .create()
+            .with_table_name(table.name())
+            .with_columns(columns.fields().cloned())
+            .with_partition_columns(table.partition_columns().iter().copied())
+            .with_configuration_property(
+                deltalake::TableProperty::SetTransactionRetentionDuration,
+                Some(TXN_RETENTION),
+            )
+            .with_save_mode(SaveMode::Ignore)
+            .await;
+        match created {
+            Ok(t) => Ok(t),
+            // Another writer created it at the same moment: open theirs.
+            Err(_) => DeltaTableBuilder::from_url(url)
+                .map_err(Error::delta(table.path()))?
+                .with_storage_options(self.storage_options.clone())
+                .load()
+                .await
+                .map_err(Error::delta(table.path())),
+        }
+    }
+
+    /// Reads `columns` (all when empty) of the rows of `table` matching `filter`.
+    pub async fn read(
+        &self,
+        table: &DeltaTable,
+        columns: &[&str],
+        filter: Option<Expr>,
+    ) -> Result<Vec<RecordBatch>> {
+        let ctx = SessionContext::new();
+        table.update_datafusion_session(&ctx.state()).map_err(Error::delta("read"))?;
+        let provider = table.table_provider().await?;
+        let mut df = ctx.read_table(provider)?;
+        if let Some(filter) = filter {
+            df = df.filter(filter)?;
+        }
+        if !columns.is_empty() {
+            df = df.select_columns(columns)?;
+        }
+        Ok(df.collect().await?)
+    }
+}
+
+/// The version recorded for `app_id` in the table's `txn` actions, if any.
+pub async fn txn_version(table: &DeltaTable, app_id: &str) -> Result<Option<i64>> {
+    let Ok(snapshot) = table.snapshot() else { return Ok(None) };
+    snapshot
+        .transaction_version(table.log_store().as_ref(), app_id)
+        .await
+        .map_err(Error::delta(table.table_url().to_string()))
+}
+
+/// Commit properties carrying a `txn` action and the stage's counts as commit metadata.
+pub fn commit_properties(app_id: &str, version: i64, metadata: serde_json::Value) -> CommitProperties {
+    let mut props = CommitProperties::default().with_application_transaction(
+        Transaction::new_with_last_update(app_id, version, Some(Utc::now().timestamp_millis())),
+    );
+    if let serde_json::Value::Object(map) = metadata {
+        props = props.with_metadata(map);
+    }
+    props
+}
+
+/// Paths (relative to the table root) and partition values of the files a commit added.
+pub async fn added_files(
+    table: &DeltaTable,
+    version: i64,
+) -> Result<Vec<(String, HashMap<String, Option<String>>)>> {
+    let entry = table
+        .log_store()
+        .read_commit_entry(version as _)
+        .await
+        .map_err(Error::delta(table.table_url().to_string()))?
+        .ok_or_else(|| Error::Trigger(format!("commit {version} of {} not found", table.table_url())))?;
+    let mut adds = Vec::new();
+    for line in entry.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let action: serde_json::Value = serde_json::from_slice(line)?;
+        if let Some(add) = action.get("add") {
+            let path = add["path"].as_str().unwrap_or_default();
+            let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy().into_owned();
+            let parts = serde_json::from_value(add["partitionValues"].clone()).unwrap_or_default();
+            adds.push((path, parts));
+        }
+    }
+    Ok(adds)
+}
+
+/// Reads whole parquet data files of a table (no partition columns needed).
+pub async fn read_data_files(table: &DeltaTable, paths: &[String]) -> Result<Vec<RecordBatch>> {
+    use futures::TryStreamExt;
+    use parquet::arrow::ParquetRecordBatchStreamBuilder;
+    use parquet::arrow::async_reader::ParquetObjectReader;
+
+    let store = table.object_store();
+    let mut batches = Vec::new();
+    for path in paths {
+        let reader = ParquetObjectReader::new(store.clone(), Path::from(path.as_str()));
+        let stream = ParquetRecordBatchStreamBuilder::new(reader).await?.build()?;
+        batches.extend(stream.try_collect::<Vec<_>>().await?);
+    }
+    Ok(batches)
+}
+
+/// The batch with its columns in `schema`'s order and that exact schema (Delta reads return
+/// partition columns last).
+pub fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| Ok(batch.column(batch.schema().index_of(f.name())?).clone()))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}

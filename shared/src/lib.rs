@@ -1,0 +1,23 @@
+//! Clickstream pipeline core.
+//!
+//! `producer -> Kafka -> bronze -> silver -> gold -> exports`: each stage is a plain function over
+//! Arrow batches and Delta tables ([`bronze`], [`silver`], [`gold`], [`export`]); [`functions`]
+//! holds the handlers the Lambda binaries and the embedded [`pipeline`] call.
+
+pub mod bronze;
+pub mod error;
+pub mod event;
+#[cfg(feature = "duckdb")]
+pub mod export;
+pub mod functions;
+pub mod generator;
+pub mod gold;
+pub mod lake;
+pub mod pipeline;
+pub mod schema;
+pub mod silver;
+pub mod telemetry;
+pub mod trigger;
+
+pub use error::{Error, Result};
+pub use lake::{Lake, Table};

@@ -1,0 +1,163 @@
+//! The trigger events of the functions, built and read exactly as AWS sends them.
+
+use aws_lambda_events::event::kafka::KafkaEvent;
+use aws_lambda_events::event::s3::S3Event;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::json;
+
+use crate::error::{Error, Result};
+
+/// One object named by an S3 notification, with its key URL-decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRef {
+    pub bucket: String,
+    pub key: String,
+    pub size: Option<i64>,
+    pub etag: Option<String>,
+}
+
+/// URL-encodes an object key as S3 notifications do (spaces become `+`).
+pub fn encode_key(key: &str) -> String {
+    key.split('/')
+        .map(|part| url::form_urlencoded::byte_serialize(part.as_bytes()).collect::<String>())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Decodes an S3 notification key (`+` is a space, then percent-decoding).
+pub fn decode_key(key: &str) -> String {
+    let spaced = key.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
+}
+
+/// An `ObjectCreated:Put` notification for one object, as S3 delivers it to Lambda.
+pub fn s3_put_event(bucket: &str, key: &str, size: u64, etag: &str, at: DateTime<Utc>) -> S3Event {
+    let value = json!({
+        "Records": [{
+            "eventVersion": "2.1",
+            "eventSource": "aws:s3",
+            "awsRegion": "us-east-1",
+            "eventTime": at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            "eventName": "ObjectCreated:Put",
+            "userIdentity": { "principalId": "clickstream" },
+            "requestParameters": { "sourceIPAddress": "127.0.0.1" },
+            "responseElements": {
+                "x-amz-request-id": format!("{:016X}", at.timestamp_micros()),
+                "x-amz-id-2": "clickstream-local"
+            },
+            "s3": {
+                "s3SchemaVersion": "1.0",
+                "configurationId": "clickstream",
+                "bucket": {
+                    "name": bucket,
+                    "ownerIdentity": { "principalId": "clickstream" },
+                    "arn": format!("arn:aws:s3:::{bucket}")
+                },
+                "object": {
+                    "key": encode_key(key),
+                    "size": size,
+                    "eTag": etag,
+                    "sequencer": format!("{:016X}", at.timestamp_micros())
+                }
+            }
+        }]
+    });
+    serde_json::from_value(value).expect("static S3 event shape")
+}
+
+/// The objects an S3 notification names.
+pub fn objects(event: &S3Event) -> Result<Vec<ObjectRef>> {
+    event
+        .records
+        .iter()
+        .map(|r| {
+            let key = r.s3.object.key.as_deref().ok_or_else(|| {
+                Error::Trigger("S3 record without s3.object.key".into())
+            })?;
+            Ok(ObjectRef {
+                bucket: r.s3.bucket.name.clone().unwrap_or_default(),
+                key: decode_key(key),
+                size: r.s3.object.size,
+                etag: r.s3.object.e_tag.clone(),
+            })
+        })
+        .collect()
+}
+
+/// One Kafka message as handed to [`kafka_event`].
+#[derive(Debug, Clone)]
+pub struct KafkaMessage {
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp_ms: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+}
+
+/// A Kafka event source mapping batch, as AWS builds it: records grouped under
+/// "topic-partition", base64 key and value.
+pub fn kafka_event(bootstrap_servers: &str, topic: &str, messages: &[KafkaMessage]) -> KafkaEvent {
+    let mut records = serde_json::Map::new();
+    for m in messages {
+        let group = records
+            .entry(format!("{topic}-{}", m.partition))
+            .or_insert_with(|| json!([]));
+        if let Some(list) = group.as_array_mut() {
+            list.push(json!({
+                "topic": topic,
+                "partition": m.partition,
+                "offset": m.offset,
+                "timestamp": m.timestamp_ms,
+                "timestampType": "CREATE_TIME",
+                "key": m.key.as_ref().map(|k| BASE64.encode(k)),
+                "value": m.value.as_ref().map(|v| BASE64.encode(v)),
+                "headers": []
+            }));
+        }
+    }
+    let value = json!({
+        "eventSource": "SelfManagedKafka",
+        "bootstrapServers": bootstrap_servers,
+        "records": records
+    });
+    serde_json::from_value(value).expect("static Kafka event shape")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_through_url_encoding() {
+        let key = "landing/2026 11/events (1)+ü.jsonl";
+        let encoded = encode_key(key);
+        assert_eq!(encoded, "landing/2026+11/events+%281%29%2B%C3%BC.jsonl");
+        assert_eq!(decode_key(&encoded), key);
+    }
+
+    #[test]
+    fn s3_event_names_the_object() {
+        let ev = s3_put_event("lake", "landing/a b.jsonl", 12, "abc", Utc::now());
+        let objs = objects(&ev).unwrap();
+        assert_eq!(objs[0].key, "landing/a b.jsonl");
+        assert_eq!(objs[0].bucket, "lake");
+        assert_eq!(objs[0].size, Some(12));
+    }
+
+    #[test]
+    fn kafka_event_groups_by_topic_partition() {
+        let msg = |p, o| KafkaMessage {
+            partition: p,
+            offset: o,
+            timestamp_ms: 1,
+            key: None,
+            value: Some(b"{}".to_vec()),
+        };
+        let ev = kafka_event("b:9092", "t", &[msg(0, 1), msg(1, 5), msg(0, 2)]);
+        assert_eq!(ev.records["t-0"].len(), 2);
+        assert_eq!(ev.records["t-1"][0].offset, 5);
+        assert_eq!(ev.records["t-0"][0].value.as_deref(), Some("e30="));
+    }
+}
