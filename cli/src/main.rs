@@ -103,7 +103,7 @@ struct IngestArgs {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    clickstream::telemetry::init();
+    clickstream::telemetry::init("warn");
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => commands::demo(args).await,

@@ -153,11 +153,11 @@ fn ingest_lands_files_and_reaches_gold() {
     let dir = tempfile::tempdir().unwrap();
     let lake_dir = dir.path().join("lake");
     let file = dir.path().join("batch one.jsonl.gz");
-    let gen = Command::new(env!("CARGO_BIN_EXE_clickstream"))
+    let generated = Command::new(env!("CARGO_BIN_EXE_clickstream"))
         .args(["generate", "--events", "800", "--days", "2", "--output", file.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(gen.status.success(), "{}", String::from_utf8_lossy(&gen.stderr));
+    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
     let out = Command::new(env!("CARGO_BIN_EXE_clickstream"))
         .args(["ingest", "--lake", lake_dir.to_str().unwrap(), file.to_str().unwrap()])
         .output()

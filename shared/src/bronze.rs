@@ -14,6 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
 use deltalake::protocol::SaveMode;
+use object_store::ObjectStoreExt;
 use serde::Serialize;
 use serde_json::json;
 

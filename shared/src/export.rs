@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use arrow::datatypes::{DataType, Schema};
 use arrow::record_batch::RecordBatch;
 use object_store::path::Path;
-use object_store::{ObjectStore, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -136,6 +136,7 @@ fn create_table_sql(name: &str, schema: &Schema) -> String {
 /// Moves a batch from this crate's Arrow to DuckDB's Arrow (a different major version) through the
 /// Arrow C data interface, without copying buffers.
 fn to_duckdb_arrow(batch: &RecordBatch) -> Result<duckdb::arrow::record_batch::RecordBatch> {
+    use arrow::array::Array as _;
     use duckdb::arrow::array::{Array as _, StructArray as DuckStructArray};
     let data = arrow::array::StructArray::from(batch.clone()).into_data();
     let (array, schema) = arrow::ffi::to_ffi(&data)?;

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, AsArray, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array,
+    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array,
     RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use arrow::datatypes::{Date32Type, TimestampMicrosecondType};
@@ -98,6 +98,10 @@ pub fn from_days(days: i32) -> NaiveDate {
     DateTime::from_timestamp(days as i64 * 86_400, 0).unwrap_or_default().date_naive()
 }
 
+fn opt(a: &StringArray, i: usize) -> Option<&str> {
+    a.is_valid(i).then(|| a.value(i))
+}
+
 fn events_of(batches: &[RecordBatch]) -> Vec<Event<'_>> {
     let mut out = Vec::with_capacity(batches.iter().map(RecordBatch::num_rows).sum());
     for b in batches {
@@ -119,7 +123,6 @@ fn events_of(batches: &[RecordBatch]) -> Vec<Event<'_>> {
         else {
             continue;
         };
-        let opt = |a: &'_ StringArray, i| a.is_valid(i).then(|| a.value(i));
         for i in 0..b.num_rows() {
             out.push(Event {
                 event_id: id.value(i),
@@ -164,7 +167,6 @@ fn build_session(user_key: &str, events: &[Event<'_>], funnel: &[String]) -> Ses
             reached += 1;
         }
     }
-    let first_some = |f: fn(&Event<'_>) -> Option<&str>| events.iter().find_map(|e| f(e)).map(str::to_string);
     Session {
         session_id: session_id(user_key, first.time),
         user_key: user_key.to_string(),
@@ -176,8 +178,8 @@ fn build_session(user_key: &str, events: &[Event<'_>], funnel: &[String]) -> Ses
         exit_page: page_views.last().and_then(|e| e.page_path).map(str::to_string),
         is_bounce: events.len() == 1 && page_views.len() == 1,
         converted: events.iter().any(|e| e.event_type == "purchase"),
-        device_type: first_some(|e| e.device_type),
-        country: first_some(|e| e.country),
+        device_type: events.iter().find_map(|e| e.device_type).map(str::to_string),
+        country: events.iter().find_map(|e| e.country).map(str::to_string),
         referrer_host: events.iter().find_map(|e| e.referrer).and_then(host_of),
         utm_source: events.iter().find_map(|e| e.page_url).and_then(utm_source_of),
         date: day_of(first.time),

@@ -253,7 +253,7 @@ impl Lake {
         if !columns.is_empty() {
             df = df.select_columns(columns)?;
         }
-        Ok(df.collect().await?)
+        df.collect().await?.iter().map(plain_types).collect()
     }
 }
 
@@ -277,7 +277,8 @@ pub fn commit_properties(app_id: &str, version: i64, metadata: serde_json::Value
     props
 }
 
-/// Paths (relative to the table root) and partition values of the files a commit added.
+/// Paths (relative to the table root) and partition values of the files a commit added as new
+/// data.
 pub async fn added_files(
     table: &DeltaTable,
     version: i64,
@@ -291,7 +292,8 @@ pub async fn added_files(
     let mut adds = Vec::new();
     for line in entry.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         let action: serde_json::Value = serde_json::from_slice(line)?;
-        if let Some(add) = action.get("add") {
+        // Compaction (OPTIMIZE) re-adds existing rows with dataChange = false: not new data.
+        if let Some(add) = action.get("add").filter(|a| a["dataChange"].as_bool() != Some(false)) {
             let path = add["path"].as_str().unwrap_or_default();
             let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy().into_owned();
             let parts = serde_json::from_value(add["partitionValues"].clone()).unwrap_or_default();
@@ -303,16 +305,15 @@ pub async fn added_files(
 
 /// Reads whole parquet data files of a table (no partition columns needed).
 pub async fn read_data_files(table: &DeltaTable, paths: &[String]) -> Result<Vec<RecordBatch>> {
-    use futures::TryStreamExt;
-    use parquet::arrow::ParquetRecordBatchStreamBuilder;
-    use parquet::arrow::async_reader::ParquetObjectReader;
+    use object_store::ObjectStoreExt;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     let store = table.object_store();
     let mut batches = Vec::new();
     for path in paths {
-        let reader = ParquetObjectReader::new(store.clone(), Path::from(path.as_str()));
-        let stream = ParquetRecordBatchStreamBuilder::new(reader).await?.build()?;
-        batches.extend(stream.try_collect::<Vec<_>>().await?);
+        let bytes = store.get(&Path::from(path.as_str())).await?.bytes().await?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
+        batches.extend(reader.collect::<std::result::Result<Vec<_>, _>>()?);
     }
     Ok(batches)
 }
@@ -326,4 +327,30 @@ pub fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
         .map(|f| Ok(batch.column(batch.schema().index_of(f.name())?).clone()))
         .collect::<Result<Vec<_>>>()?;
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// The batch with view, large and dictionary types (which query engines may return) cast to the
+/// plain types of the table schemas, so readers see one type per column.
+pub fn plain_types(batch: &RecordBatch) -> Result<RecordBatch> {
+    use arrow::datatypes::{DataType, Field, Schema};
+    fn plain(t: &DataType) -> DataType {
+        match t {
+            DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+            DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
+            DataType::Dictionary(_, v) => plain(v),
+            other => other.clone(),
+        }
+    }
+    let schema = batch.schema();
+    if schema.fields().iter().all(|f| plain(f.data_type()) == *f.data_type()) {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for (f, c) in schema.fields().iter().zip(batch.columns()) {
+        let t = plain(f.data_type());
+        columns.push(arrow::compute::cast(c, &t)?);
+        fields.push(Field::new(f.name(), t, f.is_nullable()));
+    }
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
 }

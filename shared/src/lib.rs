@@ -13,6 +13,7 @@ pub mod functions;
 pub mod generator;
 pub mod gold;
 pub mod lake;
+pub mod maintenance;
 pub mod pipeline;
 pub mod schema;
 pub mod silver;

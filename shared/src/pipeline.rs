@@ -17,7 +17,7 @@ use crate::lake::{Lake, Table};
 
 /// Counts over a pipeline run. `received = valid + quarantined + duplicates` once every bronze
 /// record has been through silver.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Totals {
     /// Records handed to the bronze-writer.
     pub received: usize,

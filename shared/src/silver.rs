@@ -83,7 +83,7 @@ pub async fn process_bronze_commit(lake: &Lake, bronze_version: i64) -> Result<S
     let existing = existing_ids(lake, &silver, valid.iter().map(|(e, _, _)| e.event_id.as_str())).await?;
     let mut seen = HashSet::with_capacity(valid.len());
     valid.retain(|(e, _, _)| {
-        let fresh = !existing.contains(e.event_id.as_str()) && seen.insert(e.event_id.clone());
+        let fresh = !existing.contains(&e.event_id) && seen.insert(e.event_id.clone());
         if !fresh {
             outcome.duplicates += 1;
         }
@@ -137,7 +137,7 @@ async fn existing_ids<'a>(
     lake: &Lake,
     silver: &DeltaTable,
     ids: impl Iterator<Item = &'a str>,
-) -> Result<HashSet<&'a str>> {
+) -> Result<HashSet<String>> {
     let wanted: HashSet<&str> = ids.collect();
     if wanted.is_empty() || silver.snapshot().map(|s| s.log_data().num_files()).unwrap_or(0) == 0 {
         return Ok(HashSet::new());
@@ -146,8 +146,8 @@ async fn existing_ids<'a>(
     for batch in lake.read(silver, &["event_id"], None).await? {
         let col = batch.column(0).as_string::<i32>();
         for id in col.iter().flatten() {
-            if let Some(w) = wanted.get(id) {
-                found.insert(*w);
+            if wanted.contains(id) {
+                found.insert(id.to_string());
             }
         }
     }

@@ -2,9 +2,14 @@
 
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global subscriber; `RUST_LOG` overrides the default level (`info`).
-pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Default filter: the delta kernel logs a failed snapshot load (a table not created yet) as an
+/// error, which the library handles; keep it out of the logs.
+const QUIET_DEPENDENCIES: &str = "buoyant_kernel=off,deltalake_core=warn,datafusion=warn";
+
+/// Installs the global subscriber at `level` (`RUST_LOG` overrides it).
+pub fn init(level: &str) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},{QUIET_DEPENDENCIES}")));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
         builder.json().without_time().try_init()

@@ -1,0 +1,65 @@
+# The lake bucket: private, encrypted, TLS only.
+
+resource "aws_s3_bucket" "lake" {
+  bucket = var.lake_bucket_name
+}
+
+resource "aws_s3_bucket_public_access_block" "lake" {
+  bucket                  = aws_s3_bucket.lake.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_ownership_controls" "lake" {
+  bucket = aws_s3_bucket.lake.id
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "lake" {
+  bucket = aws_s3_bucket.lake.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm = "AES256"
+    }
+    bucket_key_enabled = true
+  }
+}
+
+resource "aws_s3_bucket_versioning" "lake" {
+  bucket = aws_s3_bucket.lake.id
+  versioning_configuration {
+    # Delta keeps its own history; object versions would only keep vacuumed files alive.
+    status = "Suspended"
+  }
+}
+
+data "aws_iam_policy_document" "lake_tls_only" {
+  statement {
+    sid     = "DenyInsecureTransport"
+    effect  = "Deny"
+    actions = ["s3:*"]
+    resources = [
+      aws_s3_bucket.lake.arn,
+      "${aws_s3_bucket.lake.arn}/*",
+    ]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "lake" {
+  bucket     = aws_s3_bucket.lake.id
+  policy     = data.aws_iam_policy_document.lake_tls_only.json
+  depends_on = [aws_s3_bucket_public_access_block.lake]
+}

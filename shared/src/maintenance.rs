@@ -1,0 +1,63 @@
+//! Table maintenance: compaction of small files (OPTIMIZE), a checkpoint, and VACUUM, for every
+//! table, so that opening a table stays fast as commits accumulate.
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::lake::{Lake, Table};
+
+/// Environment variable with VACUUM's retention in hours (maintenance function).
+pub const ENV_VACUUM_RETENTION_HOURS: &str = "VACUUM_RETENTION_HOURS";
+/// Default VACUUM retention: a week, like Delta's default.
+pub const DEFAULT_VACUUM_RETENTION_HOURS: i64 = 168;
+
+/// What maintenance did to one table.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct TableMaintenance {
+    pub table: String,
+    /// Active data files before and after compaction.
+    pub files_before: usize,
+    pub files_after: usize,
+    /// Table version after maintenance (the checkpoint is written at it).
+    pub version: i64,
+    /// Files VACUUM deleted.
+    pub vacuumed: usize,
+}
+
+/// VACUUM retention from `VACUUM_RETENTION_HOURS`, or the default.
+pub fn retention_from_env() -> Result<chrono::Duration> {
+    let hours = match std::env::var(ENV_VACUUM_RETENTION_HOURS) {
+        Ok(v) => v.trim().parse::<i64>().map_err(|e| Error::Location {
+            uri: v.clone(),
+            reason: format!("{ENV_VACUUM_RETENTION_HOURS} must be a whole number of hours: {e}"),
+        })?,
+        Err(_) => DEFAULT_VACUUM_RETENTION_HOURS,
+    };
+    Ok(chrono::Duration::hours(hours))
+}
+
+/// Compacts, checkpoints and vacuums every table of the lake. A retention shorter than a week
+/// is allowed (the operator chose it); files younger than `retention` are never deleted.
+pub async fn maintain(lake: &Lake, retention: chrono::Duration) -> Result<Vec<TableMaintenance>> {
+    let mut out = Vec::new();
+    for t in Table::ALL {
+        let table = lake.table(t).await?;
+        let files_before = table.snapshot().map(|s| s.log_data().num_files()).unwrap_or(0);
+        let (table, _) = table.optimize().await.map_err(Error::delta(t.path()))?;
+        deltalake::checkpoints::create_checkpoint(&table, None).await.map_err(Error::delta(t.path()))?;
+        let (table, vacuum) = table
+            .vacuum()
+            .with_retention_period(retention)
+            .with_enforce_retention_duration(false)
+            .await
+            .map_err(Error::delta(t.path()))?;
+        out.push(TableMaintenance {
+            table: t.path().to_string(),
+            files_before,
+            files_after: table.snapshot().map(|s| s.log_data().num_files()).unwrap_or(0),
+            version: table.version().map_or(-1, |v| v as i64),
+            vacuumed: vacuum.files_deleted.len(),
+        });
+    }
+    Ok(out)
+}
