@@ -13,7 +13,7 @@ use clickstream::trigger::{self, KafkaMessage};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::summary;
-use crate::{DemoArgs, GenerateArgs, GeneratorArgs, IngestArgs, LakeArgs};
+use crate::{DemoArgs, GenerateArgs, GeneratorArgs, IngestArgs, LakeArgs, MaintainArgs};
 
 /// Topic name used in the Kafka batches of the demo.
 const DEMO_TOPIC: &str = "clickstream-events";
@@ -163,6 +163,17 @@ pub async fn export(args: LakeArgs) -> Result<()> {
     }
     for f in &outcome.files {
         println!("wrote {}", lake.url(f)?);
+    }
+    Ok(())
+}
+
+pub async fn maintain(args: MaintainArgs) -> Result<()> {
+    let lake = Lake::open(&args.lake.lake).with_context(|| format!("opening lake {}", args.lake.lake))?;
+    let report =
+        clickstream::maintenance::maintain(&lake, chrono::Duration::hours(args.retention_hours)).await?;
+    println!("{:<20} {:>12} {:>11} {:>8} {:>9}", "table", "files before", "files after", "version", "vacuumed");
+    for t in report {
+        println!("{:<20} {:>12} {:>11} {:>8} {:>9}", t.table, t.files_before, t.files_after, t.version, t.vacuumed);
     }
     Ok(())
 }

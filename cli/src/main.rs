@@ -1,5 +1,6 @@
 //! `clickstream`: generate events, run the pipeline embedded on a local lake, ingest files, export.
 
+mod bench;
 mod commands;
 mod summary;
 
@@ -25,6 +26,30 @@ enum Command {
     Ingest(IngestArgs),
     /// Export gold to exports/ (DuckDB, CSV, Parquet).
     Export(LakeArgs),
+    /// Compact, checkpoint and vacuum every table (what the maintenance function does).
+    Maintain(MaintainArgs),
+    /// Benchmarks besides the demo.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Time opening a table with many small commits, before and after maintenance.
+    TableOpen {
+        /// Commits to write.
+        #[arg(long, default_value_t = 1000)]
+        commits: usize,
+    },
+}
+
+#[derive(Args, Debug)]
+struct MaintainArgs {
+    /// VACUUM keeps files removed less than this many hours ago.
+    #[arg(long, env = "VACUUM_RETENTION_HOURS", default_value_t = clickstream::maintenance::DEFAULT_VACUUM_RETENTION_HOURS)]
+    retention_hours: i64,
+    #[command(flatten)]
+    lake: LakeArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -110,6 +135,8 @@ async fn main() -> std::process::ExitCode {
         Command::Generate(args) => commands::generate(args),
         Command::Ingest(args) => commands::ingest(args).await,
         Command::Export(args) => commands::export(args).await,
+        Command::Maintain(args) => commands::maintain(args).await,
+        Command::Bench(BenchCommand::TableOpen { commits }) => bench::table_open(commits).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

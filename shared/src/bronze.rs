@@ -248,6 +248,24 @@ pub fn gzip_writer<W: std::io::Write>(w: W) -> impl std::io::Write {
     flate2::write::GzEncoder::new(w, flate2::Compression::default())
 }
 
+/// A bronze batch holding Kafka messages as `topic` records (for tools and benchmarks).
+pub fn raw_batch(messages: &[trigger::KafkaMessage], topic: &str) -> Result<RecordBatch> {
+    let records: Vec<RawRecord> = messages
+        .iter()
+        .map(|m| RawRecord {
+            payload: m.value.clone().unwrap_or_default(),
+            source: format!("kafka:{topic}/{}/{}", m.partition, m.offset),
+            topic: Some(topic.to_string()),
+            partition: Some(m.partition),
+            offset: Some(m.offset),
+            file_key: None,
+            line: None,
+            kafka_timestamp: DateTime::from_timestamp_millis(m.timestamp_ms),
+        })
+        .collect();
+    to_batch(&records, Utc::now())
+}
+
 fn to_batch(records: &[RawRecord], ingest_time: DateTime<Utc>) -> Result<RecordBatch> {
     let n = records.len();
     let mut payload = BinaryBuilder::with_capacity(n, records.iter().map(|r| r.payload.len()).sum());

@@ -94,7 +94,8 @@ pub struct Generator {
     pending: std::collections::VecDeque<Vec<u8>>,
     recent: Vec<Vec<u8>>,
     clock: DateTime<Utc>,
-    session_spacing_us: f64,
+    end: DateTime<Utc>,
+    session_events: u64,
     session_no: u64,
     event_no: u64,
 }
@@ -114,9 +115,8 @@ fn pick<T: Copy>(rng: &mut ChaCha8Rng, items: &[(T, u32)]) -> T {
 impl Generator {
     pub fn new(cfg: GeneratorConfig) -> Generator {
         let users = cfg.users.unwrap_or((cfg.events / 25).max(10));
-        let sessions = (cfg.events as f64 / 6.0).max(1.0);
-        let span_us = cfg.days.max(1) as f64 * 86_400e6;
         let clock = cfg.start.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+        let end = clock + Duration::days(cfg.days.max(1) as i64);
         Generator {
             rng: ChaCha8Rng::seed_from_u64(cfg.seed),
             users,
@@ -124,7 +124,8 @@ impl Generator {
             pending: Default::default(),
             recent: Vec::new(),
             clock,
-            session_spacing_us: span_us / sessions,
+            end,
+            session_events: 0,
             session_no: 0,
             event_no: 0,
             cfg,
@@ -139,8 +140,17 @@ impl Generator {
     /// Appends the events of one simulated session to `pending`.
     fn session(&mut self) {
         self.session_no += 1;
+        // Spread the sessions still to come evenly over the rest of the period, so the stream
+        // ends by `start + days` whatever the sessions' lengths turn out to be.
+        let per_session = if self.session_no > 1 {
+            self.session_events as f64 / (self.session_no - 1) as f64
+        } else {
+            5.0
+        };
+        let sessions_left = ((self.cfg.events - self.produced) as f64 / per_session).max(1.0);
+        let left_us = (self.end - self.clock).num_microseconds().unwrap_or(0).max(0) as f64;
         let jitter = self.rng.random_range(0.0..2.0);
-        self.clock += Duration::microseconds((self.session_spacing_us * jitter) as i64);
+        self.clock += Duration::microseconds((left_us / (sessions_left + 1.0) * jitter) as i64);
         // Skewed user choice: a few users come back often.
         let u = (self.users as f64 * self.rng.random::<f64>().powf(2.0)) as usize;
         let anonymous_id = format!("anon-{u:07}");
@@ -213,6 +223,7 @@ impl Generator {
                 country,
                 properties,
             };
+            self.session_events += 1;
             let line = serde_json::to_vec(&event).unwrap_or_default();
             self.pending.push_back(line);
             t += Duration::milliseconds(self.rng.random_range(3_000..120_000));

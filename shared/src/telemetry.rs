@@ -3,8 +3,9 @@
 use tracing_subscriber::EnvFilter;
 
 /// Default filter: the delta kernel logs a failed snapshot load (a table not created yet) as an
-/// error, which the library handles; keep it out of the logs.
-const QUIET_DEPENDENCIES: &str = "buoyant_kernel=off,deltalake_core=warn,datafusion=warn";
+/// error, which the library handles, and delta-rs warns on every write that it keeps no
+/// statistics for binary columns; keep both out of the logs.
+const QUIET_DEPENDENCIES: &str = "buoyant_kernel=off,deltalake_core=error,datafusion=warn";
 
 /// Installs the global subscriber at `level` (`RUST_LOG` overrides it).
 pub fn init(level: &str) {
