@@ -23,3 +23,15 @@ ensure_cargo_lambda() {
   fi
   export PATH="$venv/bin:$PATH"
 }
+
+# Headless Chromium for the dashboard's browser test, from Debian's packages.
+ensure_chromium() {
+  if ! command -v chromium >/dev/null 2>&1; then
+    echo "installing chromium (apt)" >&2
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+  fi
+  export CHROMIUM="${CHROMIUM:-$(command -v chromium)}"
+}

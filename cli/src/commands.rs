@@ -13,7 +13,7 @@ use clickstream::trigger::{self, KafkaMessage};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::summary;
-use crate::{DemoArgs, GenerateArgs, GeneratorArgs, IngestArgs, LakeArgs, MaintainArgs};
+use crate::{DashboardArgs, DemoArgs, GenerateArgs, GeneratorArgs, IngestArgs, LakeArgs, MaintainArgs, ReportArgs};
 
 /// Topic name used in the Kafka batches of the demo.
 const DEMO_TOPIC: &str = "clickstream-events";
@@ -174,6 +174,33 @@ pub async fn maintain(args: MaintainArgs) -> Result<()> {
     println!("{:<20} {:>12} {:>11} {:>8} {:>9}", "table", "files before", "files after", "version", "vacuumed");
     for t in report {
         println!("{:<20} {:>12} {:>11} {:>8} {:>9}", t.table, t.files_before, t.files_after, t.version, t.vacuumed);
+    }
+    Ok(())
+}
+
+pub async fn report(args: ReportArgs) -> Result<()> {
+    let lake = Lake::open(&args.lake.lake).with_context(|| format!("opening lake {}", args.lake.lake))?;
+    let data = clickstream::dashboard::load(&lake).await?;
+    print!("{}", clickstream::dashboard::render_report(&data, args.date));
+    if let Some(date) = args.date {
+        if data.headline(Some(date)).is_none() {
+            bail!("gold has no figures for {date}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn dashboard(args: DashboardArgs) -> Result<()> {
+    let lake = Lake::open(&args.lake.lake).with_context(|| format!("opening lake {}", args.lake.lake))?;
+    let key = clickstream::export::write_dashboard(&lake).await?;
+    let url = lake.url(&key)?;
+    println!("wrote {url}");
+    if args.open {
+        let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+        std::process::Command::new(opener)
+            .arg(url.as_str())
+            .status()
+            .with_context(|| format!("running {opener} to open the dashboard"))?;
     }
     Ok(())
 }

@@ -26,6 +26,10 @@ enum Command {
     Ingest(IngestArgs),
     /// Export gold to exports/ (DuckDB, CSV, Parquet).
     Export(LakeArgs),
+    /// Headline figures and top lists from gold, in the terminal.
+    Report(ReportArgs),
+    /// Regenerate exports/dashboard.html from gold.
+    Dashboard(DashboardArgs),
     /// Compact, checkpoint and vacuum every table (what the maintenance function does).
     Maintain(MaintainArgs),
     /// Benchmarks besides the demo.
@@ -41,6 +45,24 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1000)]
         commits: usize,
     },
+}
+
+#[derive(Args, Debug)]
+struct ReportArgs {
+    /// Day of the headline figures (YYYY-MM-DD); default: the latest day in gold.
+    #[arg(long, env = "CLICKSTREAM_REPORT_DATE")]
+    date: Option<chrono::NaiveDate>,
+    #[command(flatten)]
+    lake: LakeArgs,
+}
+
+#[derive(Args, Debug)]
+struct DashboardArgs {
+    /// Open the dashboard in the default browser afterwards.
+    #[arg(long)]
+    open: bool,
+    #[command(flatten)]
+    lake: LakeArgs,
 }
 
 #[derive(Args, Debug)]
@@ -135,6 +157,8 @@ async fn main() -> std::process::ExitCode {
         Command::Generate(args) => commands::generate(args),
         Command::Ingest(args) => commands::ingest(args).await,
         Command::Export(args) => commands::export(args).await,
+        Command::Report(args) => commands::report(args).await,
+        Command::Dashboard(args) => commands::dashboard(args).await,
         Command::Maintain(args) => commands::maintain(args).await,
         Command::Bench(BenchCommand::TableOpen { commits }) => bench::table_open(commits).await,
     };

@@ -1,4 +1,5 @@
-//! Exporter: the gold tables as a DuckDB database file, CSV and Parquet under `exports/`.
+//! Exporter: the gold tables as a DuckDB database file, CSV and Parquet under `exports/`, and the
+//! HTML dashboard.
 
 use std::collections::BTreeMap;
 
@@ -57,7 +58,16 @@ pub async fn export(lake: &Lake) -> Result<ExportOutcome> {
     put(&*store, &db_key, std::fs::read(&db_path)?).await?;
     std::fs::remove_dir_all(&scratch)?;
     outcome.files.push(db_key);
+    outcome.files.push(write_dashboard(lake).await?);
     Ok(outcome)
+}
+
+/// Renders `exports/dashboard.html` from gold; returns its key.
+pub async fn write_dashboard(lake: &Lake) -> Result<String> {
+    let data = crate::dashboard::load(lake).await?;
+    let key = format!("{EXPORTS_PREFIX}{}", crate::dashboard::DASHBOARD_FILE);
+    put(&*lake.store()?, &key, crate::dashboard::render_html(&data).into_bytes()).await?;
+    Ok(key)
 }
 
 /// Creates (or replaces) table `name` in a DuckDB database and appends `batches` to it.

@@ -5,6 +5,7 @@
 //! holds the handlers the Lambda binaries and the embedded [`pipeline`] call.
 
 pub mod bronze;
+pub mod dashboard;
 pub mod error;
 pub mod event;
 #[cfg(feature = "duckdb")]

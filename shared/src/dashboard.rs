@@ -1,0 +1,468 @@
+//! Dashboards from gold: a self-contained HTML page (charts as inline SVG, no scripts, no network)
+//! and a terminal report. Both read the same [`DashboardData`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Date32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::StreamExt;
+use plotters::prelude::*;
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::gold::from_days;
+use crate::lake::{Lake, Table};
+
+/// Name of the dashboard file under `exports/`.
+pub const DASHBOARD_FILE: &str = "dashboard.html";
+/// Rows shown in each top list.
+const TOP: usize = 10;
+
+/// One row of gold/daily_metrics.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Day {
+    pub date: NaiveDate,
+    pub dau: i64,
+    pub wau: i64,
+    pub mau: i64,
+    pub sessions: i64,
+    pub events: i64,
+    pub page_views: i64,
+    pub avg_session_duration_s: f64,
+    pub bounce_rate: f64,
+    pub conversion_rate: f64,
+}
+
+/// A funnel step summed over the date range (user-days).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FunnelStep {
+    pub step_index: i32,
+    pub step: String,
+    pub users: i64,
+    pub conversion_from_start: f64,
+    pub conversion_from_previous: f64,
+}
+
+/// Everything the dashboard and the report show.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DashboardData {
+    pub days: Vec<Day>,
+    pub funnel: Vec<FunnelStep>,
+    /// (bucket label, sessions)
+    pub duration_histogram: Vec<(String, i64)>,
+    pub events_histogram: Vec<(String, i64)>,
+    /// (page_path, page_views) over the range
+    pub top_pages: Vec<(String, i64)>,
+    pub entry_pages: Vec<(String, i64)>,
+    /// (value, sessions)
+    pub referrers: Vec<(String, i64)>,
+    pub devices: Vec<(String, i64)>,
+    pub countries: Vec<(String, i64)>,
+    pub latest_event_time: Option<DateTime<Utc>>,
+    pub generated_at: DateTime<Utc>,
+    pub silver_events: i64,
+    pub quarantined: BTreeMap<String, i64>,
+    pub duplicates: i64,
+}
+
+fn top(counts: HashMap<String, i64>) -> Vec<(String, i64)> {
+    let mut v: Vec<(String, i64)> = counts.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v.truncate(TOP);
+    v
+}
+
+fn histogram(values: &[f64], edges: &[f64], unit: &str) -> Vec<(String, i64)> {
+    let mut counts = vec![0i64; edges.len()];
+    for v in values {
+        let i = edges.iter().rposition(|e| v >= e).unwrap_or(0);
+        counts[i] += 1;
+    }
+    edges
+        .iter()
+        .enumerate()
+        .map(|(i, lo)| {
+            let label = match edges.get(i + 1) {
+                Some(hi) => format!("{lo}-{hi}{unit}"),
+                None => format!("{lo}{unit}+"),
+            };
+            (label, counts[i])
+        })
+        .collect()
+}
+
+async fn read(lake: &Lake, table: Table, columns: &[&str]) -> Result<Vec<RecordBatch>> {
+    let t = lake.table(table).await?;
+    lake.read(&t, columns, None).await
+}
+
+/// Reads gold (and the silver/quarantine counts) into [`DashboardData`].
+pub async fn load(lake: &Lake) -> Result<DashboardData> {
+    let mut data = DashboardData { generated_at: Utc::now(), ..Default::default() };
+    for b in read(lake, Table::DailyMetrics, &[]).await? {
+        let i64s = |n: &str| b.column_by_name(n).map(|c| c.as_primitive::<Int64Type>().clone());
+        let f64s = |n: &str| b.column_by_name(n).map(|c| c.as_primitive::<Float64Type>().clone());
+        let (Some(date), Some(dau), Some(wau), Some(mau), Some(sessions), Some(events), Some(pv)) = (
+            b.column_by_name("date").map(|c| c.as_primitive::<Date32Type>().clone()),
+            i64s("dau"), i64s("wau"), i64s("mau"), i64s("sessions"), i64s("events"), i64s("page_views"),
+        ) else { continue };
+        let (Some(dur), Some(bounce), Some(conv)) =
+            (f64s("avg_session_duration_s"), f64s("bounce_rate"), f64s("conversion_rate"))
+        else { continue };
+        for i in 0..b.num_rows() {
+            data.days.push(Day {
+                date: from_days(date.value(i)),
+                dau: dau.value(i),
+                wau: wau.value(i),
+                mau: mau.value(i),
+                sessions: sessions.value(i),
+                events: events.value(i),
+                page_views: pv.value(i),
+                avg_session_duration_s: dur.value(i),
+                bounce_rate: bounce.value(i),
+                conversion_rate: conv.value(i),
+            });
+        }
+    }
+    data.days.sort_by_key(|d| d.date);
+
+    let mut steps: BTreeMap<i32, (String, i64)> = BTreeMap::new();
+    for b in read(lake, Table::FunnelDaily, &["step_index", "step", "users"]).await? {
+        let (idx, step, users) = (
+            b.column(0).as_primitive::<Int32Type>(),
+            b.column(1).as_string::<i32>(),
+            b.column(2).as_primitive::<Int64Type>(),
+        );
+        for i in 0..b.num_rows() {
+            let e = steps.entry(idx.value(i)).or_insert_with(|| (step.value(i).to_string(), 0));
+            e.1 += users.value(i);
+        }
+    }
+    let first = steps.values().next().map_or(0, |s| s.1);
+    let mut previous = first;
+    let ratio = |a: i64, b: i64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    for (idx, (step, users)) in steps {
+        data.funnel.push(FunnelStep {
+            step_index: idx,
+            step,
+            users,
+            conversion_from_start: ratio(users, first),
+            conversion_from_previous: ratio(users, previous),
+        });
+        previous = users;
+    }
+
+    let (mut pages, mut entries) = (HashMap::new(), HashMap::new());
+    for b in read(lake, Table::PageDaily, &["page_path", "page_views", "entries"]).await? {
+        let (path, views, entry) = (
+            b.column(0).as_string::<i32>(),
+            b.column(1).as_primitive::<Int64Type>(),
+            b.column(2).as_primitive::<Int64Type>(),
+        );
+        for i in 0..b.num_rows() {
+            *pages.entry(path.value(i).to_string()).or_default() += views.value(i);
+            *entries.entry(path.value(i).to_string()).or_default() += entry.value(i);
+        }
+    }
+    entries.retain(|_, n| *n > 0);
+    data.top_pages = top(pages);
+    data.entry_pages = top(entries);
+
+    let (mut durations, mut events) = (Vec::new(), Vec::new());
+    let (mut referrers, mut devices, mut countries) = (HashMap::new(), HashMap::new(), HashMap::new());
+    let columns = ["duration_s", "events", "referrer_host", "device_type", "country", "session_end"];
+    for b in read(lake, Table::Sessions, &columns).await? {
+        let dur = b.column(0).as_primitive::<Float64Type>();
+        let ev = b.column(1).as_primitive::<Int64Type>();
+        let end = b.column(5).as_primitive::<TimestampMicrosecondType>();
+        let label = |c: usize, i: usize, none: &str| {
+            let a = b.column(c).as_string::<i32>();
+            if a.is_valid(i) { a.value(i).to_string() } else { none.to_string() }
+        };
+        for i in 0..b.num_rows() {
+            durations.push(dur.value(i));
+            events.push(ev.value(i) as f64);
+            *referrers.entry(label(2, i, "(direct)")).or_default() += 1;
+            *devices.entry(label(3, i, "(unknown)")).or_default() += 1;
+            *countries.entry(label(4, i, "(unknown)")).or_default() += 1;
+            let t = DateTime::from_timestamp_micros(end.value(i));
+            data.latest_event_time = data.latest_event_time.max(t);
+        }
+    }
+    data.duration_histogram = histogram(&durations, &[0.0, 10.0, 30.0, 60.0, 180.0, 600.0, 1800.0, 3600.0], "s");
+    data.events_histogram = histogram(&events, &[1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0], "");
+    data.referrers = top(referrers);
+    data.devices = top(devices);
+    data.countries = top(countries);
+
+    data.silver_events = read(lake, Table::Silver, &["event_id"]).await?.iter().map(|b| b.num_rows() as i64).sum();
+    for b in read(lake, Table::Quarantine, &["reason"]).await? {
+        for r in b.column(0).as_string::<i32>().iter().flatten() {
+            *data.quarantined.entry(r.to_string()).or_default() += 1;
+        }
+    }
+    let silver = lake.table(Table::Silver).await?;
+    let mut history = silver.history(None);
+    while let Some(commit) = history.next().await {
+        if let Some(n) = commit.ok().and_then(|c| c.info.get("duplicates").and_then(|v| v.as_i64())) {
+            data.duplicates += n;
+        }
+    }
+    Ok(data)
+}
+
+impl DashboardData {
+    /// The day shown in the headline: `date`, or the latest.
+    pub fn headline(&self, date: Option<NaiveDate>) -> Option<(&Day, Option<&Day>)> {
+        let i = match date {
+            Some(d) => self.days.iter().position(|x| x.date == d)?,
+            None => self.days.len().checked_sub(1)?,
+        };
+        Some((&self.days[i], i.checked_sub(1).map(|p| &self.days[p])))
+    }
+}
+
+/// A headline figure: key, label, value on the day, value on the day before.
+fn tiles(day: &Day, prev: Option<&Day>) -> Vec<(&'static str, &'static str, f64, Option<f64>, Format)> {
+    let p = |f: fn(&Day) -> f64| prev.map(f);
+    vec![
+        ("dau", "Daily active users", day.dau as f64, p(|d| d.dau as f64), Format::Count),
+        ("sessions", "Sessions", day.sessions as f64, p(|d| d.sessions as f64), Format::Count),
+        ("page_views", "Page views", day.page_views as f64, p(|d| d.page_views as f64), Format::Count),
+        ("conversion_rate", "Conversion rate", day.conversion_rate, p(|d| d.conversion_rate), Format::Percent),
+        ("bounce_rate", "Bounce rate", day.bounce_rate, p(|d| d.bounce_rate), Format::Percent),
+        ("avg_session_duration_s", "Avg session", day.avg_session_duration_s, p(|d| d.avg_session_duration_s), Format::Seconds),
+    ]
+}
+
+#[derive(Clone, Copy)]
+enum Format {
+    Count,
+    Percent,
+    Seconds,
+}
+
+fn show(v: f64, f: Format) -> String {
+    match f {
+        Format::Count => format!("{v:.0}"),
+        Format::Percent => format!("{:.1}%", v * 100.0),
+        Format::Seconds => format!("{v:.0}s"),
+    }
+}
+
+fn change(v: f64, prev: Option<f64>) -> String {
+    match prev {
+        Some(p) if p != 0.0 => format!("{:+.1}%", (v - p) / p * 100.0),
+        Some(_) => "n/a".into(),
+        None => "first day".into(),
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+const WIDTH: u32 = 720;
+const HEIGHT: u32 = 300;
+
+/// An SVG line chart of several series over the days, scaled to its container.
+fn line_chart(title: &str, days: &[Day], series: &[(&str, fn(&Day) -> i64, RGBColor)]) -> String {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        let _ = root.fill(&WHITE);
+        let n = days.len().max(1) as i32;
+        let max = days.iter().flat_map(|d| series.iter().map(move |s| (s.1)(d))).max().unwrap_or(0).max(1);
+        let chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0..n.max(2) - 1, 0..max + max / 10 + 1);
+        if let Ok(mut chart) = chart {
+            let labels: Vec<String> = days.iter().map(|d| d.date.format("%m-%d").to_string()).collect();
+            let _ = chart
+                .configure_mesh()
+                .x_labels(8)
+                .x_label_formatter(&|x| labels.get(*x as usize).cloned().unwrap_or_default())
+                .draw();
+            for (name, f, color) in series {
+                let points: Vec<(i32, i64)> = days.iter().enumerate().map(|(i, d)| (i as i32, f(d))).collect();
+                if let Ok(s) = chart.draw_series(LineSeries::new(points, color.stroke_width(2))) {
+                    s.label(*name).legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2)));
+                }
+            }
+            let _ = chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw();
+        }
+        let _ = root.present();
+    }
+    responsive(svg)
+}
+
+/// An SVG bar chart of labelled counts.
+fn bar_chart(title: &str, bars: &[(String, i64)], color: RGBColor) -> String {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        let _ = root.fill(&WHITE);
+        let max = bars.iter().map(|b| b.1).max().unwrap_or(0).max(1);
+        let n = bars.len().max(1) as i32;
+        let chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .build_cartesian_2d((0..n).into_segmented(), 0..max + max / 10 + 1);
+        if let Ok(mut chart) = chart {
+            let _ = chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_labels(bars.len().max(1))
+                .x_label_formatter(&|x| match x {
+                    SegmentValue::CenterOf(i) => bars.get(*i as usize).map(|b| b.0.clone()).unwrap_or_default(),
+                    _ => String::new(),
+                })
+                .draw();
+            let _ = chart.draw_series(
+                Histogram::vertical(&chart)
+                    .style(color.filled())
+                    .margin(4)
+                    .data(bars.iter().enumerate().map(|(i, b)| (i as i32, b.1))),
+            );
+        }
+        let _ = root.present();
+    }
+    responsive(svg)
+}
+
+/// Lets an SVG of fixed size scale with its container (phones included).
+fn responsive(svg: String) -> String {
+    svg.replacen(&format!("width=\"{WIDTH}\" height=\"{HEIGHT}\""), "width=\"100%\" preserveAspectRatio=\"xMidYMid meet\"", 1)
+}
+
+fn figure(key: &str, svg: &str) -> String {
+    format!("<figure class=\"chart\" data-chart=\"{key}\">{svg}</figure>\n")
+}
+
+fn list_table(key: &str, title: &str, head: &str, rows: &[(String, i64)]) -> String {
+    let mut html = format!("<section class=\"list\"><h3>{title}</h3><table data-list=\"{key}\"><tr><th>{head}</th><th>count</th></tr>");
+    for (k, v) in rows {
+        let _ = write!(html, "<tr data-key=\"{}\" data-value=\"{v}\"><td>{}</td><td>{v}</td></tr>", escape(k), escape(k));
+    }
+    html.push_str("</table></section>\n");
+    html
+}
+
+/// The self-contained dashboard page.
+pub fn render_html(data: &DashboardData) -> String {
+    let mut body = String::new();
+    let range = match (data.days.first(), data.days.last()) {
+        (Some(a), Some(b)) => format!("{} to {}", a.date, b.date),
+        _ => "no data yet".to_string(),
+    };
+    let _ = write!(body, "<header><h1>Clickstream</h1><p class=\"range\" data-range=\"{range}\">{range}</p></header>\n");
+    match data.headline(None) {
+        Some((day, prev)) => {
+            let _ = write!(body, "<h2>Latest day: <span data-headline-date=\"{}\">{}</span></h2><div class=\"tiles\">", day.date, day.date);
+            for (key, label, v, p, f) in tiles(day, prev) {
+                let _ = write!(
+                    body,
+                    "<div class=\"tile\" data-metric=\"{key}\" data-value=\"{v}\"><div class=\"label\">{label}</div><div class=\"value\">{}</div><div class=\"change\">{} vs previous day</div></div>",
+                    show(v, f),
+                    change(v, p)
+                );
+            }
+            body.push_str("</div>\n");
+        }
+        None => body.push_str("<p class=\"empty\">Gold is empty: run the pipeline first.</p>\n"),
+    }
+    body.push_str("<div class=\"grid\">\n");
+    body += &figure(
+        "active_users",
+        &line_chart("Active users", &data.days, &[("DAU", |d| d.dau, BLUE), ("WAU", |d| d.wau, GREEN), ("MAU", |d| d.mau, RED)]),
+    );
+    body += &figure(
+        "traffic",
+        &line_chart("Sessions and page views", &data.days, &[("sessions", |d| d.sessions, BLUE), ("page views", |d| d.page_views, MAGENTA)]),
+    );
+    body += &figure("session_duration", &bar_chart("Session duration", &data.duration_histogram, BLUE));
+    body += &figure("events_per_session", &bar_chart("Events per session", &data.events_histogram, GREEN));
+    let funnel_bars: Vec<(String, i64)> = data.funnel.iter().map(|s| (s.step.clone(), s.users)).collect();
+    body += &figure("funnel", &bar_chart("Funnel (user-days per step)", &funnel_bars, RED));
+    body.push_str("</div>\n<section class=\"list\"><h3>Funnel</h3><table data-list=\"funnel\"><tr><th>step</th><th>users</th><th>from start</th><th>from previous</th></tr>");
+    for s in &data.funnel {
+        let _ = write!(
+            body,
+            "<tr data-key=\"{}\" data-value=\"{}\"><td>{}. {}</td><td>{}</td><td>{:.1}%</td><td>{:.1}%</td></tr>",
+            escape(&s.step), s.users, s.step_index, escape(&s.step), s.users, s.conversion_from_start * 100.0, s.conversion_from_previous * 100.0
+        );
+    }
+    body.push_str("</table></section>\n<div class=\"lists\">\n");
+    body += &list_table("top_pages", "Top pages", "page", &data.top_pages);
+    body += &list_table("entry_pages", "Entry pages", "page", &data.entry_pages);
+    body += &list_table("referrers", "Referrers", "host", &data.referrers);
+    body += &list_table("devices", "Devices", "device", &data.devices);
+    body += &list_table("countries", "Countries", "country", &data.countries);
+    body.push_str("</div>\n");
+    let latest = data.latest_event_time.map_or("none".to_string(), |t| t.to_rfc3339());
+    let _ = write!(
+        body,
+        "<footer><p>Latest event: <span data-freshness=\"latest_event\">{latest}</span>. Exported: <span data-freshness=\"exported\">{}</span>.</p><p>Reconciliation: silver <span data-count=\"silver\">{}</span>, duplicates <span data-count=\"duplicates\">{}</span>, quarantined",
+        data.generated_at.to_rfc3339(),
+        data.silver_events,
+        data.duplicates
+    );
+    for (reason, n) in &data.quarantined {
+        let _ = write!(body, " <span data-quarantined=\"{reason}\">{reason} {n}</span>");
+    }
+    body.push_str("</p></footer>\n");
+    format!("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Clickstream dashboard</title><style>{CSS}</style></head><body>\n{body}</body></html>\n")
+}
+
+const CSS: &str = "body{font-family:system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:12px;color:#222;background:#f6f7f9}\
+h1{margin:0}header{display:flex;justify-content:space-between;align-items:baseline;flex-wrap:wrap}\
+.tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(160px,1fr));gap:10px}\
+.tile{background:#fff;border-radius:8px;padding:10px;box-shadow:0 1px 2px #0002}.tile .value{font-size:1.6em;font-weight:600}\
+.tile .label,.tile .change{color:#666;font-size:.85em}\
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:10px;margin-top:12px}\
+figure.chart{margin:0;background:#fff;border-radius:8px;padding:6px;box-shadow:0 1px 2px #0002}\
+.lists{display:grid;grid-template-columns:repeat(auto-fit,minmax(220px,1fr));gap:10px}\
+table{border-collapse:collapse;width:100%;background:#fff}td,th{text-align:left;padding:3px 6px;border-bottom:1px solid #eee;font-size:.9em}\
+footer{color:#555;font-size:.85em;margin-top:16px}";
+
+/// The same figures as aligned text for a terminal.
+pub fn render_report(data: &DashboardData, date: Option<NaiveDate>) -> String {
+    let mut out = String::new();
+    match data.headline(date) {
+        Some((day, prev)) => {
+            let _ = writeln!(out, "Clickstream report for {}", day.date);
+            let _ = writeln!(out, "{:<22} {:>12} {:>14}", "metric", "value", "vs previous");
+            for (key, _, v, p, f) in tiles(day, prev) {
+                let _ = writeln!(out, "{:<22} {:>12} {:>14}", key, show(v, f), change(v, p));
+            }
+            let _ = writeln!(out, "{:<22} {:>12}", "wau", day.wau);
+            let _ = writeln!(out, "{:<22} {:>12}", "mau", day.mau);
+        }
+        None => {
+            let _ = writeln!(out, "No gold data{}.", date.map(|d| format!(" for {d}")).unwrap_or_default());
+        }
+    }
+    let mut list = |title: &str, rows: &[(String, i64)]| {
+        let _ = writeln!(out, "\n{title}");
+        for (k, v) in rows {
+            let _ = writeln!(out, "  {k:<40} {v:>10}");
+        }
+    };
+    list("Top pages (page views)", &data.top_pages);
+    list("Entry pages (sessions)", &data.entry_pages);
+    list("Referrers (sessions)", &data.referrers);
+    list("Devices (sessions)", &data.devices);
+    list("Countries (sessions)", &data.countries);
+    let _ = writeln!(out, "\nFunnel (user-days)");
+    for s in &data.funnel {
+        let _ = writeln!(out, "  {:<40} {:>10} {:>7.1}% {:>7.1}%", format!("{}. {}", s.step_index, s.step), s.users, s.conversion_from_start * 100.0, s.conversion_from_previous * 100.0);
+    }
+    out
+}

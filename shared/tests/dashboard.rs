@@ -1,0 +1,162 @@
+//! The dashboard and the report show what gold holds: figures are parsed back out of the HTML
+//! and the text and compared with the gold tables. Empty, one-day and gappy lakes all render.
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::{Date32Type, Int64Type};
+use chrono::{Duration, Utc};
+use clickstream::dashboard::{load, render_html, render_report};
+use clickstream::functions::{self, BronzeTrigger, commit_event, parse_funnel};
+use clickstream::lake::{Lake, Table};
+use clickstream::trigger::{KafkaMessage, kafka_event};
+use serde_json::json;
+
+fn event(id: &str, user: &str, at: chrono::DateTime<Utc>, kind: &str, path: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "event_id": id, "event_type": kind, "event_time": at.to_rfc3339(), "anonymous_id": user,
+        "page_url": format!("https://s.example{path}"), "device_type": "mobile", "country": "DE",
+        "referrer": "https://www.google.com/",
+    }))
+    .unwrap()
+}
+
+async fn lake_with(events: Vec<Vec<u8>>) -> (tempfile::TempDir, Lake) {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    if events.is_empty() {
+        return (dir, lake);
+    }
+    let messages: Vec<KafkaMessage> = events
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| KafkaMessage { partition: 0, offset: i as i64, timestamp_ms: 0, key: None, value: Some(v) })
+        .collect();
+    let trigger = BronzeTrigger::Kafka(kafka_event("t:9092", "t", &messages));
+    let bronze = functions::bronze_writer(&lake, &trigger).await.unwrap();
+    let silver = functions::silver_transformer(&lake, &commit_event(&lake, Table::Bronze, bronze[0].version.unwrap())).await.unwrap();
+    functions::gold_transformer(&lake, &commit_event(&lake, Table::Silver, silver[0].silver_version.unwrap()), &parse_funnel(None))
+        .await
+        .unwrap();
+    (dir, lake)
+}
+
+/// `data-NAME="VALUE"` attributes of the elements that carry `marker`.
+fn attrs(html: &str, marker: &str, name: &str) -> Vec<String> {
+    html.split(marker)
+        .skip(1)
+        .filter_map(|rest| {
+            let tag = &rest[..rest.find('>').unwrap_or(rest.len())];
+            let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
+            Some(tag[start..start + tag[start..].find('"')?].to_string())
+        })
+        .collect()
+}
+
+fn tile(html: &str, metric: &str) -> f64 {
+    let marker = format!("data-metric=\"{metric}\"");
+    attrs(html, &marker, "data-value")[0].parse().unwrap()
+}
+
+async fn gold_rows(lake: &Lake, table: Table) -> Vec<RecordBatch> {
+    let t = lake.table(table).await.unwrap();
+    lake.read(&t, &[], None).await.unwrap()
+}
+
+#[tokio::test]
+async fn empty_lake_renders() {
+    let (_dir, lake) = lake_with(vec![]).await;
+    let data = load(&lake).await.unwrap();
+    let html = render_html(&data);
+    assert!(html.contains("Gold is empty"));
+    assert_eq!(attrs(&html, "<figure class=\"chart\"", "data-chart").len(), 5);
+    assert!(render_report(&data, None).contains("No gold data"));
+}
+
+#[tokio::test]
+async fn figures_equal_gold_with_a_gap_of_missing_days() {
+    let today = Utc::now() - Duration::hours(2);
+    let early = today - Duration::days(4);
+    let mut events = Vec::new();
+    for (i, (user, kind, path)) in [("a", "page_view", "/"), ("a", "view_product", "/p/1"), ("b", "page_view", "/p/1"), ("c", "page_view", "/")].iter().enumerate() {
+        events.push(event(&format!("e{i}"), user, early + Duration::minutes(i as i64), kind, path));
+    }
+    for (i, (user, kind, path)) in [("a", "page_view", "/p/2"), ("d", "page_view", "/p/2"), ("d", "purchase", "/done"), ("d", "page_view", "/")].iter().enumerate() {
+        events.push(event(&format!("t{i}"), user, today + Duration::minutes(i as i64), kind, path));
+    }
+    events.push(b"not json".to_vec());
+    events.push(event("t0", "a", today, "page_view", "/p/2"));
+    let (_dir, lake) = lake_with(events).await;
+    let data = load(&lake).await.unwrap();
+    let html = render_html(&data);
+
+    // Headline tiles = the latest gold/daily_metrics row.
+    let daily = gold_rows(&lake, Table::DailyMetrics).await;
+    let mut rows: Vec<(i32, i64, i64, i64)> = Vec::new();
+    for b in &daily {
+        let d = b.column_by_name("date").unwrap().as_primitive::<Date32Type>();
+        let col = |n: &str| b.column_by_name(n).unwrap().as_primitive::<Int64Type>().clone();
+        let (dau, sessions, pv) = (col("dau"), col("sessions"), col("page_views"));
+        for i in 0..b.num_rows() {
+            rows.push((d.value(i), dau.value(i), sessions.value(i), pv.value(i)));
+        }
+    }
+    rows.sort();
+    assert_eq!(rows.len(), 2, "two days with a gap between them");
+    let latest = rows.last().unwrap();
+    assert_eq!(tile(&html, "dau"), latest.1 as f64);
+    assert_eq!(tile(&html, "sessions"), latest.2 as f64);
+    assert_eq!(tile(&html, "page_views"), latest.3 as f64);
+    assert_eq!(tile(&html, "dau"), 2.0);
+
+    // Top pages = page views summed over gold/page_daily.
+    let mut pages = std::collections::BTreeMap::new();
+    for b in gold_rows(&lake, Table::PageDaily).await {
+        let p = b.column_by_name("page_path").unwrap().as_string::<i32>();
+        let v = b.column_by_name("page_views").unwrap().as_primitive::<Int64Type>();
+        for i in 0..b.num_rows() {
+            *pages.entry(p.value(i).to_string()).or_insert(0i64) += v.value(i);
+        }
+    }
+    let page_rows: Vec<(String, String)> = html
+        .split("data-list=\"top_pages\"")
+        .nth(1)
+        .unwrap()
+        .split("</table>")
+        .next()
+        .unwrap()
+        .split("<tr data-key=\"")
+        .skip(1)
+        .map(|r| {
+            let key = r[..r.find('"').unwrap()].to_string();
+            let value = attrs(&format!("<x data-key=\"{r}"), "<x", "data-value")[0].clone();
+            (key, value)
+        })
+        .collect();
+    assert_eq!(page_rows.len(), pages.len());
+    for (k, v) in &page_rows {
+        assert_eq!(pages[k].to_string(), *v, "page {k}");
+    }
+    // Reconciliation counts.
+    assert!(html.contains("<span data-count=\"silver\">8</span>"), "8 valid events");
+    assert!(html.contains("<span data-count=\"duplicates\">1</span>"));
+    assert!(html.contains("data-quarantined=\"not_json\""));
+    // Every chart has drawn something.
+    for chart in ["active_users", "traffic", "session_duration", "events_per_session", "funnel"] {
+        let svg = html.split(&format!("data-chart=\"{chart}\"")).nth(1).unwrap().split("</figure>").next().unwrap();
+        assert!(svg.contains("<svg") && (svg.contains("<polyline") || svg.contains("<rect")), "{chart} is empty");
+    }
+    // The report shows the same headline.
+    let report = render_report(&data, None);
+    let dau_line = report.lines().find(|l| l.starts_with("dau ")).unwrap();
+    assert_eq!(dau_line.split_whitespace().nth(1).unwrap(), latest.1.to_string());
+    let earlier = chrono::NaiveDate::from_num_days_from_ce_opt(0).unwrap();
+    assert!(render_report(&data, Some(earlier)).contains("No gold data"));
+}
+
+#[tokio::test]
+async fn one_day_lake_renders() {
+    let t = Utc::now() - Duration::hours(3);
+    let (_dir, lake) = lake_with(vec![event("x", "u", t, "page_view", "/")]).await;
+    let html = render_html(&load(&lake).await.unwrap());
+    assert_eq!(tile(&html, "dau"), 1.0);
+    assert!(html.contains("first day"));
+}
