@@ -16,8 +16,10 @@ pub fn blocks(dir: &Path) -> Vec<Block> {
     files
         .iter()
         .flat_map(|f| {
-            let text = std::fs::read_to_string(f).unwrap_or_else(|e| panic!("reading {}: {e}", f.display()));
-            let body: Body = hcl::parse(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", f.display()));
+            let text = std::fs::read_to_string(f)
+                .unwrap_or_else(|e| panic!("reading {}: {e}", f.display()));
+            let body: Body =
+                hcl::parse(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", f.display()));
             body.into_blocks().collect::<Vec<_>>()
         })
         .collect()
@@ -63,7 +65,10 @@ pub fn string(expr: &Expression) -> Option<String> {
 /// The keys of an object expression.
 pub fn object_keys(expr: &Expression) -> Vec<String> {
     match expr {
-        Expression::Object(o) => o.keys().map(|k| k.to_string().trim_matches('"').to_string()).collect(),
+        Expression::Object(o) => o
+            .keys()
+            .map(|k| k.to_string().trim_matches('"').to_string())
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -71,9 +76,10 @@ pub fn object_keys(expr: &Expression) -> Vec<String> {
 /// The value under `key` in an object expression.
 pub fn object_get<'a>(expr: &'a Expression, key: &str) -> Option<&'a Expression> {
     match expr {
-        Expression::Object(o) => {
-            o.iter().find(|(k, _)| k.to_string().trim_matches('"') == key).map(|(_, v)| v)
-        }
+        Expression::Object(o) => o
+            .iter()
+            .find(|(k, _)| k.to_string().trim_matches('"') == key)
+            .map(|(_, v)| v),
         _ => None,
     }
 }

@@ -39,7 +39,8 @@ pub async fn table_open(commits: usize) -> Result<()> {
             .write(vec![batch])
             .with_save_mode(SaveMode::Append)
             .with_commit_properties(
-                commit_properties("bench", i as i64, serde_json::json!({})).with_create_checkpoint(false),
+                commit_properties("bench", i as i64, serde_json::json!({}))
+                    .with_create_checkpoint(false),
             )
             .await?;
         bar.inc(1);
@@ -47,16 +48,38 @@ pub async fn table_open(commits: usize) -> Result<()> {
     bar.finish_and_clear();
     let write_time = started.elapsed();
     let before = open_time(&lake, Table::Bronze).await?;
-    let files_before = lake.table(Table::Bronze).await?.snapshot()?.log_data().num_files();
+    let files_before = lake
+        .table(Table::Bronze)
+        .await?
+        .snapshot()?
+        .log_data()
+        .num_files();
     let started = Instant::now();
     maintain(&lake, chrono::Duration::zero()).await?;
     let maintain_time = started.elapsed();
     let after = open_time(&lake, Table::Bronze).await?;
-    let files_after = lake.table(Table::Bronze).await?.snapshot()?.log_data().num_files();
-    println!("bronze/events with {commits} commits (written in {:.1}s, no checkpoints):", write_time.as_secs_f64());
-    println!("  open before maintenance: {:>8.1} ms  ({files_before} data files)", before.as_secs_f64() * 1e3);
-    println!("  maintenance:             {:>8.1} ms  (OPTIMIZE + checkpoint + VACUUM, all tables)", maintain_time.as_secs_f64() * 1e3);
-    println!("  open after maintenance:  {:>8.1} ms  ({files_after} data files)", after.as_secs_f64() * 1e3);
+    let files_after = lake
+        .table(Table::Bronze)
+        .await?
+        .snapshot()?
+        .log_data()
+        .num_files();
+    println!(
+        "bronze/events with {commits} commits (written in {:.1}s, no checkpoints):",
+        write_time.as_secs_f64()
+    );
+    println!(
+        "  open before maintenance: {:>8.1} ms  ({files_before} data files)",
+        before.as_secs_f64() * 1e3
+    );
+    println!(
+        "  maintenance:             {:>8.1} ms  (OPTIMIZE + checkpoint + VACUUM, all tables)",
+        maintain_time.as_secs_f64() * 1e3
+    );
+    println!(
+        "  open after maintenance:  {:>8.1} ms  ({files_after} data files)",
+        after.as_secs_f64() * 1e3
+    );
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }

@@ -13,7 +13,10 @@ use clickstream::trigger::{self, KafkaMessage};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::summary;
-use crate::{DashboardArgs, DemoArgs, GenerateArgs, GeneratorArgs, IngestArgs, LakeArgs, MaintainArgs, ReportArgs};
+use crate::{
+    DashboardArgs, DemoArgs, GenerateArgs, GeneratorArgs, IngestArgs, LakeArgs, MaintainArgs,
+    ReportArgs,
+};
 
 /// Topic name used in the Kafka batches of the demo.
 const DEMO_TOPIC: &str = "clickstream-events";
@@ -21,7 +24,11 @@ const DEMO_TOPIC: &str = "clickstream-events";
 const DEMO_PARTITIONS: i32 = 3;
 
 fn generator_config(events: usize, g: &GeneratorArgs) -> Result<GeneratorConfig> {
-    for (name, rate) in [("duplicate", g.duplicate_rate), ("invalid", g.invalid_rate), ("late", g.late_rate)] {
+    for (name, rate) in [
+        ("duplicate", g.duplicate_rate),
+        ("invalid", g.invalid_rate),
+        ("late", g.late_rate),
+    ] {
         if !(0.0..=1.0).contains(&rate) {
             bail!("--{name}-rate must be between 0 and 1, got {rate}");
         }
@@ -29,7 +36,9 @@ fn generator_config(events: usize, g: &GeneratorArgs) -> Result<GeneratorConfig>
     let mut cfg = GeneratorConfig::new(events);
     cfg.seed = g.seed;
     cfg.days = g.days.max(1);
-    cfg.start = g.start.unwrap_or_else(|| chrono::Utc::now().date_naive() - chrono::Duration::days(cfg.days as i64));
+    cfg.start = g.start.unwrap_or_else(|| {
+        chrono::Utc::now().date_naive() - chrono::Duration::days(cfg.days as i64)
+    });
     cfg.duplicate_rate = g.duplicate_rate;
     cfg.invalid_rate = g.invalid_rate;
     cfg.late_rate = g.late_rate;
@@ -39,10 +48,8 @@ fn generator_config(events: usize, g: &GeneratorArgs) -> Result<GeneratorConfig>
 fn bar(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_message(what.to_string());
     bar.enable_steady_tick(Duration::from_millis(120));
@@ -67,7 +74,8 @@ fn track(pipeline: &Pipeline, bar: &ProgressBar) -> tokio::task::JoinHandle<()> 
 
 pub async fn demo(args: DemoArgs) -> Result<()> {
     let cfg = generator_config(args.events, &args.generator)?;
-    let lake = Lake::open(&args.lake.lake).with_context(|| format!("opening lake {}", args.lake.lake))?;
+    let lake =
+        Lake::open(&args.lake.lake).with_context(|| format!("opening lake {}", args.lake.lake))?;
     let started = Instant::now();
     let pipeline = Pipeline::start(lake.clone(), parse_funnel(args.funnel.as_deref()));
     let bar = bar(args.events as u64, "starting");
@@ -82,7 +90,13 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
         for (i, value) in generator.by_ref().take(args.batch_size as usize) {
             let partition = (i % DEMO_PARTITIONS as usize) as i32;
             let offset = &mut offsets[partition as usize];
-            messages.push(KafkaMessage { partition, offset: *offset, timestamp_ms: now_ms, key: None, value: Some(value) });
+            messages.push(KafkaMessage {
+                partition,
+                offset: *offset,
+                timestamp_ms: now_ms,
+                key: None,
+                value: Some(value),
+            });
             *offset += 1;
         }
         let event = trigger::kafka_event("embedded:9092", DEMO_TOPIC, &messages);
@@ -91,11 +105,20 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
     let totals = pipeline.finish().await?;
     let pipeline_time = started.elapsed();
     bar.set_message("exporting");
-    let export = functions::exporter(&lake, &functions::scheduled_event(chrono::Utc::now())).await?;
+    let export =
+        functions::exporter(&lake, &functions::scheduled_event(chrono::Utc::now())).await?;
     ticker.abort();
     bar.finish_and_clear();
     let wall = started.elapsed();
-    summary::print(&lake, &totals, Some(&export), pipeline_time, wall, args.json).await
+    summary::print(
+        &lake,
+        &totals,
+        Some(&export),
+        pipeline_time,
+        wall,
+        args.json,
+    )
+    .await
 }
 
 pub fn generate(args: GenerateArgs) -> Result<()> {
@@ -103,7 +126,8 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
     let out: Box<dyn Write> = match &args.output {
         Some(path) => {
             let file = std::io::BufWriter::new(
-                std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+                std::fs::File::create(path)
+                    .with_context(|| format!("creating {}", path.display()))?,
             );
             if path.extension().is_some_and(|e| e == "gz") {
                 Box::new(flate2_writer(file))
@@ -113,7 +137,10 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
         }
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    let bar = args.output.as_ref().map(|_| bar(args.events as u64, "records"));
+    let bar = args
+        .output
+        .as_ref()
+        .map(|_| bar(args.events as u64, "records"));
     let mut out = out;
     for (i, line) in Generator::new(cfg).enumerate() {
         out.write_all(&line)?;
@@ -138,7 +165,8 @@ fn flate2_writer<W: Write>(w: W) -> impl Write {
 }
 
 pub async fn ingest(args: IngestArgs) -> Result<()> {
-    let lake = Lake::open(&args.lake.lake).with_context(|| format!("opening lake {}", args.lake.lake))?;
+    let lake =
+        Lake::open(&args.lake.lake).with_context(|| format!("opening lake {}", args.lake.lake))?;
     let started = Instant::now();
     let pipeline = Pipeline::start(lake.clone(), parse_funnel(args.funnel.as_deref()));
     let bar = bar(args.files.len() as u64, "files");
@@ -157,7 +185,8 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
 
 pub async fn export(args: LakeArgs) -> Result<()> {
     let lake = Lake::open(&args.lake).with_context(|| format!("opening lake {}", args.lake))?;
-    let outcome = functions::exporter(&lake, &functions::scheduled_event(chrono::Utc::now())).await?;
+    let outcome =
+        functions::exporter(&lake, &functions::scheduled_event(chrono::Utc::now())).await?;
     for (table, rows) in &outcome.rows {
         println!("{table:>14}: {rows} rows");
     }
@@ -168,20 +197,32 @@ pub async fn export(args: LakeArgs) -> Result<()> {
 }
 
 pub async fn maintain(args: MaintainArgs) -> Result<()> {
-    let lake = Lake::open(&args.lake.lake).with_context(|| format!("opening lake {}", args.lake.lake))?;
+    let lake =
+        Lake::open(&args.lake.lake).with_context(|| format!("opening lake {}", args.lake.lake))?;
     let report =
-        clickstream::maintenance::maintain(&lake, chrono::Duration::hours(args.retention_hours)).await?;
-    println!("{:<20} {:>12} {:>11} {:>8} {:>9}", "table", "files before", "files after", "version", "vacuumed");
+        clickstream::maintenance::maintain(&lake, chrono::Duration::hours(args.retention_hours))
+            .await?;
+    println!(
+        "{:<20} {:>12} {:>11} {:>8} {:>9}",
+        "table", "files before", "files after", "version", "vacuumed"
+    );
     for t in report {
-        println!("{:<20} {:>12} {:>11} {:>8} {:>9}", t.table, t.files_before, t.files_after, t.version, t.vacuumed);
+        println!(
+            "{:<20} {:>12} {:>11} {:>8} {:>9}",
+            t.table, t.files_before, t.files_after, t.version, t.vacuumed
+        );
     }
     Ok(())
 }
 
 pub async fn report(args: ReportArgs) -> Result<()> {
-    let lake = Lake::open(&args.lake.lake).with_context(|| format!("opening lake {}", args.lake.lake))?;
+    let lake =
+        Lake::open(&args.lake.lake).with_context(|| format!("opening lake {}", args.lake.lake))?;
     let data = clickstream::dashboard::load(&lake).await?;
-    print!("{}", clickstream::dashboard::render_report(&data, args.date));
+    print!(
+        "{}",
+        clickstream::dashboard::render_report(&data, args.date)
+    );
     if let Some(date) = args.date {
         if data.headline(Some(date)).is_none() {
             bail!("gold has no figures for {date}");
@@ -191,12 +232,17 @@ pub async fn report(args: ReportArgs) -> Result<()> {
 }
 
 pub async fn dashboard(args: DashboardArgs) -> Result<()> {
-    let lake = Lake::open(&args.lake.lake).with_context(|| format!("opening lake {}", args.lake.lake))?;
+    let lake =
+        Lake::open(&args.lake.lake).with_context(|| format!("opening lake {}", args.lake.lake))?;
     let key = clickstream::export::write_dashboard(&lake).await?;
     let url = lake.url(&key)?;
     println!("wrote {url}");
     if args.open {
-        let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+        let opener = if cfg!(target_os = "macos") {
+            "open"
+        } else {
+            "xdg-open"
+        };
         std::process::Command::new(opener)
             .arg(url.as_str())
             .status()

@@ -36,11 +36,21 @@ async fn headline(lake: &Lake) -> Result<Headline> {
     for b in &batches {
         let col = |n: &str| b.column_by_name(n).cloned();
         let (Some(date), Some(dau), Some(wau), Some(mau), Some(sessions), Some(events), Some(pv)) = (
-            col("date"), col("dau"), col("wau"), col("mau"), col("sessions"), col("events"), col("page_views"),
+            col("date"),
+            col("dau"),
+            col("wau"),
+            col("mau"),
+            col("sessions"),
+            col("events"),
+            col("page_views"),
         ) else {
             continue;
         };
-        let (Some(conv), Some(bounce), Some(dur)) = (col("conversion_rate"), col("bounce_rate"), col("avg_session_duration_s")) else {
+        let (Some(conv), Some(bounce), Some(dur)) = (
+            col("conversion_rate"),
+            col("bounce_rate"),
+            col("avg_session_duration_s"),
+        ) else {
             continue;
         };
         let i64s = |a: &arrow::array::ArrayRef| a.as_primitive::<Int64Type>().clone();
@@ -68,7 +78,11 @@ async fn headline(lake: &Lake) -> Result<Headline> {
 }
 
 fn rate(n: usize, secs: f64) -> String {
-    if secs <= 0.0 { "-".into() } else { format!("{:.0} records/s", n as f64 / secs) }
+    if secs <= 0.0 {
+        "-".into()
+    } else {
+        format!("{:.0} records/s", n as f64 / secs)
+    }
 }
 
 /// Peak resident set size of this process (Linux `VmHWM`), in MiB.
@@ -90,7 +104,8 @@ pub async fn print(
 ) -> Result<()> {
     let h = headline(lake).await?;
     let accounted = totals.valid + totals.quarantined + totals.duplicates;
-    let reconciled = accounted == totals.silver_input && totals.silver_input == totals.bronze_written;
+    let reconciled =
+        accounted == totals.silver_input && totals.silver_input == totals.bronze_written;
     if as_json {
         println!(
             "{}",
@@ -132,10 +147,20 @@ pub async fn print(
         rate(totals.silver_input, totals.silver_seconds),
         totals.silver_seconds
     );
-    let reasons: Vec<String> =
-        totals.quarantined_by_reason.iter().map(|(r, n)| format!("{r} {n}")).collect();
-    println!("  quarant. {:>10}  ({})", totals.quarantined, reasons.join(", "));
-    println!("  dupes    {:>10}  event_id already in silver", totals.duplicates);
+    let reasons: Vec<String> = totals
+        .quarantined_by_reason
+        .iter()
+        .map(|(r, n)| format!("{r} {n}"))
+        .collect();
+    println!(
+        "  quarant. {:>10}  ({})",
+        totals.quarantined,
+        reasons.join(", ")
+    );
+    println!(
+        "  dupes    {:>10}  event_id already in silver",
+        totals.duplicates
+    );
     println!(
         "  gold     {:>10}  invocations ({} found gold up to date); {} in {:.2}s",
         totals.gold_invocations,
@@ -144,8 +169,16 @@ pub async fn print(
         totals.gold_seconds
     );
     if let Some(export) = export {
-        let rows: Vec<String> = export.rows.iter().map(|(t, n)| format!("{t} {n}")).collect();
-        println!("  export   {:>10}  gold rows ({})", export.rows.values().sum::<usize>(), rows.join(", "));
+        let rows: Vec<String> = export
+            .rows
+            .iter()
+            .map(|(t, n)| format!("{t} {n}"))
+            .collect();
+        println!(
+            "  export   {:>10}  gold rows ({})",
+            export.rows.values().sum::<usize>(),
+            rows.join(", ")
+        );
     }
     println!();
     println!(
@@ -158,7 +191,10 @@ pub async fn print(
     );
     println!();
     if let Some(date) = h.date {
-        println!("Gold ({} days, {} sessions, {} events); latest day {date}:", h.dates, h.total_sessions, h.total_events);
+        println!(
+            "Gold ({} days, {} sessions, {} events); latest day {date}:",
+            h.dates, h.total_sessions, h.total_events
+        );
         println!(
             "  DAU {}  WAU {}  MAU {}  sessions {}  page views {}",
             h.dau, h.wau, h.mau, h.sessions, h.page_views

@@ -8,11 +8,29 @@ use clickstream::lake::{Lake, Table, conform};
 
 fn demo(lake_dir: &std::path::Path, events: usize) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_clickstream"))
-        .args(["demo", "--json", "--days", "4", "--batch-size", "700", "--late-rate", "0.03"])
-        .args(["--events", &events.to_string(), "--lake", lake_dir.to_str().unwrap()])
+        .args([
+            "demo",
+            "--json",
+            "--days",
+            "4",
+            "--batch-size",
+            "700",
+            "--late-rate",
+            "0.03",
+        ])
+        .args([
+            "--events",
+            &events.to_string(),
+            "--lake",
+            lake_dir.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "demo failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "demo failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -64,7 +82,8 @@ CREATE TEMP TABLE expected_funnel AS
 "#;
 
 fn scalar(db: &duckdb::Connection, sql: &str) -> i64 {
-    db.query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    db.query_row(sql, [], |r| r.get(0))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,10 +94,16 @@ async fn demo_reconciles_and_gold_matches_sql_from_scratch() {
     let t = &summary["totals"];
     assert_eq!(summary["reconciled"], true);
     assert_eq!(t["received"], 5_000);
-    let (valid, quarantined, dups) =
-        (t["valid"].as_i64().unwrap(), t["quarantined"].as_i64().unwrap(), t["duplicates"].as_i64().unwrap());
+    let (valid, quarantined, dups) = (
+        t["valid"].as_i64().unwrap(),
+        t["quarantined"].as_i64().unwrap(),
+        t["duplicates"].as_i64().unwrap(),
+    );
     assert_eq!(valid + quarantined + dups, 5_000);
-    assert!(quarantined > 0 && dups > 0, "the generator injects both: {t}");
+    assert!(
+        quarantined > 0 && dups > 0,
+        "the generator injects both: {t}"
+    );
 
     let lake = Lake::open(lake_dir.to_str().unwrap()).unwrap();
     let db = duckdb::Connection::open_in_memory().unwrap();
@@ -94,19 +119,30 @@ async fn demo_reconciles_and_gold_matches_sql_from_scratch() {
         write_duckdb_table(&db, table.name(), &table.schema(), &batches).unwrap();
     }
     assert_eq!(scalar(&db, "SELECT count(*) FROM events"), valid);
-    assert_eq!(scalar(&db, "SELECT count(DISTINCT event_id) FROM events"), valid);
+    assert_eq!(
+        scalar(&db, "SELECT count(DISTINCT event_id) FROM events"),
+        valid
+    );
     assert_eq!(scalar(&db, "SELECT count(*) FROM quarantine"), quarantined);
 
-    db.execute_batch("ALTER TABLE events RENAME TO silver;").unwrap();
+    db.execute_batch("ALTER TABLE events RENAME TO silver;")
+        .unwrap();
     db.execute_batch(FROM_SCRATCH).unwrap();
     assert!(
         scalar(&db, "SELECT count(*) FROM s WHERE duration_s > 86400") == 0,
         "the SQL has no 24-hour cap, so the data must not need one"
     );
     let export = lake_dir.join("exports/clickstream.duckdb");
-    db.execute_batch(&format!("ATTACH '{}' AS gold (READ_ONLY);", export.display())).unwrap();
+    db.execute_batch(&format!(
+        "ATTACH '{}' AS gold (READ_ONLY);",
+        export.display()
+    ))
+    .unwrap();
 
-    assert_eq!(scalar(&db, "SELECT count(*) FROM gold.sessions"), scalar(&db, "SELECT count(*) FROM s"));
+    assert_eq!(
+        scalar(&db, "SELECT count(*) FROM gold.sessions"),
+        scalar(&db, "SELECT count(*) FROM s")
+    );
     let daily_diff = scalar(
         &db,
         "SELECT count(*) FROM (
@@ -124,7 +160,10 @@ async fn demo_reconciles_and_gold_matches_sql_from_scratch() {
                    round(avg_session_duration_s, 6), round(bounce_rate, 9), round(conversion_rate, 9)
               FROM gold.daily_metrics))",
     );
-    assert_eq!(daily_diff, 0, "gold.daily_metrics differs from SQL over silver");
+    assert_eq!(
+        daily_diff, 0,
+        "gold.daily_metrics differs from SQL over silver"
+    );
     assert!(scalar(&db, "SELECT count(*) FROM gold.daily_metrics") >= 4);
     let funnel_diff = scalar(
         &db,
@@ -135,10 +174,24 @@ async fn demo_reconciles_and_gold_matches_sql_from_scratch() {
            (SELECT date, step_index, users FROM expected_funnel
             EXCEPT SELECT date, step_index, users FROM gold.funnel_daily))",
     );
-    assert_eq!(funnel_diff, 0, "gold.funnel_daily differs from SQL over silver");
-    assert!(scalar(&db, "SELECT count(*) FROM gold.funnel_daily WHERE step_index = 4 AND users > 0") > 0);
+    assert_eq!(
+        funnel_diff, 0,
+        "gold.funnel_daily differs from SQL over silver"
+    );
+    assert!(
+        scalar(
+            &db,
+            "SELECT count(*) FROM gold.funnel_daily WHERE step_index = 4 AND users > 0"
+        ) > 0
+    );
     let page_views = scalar(&db, "SELECT sum(page_views) FROM gold.page_daily");
-    assert_eq!(page_views, scalar(&db, "SELECT count(*) FROM silver WHERE event_type = 'page_view'"));
+    assert_eq!(
+        page_views,
+        scalar(
+            &db,
+            "SELECT count(*) FROM silver WHERE event_type = 'page_view'"
+        )
+    );
 
     for table in ["sessions", "daily_metrics", "funnel_daily", "page_daily"] {
         let csv = std::fs::read_to_string(lake_dir.join(format!("exports/{table}.csv"))).unwrap();
@@ -154,16 +207,38 @@ fn ingest_lands_files_and_reaches_gold() {
     let lake_dir = dir.path().join("lake");
     let file = dir.path().join("batch one.jsonl.gz");
     let generated = Command::new(env!("CARGO_BIN_EXE_clickstream"))
-        .args(["generate", "--events", "800", "--days", "2", "--output", file.to_str().unwrap()])
+        .args([
+            "generate",
+            "--events",
+            "800",
+            "--days",
+            "2",
+            "--output",
+            file.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
-    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    assert!(
+        generated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&generated.stderr)
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_clickstream"))
-        .args(["ingest", "--lake", lake_dir.to_str().unwrap(), file.to_str().unwrap()])
+        .args([
+            "ingest",
+            "--lake",
+            lake_dir.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}\n{}", stdout, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("-> OK"), "{stdout}");
     assert!(lake_dir.join("landing/batch one.jsonl.gz").exists());
     assert!(stdout.contains("input 800 ="), "{stdout}");
@@ -171,7 +246,12 @@ fn ingest_lands_files_and_reaches_gold() {
     let bad = dir.path().join("notes.txt");
     std::fs::write(&bad, "x").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_clickstream"))
-        .args(["ingest", "--lake", lake_dir.to_str().unwrap(), bad.to_str().unwrap()])
+        .args([
+            "ingest",
+            "--lake",
+            lake_dir.to_str().unwrap(),
+            bad.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());

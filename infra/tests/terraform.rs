@@ -7,10 +7,15 @@ use std::path::{Path, PathBuf};
 use clickstream::bronze::LANDING_PREFIX;
 use clickstream::lake::Table;
 use infra_checks::hcl::{Block, Expression};
-use infra_checks::{attr, blocks, labels, nested, object_get, object_keys, of_type, string, strings, text};
+use infra_checks::{
+    attr, blocks, labels, nested, object_get, object_keys, of_type, string, strings, text,
+};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn tf() -> Vec<Block> {
@@ -69,23 +74,44 @@ fn env_constants() -> BTreeSet<String> {
 fn every_function_crate_has_a_lambda() {
     let blocks = tf();
     let crates = function_crates();
-    let keys: BTreeSet<String> = object_keys(local(&blocks, "functions")).into_iter().collect();
-    assert_eq!(keys, crates, "local.functions must list exactly the crates under functions/");
+    let keys: BTreeSet<String> = object_keys(local(&blocks, "functions"))
+        .into_iter()
+        .collect();
+    assert_eq!(
+        keys, crates,
+        "local.functions must list exactly the crates under functions/"
+    );
     let lambdas = of_type(&blocks, "resource", "aws_lambda_function");
     assert_eq!(lambdas.len(), 1);
     let body = lambdas[0].body();
     assert_eq!(text(attr(body, "for_each").unwrap()), "local.functions");
-    assert_eq!(string(attr(body, "handler").unwrap()).as_deref(), Some("bootstrap"));
-    assert_eq!(string(attr(body, "runtime").unwrap()).as_deref(), Some("provided.al2023"));
+    assert_eq!(
+        string(attr(body, "handler").unwrap()).as_deref(),
+        Some("bootstrap")
+    );
+    assert_eq!(
+        string(attr(body, "runtime").unwrap()).as_deref(),
+        Some("provided.al2023")
+    );
     let filename = text(attr(body, "filename").unwrap());
-    assert!(filename.contains("${var.lambda_zip_dir}/${each.key}/bootstrap.zip"), "{filename}");
+    assert!(
+        filename.contains("${var.lambda_zip_dir}/${each.key}/bootstrap.zip"),
+        "{filename}"
+    );
     assert!(text(attr(body, "function_name").unwrap()).contains("${each.key}"));
     // The packaging script writes where Terraform reads.
     let package = std::fs::read_to_string(root().join("scripts/package")).unwrap();
-    assert!(package.contains("target/lambda"), "scripts/package must build into target/lambda");
+    assert!(
+        package.contains("target/lambda"),
+        "scripts/package must build into target/lambda"
+    );
     for name in &crates {
-        let main = std::fs::read_to_string(root().join(format!("functions/{name}/src/main.rs"))).unwrap();
-        assert!(main.contains("lambda_runtime::run"), "{name} is a lambda_runtime binary");
+        let main =
+            std::fs::read_to_string(root().join(format!("functions/{name}/src/main.rs"))).unwrap();
+        assert!(
+            main.contains("lambda_runtime::run"),
+            "{name} is a lambda_runtime binary"
+        );
     }
 }
 
@@ -93,10 +119,17 @@ fn every_function_crate_has_a_lambda() {
 fn env_vars_match_what_the_code_reads() {
     let blocks = tf();
     let code = env_constants();
-    assert!(code.contains("LAKE_URI") && code.contains("FUNNEL_STEPS"), "{code:?}");
+    assert!(
+        code.contains("LAKE_URI") && code.contains("FUNNEL_STEPS"),
+        "{code:?}"
+    );
     // Every read goes through a named constant, so the list above is complete.
     for (path, text) in rust_sources() {
-        assert!(!text.contains("env::var(\""), "{} reads an env var by literal name", path.display());
+        assert!(
+            !text.contains("env::var(\""),
+            "{} reads an env var by literal name",
+            path.display()
+        );
     }
     let common = local(&blocks, "common_environment");
     let mut set: BTreeSet<String> = BTreeSet::new();
@@ -110,21 +143,34 @@ fn env_vars_match_what_the_code_reads() {
     for name in function_crates() {
         let f = object_get(functions, &name).unwrap();
         let env = object_get(f, "environment").unwrap();
-        let main = std::fs::read_to_string(root().join(format!("functions/{name}/src/main.rs"))).unwrap();
+        let main =
+            std::fs::read_to_string(root().join(format!("functions/{name}/src/main.rs"))).unwrap();
         let keys = object_keys(env);
         for k in &keys {
-            assert!(code.contains(k), "{name}: Terraform sets {k}, which no code reads");
+            assert!(
+                code.contains(k),
+                "{name}: Terraform sets {k}, which no code reads"
+            );
         }
         if main.contains("funnel_from_env") {
-            assert!(keys.contains(&"FUNNEL_STEPS".to_string()), "{name} reads FUNNEL_STEPS");
+            assert!(
+                keys.contains(&"FUNNEL_STEPS".to_string()),
+                "{name} reads FUNNEL_STEPS"
+            );
         }
         if main.contains("retention_from_env") {
-            assert!(keys.contains(&"VACUUM_RETENTION_HOURS".to_string()), "{name} reads VACUUM_RETENTION_HOURS");
+            assert!(
+                keys.contains(&"VACUUM_RETENTION_HOURS".to_string()),
+                "{name} reads VACUUM_RETENTION_HOURS"
+            );
         }
         set.extend(keys);
     }
     for var in &code {
-        assert!(set.contains(var), "the code reads {var}, Terraform never sets it");
+        assert!(
+            set.contains(var),
+            "the code reads {var}, Terraform never sets it"
+        );
     }
     for var in &set {
         let known = code.contains(var) || var == "RUST_LOG" || var.starts_with("AWS_");
@@ -139,20 +185,50 @@ fn notification_filters_follow_the_lake_layout() {
     let n = local(&blocks, "notifications");
     let prefix = |f: &str| text(object_get(object_get(n, f).unwrap(), "prefix").unwrap());
     let suffix = |f: &str| text(object_get(object_get(n, f).unwrap(), "suffix").unwrap());
-    assert_eq!(prefix("bronze-writer"), format!("\"${{local.lake_root}}{LANDING_PREFIX}\""));
-    let bronze_log = Table::Bronze.commit_key(0).rsplit_once('/').unwrap().0.to_string() + "/";
-    let silver_log = Table::Silver.commit_key(0).rsplit_once('/').unwrap().0.to_string() + "/";
-    assert_eq!(prefix("silver-transformer"), format!("\"${{local.lake_root}}{bronze_log}\""));
-    assert_eq!(prefix("gold-transformer"), format!("\"${{local.lake_root}}{silver_log}\""));
+    assert_eq!(
+        prefix("bronze-writer"),
+        format!("\"${{local.lake_root}}{LANDING_PREFIX}\"")
+    );
+    let bronze_log = Table::Bronze
+        .commit_key(0)
+        .rsplit_once('/')
+        .unwrap()
+        .0
+        .to_string()
+        + "/";
+    let silver_log = Table::Silver
+        .commit_key(0)
+        .rsplit_once('/')
+        .unwrap()
+        .0
+        .to_string()
+        + "/";
+    assert_eq!(
+        prefix("silver-transformer"),
+        format!("\"${{local.lake_root}}{bronze_log}\"")
+    );
+    assert_eq!(
+        prefix("gold-transformer"),
+        format!("\"${{local.lake_root}}{silver_log}\"")
+    );
     assert_eq!(suffix("silver-transformer"), "\".json\"");
     assert_eq!(suffix("gold-transformer"), "\".json\"");
     // What the handlers accept is exactly what the filters let through.
-    assert_eq!(Table::commit_at(&Table::Bronze.commit_key(7)), Some((Table::Bronze, 7)));
-    assert_eq!(Table::commit_at("bronze/events/_delta_log/00000000000000000007.checkpoint.parquet"), None);
+    assert_eq!(
+        Table::commit_at(&Table::Bronze.commit_key(7)),
+        Some((Table::Bronze, 7))
+    );
+    assert_eq!(
+        Table::commit_at("bronze/events/_delta_log/00000000000000000007.checkpoint.parquet"),
+        None
+    );
     let prefixes = [LANDING_PREFIX.to_string(), bronze_log, silver_log];
     for (i, a) in prefixes.iter().enumerate() {
         for b in prefixes.iter().skip(i + 1) {
-            assert!(!a.starts_with(b.as_str()) && !b.starts_with(a.as_str()), "{a} and {b} overlap");
+            assert!(
+                !a.starts_with(b.as_str()) && !b.starts_with(a.as_str()),
+                "{a} and {b} overlap"
+            );
         }
     }
     let notification = of_type(&blocks, "resource", "aws_s3_bucket_notification");
@@ -171,7 +247,9 @@ fn iam_allows_no_wildcards_except_where_aws_requires_them() {
             statements.extend(nested(d.body(), "content"));
         }
         for st in statements {
-            let effect = attr(st.body(), "effect").and_then(string).unwrap_or_else(|| "Allow".into());
+            let effect = attr(st.body(), "effect")
+                .and_then(string)
+                .unwrap_or_else(|| "Allow".into());
             if effect == "Deny" {
                 continue;
             }
@@ -179,11 +257,18 @@ fn iam_allows_no_wildcards_except_where_aws_requires_them() {
             let sid = attr(st.body(), "sid").and_then(string).unwrap_or_default();
             let actions = attr(st.body(), "actions").map(strings).unwrap_or_default();
             for a in &actions {
-                assert!(!a.contains('*'), "{}: statement {sid:?} allows wildcard action {a}", labels(doc)[1]);
+                assert!(
+                    !a.contains('*'),
+                    "{}: statement {sid:?} allows wildcard action {a}",
+                    labels(doc)[1]
+                );
             }
             let resources = attr(st.body(), "resources").map(text).unwrap_or_default();
             if resources.contains("[\"*\"]") {
-                assert_eq!(sid, "VpcNetworkInterfaces", "only EC2 network interface actions may use resource *");
+                assert_eq!(
+                    sid, "VpcNetworkInterfaces",
+                    "only EC2 network interface actions may use resource *"
+                );
                 assert!(actions.iter().all(|a| a.starts_with("ec2:")));
             }
         }
@@ -203,13 +288,26 @@ fn buckets_block_public_access_and_are_encrypted() {
             .into_iter()
             .find(|b| text(attr(b.body(), "bucket").unwrap()) == reference)
             .unwrap_or_else(|| panic!("bucket {name} has no public access block"));
-        for flag in ["block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"] {
-            assert_eq!(attr(pab.body(), flag), Some(&Expression::Bool(true)), "{name}: {flag}");
+        for flag in [
+            "block_public_acls",
+            "block_public_policy",
+            "ignore_public_acls",
+            "restrict_public_buckets",
+        ] {
+            assert_eq!(
+                attr(pab.body(), flag),
+                Some(&Expression::Bool(true)),
+                "{name}: {flag}"
+            );
         }
-        let sse = of_type(&blocks, "resource", "aws_s3_bucket_server_side_encryption_configuration")
-            .into_iter()
-            .find(|b| text(attr(b.body(), "bucket").unwrap()) == reference)
-            .unwrap_or_else(|| panic!("bucket {name} is not encrypted"));
+        let sse = of_type(
+            &blocks,
+            "resource",
+            "aws_s3_bucket_server_side_encryption_configuration",
+        )
+        .into_iter()
+        .find(|b| text(attr(b.body(), "bucket").unwrap()) == reference)
+        .unwrap_or_else(|| panic!("bucket {name} is not encrypted"));
         let rule = nested(sse.body(), "rule");
         let default = nested(rule[0].body(), "apply_server_side_encryption_by_default");
         assert!(attr(default[0].body(), "sse_algorithm").is_some());
@@ -222,7 +320,13 @@ fn buckets_block_public_access_and_are_encrypted() {
             .into_iter()
             .find(|d| doc_name.contains(labels(d)[1]))
             .unwrap();
-        let tls = text(attr(nested(nested(doc.body(), "statement")[0].body(), "condition")[0].body(), "variable").unwrap());
+        let tls = text(
+            attr(
+                nested(nested(doc.body(), "statement")[0].body(), "condition")[0].body(),
+                "variable",
+            )
+            .unwrap(),
+        );
         assert_eq!(tls, "\"aws:SecureTransport\"");
     }
 }

@@ -96,7 +96,11 @@ pub async fn ingest_kafka(lake: &Lake, event: &KafkaEvent) -> Result<BronzeOutco
     }
     outcome.written = records.len();
     let batch = to_batch(&records, Utc::now())?;
-    let mut props = commit_properties("bronze", 0, json!({ "source": "kafka", "records": records.len() }));
+    let mut props = commit_properties(
+        "bronze",
+        0,
+        json!({ "source": "kafka", "records": records.len() }),
+    );
     props = txns.into_iter().fold(props, |p, (app, v)| {
         p.with_application_transaction(deltalake::kernel::Transaction::new_with_last_update(
             app,
@@ -120,7 +124,9 @@ pub async fn ingest_landed(lake: &Lake, event: &S3Event) -> Result<Vec<BronzeOut
     let store = lake.store()?;
     let mut outcomes = Vec::new();
     for object in trigger::objects(event)? {
-        let Some(key) = lake.relative_key(&object.key).filter(|k| k.starts_with(LANDING_PREFIX))
+        let Some(key) = lake
+            .relative_key(&object.key)
+            .filter(|k| k.starts_with(LANDING_PREFIX))
         else {
             return Err(Error::Trigger(format!(
                 "object {:?} is not under {}{LANDING_PREFIX}",
@@ -130,12 +136,19 @@ pub async fn ingest_landed(lake: &Lake, event: &S3Event) -> Result<Vec<BronzeOut
         };
         let path = object_store::path::Path::from(key);
         let get = store.get(&path).await?;
-        let etag = object.etag.clone().or_else(|| get.meta.e_tag.clone()).unwrap_or_default();
+        let etag = object
+            .etag
+            .clone()
+            .or_else(|| get.meta.e_tag.clone())
+            .unwrap_or_default();
         let bytes = get.bytes().await?;
         let mut table = lake.table(Table::Bronze).await?;
         let app_id = format!("landing:{key}:{}", etag.trim_matches('"'));
         let lines = split_records(key, &bytes)?;
-        let mut outcome = BronzeOutcome { received: lines.len(), ..Default::default() };
+        let mut outcome = BronzeOutcome {
+            received: lines.len(),
+            ..Default::default()
+        };
         if txn_version(&table, &app_id).await?.is_some() {
             outcome.already_written = lines.len();
             outcomes.push(outcome);
@@ -182,7 +195,10 @@ pub fn split_records(key: &str, bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();
         flate2::read::MultiGzDecoder::new(bytes)
             .read_to_end(&mut out)
-            .map_err(|e| Error::LandedFile { key: key.to_string(), reason: format!("gzip: {e}") })?;
+            .map_err(|e| Error::LandedFile {
+                key: key.to_string(),
+                reason: format!("gzip: {e}"),
+            })?;
         out
     } else {
         bytes.to_vec()
@@ -233,14 +249,26 @@ pub async fn land_file(lake: &Lake, file: &std::path::Path) -> Result<S3Event> {
     let name = file
         .file_name()
         .and_then(|n| n.to_str())
-        .ok_or_else(|| Error::LandedFile { key: file.display().to_string(), reason: "no file name".into() })?;
+        .ok_or_else(|| Error::LandedFile {
+            key: file.display().to_string(),
+            reason: "no file name".into(),
+        })?;
     let key = format!("{LANDING_PREFIX}{name}");
     file_format(&key)?;
     let bytes = tokio::fs::read(file).await?;
     let size = bytes.len() as u64;
-    let put = lake.store()?.put(&object_store::path::Path::from(key.as_str()), bytes.into()).await?;
+    let put = lake
+        .store()?
+        .put(&object_store::path::Path::from(key.as_str()), bytes.into())
+        .await?;
     let etag = put.e_tag.unwrap_or_else(|| format!("{size:x}"));
-    Ok(trigger::s3_put_event(lake.bucket(), &lake.object_key(&key), size, &etag, Utc::now()))
+    Ok(trigger::s3_put_event(
+        lake.bucket(),
+        &lake.object_key(&key),
+        size,
+        &etag,
+        Utc::now(),
+    ))
 }
 
 /// A gzip writer for `.jsonl.gz` output.
@@ -268,7 +296,8 @@ pub fn raw_batch(messages: &[trigger::KafkaMessage], topic: &str) -> Result<Reco
 
 fn to_batch(records: &[RawRecord], ingest_time: DateTime<Utc>) -> Result<RecordBatch> {
     let n = records.len();
-    let mut payload = BinaryBuilder::with_capacity(n, records.iter().map(|r| r.payload.len()).sum());
+    let mut payload =
+        BinaryBuilder::with_capacity(n, records.iter().map(|r| r.payload.len()).sum());
     let mut source = StringBuilder::new();
     let mut topic = StringBuilder::new();
     let mut partition = Int32Builder::with_capacity(n);
@@ -308,15 +337,26 @@ mod tests {
 
     #[test]
     fn jsonl_splits_lines_and_skips_blanks() {
-        let recs = split_records("landing/a.jsonl", b"{\"a\":1}\r\n\n{\"b\":2}\nnot json\n").unwrap();
-        assert_eq!(recs, vec![b"{\"a\":1}".to_vec(), b"{\"b\":2}".to_vec(), b"not json".to_vec()]);
+        let recs =
+            split_records("landing/a.jsonl", b"{\"a\":1}\r\n\n{\"b\":2}\nnot json\n").unwrap();
+        assert_eq!(
+            recs,
+            vec![
+                b"{\"a\":1}".to_vec(),
+                b"{\"b\":2}".to_vec(),
+                b"not json".to_vec()
+            ]
+        );
     }
 
     #[test]
     fn json_array_is_one_record_per_element() {
         let recs = split_records("landing/a.json", b"[{\"a\":1}, 2]").unwrap();
         assert_eq!(recs, vec![b"{\"a\":1}".to_vec(), b"2".to_vec()]);
-        assert_eq!(split_records("landing/b.json", b"{oops").unwrap(), vec![b"{oops".to_vec()]);
+        assert_eq!(
+            split_records("landing/b.json", b"{oops").unwrap(),
+            vec![b"{oops".to_vec()]
+        );
     }
 
     #[test]
@@ -331,6 +371,9 @@ mod tests {
 
     #[test]
     fn unknown_extension_is_an_error() {
-        assert!(matches!(split_records("landing/a.csv", b"x"), Err(Error::LandedFile { .. })));
+        assert!(matches!(
+            split_records("landing/a.csv", b"x"),
+            Err(Error::LandedFile { .. })
+        ));
     }
 }

@@ -100,17 +100,38 @@ async fn read(lake: &Lake, table: Table, columns: &[&str]) -> Result<Vec<RecordB
 
 /// Reads gold (and the silver/quarantine counts) into [`DashboardData`].
 pub async fn load(lake: &Lake) -> Result<DashboardData> {
-    let mut data = DashboardData { generated_at: Utc::now(), ..Default::default() };
+    let mut data = DashboardData {
+        generated_at: Utc::now(),
+        ..Default::default()
+    };
     for b in read(lake, Table::DailyMetrics, &[]).await? {
-        let i64s = |n: &str| b.column_by_name(n).map(|c| c.as_primitive::<Int64Type>().clone());
-        let f64s = |n: &str| b.column_by_name(n).map(|c| c.as_primitive::<Float64Type>().clone());
+        let i64s = |n: &str| {
+            b.column_by_name(n)
+                .map(|c| c.as_primitive::<Int64Type>().clone())
+        };
+        let f64s = |n: &str| {
+            b.column_by_name(n)
+                .map(|c| c.as_primitive::<Float64Type>().clone())
+        };
         let (Some(date), Some(dau), Some(wau), Some(mau), Some(sessions), Some(events), Some(pv)) = (
-            b.column_by_name("date").map(|c| c.as_primitive::<Date32Type>().clone()),
-            i64s("dau"), i64s("wau"), i64s("mau"), i64s("sessions"), i64s("events"), i64s("page_views"),
-        ) else { continue };
-        let (Some(dur), Some(bounce), Some(conv)) =
-            (f64s("avg_session_duration_s"), f64s("bounce_rate"), f64s("conversion_rate"))
-        else { continue };
+            b.column_by_name("date")
+                .map(|c| c.as_primitive::<Date32Type>().clone()),
+            i64s("dau"),
+            i64s("wau"),
+            i64s("mau"),
+            i64s("sessions"),
+            i64s("events"),
+            i64s("page_views"),
+        ) else {
+            continue;
+        };
+        let (Some(dur), Some(bounce), Some(conv)) = (
+            f64s("avg_session_duration_s"),
+            f64s("bounce_rate"),
+            f64s("conversion_rate"),
+        ) else {
+            continue;
+        };
         for i in 0..b.num_rows() {
             data.days.push(Day {
                 date: from_days(date.value(i)),
@@ -136,7 +157,9 @@ pub async fn load(lake: &Lake) -> Result<DashboardData> {
             b.column(2).as_primitive::<Int64Type>(),
         );
         for i in 0..b.num_rows() {
-            let e = steps.entry(idx.value(i)).or_insert_with(|| (step.value(i).to_string(), 0));
+            let e = steps
+                .entry(idx.value(i))
+                .or_insert_with(|| (step.value(i).to_string(), 0));
             e.1 += users.value(i);
         }
     }
@@ -155,7 +178,13 @@ pub async fn load(lake: &Lake) -> Result<DashboardData> {
     }
 
     let (mut pages, mut entries) = (HashMap::new(), HashMap::new());
-    for b in read(lake, Table::PageDaily, &["page_path", "page_views", "entries"]).await? {
+    for b in read(
+        lake,
+        Table::PageDaily,
+        &["page_path", "page_views", "entries"],
+    )
+    .await?
+    {
         let (path, views, entry) = (
             b.column(0).as_string::<i32>(),
             b.column(1).as_primitive::<Int64Type>(),
@@ -171,15 +200,27 @@ pub async fn load(lake: &Lake) -> Result<DashboardData> {
     data.entry_pages = top(entries);
 
     let (mut durations, mut events) = (Vec::new(), Vec::new());
-    let (mut referrers, mut devices, mut countries) = (HashMap::new(), HashMap::new(), HashMap::new());
-    let columns = ["duration_s", "events", "referrer_host", "device_type", "country", "session_end"];
+    let (mut referrers, mut devices, mut countries) =
+        (HashMap::new(), HashMap::new(), HashMap::new());
+    let columns = [
+        "duration_s",
+        "events",
+        "referrer_host",
+        "device_type",
+        "country",
+        "session_end",
+    ];
     for b in read(lake, Table::Sessions, &columns).await? {
         let dur = b.column(0).as_primitive::<Float64Type>();
         let ev = b.column(1).as_primitive::<Int64Type>();
         let end = b.column(5).as_primitive::<TimestampMicrosecondType>();
         let label = |c: usize, i: usize, none: &str| {
             let a = b.column(c).as_string::<i32>();
-            if a.is_valid(i) { a.value(i).to_string() } else { none.to_string() }
+            if a.is_valid(i) {
+                a.value(i).to_string()
+            } else {
+                none.to_string()
+            }
         };
         for i in 0..b.num_rows() {
             durations.push(dur.value(i));
@@ -191,13 +232,21 @@ pub async fn load(lake: &Lake) -> Result<DashboardData> {
             data.latest_event_time = data.latest_event_time.max(t);
         }
     }
-    data.duration_histogram = histogram(&durations, &[0.0, 10.0, 30.0, 60.0, 180.0, 600.0, 1800.0, 3600.0], "s");
+    data.duration_histogram = histogram(
+        &durations,
+        &[0.0, 10.0, 30.0, 60.0, 180.0, 600.0, 1800.0, 3600.0],
+        "s",
+    );
     data.events_histogram = histogram(&events, &[1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0], "");
     data.referrers = top(referrers);
     data.devices = top(devices);
     data.countries = top(countries);
 
-    data.silver_events = read(lake, Table::Silver, &["event_id"]).await?.iter().map(|b| b.num_rows() as i64).sum();
+    data.silver_events = read(lake, Table::Silver, &["event_id"])
+        .await?
+        .iter()
+        .map(|b| b.num_rows() as i64)
+        .sum();
     for b in read(lake, Table::Quarantine, &["reason"]).await? {
         for r in b.column(0).as_string::<i32>().iter().flatten() {
             *data.quarantined.entry(r.to_string()).or_default() += 1;
@@ -206,7 +255,10 @@ pub async fn load(lake: &Lake) -> Result<DashboardData> {
     let silver = lake.table(Table::Silver).await?;
     let mut history = silver.history(None);
     while let Some(commit) = history.next().await {
-        if let Some(n) = commit.ok().and_then(|c| c.info.get("duplicates").and_then(|v| v.as_i64())) {
+        if let Some(n) = commit
+            .ok()
+            .and_then(|c| c.info.get("duplicates").and_then(|v| v.as_i64()))
+        {
             data.duplicates += n;
         }
     }
@@ -225,15 +277,54 @@ impl DashboardData {
 }
 
 /// A headline figure: key, label, value on the day, value on the day before.
-fn tiles(day: &Day, prev: Option<&Day>) -> Vec<(&'static str, &'static str, f64, Option<f64>, Format)> {
+fn tiles(
+    day: &Day,
+    prev: Option<&Day>,
+) -> Vec<(&'static str, &'static str, f64, Option<f64>, Format)> {
     let p = |f: fn(&Day) -> f64| prev.map(f);
     vec![
-        ("dau", "Daily active users", day.dau as f64, p(|d| d.dau as f64), Format::Count),
-        ("sessions", "Sessions", day.sessions as f64, p(|d| d.sessions as f64), Format::Count),
-        ("page_views", "Page views", day.page_views as f64, p(|d| d.page_views as f64), Format::Count),
-        ("conversion_rate", "Conversion rate", day.conversion_rate, p(|d| d.conversion_rate), Format::Percent),
-        ("bounce_rate", "Bounce rate", day.bounce_rate, p(|d| d.bounce_rate), Format::Percent),
-        ("avg_session_duration_s", "Avg session", day.avg_session_duration_s, p(|d| d.avg_session_duration_s), Format::Seconds),
+        (
+            "dau",
+            "Daily active users",
+            day.dau as f64,
+            p(|d| d.dau as f64),
+            Format::Count,
+        ),
+        (
+            "sessions",
+            "Sessions",
+            day.sessions as f64,
+            p(|d| d.sessions as f64),
+            Format::Count,
+        ),
+        (
+            "page_views",
+            "Page views",
+            day.page_views as f64,
+            p(|d| d.page_views as f64),
+            Format::Count,
+        ),
+        (
+            "conversion_rate",
+            "Conversion rate",
+            day.conversion_rate,
+            p(|d| d.conversion_rate),
+            Format::Percent,
+        ),
+        (
+            "bounce_rate",
+            "Bounce rate",
+            day.bounce_rate,
+            p(|d| d.bounce_rate),
+            Format::Percent,
+        ),
+        (
+            "avg_session_duration_s",
+            "Avg session",
+            day.avg_session_duration_s,
+            p(|d| d.avg_session_duration_s),
+            Format::Seconds,
+        ),
     ]
 }
 
@@ -261,7 +352,10 @@ fn change(v: f64, prev: Option<f64>) -> String {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 const WIDTH: u32 = 720;
@@ -274,7 +368,12 @@ fn line_chart(title: &str, days: &[Day], series: &[(&str, fn(&Day) -> i64, RGBCo
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
         let _ = root.fill(&WHITE);
         let n = days.len().max(1) as i32;
-        let max = days.iter().flat_map(|d| series.iter().map(move |s| (s.1)(d))).max().unwrap_or(0).max(1);
+        let max = days
+            .iter()
+            .flat_map(|d| series.iter().map(move |s| (s.1)(d)))
+            .max()
+            .unwrap_or(0)
+            .max(1);
         let chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 18))
             .margin(10)
@@ -282,19 +381,32 @@ fn line_chart(title: &str, days: &[Day], series: &[(&str, fn(&Day) -> i64, RGBCo
             .y_label_area_size(50)
             .build_cartesian_2d(0..n.max(2) - 1, 0..max + max / 10 + 1);
         if let Ok(mut chart) = chart {
-            let labels: Vec<String> = days.iter().map(|d| d.date.format("%m-%d").to_string()).collect();
+            let labels: Vec<String> = days
+                .iter()
+                .map(|d| d.date.format("%m-%d").to_string())
+                .collect();
             let _ = chart
                 .configure_mesh()
                 .x_labels(8)
                 .x_label_formatter(&|x| labels.get(*x as usize).cloned().unwrap_or_default())
                 .draw();
             for (name, f, color) in series {
-                let points: Vec<(i32, i64)> = days.iter().enumerate().map(|(i, d)| (i as i32, f(d))).collect();
+                let points: Vec<(i32, i64)> = days
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| (i as i32, f(d)))
+                    .collect();
                 if let Ok(s) = chart.draw_series(LineSeries::new(points, color.stroke_width(2))) {
-                    s.label(*name).legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2)));
+                    s.label(*name).legend(move |(x, y)| {
+                        PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2))
+                    });
                 }
             }
-            let _ = chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw();
+            let _ = chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw();
         }
         let _ = root.present();
     }
@@ -321,7 +433,10 @@ fn bar_chart(title: &str, bars: &[(String, i64)], color: RGBColor) -> String {
                 .disable_x_mesh()
                 .x_labels(bars.len().max(1))
                 .x_label_formatter(&|x| match x {
-                    SegmentValue::CenterOf(i) => bars.get(*i as usize).map(|b| b.0.clone()).unwrap_or_default(),
+                    SegmentValue::CenterOf(i) => bars
+                        .get(*i as usize)
+                        .map(|b| b.0.clone())
+                        .unwrap_or_default(),
                     _ => String::new(),
                 })
                 .draw();
@@ -339,7 +454,11 @@ fn bar_chart(title: &str, bars: &[(String, i64)], color: RGBColor) -> String {
 
 /// Lets an SVG of fixed size scale with its container (phones included).
 fn responsive(svg: String) -> String {
-    svg.replacen(&format!("width=\"{WIDTH}\" height=\"{HEIGHT}\""), "width=\"100%\" preserveAspectRatio=\"xMidYMid meet\"", 1)
+    svg.replacen(
+        &format!("width=\"{WIDTH}\" height=\"{HEIGHT}\""),
+        "width=\"100%\" preserveAspectRatio=\"xMidYMid meet\"",
+        1,
+    )
 }
 
 fn figure(key: &str, svg: &str) -> String {
@@ -347,9 +466,16 @@ fn figure(key: &str, svg: &str) -> String {
 }
 
 fn list_table(key: &str, title: &str, head: &str, rows: &[(String, i64)]) -> String {
-    let mut html = format!("<section class=\"list\"><h3>{title}</h3><table data-list=\"{key}\"><tr><th>{head}</th><th>count</th></tr>");
+    let mut html = format!(
+        "<section class=\"list\"><h3>{title}</h3><table data-list=\"{key}\"><tr><th>{head}</th><th>count</th></tr>"
+    );
     for (k, v) in rows {
-        let _ = write!(html, "<tr data-key=\"{}\" data-value=\"{v}\"><td>{}</td><td>{v}</td></tr>", escape(k), escape(k));
+        let _ = write!(
+            html,
+            "<tr data-key=\"{}\" data-value=\"{v}\"><td>{}</td><td>{v}</td></tr>",
+            escape(k),
+            escape(k)
+        );
     }
     html.push_str("</table></section>\n");
     html
@@ -362,10 +488,17 @@ pub fn render_html(data: &DashboardData) -> String {
         (Some(a), Some(b)) => format!("{} to {}", a.date, b.date),
         _ => "no data yet".to_string(),
     };
-    let _ = write!(body, "<header><h1>Clickstream</h1><p class=\"range\" data-range=\"{range}\">{range}</p></header>\n");
+    let _ = write!(
+        body,
+        "<header><h1>Clickstream</h1><p class=\"range\" data-range=\"{range}\">{range}</p></header>\n"
+    );
     match data.headline(None) {
         Some((day, prev)) => {
-            let _ = write!(body, "<h2>Latest day: <span data-headline-date=\"{}\">{}</span></h2><div class=\"tiles\">", day.date, day.date);
+            let _ = write!(
+                body,
+                "<h2>Latest day: <span data-headline-date=\"{}\">{}</span></h2><div class=\"tiles\">",
+                day.date, day.date
+            );
             for (key, label, v, p, f) in tiles(day, prev) {
                 let _ = write!(
                     body,
@@ -381,22 +514,56 @@ pub fn render_html(data: &DashboardData) -> String {
     body.push_str("<div class=\"grid\">\n");
     body += &figure(
         "active_users",
-        &line_chart("Active users", &data.days, &[("DAU", |d| d.dau, BLUE), ("WAU", |d| d.wau, GREEN), ("MAU", |d| d.mau, RED)]),
+        &line_chart(
+            "Active users",
+            &data.days,
+            &[
+                ("DAU", |d| d.dau, BLUE),
+                ("WAU", |d| d.wau, GREEN),
+                ("MAU", |d| d.mau, RED),
+            ],
+        ),
     );
     body += &figure(
         "traffic",
-        &line_chart("Sessions and page views", &data.days, &[("sessions", |d| d.sessions, BLUE), ("page views", |d| d.page_views, MAGENTA)]),
+        &line_chart(
+            "Sessions and page views",
+            &data.days,
+            &[
+                ("sessions", |d| d.sessions, BLUE),
+                ("page views", |d| d.page_views, MAGENTA),
+            ],
+        ),
     );
-    body += &figure("session_duration", &bar_chart("Session duration", &data.duration_histogram, BLUE));
-    body += &figure("events_per_session", &bar_chart("Events per session", &data.events_histogram, GREEN));
-    let funnel_bars: Vec<(String, i64)> = data.funnel.iter().map(|s| (s.step.clone(), s.users)).collect();
-    body += &figure("funnel", &bar_chart("Funnel (user-days per step)", &funnel_bars, RED));
+    body += &figure(
+        "session_duration",
+        &bar_chart("Session duration", &data.duration_histogram, BLUE),
+    );
+    body += &figure(
+        "events_per_session",
+        &bar_chart("Events per session", &data.events_histogram, GREEN),
+    );
+    let funnel_bars: Vec<(String, i64)> = data
+        .funnel
+        .iter()
+        .map(|s| (s.step.clone(), s.users))
+        .collect();
+    body += &figure(
+        "funnel",
+        &bar_chart("Funnel (user-days per step)", &funnel_bars, RED),
+    );
     body.push_str("</div>\n<section class=\"list\"><h3>Funnel</h3><table data-list=\"funnel\"><tr><th>step</th><th>users</th><th>from start</th><th>from previous</th></tr>");
     for s in &data.funnel {
         let _ = write!(
             body,
             "<tr data-key=\"{}\" data-value=\"{}\"><td>{}. {}</td><td>{}</td><td>{:.1}%</td><td>{:.1}%</td></tr>",
-            escape(&s.step), s.users, s.step_index, escape(&s.step), s.users, s.conversion_from_start * 100.0, s.conversion_from_previous * 100.0
+            escape(&s.step),
+            s.users,
+            s.step_index,
+            escape(&s.step),
+            s.users,
+            s.conversion_from_start * 100.0,
+            s.conversion_from_previous * 100.0
         );
     }
     body.push_str("</table></section>\n<div class=\"lists\">\n");
@@ -406,7 +573,9 @@ pub fn render_html(data: &DashboardData) -> String {
     body += &list_table("devices", "Devices", "device", &data.devices);
     body += &list_table("countries", "Countries", "country", &data.countries);
     body.push_str("</div>\n");
-    let latest = data.latest_event_time.map_or("none".to_string(), |t| t.to_rfc3339());
+    let latest = data
+        .latest_event_time
+        .map_or("none".to_string(), |t| t.to_rfc3339());
     let _ = write!(
         body,
         "<footer><p>Latest event: <span data-freshness=\"latest_event\">{latest}</span>. Exported: <span data-freshness=\"exported\">{}</span>.</p><p>Reconciliation: silver <span data-count=\"silver\">{}</span>, duplicates <span data-count=\"duplicates\">{}</span>, quarantined",
@@ -415,10 +584,15 @@ pub fn render_html(data: &DashboardData) -> String {
         data.duplicates
     );
     for (reason, n) in &data.quarantined {
-        let _ = write!(body, " <span data-quarantined=\"{reason}\">{reason} {n}</span>");
+        let _ = write!(
+            body,
+            " <span data-quarantined=\"{reason}\">{reason} {n}</span>"
+        );
     }
     body.push_str("</p></footer>\n");
-    format!("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Clickstream dashboard</title><style>{CSS}</style></head><body>\n{body}</body></html>\n")
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Clickstream dashboard</title><style>{CSS}</style></head><body>\n{body}</body></html>\n"
+    )
 }
 
 const CSS: &str = "body{font-family:system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:12px;color:#222;background:#f6f7f9}\
@@ -438,7 +612,11 @@ pub fn render_report(data: &DashboardData, date: Option<NaiveDate>) -> String {
     match data.headline(date) {
         Some((day, prev)) => {
             let _ = writeln!(out, "Clickstream report for {}", day.date);
-            let _ = writeln!(out, "{:<22} {:>12} {:>14}", "metric", "value", "vs previous");
+            let _ = writeln!(
+                out,
+                "{:<22} {:>12} {:>14}",
+                "metric", "value", "vs previous"
+            );
             for (key, _, v, p, f) in tiles(day, prev) {
                 let _ = writeln!(out, "{:<22} {:>12} {:>14}", key, show(v, f), change(v, p));
             }
@@ -446,7 +624,11 @@ pub fn render_report(data: &DashboardData, date: Option<NaiveDate>) -> String {
             let _ = writeln!(out, "{:<22} {:>12}", "mau", day.mau);
         }
         None => {
-            let _ = writeln!(out, "No gold data{}.", date.map(|d| format!(" for {d}")).unwrap_or_default());
+            let _ = writeln!(
+                out,
+                "No gold data{}.",
+                date.map(|d| format!(" for {d}")).unwrap_or_default()
+            );
         }
     }
     let mut list = |title: &str, rows: &[(String, i64)]| {
@@ -462,7 +644,14 @@ pub fn render_report(data: &DashboardData, date: Option<NaiveDate>) -> String {
     list("Countries (sessions)", &data.countries);
     let _ = writeln!(out, "\nFunnel (user-days)");
     for s in &data.funnel {
-        let _ = writeln!(out, "  {:<40} {:>10} {:>7.1}% {:>7.1}%", format!("{}. {}", s.step_index, s.step), s.users, s.conversion_from_start * 100.0, s.conversion_from_previous * 100.0);
+        let _ = writeln!(
+            out,
+            "  {:<40} {:>10} {:>7.1}% {:>7.1}%",
+            format!("{}. {}", s.step_index, s.step),
+            s.users,
+            s.conversion_from_start * 100.0,
+            s.conversion_from_previous * 100.0
+        );
     }
     out
 }

@@ -84,7 +84,10 @@ pub struct Rejection {
 }
 
 fn reject(reason: RejectReason, detail: impl Into<String>) -> Rejection {
-    Rejection { reason, detail: detail.into() }
+    Rejection {
+        reason,
+        detail: detail.into(),
+    }
 }
 
 /// A record that passed validation, typed as in `silver/events`.
@@ -111,7 +114,10 @@ pub struct ValidEvent {
 impl ValidEvent {
     /// coalesce(user_id, anonymous_id).
     pub fn user_key(&self) -> &str {
-        self.user_id.as_deref().or(self.anonymous_id.as_deref()).unwrap_or_default()
+        self.user_id
+            .as_deref()
+            .or(self.anonymous_id.as_deref())
+            .unwrap_or_default()
     }
 
     /// UTC date of event_time.
@@ -141,7 +147,10 @@ pub fn validate(raw: &[u8], ingest_time: DateTime<Utc>) -> Result<ValidEvent, Re
 
     let event_id = required_string(&mut obj, "event_id")?;
     if event_id.is_empty() || event_id.chars().count() > 128 {
-        return Err(reject(RejectReason::InvalidField, "event_id must be 1-128 characters"));
+        return Err(reject(
+            RejectReason::InvalidField,
+            "event_id must be 1-128 characters",
+        ));
     }
     let event_type = required_string(&mut obj, "event_type")?;
     if !is_event_type(&event_type) {
@@ -174,10 +183,16 @@ pub fn validate(raw: &[u8], ingest_time: DateTime<Utc>) -> Result<ValidEvent, Re
     let page_url = optional_string(&mut obj, "page_url")?;
     let page_path = match &page_url {
         Some(u) => Some(page_path(u).ok_or_else(|| {
-            reject(RejectReason::InvalidField, format!("page_url {u:?} is not an absolute URL"))
+            reject(
+                RejectReason::InvalidField,
+                format!("page_url {u:?} is not an absolute URL"),
+            )
         })?),
         None if event_type == "page_view" => {
-            return Err(reject(RejectReason::MissingField, "page_url is required for page_view"));
+            return Err(reject(
+                RejectReason::MissingField,
+                "page_url is required for page_view",
+            ));
         }
         None => None,
     };
@@ -208,7 +223,10 @@ pub fn validate(raw: &[u8], ingest_time: DateTime<Utc>) -> Result<ValidEvent, Re
         extra: None,
     };
     debug_assert!(KNOWN_FIELDS.iter().all(|f| !obj.contains_key(*f)));
-    Ok(ValidEvent { extra: (!obj.is_empty()).then(|| Value::Object(obj).to_string()), ..event })
+    Ok(ValidEvent {
+        extra: (!obj.is_empty()).then(|| Value::Object(obj).to_string()),
+        ..event
+    })
 }
 
 /// Parses the accepted forms of event_time: an RFC 3339 string or integer epoch milliseconds.
@@ -228,7 +246,10 @@ pub fn parse_event_time(v: &Value) -> Result<DateTime<Utc>, Rejection> {
             }),
         other => Err(reject(
             RejectReason::BadEventTime,
-            format!("event_time must be a string or integer, got {}", json_kind(other)),
+            format!(
+                "event_time must be a string or integer, got {}",
+                json_kind(other)
+            ),
         )),
     }
 }
@@ -241,7 +262,8 @@ pub fn page_path(url: &str) -> Option<String> {
 
 fn is_event_type(s: &str) -> bool {
     (1..=64).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 fn required_string(obj: &mut Map<String, Value>, field: &str) -> Result<String, Rejection> {
@@ -277,7 +299,9 @@ mod tests {
     use serde_json::json;
 
     fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z").unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn base() -> Value {
@@ -303,11 +327,15 @@ mod tests {
     }
 
     fn reason(raw: &[u8]) -> RejectReason {
-        validate(raw, now()).expect_err("record should be rejected").reason
+        validate(raw, now())
+            .expect_err("record should be rejected")
+            .reason
     }
 
     fn time_of(raw: &[u8]) -> DateTime<Utc> {
-        validate(raw, now()).expect("record should be valid").event_time
+        validate(raw, now())
+            .expect("record should be valid")
+            .event_time
     }
 
     #[test]
@@ -316,7 +344,10 @@ mod tests {
         assert_eq!(e.event_id, "e-1");
         assert_eq!(e.user_key(), "anon-1");
         assert_eq!(e.page_path.as_deref(), Some("/products/42"));
-        assert_eq!(e.event_date(), NaiveDate::from_ymd_opt(2026, 11, 28).unwrap());
+        assert_eq!(
+            e.event_date(),
+            NaiveDate::from_ymd_opt(2026, 11, 28).unwrap()
+        );
         assert_eq!(e.extra, None);
     }
 
@@ -324,12 +355,18 @@ mod tests {
     fn reject_too_large() {
         let mut v = base();
         v["properties"] = json!({ "blob": "x".repeat(MAX_RECORD_BYTES) });
-        assert_eq!(reason(&serde_json::to_vec(&v).unwrap()), RejectReason::TooLarge);
+        assert_eq!(
+            reason(&serde_json::to_vec(&v).unwrap()),
+            RejectReason::TooLarge
+        );
     }
 
     #[test]
     fn reject_not_utf8() {
-        assert_eq!(reason(b"{\"event_id\": \"\xff\xfe\"}"), RejectReason::NotUtf8);
+        assert_eq!(
+            reason(b"{\"event_id\": \"\xff\xfe\"}"),
+            RejectReason::NotUtf8
+        );
     }
 
     #[test]
@@ -349,24 +386,54 @@ mod tests {
         assert_eq!(reason(&without("event_time")), RejectReason::MissingField);
         assert_eq!(reason(&without("anonymous_id")), RejectReason::MissingField);
         assert_eq!(reason(&without("page_url")), RejectReason::MissingField);
-        assert_eq!(reason(&with("event_id", Value::Null)), RejectReason::MissingField);
+        assert_eq!(
+            reason(&with("event_id", Value::Null)),
+            RejectReason::MissingField
+        );
     }
 
     #[test]
     fn reject_invalid_field() {
-        assert_eq!(reason(&with("event_id", json!(42))), RejectReason::InvalidField);
-        assert_eq!(reason(&with("event_id", json!("x".repeat(129)))), RejectReason::InvalidField);
-        assert_eq!(reason(&with("event_type", json!("Page View"))), RejectReason::InvalidField);
-        assert_eq!(reason(&with("user_id", json!(7))), RejectReason::InvalidField);
-        assert_eq!(reason(&with("page_url", json!("/relative"))), RejectReason::InvalidField);
-        assert_eq!(reason(&with("properties", json!([1]))), RejectReason::InvalidField);
+        assert_eq!(
+            reason(&with("event_id", json!(42))),
+            RejectReason::InvalidField
+        );
+        assert_eq!(
+            reason(&with("event_id", json!("x".repeat(129)))),
+            RejectReason::InvalidField
+        );
+        assert_eq!(
+            reason(&with("event_type", json!("Page View"))),
+            RejectReason::InvalidField
+        );
+        assert_eq!(
+            reason(&with("user_id", json!(7))),
+            RejectReason::InvalidField
+        );
+        assert_eq!(
+            reason(&with("page_url", json!("/relative"))),
+            RejectReason::InvalidField
+        );
+        assert_eq!(
+            reason(&with("properties", json!([1]))),
+            RejectReason::InvalidField
+        );
     }
 
     #[test]
     fn reject_bad_event_time() {
-        assert_eq!(reason(&with("event_time", json!("yesterday"))), RejectReason::BadEventTime);
-        assert_eq!(reason(&with("event_time", json!(1.5))), RejectReason::BadEventTime);
-        assert_eq!(reason(&with("event_time", json!(true))), RejectReason::BadEventTime);
+        assert_eq!(
+            reason(&with("event_time", json!("yesterday"))),
+            RejectReason::BadEventTime
+        );
+        assert_eq!(
+            reason(&with("event_time", json!(1.5))),
+            RejectReason::BadEventTime
+        );
+        assert_eq!(
+            reason(&with("event_time", json!(true))),
+            RejectReason::BadEventTime
+        );
     }
 
     #[test]
@@ -375,7 +442,10 @@ mod tests {
             reason(&with("event_time", json!("2026-11-28T13:00:01Z"))),
             RejectReason::FutureEventTime
         );
-        assert_eq!(time_of(&with("event_time", json!("2026-11-28T13:00:00Z"))), now() + MAX_FUTURE);
+        assert_eq!(
+            time_of(&with("event_time", json!("2026-11-28T13:00:00Z"))),
+            now() + MAX_FUTURE
+        );
     }
 
     #[test]

@@ -42,7 +42,10 @@ pub async fn export(lake: &Lake) -> Result<ExportOutcome> {
             .iter()
             .map(|b| conform(b, &schema))
             .collect::<Result<Vec<_>>>()?;
-        outcome.rows.insert(t.name().to_string(), batches.iter().map(RecordBatch::num_rows).sum());
+        outcome.rows.insert(
+            t.name().to_string(),
+            batches.iter().map(RecordBatch::num_rows).sum(),
+        );
 
         let parquet_key = format!("{EXPORTS_PREFIX}{}.parquet", t.name());
         put(&*store, &parquet_key, parquet_bytes(&schema, &batches)?).await?;
@@ -66,7 +69,12 @@ pub async fn export(lake: &Lake) -> Result<ExportOutcome> {
 pub async fn write_dashboard(lake: &Lake) -> Result<String> {
     let data = crate::dashboard::load(lake).await?;
     let key = format!("{EXPORTS_PREFIX}{}", crate::dashboard::DASHBOARD_FILE);
-    put(&*lake.store()?, &key, crate::dashboard::render_html(&data).into_bytes()).await?;
+    put(
+        &*lake.store()?,
+        &key,
+        crate::dashboard::render_html(&data).into_bytes(),
+    )
+    .await?;
     Ok(key)
 }
 
@@ -114,7 +122,9 @@ fn parquet_bytes(schema: &std::sync::Arc<Schema>, batches: &[RecordBatch]) -> Re
 fn csv_bytes(batches: &[RecordBatch]) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
     {
-        let mut writer = arrow::csv::WriterBuilder::new().with_header(true).build(&mut buf);
+        let mut writer = arrow::csv::WriterBuilder::new()
+            .with_header(true)
+            .build(&mut buf);
         for b in batches {
             writer.write(b)?;
         }
@@ -137,10 +147,17 @@ fn create_table_sql(name: &str, schema: &Schema) -> String {
                 DataType::Timestamp(_, Some(_)) => "TIMESTAMPTZ",
                 _ => "VARCHAR",
             };
-            format!("\"{}\" {ty}{}", f.name(), if f.is_nullable() { "" } else { " NOT NULL" })
+            format!(
+                "\"{}\" {ty}{}",
+                f.name(),
+                if f.is_nullable() { "" } else { " NOT NULL" }
+            )
         })
         .collect();
-    format!("CREATE OR REPLACE TABLE \"{name}\" ({});", columns.join(", "))
+    format!(
+        "CREATE OR REPLACE TABLE \"{name}\" ({});",
+        columns.join(", ")
+    )
 }
 
 /// Moves a batch from this crate's Arrow to DuckDB's Arrow (a different major version) through the
@@ -152,8 +169,10 @@ fn to_duckdb_arrow(batch: &RecordBatch) -> Result<duckdb::arrow::record_batch::R
     let (array, schema) = arrow::ffi::to_ffi(&data)?;
     // SAFETY: both types are the `#[repr(C)]` structs of the Arrow C data interface
     // (ArrowArray / ArrowSchema), identical in every arrow-rs version; ownership moves with them.
-    let (array, schema): (duckdb::arrow::ffi::FFI_ArrowArray, duckdb::arrow::ffi::FFI_ArrowSchema) =
-        unsafe { (std::mem::transmute(array), std::mem::transmute(schema)) };
+    let (array, schema): (
+        duckdb::arrow::ffi::FFI_ArrowArray,
+        duckdb::arrow::ffi::FFI_ArrowSchema,
+    ) = unsafe { (std::mem::transmute(array), std::mem::transmute(schema)) };
     // SAFETY: `array` and `schema` were produced together by `to_ffi` above.
     let data = unsafe { duckdb::arrow::ffi::from_ffi(array, &schema) }
         .map_err(|e| Error::Export(format!("arrow ffi: {e}")))?;

@@ -20,8 +20,10 @@ pub const ENV_FUNNEL_STEPS: &str = "FUNNEL_STEPS";
 
 /// The lake named by `LAKE_URI`.
 pub fn lake_from_env() -> Result<Lake> {
-    let uri = std::env::var(ENV_LAKE_URI)
-        .map_err(|_| Error::Location { uri: String::new(), reason: format!("{ENV_LAKE_URI} is not set") })?;
+    let uri = std::env::var(ENV_LAKE_URI).map_err(|_| Error::Location {
+        uri: String::new(),
+        reason: format!("{ENV_LAKE_URI} is not set"),
+    })?;
     Lake::open(&uri)
 }
 
@@ -39,7 +41,11 @@ pub fn parse_funnel(steps: Option<&str>) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect();
-    if steps.is_empty() { DEFAULT_FUNNEL.iter().map(|s| s.to_string()).collect() } else { steps }
+    if steps.is_empty() {
+        DEFAULT_FUNNEL.iter().map(|s| s.to_string()).collect()
+    } else {
+        steps
+    }
 }
 
 /// The bronze-writer's trigger: a Kafka batch or a landed-file notification.
@@ -57,7 +63,9 @@ impl BronzeTrigger {
         } else if value.get("records").is_some() {
             Ok(BronzeTrigger::Kafka(serde_json::from_value(value)?))
         } else {
-            Err(Error::Trigger("expected a Kafka event (records) or an S3 event (Records)".into()))
+            Err(Error::Trigger(
+                "expected a Kafka event (records) or an S3 event (Records)".into(),
+            ))
         }
     }
 }
@@ -83,7 +91,11 @@ pub async fn silver_transformer(lake: &Lake, event: &S3Event) -> Result<Vec<Silv
 }
 
 /// gold-transformer: brings gold up to date with each silver commit the notification names.
-pub async fn gold_transformer(lake: &Lake, event: &S3Event, funnel: &[String]) -> Result<Vec<GoldOutcome>> {
+pub async fn gold_transformer(
+    lake: &Lake,
+    event: &S3Event,
+    funnel: &[String],
+) -> Result<Vec<GoldOutcome>> {
     let mut out = Vec::new();
     for version in commits_of(lake, event, Table::Silver)? {
         out.push(gold::update(lake, version, funnel).await?);
@@ -93,7 +105,10 @@ pub async fn gold_transformer(lake: &Lake, event: &S3Event, funnel: &[String]) -
 
 /// exporter: writes the exports (the scheduled event's content does not matter).
 #[cfg(feature = "duckdb")]
-pub async fn exporter(lake: &Lake, _event: &EventBridgeEvent) -> Result<crate::export::ExportOutcome> {
+pub async fn exporter(
+    lake: &Lake,
+    _event: &EventBridgeEvent,
+) -> Result<crate::export::ExportOutcome> {
     crate::export::export(lake).await
 }
 
@@ -116,7 +131,13 @@ pub fn scheduled_event(at: chrono::DateTime<chrono::Utc>) -> EventBridgeEvent {
 /// The notification for a new commit of `table`, as S3 would send it for this lake.
 pub fn commit_event(lake: &Lake, table: Table, version: i64) -> S3Event {
     let key = lake.object_key(&table.commit_key(version));
-    trigger::s3_put_event(lake.bucket(), &key, 0, &format!("\"v{version}\""), chrono::Utc::now())
+    trigger::s3_put_event(
+        lake.bucket(),
+        &key,
+        0,
+        &format!("\"v{version}\""),
+        chrono::Utc::now(),
+    )
 }
 
 fn check_bucket(lake: &Lake, event: &S3Event) -> Result<()> {

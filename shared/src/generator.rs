@@ -9,8 +9,16 @@ use serde::Serialize;
 
 const SITE: &str = "https://shop.example.com";
 const COUNTRIES: [(&str, u32); 10] = [
-    ("US", 30), ("GB", 10), ("DE", 10), ("FR", 8), ("IN", 12), ("BR", 8), ("CA", 6), ("JP", 6),
-    ("ES", 5), ("AU", 5),
+    ("US", 30),
+    ("GB", 10),
+    ("DE", 10),
+    ("FR", 8),
+    ("IN", 12),
+    ("BR", 8),
+    ("CA", 6),
+    ("JP", 6),
+    ("ES", 5),
+    ("AU", 5),
 ];
 const DEVICES: [(&str, u32); 3] = [("mobile", 55), ("desktop", 38), ("tablet", 7)];
 const REFERRERS: [(Option<&str>, u32); 6] = [
@@ -22,7 +30,14 @@ const REFERRERS: [(Option<&str>, u32); 6] = [
     (Some("https://news.example.org/article"), 7),
 ];
 const UTM_SOURCES: [&str; 4] = ["newsletter", "google", "facebook", "partner"];
-const CONTENT_PAGES: [&str; 6] = ["/", "/products", "/about", "/blog/launch", "/blog/sizing-guide", "/help"];
+const CONTENT_PAGES: [&str; 6] = [
+    "/",
+    "/products",
+    "/about",
+    "/blog/launch",
+    "/blog/sizing-guide",
+    "/help",
+];
 const USER_AGENTS: [&str; 3] = [
     "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36",
@@ -148,7 +163,10 @@ impl Generator {
             5.0
         };
         let sessions_left = ((self.cfg.events - self.produced) as f64 / per_session).max(1.0);
-        let left_us = (self.end - self.clock).num_microseconds().unwrap_or(0).max(0) as f64;
+        let left_us = (self.end - self.clock)
+            .num_microseconds()
+            .unwrap_or(0)
+            .max(0) as f64;
         let jitter = self.rng.random_range(0.0..2.0);
         self.clock += Duration::microseconds((left_us / (sessions_left + 1.0) * jitter) as i64);
         // Skewed user choice: a few users come back often.
@@ -158,7 +176,10 @@ impl Generator {
         let device = pick(&mut self.rng, &DEVICES);
         let country = pick(&mut self.rng, &COUNTRIES);
         let referrer = pick(&mut self.rng, &REFERRERS);
-        let utm = self.rng.random_bool(0.2).then(|| UTM_SOURCES[self.rng.random_range(0..UTM_SOURCES.len())]);
+        let utm = self
+            .rng
+            .random_bool(0.2)
+            .then(|| UTM_SOURCES[self.rng.random_range(0..UTM_SOURCES.len())]);
         let ua = USER_AGENTS[DEVICES.iter().position(|(d, _)| *d == device).unwrap_or(0)];
         let session_id = format!("s-{:x}-{}", self.cfg.seed, self.session_no);
 
@@ -199,7 +220,11 @@ impl Generator {
         let mut t = self.clock;
         for (event_type, path) in flow {
             let late = self.rng.random_bool(self.cfg.late_rate);
-            let event_time = if late { t - Duration::hours(self.rng.random_range(24..72)) } else { t };
+            let event_time = if late {
+                t - Duration::hours(self.rng.random_range(24..72))
+            } else {
+                t
+            };
             let properties = match event_type {
                 "view_product" | "add_to_cart" | "purchase" => Some(serde_json::json!({
                     "product_id": path.rsplit('/').next(),
@@ -277,7 +302,10 @@ mod tests {
     use super::*;
 
     fn cfg(n: usize) -> GeneratorConfig {
-        GeneratorConfig { start: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(), ..GeneratorConfig::new(n) }
+        GeneratorConfig {
+            start: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            ..GeneratorConfig::new(n)
+        }
     }
 
     #[test]
@@ -286,7 +314,11 @@ mod tests {
         let b: Vec<_> = Generator::new(cfg(500)).collect();
         assert_eq!(a.len(), 500);
         assert_eq!(a, b);
-        let c: Vec<_> = Generator::new(GeneratorConfig { seed: 7, ..cfg(500) }).collect();
+        let c: Vec<_> = Generator::new(GeneratorConfig {
+            seed: 7,
+            ..cfg(500)
+        })
+        .collect();
         assert_ne!(a, c);
     }
 

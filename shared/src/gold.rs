@@ -32,8 +32,15 @@ const GOLD_APP_ID: &str = "silver";
 
 /// Silver columns the sessionization reads.
 pub const SESSION_INPUT: [&str; 9] = [
-    "event_id", "event_type", "event_time", "user_key", "page_url", "page_path", "referrer",
-    "device_type", "country",
+    "event_id",
+    "event_type",
+    "event_time",
+    "user_key",
+    "page_url",
+    "page_path",
+    "referrer",
+    "device_type",
+    "country",
 ];
 /// Silver columns the daily activity figures read.
 pub const ACTIVITY_INPUT: [&str; 4] = ["event_date", "user_key", "event_type", "page_path"];
@@ -90,12 +97,19 @@ fn day_of(us: i64) -> i32 {
 
 /// Date32 value of a date.
 pub fn to_days(d: NaiveDate) -> i32 {
-    day_of(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc().timestamp_micros())
+    day_of(
+        d.and_hms_opt(0, 0, 0)
+            .unwrap_or_default()
+            .and_utc()
+            .timestamp_micros(),
+    )
 }
 
 /// Date of a Date32 value.
 pub fn from_days(days: i32) -> NaiveDate {
-    DateTime::from_timestamp(days as i64 * 86_400, 0).unwrap_or_default().date_naive()
+    DateTime::from_timestamp(days as i64 * 86_400, 0)
+        .unwrap_or_default()
+        .date_naive()
 }
 
 fn opt(a: &StringArray, i: usize) -> Option<&str> {
@@ -106,7 +120,16 @@ fn events_of(batches: &[RecordBatch]) -> Vec<Event<'_>> {
     let mut out = Vec::with_capacity(batches.iter().map(RecordBatch::num_rows).sum());
     for b in batches {
         let s = |name: &str| b.column_by_name(name).map(|c| c.as_string::<i32>());
-        let (Some(id), Some(ty), Some(user), Some(url), Some(path), Some(refr), Some(dev), Some(ctry)) = (
+        let (
+            Some(id),
+            Some(ty),
+            Some(user),
+            Some(url),
+            Some(path),
+            Some(refr),
+            Some(dev),
+            Some(ctry),
+        ) = (
             s("event_id"),
             s("event_type"),
             s("user_key"),
@@ -115,11 +138,13 @@ fn events_of(batches: &[RecordBatch]) -> Vec<Event<'_>> {
             s("referrer"),
             s("device_type"),
             s("country"),
-        ) else {
+        )
+        else {
             continue;
         };
-        let Some(time) =
-            b.column_by_name("event_time").map(|c| c.as_primitive::<TimestampMicrosecondType>())
+        let Some(time) = b
+            .column_by_name("event_time")
+            .map(|c| c.as_primitive::<TimestampMicrosecondType>())
         else {
             continue;
         };
@@ -154,13 +179,19 @@ fn host_of(url: &str) -> Option<String> {
 
 fn utm_source_of(url: &str) -> Option<String> {
     let parsed = url::Url::parse(url).ok()?;
-    parsed.query_pairs().find(|(k, _)| k == "utm_source").map(|(_, v)| v.into_owned())
+    parsed
+        .query_pairs()
+        .find(|(k, _)| k == "utm_source")
+        .map(|(_, v)| v.into_owned())
 }
 
 fn build_session(user_key: &str, events: &[Event<'_>], funnel: &[String]) -> Session {
     let first = events[0];
     let last = events[events.len() - 1];
-    let page_views: Vec<&Event<'_>> = events.iter().filter(|e| e.event_type == "page_view").collect();
+    let page_views: Vec<&Event<'_>> = events
+        .iter()
+        .filter(|e| e.event_type == "page_view")
+        .collect();
     let mut reached = 0;
     for e in events {
         if reached < funnel.len() && e.event_type == funnel[reached] {
@@ -174,14 +205,26 @@ fn build_session(user_key: &str, events: &[Event<'_>], funnel: &[String]) -> Ses
         end: last.time,
         events: events.len() as i64,
         page_views: page_views.len() as i64,
-        entry_page: page_views.first().and_then(|e| e.page_path).map(str::to_string),
-        exit_page: page_views.last().and_then(|e| e.page_path).map(str::to_string),
+        entry_page: page_views
+            .first()
+            .and_then(|e| e.page_path)
+            .map(str::to_string),
+        exit_page: page_views
+            .last()
+            .and_then(|e| e.page_path)
+            .map(str::to_string),
         is_bounce: events.len() == 1 && page_views.len() == 1,
         converted: events.iter().any(|e| e.event_type == "purchase"),
-        device_type: events.iter().find_map(|e| e.device_type).map(str::to_string),
+        device_type: events
+            .iter()
+            .find_map(|e| e.device_type)
+            .map(str::to_string),
         country: events.iter().find_map(|e| e.country).map(str::to_string),
         referrer_host: events.iter().find_map(|e| e.referrer).and_then(host_of),
-        utm_source: events.iter().find_map(|e| e.page_url).and_then(utm_source_of),
+        utm_source: events
+            .iter()
+            .find_map(|e| e.page_url)
+            .and_then(utm_source_of),
         date: day_of(first.time),
         funnel_reached: reached,
     }
@@ -211,7 +254,8 @@ fn sessionize_runs(events: &mut [Event<'_>], funnel: &[String]) -> (Vec<Session>
         let mut run_start = 0;
         for k in 1..=user_events.len() {
             let end_of_user = k == user_events.len();
-            let gap = !end_of_user && user_events[k].time - user_events[k - 1].time > SESSION_GAP_US;
+            let gap =
+                !end_of_user && user_events[k].time - user_events[k - 1].time > SESSION_GAP_US;
             let too_long =
                 !end_of_user && user_events[k].time - user_events[start].time > SESSION_MAX_US;
             if end_of_user || gap || too_long {
@@ -265,7 +309,8 @@ fn activity_by_date(activity: &[RecordBatch]) -> BTreeMap<i32, ActivityDay<'_>> 
     let mut days: BTreeMap<i32, ActivityDay<'_>> = BTreeMap::new();
     for b in activity {
         let (Some(date), Some(user), Some(ty), Some(path)) = (
-            b.column_by_name("event_date").map(|c| c.as_primitive::<Date32Type>()),
+            b.column_by_name("event_date")
+                .map(|c| c.as_primitive::<Date32Type>()),
             b.column_by_name("user_key").map(|c| c.as_string::<i32>()),
             b.column_by_name("event_type").map(|c| c.as_string::<i32>()),
             b.column_by_name("page_path").map(|c| c.as_string::<i32>()),
@@ -306,30 +351,50 @@ pub fn compute(
 ) -> Result<GoldTables> {
     let activity = activity_by_date(activity);
     let mut session_days: BTreeMap<i32, SessionDay> = BTreeMap::new();
-    let mut add_session = |date: i32, duration_s: f64, bounce: bool, converted: bool, events: i64| {
-        let d = session_days.entry(date).or_default();
-        d.sessions += 1;
-        d.duration_s += duration_s;
-        d.bounces += bounce as i64;
-        d.conversions += converted as i64;
-        d.events += events;
-    };
+    let mut add_session =
+        |date: i32, duration_s: f64, bounce: bool, converted: bool, events: i64| {
+            let d = session_days.entry(date).or_default();
+            d.sessions += 1;
+            d.duration_s += duration_s;
+            d.bounces += bounce as i64;
+            d.conversions += converted as i64;
+            d.events += events;
+        };
     for s in sessions.iter().filter(|s| (lo..=hi).contains(&s.date)) {
-        add_session(s.date, (s.end - s.start) as f64 / 1e6, s.is_bounce, s.converted, s.events);
+        add_session(
+            s.date,
+            (s.end - s.start) as f64 / 1e6,
+            s.is_bounce,
+            s.converted,
+            s.events,
+        );
     }
     for b in other_sessions {
-        let date = b.column_by_name("session_date").map(|c| c.as_primitive::<Date32Type>());
-        let dur = b.column_by_name("duration_s").map(|c| c.as_primitive::<arrow::datatypes::Float64Type>());
+        let date = b
+            .column_by_name("session_date")
+            .map(|c| c.as_primitive::<Date32Type>());
+        let dur = b
+            .column_by_name("duration_s")
+            .map(|c| c.as_primitive::<arrow::datatypes::Float64Type>());
         let bounce = b.column_by_name("is_bounce").map(|c| c.as_boolean());
         let conv = b.column_by_name("converted").map(|c| c.as_boolean());
-        let ev = b.column_by_name("events").map(|c| c.as_primitive::<arrow::datatypes::Int64Type>());
-        let (Some(date), Some(dur), Some(bounce), Some(conv), Some(ev)) = (date, dur, bounce, conv, ev)
+        let ev = b
+            .column_by_name("events")
+            .map(|c| c.as_primitive::<arrow::datatypes::Int64Type>());
+        let (Some(date), Some(dur), Some(bounce), Some(conv), Some(ev)) =
+            (date, dur, bounce, conv, ev)
         else {
             continue;
         };
         for i in 0..b.num_rows() {
             if date.value(i) > hi && date.value(i) <= metrics_hi {
-                add_session(date.value(i), dur.value(i), bounce.value(i), conv.value(i), ev.value(i));
+                add_session(
+                    date.value(i),
+                    dur.value(i),
+                    bounce.value(i),
+                    conv.value(i),
+                    ev.value(i),
+                );
             }
         }
     }
@@ -353,8 +418,9 @@ pub fn compute(
     for &d in &dates {
         let a = activity.get(&d);
         let s = session_days.get(&d);
-        let (sessions, dur, bounces, conv, ev) =
-            s.map_or((0, 0.0, 0, 0, 0), |s| (s.sessions, s.duration_s, s.bounces, s.conversions, s.events));
+        let (sessions, dur, bounces, conv, ev) = s.map_or((0, 0.0, 0, 0, 0), |s| {
+            (s.sessions, s.duration_s, s.bounces, s.conversions, s.events)
+        });
         m.0.push(d);
         m.1.push([
             a.map_or(0, |a| a.users.len() as i64),
@@ -371,8 +437,10 @@ pub fn compute(
             ratio(ev as f64, sessions),
         ]);
     }
-    let int_col = |k: usize| Arc::new(Int64Array::from_iter_values(m.1.iter().map(|r| r[k]))) as ArrayRef;
-    let f_col = |k: usize| Arc::new(Float64Array::from_iter_values(m.2.iter().map(|r| r[k]))) as ArrayRef;
+    let int_col =
+        |k: usize| Arc::new(Int64Array::from_iter_values(m.1.iter().map(|r| r[k]))) as ArrayRef;
+    let f_col =
+        |k: usize| Arc::new(Float64Array::from_iter_values(m.2.iter().map(|r| r[k]))) as ArrayRef;
     let daily_metrics = RecordBatch::try_new(
         Table::DailyMetrics.schema(),
         vec![
@@ -390,7 +458,10 @@ pub fn compute(
         ],
     )?;
 
-    let in_range: Vec<&Session> = sessions.iter().filter(|s| (lo..=hi).contains(&s.date)).collect();
+    let in_range: Vec<&Session> = sessions
+        .iter()
+        .filter(|s| (lo..=hi).contains(&s.date))
+        .collect();
     Ok(GoldTables {
         sessions: sessions_batch(&in_range)?,
         daily_metrics,
@@ -404,26 +475,46 @@ fn sessions_batch(sessions: &[&Session]) -> Result<RecordBatch> {
         Arc::new(sessions.iter().map(|x| f(x)).collect::<StringArray>()) as ArrayRef
     };
     let ts = |f: fn(&Session) -> i64| {
-        Arc::new(TimestampMicrosecondArray::from_iter_values(sessions.iter().map(|x| f(x))).with_timezone("UTC"))
-            as ArrayRef
+        Arc::new(
+            TimestampMicrosecondArray::from_iter_values(sessions.iter().map(|x| f(x)))
+                .with_timezone("UTC"),
+        ) as ArrayRef
     };
     let cols: Vec<ArrayRef> = vec![
         s(|x| Some(&x.session_id)),
         s(|x| Some(&x.user_key)),
         ts(|x| x.start),
         ts(|x| x.end),
-        Arc::new(Float64Array::from_iter_values(sessions.iter().map(|x| (x.end - x.start) as f64 / 1e6))),
-        Arc::new(Int64Array::from_iter_values(sessions.iter().map(|x| x.events))),
-        Arc::new(Int64Array::from_iter_values(sessions.iter().map(|x| x.page_views))),
+        Arc::new(Float64Array::from_iter_values(
+            sessions.iter().map(|x| (x.end - x.start) as f64 / 1e6),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            sessions.iter().map(|x| x.events),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            sessions.iter().map(|x| x.page_views),
+        )),
         s(|x| x.entry_page.as_deref()),
         s(|x| x.exit_page.as_deref()),
-        Arc::new(sessions.iter().map(|x| Some(x.is_bounce)).collect::<BooleanArray>()),
-        Arc::new(sessions.iter().map(|x| Some(x.converted)).collect::<BooleanArray>()),
+        Arc::new(
+            sessions
+                .iter()
+                .map(|x| Some(x.is_bounce))
+                .collect::<BooleanArray>(),
+        ),
+        Arc::new(
+            sessions
+                .iter()
+                .map(|x| Some(x.converted))
+                .collect::<BooleanArray>(),
+        ),
         s(|x| x.device_type.as_deref()),
         s(|x| x.country.as_deref()),
         s(|x| x.referrer_host.as_deref()),
         s(|x| x.utm_source.as_deref()),
-        Arc::new(Date32Array::from_iter_values(sessions.iter().map(|x| x.date))),
+        Arc::new(Date32Array::from_iter_values(
+            sessions.iter().map(|x| x.date),
+        )),
     ];
     Ok(RecordBatch::try_new(Table::Sessions.schema(), cols)?)
 }
@@ -431,7 +522,11 @@ fn sessions_batch(sessions: &[&Session]) -> Result<RecordBatch> {
 fn funnel_batch(sessions: &[&Session], funnel: &[String]) -> Result<RecordBatch> {
     let mut best: BTreeMap<i32, HashMap<&str, usize>> = BTreeMap::new();
     for s in sessions {
-        let reached = best.entry(s.date).or_default().entry(&s.user_key).or_default();
+        let reached = best
+            .entry(s.date)
+            .or_default()
+            .entry(&s.user_key)
+            .or_default();
         *reached = (*reached).max(s.funnel_reached);
     }
     let (mut date, mut idx, mut step, mut users, mut from_start, mut from_prev) =
@@ -447,7 +542,11 @@ fn funnel_batch(sessions: &[&Session], funnel: &[String]) -> Result<RecordBatch>
             step.push(name.as_str());
             users.push(counts[k]);
             from_start.push(ratio(counts[k], counts[0]));
-            from_prev.push(if k == 0 { ratio(counts[0], counts[0]) } else { ratio(counts[k], counts[k - 1]) });
+            from_prev.push(if k == 0 {
+                ratio(counts[0], counts[0])
+            } else {
+                ratio(counts[k], counts[k - 1])
+            });
         }
     }
     Ok(RecordBatch::try_new(
@@ -486,7 +585,8 @@ fn page_batch(
             rows.entry((s.date, p)).or_default()[3] += 1;
         }
     }
-    let col = |k: usize| Arc::new(Int64Array::from_iter_values(rows.values().map(|r| r[k]))) as ArrayRef;
+    let col =
+        |k: usize| Arc::new(Int64Array::from_iter_values(rows.values().map(|r| r[k]))) as ArrayRef;
     Ok(RecordBatch::try_new(
         Table::PageDaily.schema(),
         vec![
@@ -543,7 +643,10 @@ fn between(column: &str, lo: i32, hi: i32) -> Expr {
 /// gold is recomputed for those dates, their neighbours, and whatever sessions or 7/30-day
 /// windows reach. Idempotent: the silver version is recorded as a `txn` in each gold table.
 pub async fn update(lake: &Lake, silver_version: i64, funnel: &[String]) -> Result<GoldOutcome> {
-    let mut outcome = GoldOutcome { silver_version, ..Default::default() };
+    let mut outcome = GoldOutcome {
+        silver_version,
+        ..Default::default()
+    };
     let mut gold = Vec::new();
     let mut done = i64::MAX;
     for t in Table::GOLD {
@@ -556,7 +659,10 @@ pub async fn update(lake: &Lake, silver_version: i64, funnel: &[String]) -> Resu
         return Ok(outcome);
     }
     let silver = lake.table(Table::Silver).await?;
-    let latest = silver.version().map_or(-1, |v| v as i64).max(silver_version);
+    let latest = silver
+        .version()
+        .map_or(-1, |v| v as i64)
+        .max(silver_version);
     let mut touched = BTreeSet::new();
     for v in done + 1..=latest {
         for (_, parts) in added_files(&silver, v).await? {
@@ -575,7 +681,13 @@ pub async fn update(lake: &Lake, silver_version: i64, funnel: &[String]) -> Resu
     // Widen the range until no run of events crosses its edges.
     let (mut lo, mut hi) = (first - 1, last + 1);
     let (window, sessions) = loop {
-        let window = lake.read(&silver, &SESSION_INPUT, Some(between("event_date", lo - 1, hi + 1))).await?;
+        let window = lake
+            .read(
+                &silver,
+                &SESSION_INPUT,
+                Some(between("event_date", lo - 1, hi + 1)),
+            )
+            .await?;
         let (sessions, runs) = sessionize_runs(&mut events_of(&window), funnel);
         let (mut new_lo, mut new_hi) = (lo, hi);
         let window_start = (lo - 1) as i64 * DAY_US;
@@ -600,22 +712,44 @@ pub async fn update(lake: &Lake, silver_version: i64, funnel: &[String]) -> Resu
     };
     drop(window);
 
-    let activity =
-        lake.read(&silver, &ACTIVITY_INPUT, Some(col("event_date").gt_eq(date_lit(lo - 29)))).await?;
+    let activity = lake
+        .read(
+            &silver,
+            &ACTIVITY_INPUT,
+            Some(col("event_date").gt_eq(date_lit(lo - 29))),
+        )
+        .await?;
     let max_date = activity
         .iter()
         .filter_map(|b| b.column_by_name("event_date"))
-        .flat_map(|c| c.as_primitive::<Date32Type>().values().iter().copied().max())
+        .flat_map(|c| {
+            c.as_primitive::<Date32Type>()
+                .values()
+                .iter()
+                .copied()
+                .max()
+        })
         .max()
         .unwrap_or(hi);
     let metrics_hi = max_date.min(hi + 29).max(hi);
     let other_sessions = if metrics_hi > hi {
         let sessions_table = &gold[0].1;
-        lake.read(sessions_table, &[], Some(between("session_date", hi + 1, metrics_hi))).await?
+        lake.read(
+            sessions_table,
+            &[],
+            Some(between("session_date", hi + 1, metrics_hi)),
+        )
+        .await?
     } else {
         Vec::new()
     };
-    let tables = compute(&sessions, &activity, &other_sessions, (lo, hi, metrics_hi), funnel)?;
+    let tables = compute(
+        &sessions,
+        &activity,
+        &other_sessions,
+        (lo, hi, metrics_hi),
+        funnel,
+    )?;
     outcome.dates = Some((from_days(lo), from_days(hi)));
     outcome.sessions = tables.sessions.num_rows();
     outcome.daily_metrics = tables.daily_metrics.num_rows();
@@ -626,7 +760,10 @@ pub async fn update(lake: &Lake, silver_version: i64, funnel: &[String]) -> Resu
     for (t, table) in gold {
         let (batch, predicate) = match t {
             Table::Sessions => (tables.sessions.clone(), between("session_date", lo, hi)),
-            Table::DailyMetrics => (tables.daily_metrics.clone(), between("date", lo, metrics_hi)),
+            Table::DailyMetrics => (
+                tables.daily_metrics.clone(),
+                between("date", lo, metrics_hi),
+            ),
             Table::FunnelDaily => (tables.funnel_daily.clone(), between("date", lo, hi)),
             _ => (tables.page_daily.clone(), between("date", lo, hi)),
         };

@@ -48,8 +48,12 @@ impl Table {
         Table::PageDaily,
     ];
     /// The gold tables, as exported.
-    pub const GOLD: [Table; 4] =
-        [Table::Sessions, Table::DailyMetrics, Table::FunnelDaily, Table::PageDaily];
+    pub const GOLD: [Table; 4] = [
+        Table::Sessions,
+        Table::DailyMetrics,
+        Table::FunnelDaily,
+        Table::PageDaily,
+    ];
 
     /// Location relative to the lake root.
     pub fn path(self) -> &'static str {
@@ -119,7 +123,10 @@ impl Lake {
     /// Opens a lake at a local directory (created if missing) or an `s3://bucket/prefix` URI.
     /// For S3, storage options come from the usual `AWS_*` environment variables.
     pub fn open(uri: &str) -> Result<Lake> {
-        let location = |reason: String| Error::Location { uri: uri.to_string(), reason };
+        let location = |reason: String| Error::Location {
+            uri: uri.to_string(),
+            reason,
+        };
         let root = if uri.contains("://") {
             let url = Url::parse(uri).map_err(|e| location(e.to_string()))?;
             if !matches!(url.scheme(), "s3" | "s3a" | "file") {
@@ -143,7 +150,10 @@ impl Lake {
         if !root.path().ends_with('/') {
             root.set_path(&format!("{}/", root.path()));
         }
-        Lake { root, storage_options }
+        Lake {
+            root,
+            storage_options,
+        }
     }
 
     /// The root URI.
@@ -207,8 +217,11 @@ impl Lake {
             Err(DeltaTableError::NotATable(_)) => {}
             Err(e) => return Err(Error::delta(table.path())(e)),
         }
-        let columns: StructType =
-            table.schema().as_ref().try_into_kernel().map_err(|e: arrow::error::ArrowError| e)?;
+        let columns: StructType = table
+            .schema()
+            .as_ref()
+            .try_into_kernel()
+            .map_err(|e: arrow::error::ArrowError| e)?;
         let created = DeltaTableBuilder::from_url(url.clone())
             .map_err(Error::delta(table.path()))?
             .with_storage_options(self.storage_options.clone())
@@ -244,7 +257,9 @@ impl Lake {
         filter: Option<Expr>,
     ) -> Result<Vec<RecordBatch>> {
         let ctx = SessionContext::new();
-        table.update_datafusion_session(&ctx.state()).map_err(Error::delta("read"))?;
+        table
+            .update_datafusion_session(&ctx.state())
+            .map_err(Error::delta("read"))?;
         let provider = table.table_provider().await?;
         let mut df = ctx.read_table(provider)?;
         if let Some(filter) = filter {
@@ -259,7 +274,9 @@ impl Lake {
 
 /// The version recorded for `app_id` in the table's `txn` actions, if any.
 pub async fn txn_version(table: &DeltaTable, app_id: &str) -> Result<Option<i64>> {
-    let Ok(snapshot) = table.snapshot() else { return Ok(None) };
+    let Ok(snapshot) = table.snapshot() else {
+        return Ok(None);
+    };
     snapshot
         .transaction_version(table.log_store().as_ref(), app_id)
         .await
@@ -267,7 +284,11 @@ pub async fn txn_version(table: &DeltaTable, app_id: &str) -> Result<Option<i64>
 }
 
 /// Commit properties carrying a `txn` action and the stage's counts as commit metadata.
-pub fn commit_properties(app_id: &str, version: i64, metadata: serde_json::Value) -> CommitProperties {
+pub fn commit_properties(
+    app_id: &str,
+    version: i64,
+    metadata: serde_json::Value,
+) -> CommitProperties {
     let mut props = CommitProperties::default().with_application_transaction(
         Transaction::new_with_last_update(app_id, version, Some(Utc::now().timestamp_millis())),
     );
@@ -288,14 +309,24 @@ pub async fn added_files(
         .read_commit_entry(version as _)
         .await
         .map_err(Error::delta(table.table_url().to_string()))?
-        .ok_or_else(|| Error::Trigger(format!("commit {version} of {} not found", table.table_url())))?;
+        .ok_or_else(|| {
+            Error::Trigger(format!(
+                "commit {version} of {} not found",
+                table.table_url()
+            ))
+        })?;
     let mut adds = Vec::new();
     for line in entry.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         let action: serde_json::Value = serde_json::from_slice(line)?;
         // Compaction (OPTIMIZE) re-adds existing rows with dataChange = false: not new data.
-        if let Some(add) = action.get("add").filter(|a| a["dataChange"].as_bool() != Some(false)) {
+        if let Some(add) = action
+            .get("add")
+            .filter(|a| a["dataChange"].as_bool() != Some(false))
+        {
             let path = add["path"].as_str().unwrap_or_default();
-            let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy().into_owned();
+            let path = percent_encoding::percent_decode_str(path)
+                .decode_utf8_lossy()
+                .into_owned();
             let parts = serde_json::from_value(add["partitionValues"].clone()).unwrap_or_default();
             adds.push((path, parts));
         }
@@ -342,7 +373,11 @@ pub fn plain_types(batch: &RecordBatch) -> Result<RecordBatch> {
         }
     }
     let schema = batch.schema();
-    if schema.fields().iter().all(|f| plain(f.data_type()) == *f.data_type()) {
+    if schema
+        .fields()
+        .iter()
+        .all(|f| plain(f.data_type()) == *f.data_type())
+    {
         return Ok(batch.clone());
     }
     let mut fields = Vec::with_capacity(schema.fields().len());
@@ -352,5 +387,8 @@ pub fn plain_types(batch: &RecordBatch) -> Result<RecordBatch> {
         columns.push(arrow::compute::cast(c, &t)?);
         fields.push(Field::new(f.name(), t, f.is_nullable()));
     }
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }

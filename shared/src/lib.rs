@@ -16,6 +16,7 @@ pub mod gold;
 pub mod lake;
 pub mod maintenance;
 pub mod pipeline;
+pub mod samples;
 pub mod schema;
 pub mod silver;
 pub mod telemetry;

@@ -42,9 +42,14 @@ pub async fn maintain(lake: &Lake, retention: chrono::Duration) -> Result<Vec<Ta
     let mut out = Vec::new();
     for t in Table::ALL {
         let table = lake.table(t).await?;
-        let files_before = table.snapshot().map(|s| s.log_data().num_files()).unwrap_or(0);
+        let files_before = table
+            .snapshot()
+            .map(|s| s.log_data().num_files())
+            .unwrap_or(0);
         let (table, _) = table.optimize().await.map_err(Error::delta(t.path()))?;
-        deltalake::checkpoints::create_checkpoint(&table, None).await.map_err(Error::delta(t.path()))?;
+        deltalake::checkpoints::create_checkpoint(&table, None)
+            .await
+            .map_err(Error::delta(t.path()))?;
         let (table, vacuum) = table
             .vacuum()
             .with_retention_period(retention)
@@ -54,7 +59,10 @@ pub async fn maintain(lake: &Lake, retention: chrono::Duration) -> Result<Vec<Ta
         out.push(TableMaintenance {
             table: t.path().to_string(),
             files_before,
-            files_after: table.snapshot().map(|s| s.log_data().num_files()).unwrap_or(0),
+            files_after: table
+                .snapshot()
+                .map(|s| s.log_data().num_files())
+                .unwrap_or(0),
             version: table.version().map_or(-1, |v| v as i64),
             vacuumed: vacuum.files_deleted.len(),
         });

@@ -61,7 +61,9 @@ pub struct Pipeline {
 }
 
 fn lock(totals: &Mutex<Totals>) -> std::sync::MutexGuard<'_, Totals> {
-    totals.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    totals
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Pipeline {
@@ -111,7 +113,14 @@ impl Pipeline {
             }
             Ok(())
         });
-        Pipeline { lake, totals, progress, to_silver, silver, gold }
+        Pipeline {
+            lake,
+            totals,
+            progress,
+            to_silver,
+            silver,
+            gold,
+        }
     }
 
     /// The lake this pipeline writes.
@@ -134,7 +143,9 @@ impl Pipeline {
             t.received += o.received;
             t.bronze_written += o.written;
             t.bronze_already_written += o.already_written;
-            self.progress.bronze_records.fetch_add(o.received, Ordering::Relaxed);
+            self.progress
+                .bronze_records
+                .fetch_add(o.received, Ordering::Relaxed);
             if let Some(v) = o.version {
                 t.bronze_commits += 1;
                 self.to_silver

@@ -3,9 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, AsArray, Date32Builder, StringBuilder, TimestampMicrosecondBuilder,
-};
+use arrow::array::{ArrayRef, AsArray, Date32Builder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow::datatypes::TimestampMicrosecondType;
 use arrow::record_batch::RecordBatch;
 use base64::Engine as _;
@@ -51,15 +49,21 @@ fn app_id(bronze_version: i64) -> String {
 /// recorded as a `txn` in the same silver commit, and checked first.
 pub async fn process_bronze_commit(lake: &Lake, bronze_version: i64) -> Result<SilverOutcome> {
     let app = app_id(bronze_version);
-    let mut outcome = SilverOutcome { bronze_version, ..Default::default() };
+    let mut outcome = SilverOutcome {
+        bronze_version,
+        ..Default::default()
+    };
     let silver = lake.table(Table::Silver).await?;
     if txn_version(&silver, &app).await?.is_some() {
         outcome.already_processed = true;
         return Ok(outcome);
     }
     let bronze = lake.table(Table::Bronze).await?;
-    let files: Vec<String> =
-        added_files(&bronze, bronze_version).await?.into_iter().map(|(p, _)| p).collect();
+    let files: Vec<String> = added_files(&bronze, bronze_version)
+        .await?
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
     let rows = read_data_files(&bronze, &files).await?;
 
     let mut valid = Vec::new();
@@ -80,7 +84,12 @@ pub async fn process_bronze_commit(lake: &Lake, bronze_version: i64) -> Result<S
         }
     }
 
-    let existing = existing_ids(lake, &silver, valid.iter().map(|(e, _, _)| e.event_id.as_str())).await?;
+    let existing = existing_ids(
+        lake,
+        &silver,
+        valid.iter().map(|(e, _, _)| e.event_id.as_str()),
+    )
+    .await?;
     let mut seen = HashSet::with_capacity(valid.len());
     valid.retain(|(e, _, _)| {
         let fresh = !existing.contains(&e.event_id) && seen.insert(e.event_id.clone());
@@ -92,7 +101,10 @@ pub async fn process_bronze_commit(lake: &Lake, bronze_version: i64) -> Result<S
     outcome.valid = valid.len();
     outcome.quarantined = rejected.len();
     for (_, r, _, _) in &rejected {
-        *outcome.quarantined_by_reason.entry(r.reason.code().to_string()).or_default() += 1;
+        *outcome
+            .quarantined_by_reason
+            .entry(r.reason.code().to_string())
+            .or_default() += 1;
     }
     let counts = json!({
         "bronze_version": bronze_version,
@@ -106,7 +118,15 @@ pub async fn process_bronze_commit(lake: &Lake, bronze_version: i64) -> Result<S
         let quarantine = lake.table(Table::Quarantine).await?;
         if txn_version(&quarantine, &app).await?.is_none() {
             let batch = quarantine_batch(&rejected)?;
-            append(quarantine, Table::Quarantine, batch, &app, bronze_version, counts.clone()).await?;
+            append(
+                quarantine,
+                Table::Quarantine,
+                batch,
+                &app,
+                bronze_version,
+                counts.clone(),
+            )
+            .await?;
         }
     }
     let batch = silver_batch(&valid)?;
@@ -139,7 +159,13 @@ async fn existing_ids<'a>(
     ids: impl Iterator<Item = &'a str>,
 ) -> Result<HashSet<String>> {
     let wanted: HashSet<&str> = ids.collect();
-    if wanted.is_empty() || silver.snapshot().map(|s| s.log_data().num_files()).unwrap_or(0) == 0 {
+    if wanted.is_empty()
+        || silver
+            .snapshot()
+            .map(|s| s.log_data().num_files())
+            .unwrap_or(0)
+            == 0
+    {
         return Ok(HashSet::new());
     }
     let mut found = HashSet::new();
@@ -161,7 +187,9 @@ fn days_since_epoch(d: NaiveDate) -> i32 {
 /// Builds a silver/events batch from validated events.
 pub fn silver_batch(events: &[(ValidEvent, &str, DateTime<Utc>)]) -> Result<RecordBatch> {
     let n = events.len();
-    let mut strings: Vec<StringBuilder> = (0..14).map(|_| StringBuilder::with_capacity(n, n * 16)).collect();
+    let mut strings: Vec<StringBuilder> = (0..14)
+        .map(|_| StringBuilder::with_capacity(n, n * 16))
+        .collect();
     let mut event_time = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
     let mut ingest_time = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
     let mut source = StringBuilder::with_capacity(n, n * 24);
@@ -195,7 +223,10 @@ pub fn silver_batch(events: &[(ValidEvent, &str, DateTime<Utc>)]) -> Result<Reco
     for (e, _, _) in events {
         extra.append_option(e.extra.as_deref());
     }
-    let mut cols: Vec<ArrayRef> = strings.into_iter().map(|mut b| Arc::new(b.finish()) as ArrayRef).collect();
+    let mut cols: Vec<ArrayRef> = strings
+        .into_iter()
+        .map(|mut b| Arc::new(b.finish()) as ArrayRef)
+        .collect();
     cols[2] = Arc::new(event_time.finish());
     cols.push(Arc::new(extra.finish()));
     cols.push(Arc::new(ingest_time.finish()));

@@ -11,7 +11,9 @@ const QUIET_DEPENDENCIES: &str = "buoyant_kernel=off,deltalake_core=error,datafu
 pub fn init(level: &str) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{level},{QUIET_DEPENDENCIES}")));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
         builder.json().without_time().try_init()
     } else {

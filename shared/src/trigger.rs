@@ -29,7 +29,9 @@ pub fn encode_key(key: &str) -> String {
 /// Decodes an S3 notification key (`+` is a space, then percent-decoding).
 pub fn decode_key(key: &str) -> String {
     let spaced = key.replace('+', " ");
-    percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// An `ObjectCreated:Put` notification for one object, as S3 delivers it to Lambda.
@@ -73,9 +75,11 @@ pub fn objects(event: &S3Event) -> Result<Vec<ObjectRef>> {
         .records
         .iter()
         .map(|r| {
-            let key = r.s3.object.key.as_deref().ok_or_else(|| {
-                Error::Trigger("S3 record without s3.object.key".into())
-            })?;
+            let key =
+                r.s3.object
+                    .key
+                    .as_deref()
+                    .ok_or_else(|| Error::Trigger("S3 record without s3.object.key".into()))?;
             Ok(ObjectRef {
                 bucket: r.s3.bucket.name.clone().unwrap_or_default(),
                 key: decode_key(key),

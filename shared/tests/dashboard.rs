@@ -28,14 +28,29 @@ async fn lake_with(events: Vec<Vec<u8>>) -> (tempfile::TempDir, Lake) {
     let messages: Vec<KafkaMessage> = events
         .into_iter()
         .enumerate()
-        .map(|(i, v)| KafkaMessage { partition: 0, offset: i as i64, timestamp_ms: 0, key: None, value: Some(v) })
+        .map(|(i, v)| KafkaMessage {
+            partition: 0,
+            offset: i as i64,
+            timestamp_ms: 0,
+            key: None,
+            value: Some(v),
+        })
         .collect();
     let trigger = BronzeTrigger::Kafka(kafka_event("t:9092", "t", &messages));
     let bronze = functions::bronze_writer(&lake, &trigger).await.unwrap();
-    let silver = functions::silver_transformer(&lake, &commit_event(&lake, Table::Bronze, bronze[0].version.unwrap())).await.unwrap();
-    functions::gold_transformer(&lake, &commit_event(&lake, Table::Silver, silver[0].silver_version.unwrap()), &parse_funnel(None))
-        .await
-        .unwrap();
+    let silver = functions::silver_transformer(
+        &lake,
+        &commit_event(&lake, Table::Bronze, bronze[0].version.unwrap()),
+    )
+    .await
+    .unwrap();
+    functions::gold_transformer(
+        &lake,
+        &commit_event(&lake, Table::Silver, silver[0].silver_version.unwrap()),
+        &parse_funnel(None),
+    )
+    .await
+    .unwrap();
     (dir, lake)
 }
 
@@ -67,7 +82,10 @@ async fn empty_lake_renders() {
     let data = load(&lake).await.unwrap();
     let html = render_html(&data);
     assert!(html.contains("Gold is empty"));
-    assert_eq!(attrs(&html, "<figure class=\"chart\"", "data-chart").len(), 5);
+    assert_eq!(
+        attrs(&html, "<figure class=\"chart\"", "data-chart").len(),
+        5
+    );
     assert!(render_report(&data, None).contains("No gold data"));
 }
 
@@ -76,11 +94,39 @@ async fn figures_equal_gold_with_a_gap_of_missing_days() {
     let today = Utc::now() - Duration::hours(2);
     let early = today - Duration::days(4);
     let mut events = Vec::new();
-    for (i, (user, kind, path)) in [("a", "page_view", "/"), ("a", "view_product", "/p/1"), ("b", "page_view", "/p/1"), ("c", "page_view", "/")].iter().enumerate() {
-        events.push(event(&format!("e{i}"), user, early + Duration::minutes(i as i64), kind, path));
+    for (i, (user, kind, path)) in [
+        ("a", "page_view", "/"),
+        ("a", "view_product", "/p/1"),
+        ("b", "page_view", "/p/1"),
+        ("c", "page_view", "/"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        events.push(event(
+            &format!("e{i}"),
+            user,
+            early + Duration::minutes(i as i64),
+            kind,
+            path,
+        ));
     }
-    for (i, (user, kind, path)) in [("a", "page_view", "/p/2"), ("d", "page_view", "/p/2"), ("d", "purchase", "/done"), ("d", "page_view", "/")].iter().enumerate() {
-        events.push(event(&format!("t{i}"), user, today + Duration::minutes(i as i64), kind, path));
+    for (i, (user, kind, path)) in [
+        ("a", "page_view", "/p/2"),
+        ("d", "page_view", "/p/2"),
+        ("d", "purchase", "/done"),
+        ("d", "page_view", "/"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        events.push(event(
+            &format!("t{i}"),
+            user,
+            today + Duration::minutes(i as i64),
+            kind,
+            path,
+        ));
     }
     events.push(b"not json".to_vec());
     events.push(event("t0", "a", today, "page_view", "/p/2"));
@@ -92,8 +138,16 @@ async fn figures_equal_gold_with_a_gap_of_missing_days() {
     let daily = gold_rows(&lake, Table::DailyMetrics).await;
     let mut rows: Vec<(i32, i64, i64, i64)> = Vec::new();
     for b in &daily {
-        let d = b.column_by_name("date").unwrap().as_primitive::<Date32Type>();
-        let col = |n: &str| b.column_by_name(n).unwrap().as_primitive::<Int64Type>().clone();
+        let d = b
+            .column_by_name("date")
+            .unwrap()
+            .as_primitive::<Date32Type>();
+        let col = |n: &str| {
+            b.column_by_name(n)
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .clone()
+        };
         let (dau, sessions, pv) = (col("dau"), col("sessions"), col("page_views"));
         for i in 0..b.num_rows() {
             rows.push((d.value(i), dau.value(i), sessions.value(i), pv.value(i)));
@@ -111,7 +165,10 @@ async fn figures_equal_gold_with_a_gap_of_missing_days() {
     let mut pages = std::collections::BTreeMap::new();
     for b in gold_rows(&lake, Table::PageDaily).await {
         let p = b.column_by_name("page_path").unwrap().as_string::<i32>();
-        let v = b.column_by_name("page_views").unwrap().as_primitive::<Int64Type>();
+        let v = b
+            .column_by_name("page_views")
+            .unwrap()
+            .as_primitive::<Int64Type>();
         for i in 0..b.num_rows() {
             *pages.entry(p.value(i).to_string()).or_insert(0i64) += v.value(i);
         }
@@ -136,18 +193,39 @@ async fn figures_equal_gold_with_a_gap_of_missing_days() {
         assert_eq!(pages[k].to_string(), *v, "page {k}");
     }
     // Reconciliation counts.
-    assert!(html.contains("<span data-count=\"silver\">8</span>"), "8 valid events");
+    assert!(
+        html.contains("<span data-count=\"silver\">8</span>"),
+        "8 valid events"
+    );
     assert!(html.contains("<span data-count=\"duplicates\">1</span>"));
     assert!(html.contains("data-quarantined=\"not_json\""));
     // Every chart has drawn something.
-    for chart in ["active_users", "traffic", "session_duration", "events_per_session", "funnel"] {
-        let svg = html.split(&format!("data-chart=\"{chart}\"")).nth(1).unwrap().split("</figure>").next().unwrap();
-        assert!(svg.contains("<svg") && (svg.contains("<polyline") || svg.contains("<rect")), "{chart} is empty");
+    for chart in [
+        "active_users",
+        "traffic",
+        "session_duration",
+        "events_per_session",
+        "funnel",
+    ] {
+        let svg = html
+            .split(&format!("data-chart=\"{chart}\""))
+            .nth(1)
+            .unwrap()
+            .split("</figure>")
+            .next()
+            .unwrap();
+        assert!(
+            svg.contains("<svg") && (svg.contains("<polyline") || svg.contains("<rect")),
+            "{chart} is empty"
+        );
     }
     // The report shows the same headline.
     let report = render_report(&data, None);
     let dau_line = report.lines().find(|l| l.starts_with("dau ")).unwrap();
-    assert_eq!(dau_line.split_whitespace().nth(1).unwrap(), latest.1.to_string());
+    assert_eq!(
+        dau_line.split_whitespace().nth(1).unwrap(),
+        latest.1.to_string()
+    );
     let earlier = chrono::NaiveDate::from_num_days_from_ce_opt(0).unwrap();
     assert!(render_report(&data, Some(earlier)).contains("No gold data"));
 }

@@ -10,8 +10,17 @@ use clickstream::trigger::{KafkaMessage, kafka_event};
 async fn sorted_sources(lake: &Lake) -> Vec<String> {
     let table = lake.table(Table::Bronze).await.unwrap();
     let batches: Vec<RecordBatch> = lake.read(&table, &["source"], None).await.unwrap();
-    let mut all: Vec<String> =
-        batches.iter().flat_map(|b| b.column(0).as_string::<i32>().iter().flatten().map(str::to_string).collect::<Vec<_>>()).collect();
+    let mut all: Vec<String> = batches
+        .iter()
+        .flat_map(|b| {
+            b.column(0)
+                .as_string::<i32>()
+                .iter()
+                .flatten()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
     all.sort();
     all
 }
@@ -28,7 +37,9 @@ async fn compacts_checkpoints_and_keeps_the_data() {
             key: None,
             value: Some(format!("{{\"n\":{i}}}").into_bytes()),
         };
-        ingest_kafka(&lake, &kafka_event("t:9092", "topic", &[msg])).await.unwrap();
+        ingest_kafka(&lake, &kafka_event("t:9092", "topic", &[msg]))
+            .await
+            .unwrap();
     }
     let before = sorted_sources(&lake).await;
     assert_eq!(before.len(), 40);
@@ -44,12 +55,24 @@ async fn compacts_checkpoints_and_keeps_the_data() {
     assert!(log.join("_last_checkpoint").exists());
     let checkpoints = std::fs::read_dir(&log)
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".checkpoint."))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains(".checkpoint.")
+        })
         .count();
     assert!(checkpoints >= 1);
     let parquet_files = std::fs::read_dir(dir.path().join("bronze/events"))
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "parquet"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "parquet")
+        })
         .count();
     assert_eq!(parquet_files, 1);
     assert_eq!(sorted_sources(&lake).await, before);

@@ -2,8 +2,8 @@
 //! gold equal to a from-scratch computation.
 
 use arrow::array::RecordBatch;
-use arrow::compute::{SortOptions, concat_batches, lexsort_to_indices, take_record_batch};
 use arrow::compute::SortColumn;
+use arrow::compute::{SortOptions, concat_batches, lexsort_to_indices, take_record_batch};
 use chrono::{Duration, Utc};
 use clickstream::functions::{self, BronzeTrigger, commit_event, parse_funnel};
 use clickstream::gold::compute_from_scratch;
@@ -49,12 +49,17 @@ async fn run(lake: &Lake, trigger: &BronzeTrigger) -> (usize, usize, usize) {
     let (mut valid, mut quarantined, mut dups) = (0, 0, 0);
     for b in functions::bronze_writer(lake, trigger).await.unwrap() {
         let Some(v) = b.version else { continue };
-        for s in functions::silver_transformer(lake, &commit_event(lake, Table::Bronze, v)).await.unwrap() {
+        for s in functions::silver_transformer(lake, &commit_event(lake, Table::Bronze, v))
+            .await
+            .unwrap()
+        {
             valid += s.valid;
             quarantined += s.quarantined;
             dups += s.duplicates;
             if let Some(sv) = s.silver_version {
-                functions::gold_transformer(lake, &commit_event(lake, Table::Silver, sv), &funnel).await.unwrap();
+                functions::gold_transformer(lake, &commit_event(lake, Table::Silver, sv), &funnel)
+                    .await
+                    .unwrap();
             }
         }
     }
@@ -67,18 +72,28 @@ async fn read_all(lake: &Lake, table: Table) -> Vec<RecordBatch> {
 }
 
 async fn count(lake: &Lake, table: Table) -> usize {
-    read_all(lake, table).await.iter().map(RecordBatch::num_rows).sum()
+    read_all(lake, table)
+        .await
+        .iter()
+        .map(RecordBatch::num_rows)
+        .sum()
 }
 
 /// A batch in the table's column order, sorted by every column: comparable across computations.
 fn canonical(table: Table, batches: &[RecordBatch]) -> RecordBatch {
     let schema = table.schema();
-    let projected: Vec<RecordBatch> = batches.iter().map(|b| conform(b, &schema).unwrap()).collect();
+    let projected: Vec<RecordBatch> = batches
+        .iter()
+        .map(|b| conform(b, &schema).unwrap())
+        .collect();
     let all = concat_batches(&schema, &projected).unwrap();
     let sort: Vec<SortColumn> = all
         .columns()
         .iter()
-        .map(|c| SortColumn { values: c.clone(), options: Some(SortOptions::default()) })
+        .map(|c| SortColumn {
+            values: c.clone(),
+            options: Some(SortOptions::default()),
+        })
         .collect();
     let idx = lexsort_to_indices(&sort, None).unwrap();
     take_record_batch(&all, &idx).unwrap()
@@ -95,8 +110,18 @@ async fn assert_gold_equals_from_scratch(lake: &Lake) {
     ] {
         let got = canonical(table, &read_all(lake, table).await);
         let want = canonical(table, std::slice::from_ref(want));
-        assert_eq!(got.num_rows(), want.num_rows(), "{} row count", table.path());
-        assert_eq!(got, want, "{} differs from a from-scratch computation", table.path());
+        assert_eq!(
+            got.num_rows(),
+            want.num_rows(),
+            "{} row count",
+            table.path()
+        );
+        assert_eq!(
+            got,
+            want,
+            "{} differs from a from-scratch computation",
+            table.path()
+        );
     }
 }
 
@@ -104,13 +129,25 @@ async fn assert_gold_equals_from_scratch(lake: &Lake) {
 async fn same_kafka_event_twice_adds_nothing() {
     let (_dir, lake) = lake();
     let t = Utc::now() - Duration::hours(2);
-    let trigger = batch(0, 0, (0..5).map(|i| event(&format!("k{i}"), "u", t, "page_view")).collect());
+    let trigger = batch(
+        0,
+        0,
+        (0..5)
+            .map(|i| event(&format!("k{i}"), "u", t, "page_view"))
+            .collect(),
+    );
     assert_eq!(run(&lake, &trigger).await, (5, 0, 0));
     assert_eq!(run(&lake, &trigger).await, (0, 0, 0));
     assert_eq!(count(&lake, Table::Bronze).await, 5);
     assert_eq!(count(&lake, Table::Silver).await, 5);
     // A batch overlapping the last one only adds the new offsets.
-    let overlap = batch(0, 3, (3..8).map(|i| event(&format!("k{i}"), "u", t, "page_view")).collect());
+    let overlap = batch(
+        0,
+        3,
+        (3..8)
+            .map(|i| event(&format!("k{i}"), "u", t, "page_view"))
+            .collect(),
+    );
     assert_eq!(run(&lake, &overlap).await, (3, 0, 0));
     assert_eq!(count(&lake, Table::Bronze).await, 8);
 }
@@ -120,8 +157,9 @@ async fn same_landed_file_twice_adds_nothing() {
     let (dir, lake) = lake();
     let t = Utc::now() - Duration::hours(2);
     let file = dir.path().join("upload.jsonl");
-    let lines: Vec<String> =
-        (0..4).map(|i| String::from_utf8(event(&format!("f{i}"), "u", t, "click")).unwrap()).collect();
+    let lines: Vec<String> = (0..4)
+        .map(|i| String::from_utf8(event(&format!("f{i}"), "u", t, "click")).unwrap())
+        .collect();
     std::fs::write(&file, lines.join("\n") + "\nnot json\n").unwrap();
     let landed = BronzeTrigger::Landed(clickstream::bronze::land_file(&lake, &file).await.unwrap());
     assert_eq!(run(&lake, &landed).await, (4, 1, 0));
@@ -134,7 +172,11 @@ async fn same_landed_file_twice_adds_nothing() {
 async fn same_commit_event_twice_adds_nothing() {
     let (_dir, lake) = lake();
     let t = Utc::now() - Duration::hours(2);
-    let trigger = batch(1, 0, vec![event("c1", "u", t, "page_view"), b"{bad".to_vec()]);
+    let trigger = batch(
+        1,
+        0,
+        vec![event("c1", "u", t, "page_view"), b"{bad".to_vec()],
+    );
     let bronze = functions::bronze_writer(&lake, &trigger).await.unwrap();
     let commit = commit_event(&lake, Table::Bronze, bronze[0].version.unwrap());
     let first = functions::silver_transformer(&lake, &commit).await.unwrap();
@@ -146,8 +188,12 @@ async fn same_commit_event_twice_adds_nothing() {
 
     let silver_commit = commit_event(&lake, Table::Silver, first[0].silver_version.unwrap());
     let funnel = parse_funnel(None);
-    let g1 = functions::gold_transformer(&lake, &silver_commit, &funnel).await.unwrap();
-    let g2 = functions::gold_transformer(&lake, &silver_commit, &funnel).await.unwrap();
+    let g1 = functions::gold_transformer(&lake, &silver_commit, &funnel)
+        .await
+        .unwrap();
+    let g2 = functions::gold_transformer(&lake, &silver_commit, &funnel)
+        .await
+        .unwrap();
     assert!(!g1[0].already_processed && g2[0].already_processed);
     assert_eq!(count(&lake, Table::Sessions).await, 1);
 }
@@ -156,8 +202,23 @@ async fn same_commit_event_twice_adds_nothing() {
 async fn duplicates_across_batches_are_counted_not_written() {
     let (_dir, lake) = lake();
     let t = Utc::now() - Duration::hours(3);
-    let first = batch(0, 0, vec![event("d1", "u", t, "page_view"), event("d2", "u", t, "click")]);
-    let second = batch(1, 0, vec![event("d2", "u", t, "click"), event("d3", "u", t, "click"), event("d3", "u", t, "click")]);
+    let first = batch(
+        0,
+        0,
+        vec![
+            event("d1", "u", t, "page_view"),
+            event("d2", "u", t, "click"),
+        ],
+    );
+    let second = batch(
+        1,
+        0,
+        vec![
+            event("d2", "u", t, "click"),
+            event("d3", "u", t, "click"),
+            event("d3", "u", t, "click"),
+        ],
+    );
     assert_eq!(run(&lake, &first).await, (2, 0, 0));
     assert_eq!(run(&lake, &second).await, (1, 0, 2));
     assert_eq!(count(&lake, Table::Silver).await, 3);
@@ -170,8 +231,22 @@ async fn late_event_for_an_old_date_updates_that_date() {
     let today = Utc::now() - Duration::minutes(30);
     let old = today - Duration::days(5);
     let current: Vec<Vec<u8>> = (0..6)
-        .map(|i| event(&format!("n{i}"), &format!("u{}", i % 3), old + Duration::days(i % 3) + Duration::minutes(i), "page_view"))
-        .chain((0..4).map(|i| event(&format!("t{i}"), "u9", today - Duration::minutes(i), "click")))
+        .map(|i| {
+            event(
+                &format!("n{i}"),
+                &format!("u{}", i % 3),
+                old + Duration::days(i % 3) + Duration::minutes(i),
+                "page_view",
+            )
+        })
+        .chain((0..4).map(|i| {
+            event(
+                &format!("t{i}"),
+                "u9",
+                today - Duration::minutes(i),
+                "click",
+            )
+        }))
         .collect();
     run(&lake, &batch(0, 0, current)).await;
     assert_gold_equals_from_scratch(&lake).await;
@@ -192,7 +267,10 @@ async fn dau_on(lake: &Lake, date: chrono::NaiveDate) -> i64 {
     use arrow::datatypes::{Date32Type, Int64Type};
     let day = clickstream::gold::to_days(date);
     for b in read_all(lake, Table::DailyMetrics).await {
-        let d = b.column_by_name("date").unwrap().as_primitive::<Date32Type>();
+        let d = b
+            .column_by_name("date")
+            .unwrap()
+            .as_primitive::<Date32Type>();
         let dau = b.column_by_name("dau").unwrap().as_primitive::<Int64Type>();
         for i in 0..b.num_rows() {
             if d.value(i) == day {
@@ -214,7 +292,11 @@ async fn generated_stream_reconciles_and_gold_equals_from_scratch() {
     let records: Vec<Vec<u8>> = clickstream::generator::Generator::new(cfg).collect();
     let (mut valid, mut quarantined, mut dups) = (0, 0, 0);
     for (i, chunk) in records.chunks(700).enumerate() {
-        let (v, q, d) = run(&lake, &batch((i % 3) as i32, i as i64 * 1000, chunk.to_vec())).await;
+        let (v, q, d) = run(
+            &lake,
+            &batch((i % 3) as i32, i as i64 * 1000, chunk.to_vec()),
+        )
+        .await;
         valid += v;
         quarantined += q;
         dups += d;

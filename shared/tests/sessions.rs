@@ -7,7 +7,9 @@ use clickstream::silver::silver_batch;
 use serde_json::json;
 
 fn t0() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-03-10T10:00:00Z").unwrap().with_timezone(&Utc)
+    DateTime::parse_from_rfc3339("2026-03-10T10:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 struct E {
@@ -19,7 +21,13 @@ struct E {
 }
 
 fn e(id: &str, user: &'static str, at: DateTime<Utc>, kind: &'static str) -> E {
-    E { id: id.into(), user, anon: "anon", at, kind }
+    E {
+        id: id.into(),
+        user,
+        anon: "anon",
+        at,
+        kind,
+    }
 }
 
 fn valid(x: &E) -> ValidEvent {
@@ -40,8 +48,10 @@ fn sessions(events: &[E]) -> Vec<Session> {
     let valid: Vec<_> = events.iter().map(valid).collect();
     let rows: Vec<_> = valid.into_iter().map(|v| (v, "test", Utc::now())).collect();
     let batch = silver_batch(&rows).unwrap();
-    let funnel: Vec<String> =
-        clickstream::gold::DEFAULT_FUNNEL.iter().map(|s| s.to_string()).collect();
+    let funnel: Vec<String> = clickstream::gold::DEFAULT_FUNNEL
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let mut s = sessionize(&[batch], &funnel);
     s.sort_by_key(|s| (s.user_key.clone(), s.start));
     s
@@ -49,7 +59,10 @@ fn sessions(events: &[E]) -> Vec<Session> {
 
 #[test]
 fn gap_of_exactly_30_minutes_keeps_the_session() {
-    let s = sessions(&[e("a", "u", t0(), "page_view"), e("b", "u", t0() + Duration::minutes(30), "click")]);
+    let s = sessions(&[
+        e("a", "u", t0(), "page_view"),
+        e("b", "u", t0() + Duration::minutes(30), "click"),
+    ]);
     assert_eq!(s.len(), 1);
     assert_eq!(s[0].events, 2);
     assert_eq!(s[0].end - s[0].start, 30 * 60 * 1_000_000);
@@ -59,7 +72,12 @@ fn gap_of_exactly_30_minutes_keeps_the_session() {
 fn gap_of_30_minutes_and_one_second_splits() {
     let s = sessions(&[
         e("a", "u", t0(), "page_view"),
-        e("b", "u", t0() + Duration::minutes(30) + Duration::seconds(1), "click"),
+        e(
+            "b",
+            "u",
+            t0() + Duration::minutes(30) + Duration::seconds(1),
+            "click",
+        ),
     ]);
     assert_eq!(s.len(), 2);
     assert_ne!(s[0].session_id, s[1].session_id);
@@ -67,8 +85,13 @@ fn gap_of_30_minutes_and_one_second_splits() {
 
 #[test]
 fn session_crossing_midnight_belongs_to_its_start_date() {
-    let start = DateTime::parse_from_rfc3339("2026-03-10T23:50:00Z").unwrap().with_timezone(&Utc);
-    let s = sessions(&[e("a", "u", start, "page_view"), e("b", "u", start + Duration::minutes(20), "page_view")]);
+    let start = DateTime::parse_from_rfc3339("2026-03-10T23:50:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let s = sessions(&[
+        e("a", "u", start, "page_view"),
+        e("b", "u", start + Duration::minutes(20), "page_view"),
+    ]);
     assert_eq!(s.len(), 1);
     assert_eq!(s[0].date, to_days(start.date_naive()));
 }
@@ -76,7 +99,16 @@ fn session_crossing_midnight_belongs_to_its_start_date() {
 #[test]
 fn sessions_are_capped_at_24_hours() {
     // An event every 20 minutes for 30 hours: no gap, so only the cap splits it.
-    let events: Vec<E> = (0..=90).map(|i| e(&format!("e{i:03}"), "u", t0() + Duration::minutes(20 * i), "click")).collect();
+    let events: Vec<E> = (0..=90)
+        .map(|i| {
+            e(
+                &format!("e{i:03}"),
+                "u",
+                t0() + Duration::minutes(20 * i),
+                "click",
+            )
+        })
+        .collect();
     let s = sessions(&events);
     assert_eq!(s.len(), 2);
     assert_eq!(s[0].end - s[0].start, 24 * 3600 * 1_000_000);
@@ -151,22 +183,48 @@ fn daily_metrics_follow_the_definitions() {
         e("4", "u2", day(3), "page_view"),
         e("5", "u3", day(8), "page_view"),
     ];
-    let valid: Vec<_> = events.iter().map(valid).map(|v| (v, "t", Utc::now())).collect();
+    let valid: Vec<_> = events
+        .iter()
+        .map(valid)
+        .map(|v| (v, "t", Utc::now()))
+        .collect();
     let batch = silver_batch(&valid).unwrap();
     let funnel: Vec<String> = vec!["page_view".into(), "purchase".into()];
     let sessions = sessionize(std::slice::from_ref(&batch), &funnel);
     let (lo, hi) = (to_days(day(0).date_naive()), to_days(day(8).date_naive()));
     let gold = compute(&sessions, &[batch], &[], (lo, hi, hi), &funnel).unwrap();
     let m = &gold.daily_metrics;
-    let col = |n: &str| m.column_by_name(n).unwrap().as_any().downcast_ref::<arrow::array::Int64Array>().unwrap().values().to_vec();
+    let col = |n: &str| {
+        m.column_by_name(n)
+            .unwrap()
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .unwrap()
+            .values()
+            .to_vec()
+    };
     assert_eq!(m.num_rows(), 3, "one row per date with events");
     assert_eq!(col("dau"), vec![2, 1, 1]);
-    assert_eq!(col("wau"), vec![2, 2, 2], "day 8: u2 (day 3) and u3 within 7 days");
+    assert_eq!(
+        col("wau"),
+        vec![2, 2, 2],
+        "day 8: u2 (day 3) and u3 within 7 days"
+    );
     assert_eq!(col("mau"), vec![2, 2, 3]);
     assert_eq!(col("sessions"), vec![2, 1, 1]);
-    let conv = m.column_by_name("conversion_rate").unwrap().as_any().downcast_ref::<arrow::array::Float64Array>().unwrap();
+    let conv = m
+        .column_by_name("conversion_rate")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow::array::Float64Array>()
+        .unwrap();
     assert_eq!(conv.value(0), 0.5);
     let f = &gold.funnel_daily;
-    let users = f.column_by_name("users").unwrap().as_any().downcast_ref::<arrow::array::Int64Array>().unwrap();
+    let users = f
+        .column_by_name("users")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .unwrap();
     assert_eq!(users.values()[..2], [2, 1]);
 }

@@ -7,7 +7,9 @@ use serde_json::Value;
 
 async fn handler(lake: &Lake, event: LambdaEvent<Value>) -> Result<Value, Error> {
     let trigger = BronzeTrigger::from_json(event.payload)?;
-    Ok(functions::response(&functions::bronze_writer(lake, &trigger).await?))
+    Ok(functions::response(
+        &functions::bronze_writer(lake, &trigger).await?,
+    ))
 }
 
 #[tokio::main]
@@ -20,21 +22,27 @@ async fn main() -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sample(name: &str) -> Value {
-        let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
-        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-    }
+    use clickstream::samples;
 
     #[tokio::test]
     async fn kafka_sample_is_written_once() {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-        let first = handler(&lake, LambdaEvent::new(sample("kafka.json"), Default::default())).await.unwrap();
+        let first = handler(
+            &lake,
+            LambdaEvent::new(samples::load("kafka.json").unwrap(), Default::default()),
+        )
+        .await
+        .unwrap();
         assert_eq!(first[0]["received"], 6);
         assert_eq!(first[0]["written"], 6);
         assert_eq!(first[0]["version"], 1);
-        let again = handler(&lake, LambdaEvent::new(sample("kafka.json"), Default::default())).await.unwrap();
+        let again = handler(
+            &lake,
+            LambdaEvent::new(samples::load("kafka.json").unwrap(), Default::default()),
+        )
+        .await
+        .unwrap();
         assert_eq!(again[0]["written"], 0);
         assert_eq!(again[0]["already_written"], 6);
         assert_eq!(again[0]["version"], Value::Null);
@@ -45,11 +53,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let landed = dir.path().join("landing/2026-11-28/web events (1).jsonl");
         std::fs::create_dir_all(landed.parent().unwrap()).unwrap();
-        std::fs::copy(format!("{}/../../events/landed-sample.jsonl", env!("CARGO_MANIFEST_DIR")), &landed).unwrap();
+        std::fs::copy(samples::dir().join("landed-sample.jsonl"), &landed).unwrap();
         let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-        let out = handler(&lake, LambdaEvent::new(sample("s3-landing.json"), Default::default())).await.unwrap();
+        let out = handler(
+            &lake,
+            LambdaEvent::new(
+                samples::load("s3-landing.json").unwrap(),
+                Default::default(),
+            ),
+        )
+        .await
+        .unwrap();
         assert_eq!(out[0]["written"], 3);
-        let again = handler(&lake, LambdaEvent::new(sample("s3-landing.json"), Default::default())).await.unwrap();
+        let again = handler(
+            &lake,
+            LambdaEvent::new(
+                samples::load("s3-landing.json").unwrap(),
+                Default::default(),
+            ),
+        )
+        .await
+        .unwrap();
         assert_eq!(again[0]["written"], 0);
         assert_eq!(again[0]["already_written"], 3);
     }
@@ -58,9 +82,12 @@ mod tests {
     async fn unknown_payload_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-        let err = handler(&lake, LambdaEvent::new(serde_json::json!({"hello": 1}), Default::default()))
-            .await
-            .unwrap_err();
+        let err = handler(
+            &lake,
+            LambdaEvent::new(serde_json::json!({"hello": 1}), Default::default()),
+        )
+        .await
+        .unwrap_err();
         assert!(err.to_string().contains("expected a Kafka event"), "{err}");
     }
 }

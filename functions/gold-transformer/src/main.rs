@@ -6,8 +6,14 @@ use clickstream::functions;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 
-async fn handler(lake: &Lake, funnel: &[String], event: LambdaEvent<S3Event>) -> Result<Value, Error> {
-    Ok(functions::response(&functions::gold_transformer(lake, &event.payload, funnel).await?))
+async fn handler(
+    lake: &Lake,
+    funnel: &[String],
+    event: LambdaEvent<S3Event>,
+) -> Result<Value, Error> {
+    Ok(functions::response(
+        &functions::gold_transformer(lake, &event.payload, funnel).await?,
+    ))
 }
 
 #[tokio::main]
@@ -21,27 +27,29 @@ async fn main() -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sample<T: serde::de::DeserializeOwned>(name: &str) -> T {
-        let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
-        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-    }
+    use clickstream::samples::{self, Stage};
 
     #[tokio::test]
     async fn silver_commit_sample_updates_gold() {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-        let kafka = functions::BronzeTrigger::from_json(sample("kafka.json")).unwrap();
-        functions::bronze_writer(&lake, &kafka).await.unwrap();
-        functions::silver_transformer(&lake, &sample("s3-bronze-commit.json")).await.unwrap();
+        samples::feed(&lake, Stage::Silver).await.unwrap();
 
         let funnel = functions::parse_funnel(None);
-        let event: S3Event = sample("s3-silver-commit.json");
-        let out = handler(&lake, &funnel, LambdaEvent::new(event.clone(), Default::default())).await.unwrap();
+        let event: S3Event = samples::load("s3-silver-commit.json").unwrap();
+        let out = handler(
+            &lake,
+            &funnel,
+            LambdaEvent::new(event.clone(), Default::default()),
+        )
+        .await
+        .unwrap();
         assert_eq!(out[0]["already_processed"], false);
         // anon-1 has one session (3 events, 70 s apart at most), user-7 one: two sessions.
         assert_eq!(out[0]["sessions"], 2);
-        let again = handler(&lake, &funnel, LambdaEvent::new(event, Default::default())).await.unwrap();
+        let again = handler(&lake, &funnel, LambdaEvent::new(event, Default::default()))
+            .await
+            .unwrap();
         assert_eq!(again[0]["already_processed"], true);
     }
 }

@@ -6,8 +6,14 @@ use clickstream::{functions, maintenance};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 
-async fn handler(lake: &Lake, retention: chrono::Duration, _event: LambdaEvent<EventBridgeEvent>) -> Result<Value, Error> {
-    Ok(functions::response(&maintenance::maintain(lake, retention).await?))
+async fn handler(
+    lake: &Lake,
+    retention: chrono::Duration,
+    _event: LambdaEvent<EventBridgeEvent>,
+) -> Result<Value, Error> {
+    Ok(functions::response(
+        &maintenance::maintain(lake, retention).await?,
+    ))
 }
 
 #[tokio::main]
@@ -21,21 +27,23 @@ async fn main() -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sample<T: serde::de::DeserializeOwned>(name: &str) -> T {
-        let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
-        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-    }
+    use clickstream::samples::{self, Stage};
 
     #[tokio::test]
     async fn schedule_sample_maintains_every_table() {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-        let kafka = functions::BronzeTrigger::from_json(sample("kafka.json")).unwrap();
-        functions::bronze_writer(&lake, &kafka).await.unwrap();
-        let out = handler(&lake, chrono::Duration::hours(168), LambdaEvent::new(sample("eventbridge-schedule.json"), Default::default()))
-            .await
-            .unwrap();
+        samples::feed(&lake, Stage::Bronze).await.unwrap();
+        let out = handler(
+            &lake,
+            chrono::Duration::hours(168),
+            LambdaEvent::new(
+                samples::load("eventbridge-schedule.json").unwrap(),
+                Default::default(),
+            ),
+        )
+        .await
+        .unwrap();
         assert_eq!(out.as_array().unwrap().len(), 7);
         assert_eq!(out[0]["table"], "bronze/events");
         assert_eq!(out[0]["files_after"], 1);

@@ -7,7 +7,9 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 
 async fn handler(lake: &Lake, event: LambdaEvent<S3Event>) -> Result<Value, Error> {
-    Ok(functions::response(&functions::silver_transformer(lake, &event.payload).await?))
+    Ok(functions::response(
+        &functions::silver_transformer(lake, &event.payload).await?,
+    ))
 }
 
 #[tokio::main]
@@ -20,27 +22,26 @@ async fn main() -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sample<T: serde::de::DeserializeOwned>(name: &str) -> T {
-        let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
-        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-    }
+    use clickstream::samples::{self, Stage};
 
     #[tokio::test]
     async fn bronze_commit_sample_is_processed_once() {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-        let kafka = functions::BronzeTrigger::from_json(sample("kafka.json")).unwrap();
-        functions::bronze_writer(&lake, &kafka).await.unwrap();
+        samples::feed(&lake, Stage::Bronze).await.unwrap();
 
-        let event: S3Event = sample("s3-bronze-commit.json");
-        let out = handler(&lake, LambdaEvent::new(event.clone(), Default::default())).await.unwrap();
+        let event: S3Event = samples::load("s3-bronze-commit.json").unwrap();
+        let out = handler(&lake, LambdaEvent::new(event.clone(), Default::default()))
+            .await
+            .unwrap();
         assert_eq!(out[0]["input"], 6);
         assert_eq!(out[0]["valid"], 4);
         assert_eq!(out[0]["duplicates"], 1);
         assert_eq!(out[0]["quarantined"], 1);
         assert_eq!(out[0]["quarantined_by_reason"]["not_json"], 1);
-        let again = handler(&lake, LambdaEvent::new(event, Default::default())).await.unwrap();
+        let again = handler(&lake, LambdaEvent::new(event, Default::default()))
+            .await
+            .unwrap();
         assert_eq!(again[0]["already_processed"], true);
         assert_eq!(again[0]["valid"], 0);
     }
