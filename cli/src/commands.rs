@@ -218,7 +218,8 @@ pub async fn maintain(args: MaintainArgs) -> Result<()> {
 pub async fn report(args: ReportArgs) -> Result<()> {
     let lake =
         Lake::open(&args.lake.lake).with_context(|| format!("opening lake {}", args.lake.lake))?;
-    let data = clickstream::dashboard::load(&lake).await?;
+    let range = clickstream::dashboard::DateRange { from: args.range.from, to: args.range.to };
+    let data = clickstream::dashboard::load(&lake, range).await?;
     print!(
         "{}",
         clickstream::dashboard::render_report(&data, args.date)
@@ -234,7 +235,8 @@ pub async fn report(args: ReportArgs) -> Result<()> {
 pub async fn dashboard(args: DashboardArgs) -> Result<()> {
     let lake =
         Lake::open(&args.lake.lake).with_context(|| format!("opening lake {}", args.lake.lake))?;
-    let key = clickstream::export::write_dashboard(&lake).await?;
+    let range = clickstream::dashboard::DateRange { from: args.range.from, to: args.range.to };
+    let key = clickstream::export::write_dashboard(&lake, range).await?;
     let url = lake.url(&key)?;
     println!("wrote {url}");
     if args.open {

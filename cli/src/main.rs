@@ -47,11 +47,23 @@ enum BenchCommand {
     },
 }
 
+#[derive(Args, Debug, Clone, Copy)]
+struct RangeArgs {
+    /// First day of the range shown (YYYY-MM-DD); default: the start of gold.
+    #[arg(long, env = "CLICKSTREAM_FROM")]
+    from: Option<chrono::NaiveDate>,
+    /// Last day of the range shown (YYYY-MM-DD); default: the end of gold.
+    #[arg(long, env = "CLICKSTREAM_TO")]
+    to: Option<chrono::NaiveDate>,
+}
+
 #[derive(Args, Debug)]
 struct ReportArgs {
     /// Day of the headline figures (YYYY-MM-DD); default: the latest day in gold.
     #[arg(long, env = "CLICKSTREAM_REPORT_DATE")]
     date: Option<chrono::NaiveDate>,
+    #[command(flatten)]
+    range: RangeArgs,
     #[command(flatten)]
     lake: LakeArgs,
 }
@@ -61,6 +73,8 @@ struct DashboardArgs {
     /// Open the dashboard in the default browser afterwards.
     #[arg(long)]
     open: bool,
+    #[command(flatten)]
+    range: RangeArgs,
     #[command(flatten)]
     lake: LakeArgs,
 }

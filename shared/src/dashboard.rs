@@ -12,7 +12,10 @@ use plotters::prelude::*;
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::gold::from_days;
+use deltalake::datafusion::prelude::{Expr, col, lit};
+use deltalake::datafusion::scalar::ScalarValue;
+
+use crate::gold::{from_days, to_days};
 use crate::lake::{Lake, Table};
 
 /// Name of the dashboard file under `exports/`.
@@ -93,18 +96,38 @@ fn histogram(values: &[f64], edges: &[f64], unit: &str) -> Vec<(String, i64)> {
         .collect()
 }
 
-async fn read(lake: &Lake, table: Table, columns: &[&str]) -> Result<Vec<RecordBatch>> {
-    let t = lake.table(table).await?;
-    lake.read(&t, columns, None).await
+/// A date range (inclusive); `None` ends are open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DateRange {
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
 }
 
-/// Reads gold (and the silver/quarantine counts) into [`DashboardData`].
-pub async fn load(lake: &Lake) -> Result<DashboardData> {
+impl DateRange {
+    /// The filter on `column` (a date column), if the range is bounded.
+    fn filter(&self, column: &str) -> Option<Expr> {
+        let day = |d: NaiveDate| lit(ScalarValue::Date32(Some(to_days(d))));
+        let lower = self.from.map(|d| col(column).gt_eq(day(d)));
+        let upper = self.to.map(|d| col(column).lt_eq(day(d)));
+        match (lower, upper) {
+            (Some(l), Some(u)) => Some(l.and(u)),
+            (l, u) => l.or(u),
+        }
+    }
+}
+
+async fn read(lake: &Lake, table: Table, columns: &[&str], filter: Option<Expr>) -> Result<Vec<RecordBatch>> {
+    let t = lake.table(table).await?;
+    lake.read(&t, columns, filter).await
+}
+
+/// Reads gold within `range` (and the silver/quarantine counts) into [`DashboardData`].
+pub async fn load(lake: &Lake, range: DateRange) -> Result<DashboardData> {
     let mut data = DashboardData {
         generated_at: Utc::now(),
         ..Default::default()
     };
-    for b in read(lake, Table::DailyMetrics, &[]).await? {
+    for b in read(lake, Table::DailyMetrics, &[], range.filter("date")).await? {
         let i64s = |n: &str| {
             b.column_by_name(n)
                 .map(|c| c.as_primitive::<Int64Type>().clone())
@@ -150,7 +173,7 @@ pub async fn load(lake: &Lake) -> Result<DashboardData> {
     data.days.sort_by_key(|d| d.date);
 
     let mut steps: BTreeMap<i32, (String, i64)> = BTreeMap::new();
-    for b in read(lake, Table::FunnelDaily, &["step_index", "step", "users"]).await? {
+    for b in read(lake, Table::FunnelDaily, &["step_index", "step", "users"], range.filter("date")).await? {
         let (idx, step, users) = (
             b.column(0).as_primitive::<Int32Type>(),
             b.column(1).as_string::<i32>(),
@@ -182,6 +205,7 @@ pub async fn load(lake: &Lake) -> Result<DashboardData> {
         lake,
         Table::PageDaily,
         &["page_path", "page_views", "entries"],
+        range.filter("date"),
     )
     .await?
     {
@@ -210,7 +234,7 @@ pub async fn load(lake: &Lake) -> Result<DashboardData> {
         "country",
         "session_end",
     ];
-    for b in read(lake, Table::Sessions, &columns).await? {
+    for b in read(lake, Table::Sessions, &columns, range.filter("session_date")).await? {
         let dur = b.column(0).as_primitive::<Float64Type>();
         let ev = b.column(1).as_primitive::<Int64Type>();
         let end = b.column(5).as_primitive::<TimestampMicrosecondType>();
@@ -242,12 +266,12 @@ pub async fn load(lake: &Lake) -> Result<DashboardData> {
     data.devices = top(devices);
     data.countries = top(countries);
 
-    data.silver_events = read(lake, Table::Silver, &["event_id"])
+    data.silver_events = read(lake, Table::Silver, &["event_id"], None)
         .await?
         .iter()
         .map(|b| b.num_rows() as i64)
         .sum();
-    for b in read(lake, Table::Quarantine, &["reason"]).await? {
+    for b in read(lake, Table::Quarantine, &["reason"], None).await? {
         for r in b.column(0).as_string::<i32>().iter().flatten() {
             *data.quarantined.entry(r.to_string()).or_default() += 1;
         }

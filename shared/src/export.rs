@@ -61,13 +61,13 @@ pub async fn export(lake: &Lake) -> Result<ExportOutcome> {
     put(&*store, &db_key, std::fs::read(&db_path)?).await?;
     std::fs::remove_dir_all(&scratch)?;
     outcome.files.push(db_key);
-    outcome.files.push(write_dashboard(lake).await?);
+    outcome.files.push(write_dashboard(lake, Default::default()).await?);
     Ok(outcome)
 }
 
-/// Renders `exports/dashboard.html` from gold; returns its key.
-pub async fn write_dashboard(lake: &Lake) -> Result<String> {
-    let data = crate::dashboard::load(lake).await?;
+/// Renders `exports/dashboard.html` from gold within `range`; returns its key.
+pub async fn write_dashboard(lake: &Lake, range: crate::dashboard::DateRange) -> Result<String> {
+    let data = crate::dashboard::load(lake, range).await?;
     let key = format!("{EXPORTS_PREFIX}{}", crate::dashboard::DASHBOARD_FILE);
     put(
         &*lake.store()?,

@@ -79,7 +79,7 @@ async fn gold_rows(lake: &Lake, table: Table) -> Vec<RecordBatch> {
 #[tokio::test]
 async fn empty_lake_renders() {
     let (_dir, lake) = lake_with(vec![]).await;
-    let data = load(&lake).await.unwrap();
+    let data = load(&lake, Default::default()).await.unwrap();
     let html = render_html(&data);
     assert!(html.contains("Gold is empty"));
     assert_eq!(
@@ -131,7 +131,7 @@ async fn figures_equal_gold_with_a_gap_of_missing_days() {
     events.push(b"not json".to_vec());
     events.push(event("t0", "a", today, "page_view", "/p/2"));
     let (_dir, lake) = lake_with(events).await;
-    let data = load(&lake).await.unwrap();
+    let data = load(&lake, Default::default()).await.unwrap();
     let html = render_html(&data);
 
     // Headline tiles = the latest gold/daily_metrics row.
@@ -226,6 +226,12 @@ async fn figures_equal_gold_with_a_gap_of_missing_days() {
         dau_line.split_whitespace().nth(1).unwrap(),
         latest.1.to_string()
     );
+    // A chosen range shows only its days.
+    let first_day = clickstream::gold::from_days(rows[0].0);
+    let range = clickstream::dashboard::DateRange { from: None, to: Some(first_day) };
+    let early_html = render_html(&load(&lake, range).await.unwrap());
+    assert_eq!(tile(&early_html, "dau"), rows[0].1 as f64);
+    assert!(early_html.contains(&format!("data-range=\"{first_day} to {first_day}\"")));
     let earlier = chrono::NaiveDate::from_num_days_from_ce_opt(0).unwrap();
     assert!(render_report(&data, Some(earlier)).contains("No gold data"));
 }
@@ -234,7 +240,7 @@ async fn figures_equal_gold_with_a_gap_of_missing_days() {
 async fn one_day_lake_renders() {
     let t = Utc::now() - Duration::hours(3);
     let (_dir, lake) = lake_with(vec![event("x", "u", t, "page_view", "/")]).await;
-    let html = render_html(&load(&lake).await.unwrap());
+    let html = render_html(&load(&lake, Default::default()).await.unwrap());
     assert_eq!(tile(&html, "dau"), 1.0);
     assert!(html.contains("first day"));
 }
