@@ -130,7 +130,7 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
                     .with_context(|| format!("creating {}", path.display()))?,
             );
             if path.extension().is_some_and(|e| e == "gz") {
-                Box::new(flate2_writer(file))
+                Box::new(clickstream::bronze::gzip_writer(file))
             } else {
                 Box::new(file)
             }
@@ -158,10 +158,6 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
         eprintln!("wrote {} records to {}", args.events, path.display());
     }
     Ok(())
-}
-
-fn flate2_writer<W: Write>(w: W) -> impl Write {
-    clickstream::bronze::gzip_writer(w)
 }
 
 pub async fn ingest(args: IngestArgs) -> Result<()> {
@@ -218,7 +214,10 @@ pub async fn maintain(args: MaintainArgs) -> Result<()> {
 pub async fn report(args: ReportArgs) -> Result<()> {
     let lake =
         Lake::open(&args.lake.lake).with_context(|| format!("opening lake {}", args.lake.lake))?;
-    let range = clickstream::dashboard::DateRange { from: args.range.from, to: args.range.to };
+    let range = clickstream::dashboard::DateRange {
+        from: args.range.from,
+        to: args.range.to,
+    };
     let data = clickstream::dashboard::load(&lake, range).await?;
     print!(
         "{}",
@@ -235,7 +234,10 @@ pub async fn report(args: ReportArgs) -> Result<()> {
 pub async fn dashboard(args: DashboardArgs) -> Result<()> {
     let lake =
         Lake::open(&args.lake.lake).with_context(|| format!("opening lake {}", args.lake.lake))?;
-    let range = clickstream::dashboard::DateRange { from: args.range.from, to: args.range.to };
+    let range = clickstream::dashboard::DateRange {
+        from: args.range.from,
+        to: args.range.to,
+    };
     let key = clickstream::export::write_dashboard(&lake, range).await?;
     let url = lake.url(&key)?;
     println!("wrote {url}");

@@ -3,78 +3,29 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use arrow::array::{AsArray, RecordBatch};
-use arrow::datatypes::{Date32Type, Float64Type, Int64Type};
+use clickstream::dashboard::Day;
 use clickstream::export::ExportOutcome;
-use clickstream::gold::from_days;
-use clickstream::lake::{Lake, Table};
+use clickstream::lake::Lake;
 use clickstream::pipeline::Totals;
 use serde_json::json;
 
-/// Headline figures of the latest date in gold/daily_metrics.
+/// Headline figures: the latest day of gold/daily_metrics, and totals over all days.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct Headline {
-    pub date: Option<chrono::NaiveDate>,
+    pub latest: Option<Day>,
     pub dates: usize,
-    pub dau: i64,
-    pub wau: i64,
-    pub mau: i64,
-    pub sessions: i64,
-    pub page_views: i64,
     pub total_sessions: i64,
     pub total_events: i64,
-    pub conversion_rate: f64,
-    pub bounce_rate: f64,
-    pub avg_session_duration_s: f64,
 }
 
 async fn headline(lake: &Lake) -> Result<Headline> {
-    let table = lake.table(Table::DailyMetrics).await?;
-    let batches: Vec<RecordBatch> = lake.read(&table, &[], None).await?;
-    let mut h = Headline::default();
-    let mut latest = i32::MIN;
-    for b in &batches {
-        let col = |n: &str| b.column_by_name(n).cloned();
-        let (Some(date), Some(dau), Some(wau), Some(mau), Some(sessions), Some(events), Some(pv)) = (
-            col("date"),
-            col("dau"),
-            col("wau"),
-            col("mau"),
-            col("sessions"),
-            col("events"),
-            col("page_views"),
-        ) else {
-            continue;
-        };
-        let (Some(conv), Some(bounce), Some(dur)) = (
-            col("conversion_rate"),
-            col("bounce_rate"),
-            col("avg_session_duration_s"),
-        ) else {
-            continue;
-        };
-        let i64s = |a: &arrow::array::ArrayRef| a.as_primitive::<Int64Type>().clone();
-        let f64s = |a: &arrow::array::ArrayRef| a.as_primitive::<Float64Type>().clone();
-        let date = date.as_primitive::<Date32Type>();
-        for i in 0..b.num_rows() {
-            h.dates += 1;
-            h.total_sessions += i64s(&sessions).value(i);
-            h.total_events += i64s(&events).value(i);
-            if date.value(i) > latest {
-                latest = date.value(i);
-                h.date = Some(from_days(latest));
-                h.dau = i64s(&dau).value(i);
-                h.wau = i64s(&wau).value(i);
-                h.mau = i64s(&mau).value(i);
-                h.sessions = i64s(&sessions).value(i);
-                h.page_views = i64s(&pv).value(i);
-                h.conversion_rate = f64s(&conv).value(i);
-                h.bounce_rate = f64s(&bounce).value(i);
-                h.avg_session_duration_s = f64s(&dur).value(i);
-            }
-        }
-    }
-    Ok(h)
+    let data = clickstream::dashboard::load(lake, Default::default()).await?;
+    Ok(Headline {
+        latest: data.headline(None).map(|(d, _)| d.clone()),
+        dates: data.days.len(),
+        total_sessions: data.days.iter().map(|d| d.sessions).sum(),
+        total_events: data.days.iter().map(|d| d.events).sum(),
+    })
 }
 
 fn rate(n: usize, secs: f64) -> String {
@@ -190,20 +141,20 @@ pub async fn print(
         if reconciled { "OK" } else { "MISMATCH" }
     );
     println!();
-    if let Some(date) = h.date {
+    if let Some(d) = &h.latest {
         println!(
-            "Gold ({} days, {} sessions, {} events); latest day {date}:",
-            h.dates, h.total_sessions, h.total_events
+            "Gold ({} days, {} sessions, {} events); latest day {}:",
+            h.dates, h.total_sessions, h.total_events, d.date
         );
         println!(
             "  DAU {}  WAU {}  MAU {}  sessions {}  page views {}",
-            h.dau, h.wau, h.mau, h.sessions, h.page_views
+            d.dau, d.wau, d.mau, d.sessions, d.page_views
         );
         println!(
             "  conversion {:.2}%  bounce {:.2}%  avg session {:.0}s",
-            h.conversion_rate * 100.0,
-            h.bounce_rate * 100.0,
-            h.avg_session_duration_s
+            d.conversion_rate * 100.0,
+            d.bounce_rate * 100.0,
+            d.avg_session_duration_s
         );
     } else {
         println!("Gold is empty.");

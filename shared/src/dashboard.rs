@@ -116,7 +116,12 @@ impl DateRange {
     }
 }
 
-async fn read(lake: &Lake, table: Table, columns: &[&str], filter: Option<Expr>) -> Result<Vec<RecordBatch>> {
+async fn read(
+    lake: &Lake,
+    table: Table,
+    columns: &[&str],
+    filter: Option<Expr>,
+) -> Result<Vec<RecordBatch>> {
     let t = lake.table(table).await?;
     lake.read(&t, columns, filter).await
 }
@@ -173,7 +178,14 @@ pub async fn load(lake: &Lake, range: DateRange) -> Result<DashboardData> {
     data.days.sort_by_key(|d| d.date);
 
     let mut steps: BTreeMap<i32, (String, i64)> = BTreeMap::new();
-    for b in read(lake, Table::FunnelDaily, &["step_index", "step", "users"], range.filter("date")).await? {
+    for b in read(
+        lake,
+        Table::FunnelDaily,
+        &["step_index", "step", "users"],
+        range.filter("date"),
+    )
+    .await?
+    {
         let (idx, step, users) = (
             b.column(0).as_primitive::<Int32Type>(),
             b.column(1).as_string::<i32>(),
@@ -234,7 +246,14 @@ pub async fn load(lake: &Lake, range: DateRange) -> Result<DashboardData> {
         "country",
         "session_end",
     ];
-    for b in read(lake, Table::Sessions, &columns, range.filter("session_date")).await? {
+    for b in read(
+        lake,
+        Table::Sessions,
+        &columns,
+        range.filter("session_date"),
+    )
+    .await?
+    {
         let dur = b.column(0).as_primitive::<Float64Type>();
         let ev = b.column(1).as_primitive::<Int64Type>();
         let end = b.column(5).as_primitive::<TimestampMicrosecondType>();

@@ -61,7 +61,9 @@ pub async fn export(lake: &Lake) -> Result<ExportOutcome> {
     put(&*store, &db_key, std::fs::read(&db_path)?).await?;
     std::fs::remove_dir_all(&scratch)?;
     outcome.files.push(db_key);
-    outcome.files.push(write_dashboard(lake, Default::default()).await?);
+    outcome
+        .files
+        .push(write_dashboard(lake, Default::default()).await?);
     Ok(outcome)
 }
 

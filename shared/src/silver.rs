@@ -3,12 +3,15 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, Date32Builder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow::array::{
+    ArrayRef, AsArray, Date32Array, StringArray, StringBuilder, TimestampMicrosecondArray,
+    TimestampMicrosecondBuilder,
+};
 use arrow::datatypes::TimestampMicrosecondType;
 use arrow::record_batch::RecordBatch;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use deltalake::DeltaTable;
 use deltalake::protocol::SaveMode;
 use serde::Serialize;
@@ -16,6 +19,7 @@ use serde_json::json;
 
 use crate::error::{Error, Result};
 use crate::event::{RejectReason, ValidEvent, validate};
+use crate::gold::to_days;
 use crate::lake::{Lake, Table, added_files, commit_properties, read_data_files, txn_version};
 use crate::schema;
 
@@ -180,59 +184,44 @@ async fn existing_ids<'a>(
     Ok(found)
 }
 
-fn days_since_epoch(d: NaiveDate) -> i32 {
-    (d - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()).num_days() as i32
-}
-
-/// Builds a silver/events batch from validated events.
+/// Builds a silver/events batch from validated events with their source and ingest time.
 pub fn silver_batch(events: &[(ValidEvent, &str, DateTime<Utc>)]) -> Result<RecordBatch> {
-    let n = events.len();
-    let mut strings: Vec<StringBuilder> = (0..14)
-        .map(|_| StringBuilder::with_capacity(n, n * 16))
-        .collect();
-    let mut event_time = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-    let mut ingest_time = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-    let mut source = StringBuilder::with_capacity(n, n * 24);
-    let mut event_date = Date32Builder::with_capacity(n);
-    for (e, src, ingest) in events {
-        let values: [Option<&str>; 14] = [
-            Some(&e.event_id),
-            Some(&e.event_type),
-            None,
-            Some(e.user_key()),
-            e.user_id.as_deref(),
-            e.anonymous_id.as_deref(),
-            e.client_session_id.as_deref(),
-            e.page_url.as_deref(),
-            e.page_path.as_deref(),
-            e.referrer.as_deref(),
-            e.user_agent.as_deref(),
-            e.device_type.as_deref(),
-            e.country.as_deref(),
-            e.properties.as_deref(),
-        ];
-        for (b, v) in strings.iter_mut().zip(values) {
-            b.append_option(v);
-        }
-        event_time.append_value(e.event_time.timestamp_micros());
-        ingest_time.append_value(ingest.timestamp_micros());
-        source.append_value(src);
-        event_date.append_value(days_since_epoch(e.event_date()));
-    }
-    let mut extra = StringBuilder::with_capacity(n, 0);
-    for (e, _, _) in events {
-        extra.append_option(e.extra.as_deref());
-    }
-    let mut cols: Vec<ArrayRef> = strings
-        .into_iter()
-        .map(|mut b| Arc::new(b.finish()) as ArrayRef)
-        .collect();
-    cols[2] = Arc::new(event_time.finish());
-    cols.push(Arc::new(extra.finish()));
-    cols.push(Arc::new(ingest_time.finish()));
-    cols.push(Arc::new(source.finish()));
-    cols.push(Arc::new(event_date.finish()));
-    Ok(RecordBatch::try_new(schema::SILVER.clone(), cols)?)
+    let text = |f: fn(&ValidEvent) -> Option<&str>| -> ArrayRef {
+        Arc::new(events.iter().map(|(e, _, _)| f(e)).collect::<StringArray>())
+    };
+    let time = |f: &dyn Fn(&(ValidEvent, &str, DateTime<Utc>)) -> i64| -> ArrayRef {
+        Arc::new(
+            TimestampMicrosecondArray::from_iter_values(events.iter().map(f)).with_timezone("UTC"),
+        )
+    };
+    let columns: Vec<ArrayRef> = vec![
+        text(|e| Some(&e.event_id)),
+        text(|e| Some(&e.event_type)),
+        time(&|(e, _, _)| e.event_time.timestamp_micros()),
+        text(|e| Some(e.user_key())),
+        text(|e| e.user_id.as_deref()),
+        text(|e| e.anonymous_id.as_deref()),
+        text(|e| e.client_session_id.as_deref()),
+        text(|e| e.page_url.as_deref()),
+        text(|e| e.page_path.as_deref()),
+        text(|e| e.referrer.as_deref()),
+        text(|e| e.user_agent.as_deref()),
+        text(|e| e.device_type.as_deref()),
+        text(|e| e.country.as_deref()),
+        text(|e| e.properties.as_deref()),
+        text(|e| e.extra.as_deref()),
+        time(&|(_, _, ingest)| ingest.timestamp_micros()),
+        Arc::new(
+            events
+                .iter()
+                .map(|(_, source, _)| Some(*source))
+                .collect::<StringArray>(),
+        ),
+        Arc::new(Date32Array::from_iter_values(
+            events.iter().map(|(e, _, _)| to_days(e.event_date())),
+        )),
+    ];
+    Ok(RecordBatch::try_new(schema::SILVER.clone(), columns)?)
 }
 
 fn quarantine_batch(

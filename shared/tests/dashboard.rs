@@ -228,7 +228,10 @@ async fn figures_equal_gold_with_a_gap_of_missing_days() {
     );
     // A chosen range shows only its days.
     let first_day = clickstream::gold::from_days(rows[0].0);
-    let range = clickstream::dashboard::DateRange { from: None, to: Some(first_day) };
+    let range = clickstream::dashboard::DateRange {
+        from: None,
+        to: Some(first_day),
+    };
     let early_html = render_html(&load(&lake, range).await.unwrap());
     assert_eq!(tile(&early_html, "dau"), rows[0].1 as f64);
     assert!(early_html.contains(&format!("data-range=\"{first_day} to {first_day}\"")));
