@@ -13,6 +13,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
 use deltalake::DeltaTable;
+use deltalake::datafusion::prelude::{col, lit};
 use deltalake::protocol::SaveMode;
 use serde::Serialize;
 use serde_json::json;
@@ -172,8 +173,14 @@ async fn existing_ids<'a>(
     {
         return Ok(HashSet::new());
     }
+    // Files whose event_id range misses the batch's are skipped on their min/max statistics:
+    // with time-ordered ids (ULID, UUIDv7, counters) that is nearly all of them.
+    let (Some(lo), Some(hi)) = (wanted.iter().min(), wanted.iter().max()) else {
+        return Ok(HashSet::new());
+    };
+    let in_range = col("event_id").between(lit(*lo), lit(*hi));
     let mut found = HashSet::new();
-    for batch in lake.read(silver, &["event_id"], None).await? {
+    for batch in lake.read(silver, &["event_id"], Some(in_range)).await? {
         let col = batch.column(0).as_string::<i32>();
         for id in col.iter().flatten() {
             if wanted.contains(id) {
