@@ -1,5 +1,6 @@
 //! The dashboard renders in a real browser: headless Chromium loads the exported page, takes a
-//! screenshot (docs/dashboard.png) and the rendered DOM has every chart, with no console errors.
+//! screenshot (into docs/dashboard.png with CLICKSTREAM_UPDATE_SCREENSHOT=1), and the rendered
+//! DOM has every chart, with no console errors.
 //! Needs Chromium: `scripts/test` installs it (or set CHROMIUM to its path).
 
 use std::path::{Path, PathBuf};
@@ -122,9 +123,13 @@ fn dashboard_renders_in_headless_chromium() {
         "screenshot is {} bytes",
         png.len()
     );
-    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
-    std::fs::create_dir_all(&docs).unwrap();
-    std::fs::write(docs.join("dashboard.png"), png).unwrap();
+    // The README's screenshot: refreshed with CLICKSTREAM_UPDATE_SCREENSHOT=1.
+    let out_dir = match std::env::var_os("CLICKSTREAM_UPDATE_SCREENSHOT") {
+        Some(_) => Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs"),
+        None => PathBuf::from(env!("CARGO_TARGET_TMPDIR")),
+    };
+    std::fs::create_dir_all(&out_dir).unwrap();
+    std::fs::write(out_dir.join("dashboard.png"), png).unwrap();
 
     let phone = dir.path().join("phone.png");
     let out = headless(&dir.path().join("profile-phone"))
