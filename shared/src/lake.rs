@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use chrono::Utc;
-use deltalake::datafusion::prelude::{Expr, SessionContext};
+use deltalake::datafusion::prelude::{Expr, SessionConfig, SessionContext};
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::{StructType, Transaction};
@@ -23,6 +23,11 @@ use crate::schema;
 /// How long Delta `txn` identifiers are kept (table property `delta.setTransactionRetentionDuration`):
 /// a redelivery older than this is no longer recognised, which bounds the idempotency state.
 pub const TXN_RETENTION: &str = "interval 7 days";
+
+/// Every this many commits the committing writer also writes a checkpoint (table property
+/// `delta.checkpointInterval`), so opening a table replays at most this many commit files; the
+/// Delta default of 100 makes every stage's table open slow down as a table grows.
+pub const CHECKPOINT_INTERVAL: &str = "10";
 
 /// The tables of the lake layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -235,6 +240,10 @@ impl Lake {
                 deltalake::TableProperty::SetTransactionRetentionDuration,
                 Some(TXN_RETENTION),
             )
+            .with_configuration_property(
+                deltalake::TableProperty::CheckpointInterval,
+                Some(CHECKPOINT_INTERVAL),
+            )
             .with_save_mode(SaveMode::Ignore)
             .await;
         match created {
@@ -256,7 +265,10 @@ impl Lake {
         columns: &[&str],
         filter: Option<Expr>,
     ) -> Result<Vec<RecordBatch>> {
-        let ctx = SessionContext::new();
+        // Plain string types straight from parquet, not views that would then be cast.
+        let config = SessionConfig::new()
+            .set_bool("datafusion.execution.parquet.schema_force_view_types", false);
+        let ctx = SessionContext::new_with_config(config);
         table
             .update_datafusion_session(&ctx.state())
             .map_err(Error::delta("read"))?;
@@ -334,17 +346,27 @@ pub async fn added_files(
     Ok(adds)
 }
 
-/// Reads whole parquet data files of a table (no partition columns needed).
-pub async fn read_data_files(table: &DeltaTable, paths: &[String]) -> Result<Vec<RecordBatch>> {
+/// Reads parquet data files of a table (no partition columns needed): `columns` of them, or every
+/// column when `columns` is empty.
+pub async fn read_data_files(
+    table: &DeltaTable,
+    paths: &[String],
+    columns: &[&str],
+) -> Result<Vec<RecordBatch>> {
     use object_store::ObjectStoreExt;
+    use parquet::arrow::ProjectionMask;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     let store = table.object_store();
     let mut batches = Vec::new();
     for path in paths {
         let bytes = store.get(&Path::from(path.as_str())).await?.bytes().await?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
-        batches.extend(reader.collect::<std::result::Result<Vec<_>, _>>()?);
+        let mut builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+        if !columns.is_empty() {
+            let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
+            builder = builder.with_projection(mask);
+        }
+        batches.extend(builder.build()?.collect::<std::result::Result<Vec<_>, _>>()?);
     }
     Ok(batches)
 }

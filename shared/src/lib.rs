@@ -24,3 +24,8 @@ pub mod trigger;
 
 pub use error::{Error, Result};
 pub use lake::{Lake, Table};
+
+/// Every binary linking the pipeline allocates with mimalloc: Arrow and Parquet make many
+/// short-lived allocations, where glibc's allocator spends time consolidating and keeps memory.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -13,7 +13,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
 use deltalake::DeltaTable;
-use deltalake::datafusion::prelude::{col, lit};
 use deltalake::protocol::SaveMode;
 use serde::Serialize;
 use serde_json::json;
@@ -69,7 +68,7 @@ pub async fn process_bronze_commit(lake: &Lake, bronze_version: i64) -> Result<S
         .into_iter()
         .map(|(p, _)| p)
         .collect();
-    let rows = read_data_files(&bronze, &files).await?;
+    let rows = read_data_files(&bronze, &files, &[]).await?;
 
     let mut valid = Vec::new();
     let mut rejected = Vec::new();
@@ -89,15 +88,11 @@ pub async fn process_bronze_commit(lake: &Lake, bronze_version: i64) -> Result<S
         }
     }
 
-    let existing = existing_ids(
-        lake,
-        &silver,
-        valid.iter().map(|(e, _, _)| e.event_id.as_str()),
-    )
-    .await?;
+    let mut known = KNOWN_IDS.lock().await;
+    let known = KnownIds::up_to_date(&mut known, lake, &silver).await?;
     let mut seen = HashSet::with_capacity(valid.len());
     valid.retain(|(e, _, _)| {
-        let fresh = !existing.contains(&e.event_id) && seen.insert(e.event_id.clone());
+        let fresh = !known.contains(&e.event_id) && seen.insert(hash_id(&e.event_id));
         if !fresh {
             outcome.duplicates += 1;
         }
@@ -137,6 +132,9 @@ pub async fn process_bronze_commit(lake: &Lake, bronze_version: i64) -> Result<S
     let batch = silver_batch(&valid)?;
     let written = append(silver, Table::Silver, batch, &app, bronze_version, counts).await?;
     outcome.silver_version = written.version().map(|v| v as i64);
+    if let Some(v) = outcome.silver_version {
+        known.added(v, valid.iter().map(|(e, _, _)| e.event_id.as_str()));
+    }
     Ok(outcome)
 }
 
@@ -157,38 +155,82 @@ async fn append(
         .map_err(Error::delta(kind.path()))
 }
 
-/// The event_ids among `ids` that silver already holds.
-async fn existing_ids<'a>(
-    lake: &Lake,
-    silver: &DeltaTable,
-    ids: impl Iterator<Item = &'a str>,
-) -> Result<HashSet<String>> {
-    let wanted: HashSet<&str> = ids.collect();
-    if wanted.is_empty()
-        || silver
-            .snapshot()
-            .map(|s| s.log_data().num_files())
-            .unwrap_or(0)
-            == 0
-    {
-        return Ok(HashSet::new());
-    }
-    // Files whose event_id range misses the batch's are skipped on their min/max statistics:
-    // with time-ordered ids (ULID, UUIDv7, counters) that is nearly all of them.
-    let (Some(lo), Some(hi)) = (wanted.iter().min(), wanted.iter().max()) else {
-        return Ok(HashSet::new());
-    };
-    let in_range = col("event_id").between(lit(*lo), lit(*hi));
-    let mut found = HashSet::new();
-    for batch in lake.read(silver, &["event_id"], Some(in_range)).await? {
-        let col = batch.column(0).as_string::<i32>();
-        for id in col.iter().flatten() {
-            if wanted.contains(id) {
-                found.insert(id.to_string());
+/// The event_ids in silver up to a table version, as 128-bit hashes (xxh3; a false match among a
+/// billion ids has a probability near 1e-20). A warm process (a Lambda container between
+/// invocations, the embedded pipeline) keeps it and catches up from the commits added since,
+/// instead of reading every silver file for every bronze commit.
+struct KnownIds {
+    /// The silver table's URL and Delta table id.
+    table: String,
+    version: i64,
+    ids: HashSet<u128>,
+}
+
+/// The warm process's [`KnownIds`]; held for a whole silver invocation.
+static KNOWN_IDS: tokio::sync::Mutex<Option<KnownIds>> = tokio::sync::Mutex::const_new(None);
+
+/// Past this many new silver commits, one scan of all of silver is cheaper than catching up.
+const MAX_CATCH_UP_COMMITS: i64 = 200;
+
+impl KnownIds {
+    /// Brings `cache` up to `silver`'s version: reads the event_ids the commits since added
+    /// (skipping compactions), or all of silver when the cache is cold or too far behind.
+    async fn up_to_date<'a>(
+        cache: &'a mut Option<KnownIds>,
+        lake: &Lake,
+        silver: &DeltaTable,
+    ) -> Result<&'a mut KnownIds> {
+        // The table's id as well as its URL: a table deleted and created again is another table.
+        let id = silver.snapshot().map(|s| s.metadata().id().to_string());
+        let table = format!("{}#{}", silver.table_url(), id.unwrap_or_default());
+        let version = silver.version().map_or(-1, |v| v as i64);
+        let usable = cache.as_ref().is_some_and(|c| {
+            c.table == table && c.version <= version && version - c.version <= MAX_CATCH_UP_COMMITS
+        });
+        if !usable {
+            let mut ids = HashSet::new();
+            let has_files = silver
+                .snapshot()
+                .is_ok_and(|s| s.log_data().num_files() > 0);
+            if has_files {
+                for batch in lake.read(silver, &["event_id"], None).await? {
+                    ids.extend(batch.column(0).as_string::<i32>().iter().flatten().map(hash_id));
+                }
+            }
+            *cache = Some(KnownIds { table, version, ids });
+        }
+        let known = cache.as_mut().expect("cache was just filled");
+        for v in known.version + 1..=version {
+            let files: Vec<String> = added_files(silver, v)
+                .await?
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect();
+            for batch in read_data_files(silver, &files, &["event_id"]).await? {
+                let ids = batch.column(0).as_string::<i32>();
+                known.ids.extend(ids.iter().flatten().map(hash_id));
             }
         }
+        known.version = version;
+        Ok(known)
     }
-    Ok(found)
+
+    fn contains(&self, id: &str) -> bool {
+        self.ids.contains(&hash_id(id))
+    }
+
+    /// Records the ids of commit `version`, written by this process; if another writer
+    /// committed in between, the next call catches up from the log instead.
+    fn added<'a>(&mut self, version: i64, ids: impl Iterator<Item = &'a str>) {
+        if version == self.version + 1 {
+            self.ids.extend(ids.map(hash_id));
+            self.version = version;
+        }
+    }
+}
+
+fn hash_id(id: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(id.as_bytes())
 }
 
 /// Builds a silver/events batch from validated events with their source and ingest time.

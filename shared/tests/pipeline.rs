@@ -226,10 +226,43 @@ async fn duplicates_across_batches_are_counted_not_written() {
 }
 
 #[tokio::test]
+async fn dedup_sees_rows_another_writer_committed() {
+    use deltalake::protocol::SaveMode;
+    let (_dir, lake) = lake();
+    let t = Utc::now() - Duration::hours(3);
+    assert_eq!(
+        run(&lake, &batch(0, 0, vec![event("w1", "u", t, "page_view")])).await,
+        (1, 0, 0)
+    );
+    // Another writer appends event w2 to silver after this process last saw the table.
+    let raw = event("w2", "u", t, "click");
+    let valid = clickstream::event::validate(&raw, Utc::now()).unwrap();
+    let rows = clickstream::silver::silver_batch(&[(valid, "other-writer", Utc::now())]).unwrap();
+    lake.table(Table::Silver)
+        .await
+        .unwrap()
+        .write(vec![rows])
+        .with_save_mode(SaveMode::Append)
+        .with_partition_columns(Table::Silver.partition_columns().iter().copied())
+        .await
+        .unwrap();
+    assert_eq!(
+        run(&lake, &batch(0, 1, vec![raw, event("w3", "u", t, "click")])).await,
+        (1, 0, 1)
+    );
+    assert_eq!(count(&lake, Table::Silver).await, 3);
+}
+
+#[tokio::test]
 async fn late_event_for_an_old_date_updates_that_date() {
     let (_dir, lake) = lake();
     let today = Utc::now() - Duration::minutes(30);
-    let old = today - Duration::days(5);
+    // Mid-morning five days ago, so that the late events below stay on the same date whatever
+    // the time of day the test runs.
+    let old = (today.date_naive() - Duration::days(5))
+        .and_hms_opt(10, 0, 0)
+        .unwrap()
+        .and_utc();
     let current: Vec<Vec<u8>> = (0..6)
         .map(|i| {
             event(
