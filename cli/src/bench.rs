@@ -33,6 +33,7 @@ pub async fn table_open(commits: usize) -> Result<()> {
             timestamp_ms: chrono::Utc::now().timestamp_millis(),
             key: None,
             value: Some(format!("{{\"n\":{i}}}").into_bytes()),
+            ..Default::default()
         };
         let batch = clickstream::bronze::raw_batch(&[msg], "bench")?;
         table = table

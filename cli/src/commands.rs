@@ -96,6 +96,7 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
                 timestamp_ms: now_ms,
                 key: None,
                 value: Some(value),
+                ..Default::default()
             });
             *offset += 1;
         }
@@ -121,8 +122,37 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
     .await
 }
 
-pub fn generate(args: GenerateArgs) -> Result<()> {
+pub async fn generate(mut args: GenerateArgs) -> Result<()> {
+    if let Some(seconds) = args.duration {
+        if args.rate <= 0.0 || seconds <= 0.0 {
+            bail!("--duration needs a positive --rate and duration");
+        }
+        args.events = (args.rate * seconds).round() as usize;
+    }
     let cfg = generator_config(args.events, &args.generator)?;
+    if let (Some(brokers), None) = (&args.brokers, &args.output) {
+        let bar = bar(args.events as u64, "acknowledged");
+        let produced =
+            crate::kafka::produce(brokers, &args.topic, Generator::new(cfg), args.rate, &bar)
+                .await?;
+        bar.finish_and_clear();
+        eprintln!(
+            "{} records acknowledged by {brokers} (topic {}) in {:.1}s, {:.0} records/s{}",
+            produced.acknowledged,
+            args.topic,
+            produced.elapsed.as_secs_f64(),
+            produced.acknowledged as f64 / produced.elapsed.as_secs_f64().max(1e-9),
+            if produced.failed > 0 {
+                format!("; {} NOT acknowledged", produced.failed)
+            } else {
+                String::new()
+            }
+        );
+        if produced.failed > 0 {
+            bail!("{} records were not acknowledged", produced.failed);
+        }
+        return Ok(());
+    }
     let out: Box<dyn Write> = match &args.output {
         Some(path) => {
             let file = std::io::BufWriter::new(
@@ -253,4 +283,21 @@ pub async fn dashboard(args: DashboardArgs) -> Result<()> {
             .with_context(|| format!("running {opener} to open the dashboard"))?;
     }
     Ok(())
+}
+
+pub async fn bridge(args: crate::BridgeArgs) -> Result<()> {
+    let lake =
+        Lake::open(&args.lake.lake).with_context(|| format!("opening lake {}", args.lake.lake))?;
+    let config = crate::bridge::BridgeConfig {
+        brokers: args.brokers,
+        topic: args.topic,
+        group: args.group,
+        lambda_endpoint: args.lambda_endpoint,
+        batch_size: args.batch_size as usize,
+        batch_window: Duration::from_millis(args.batch_window_ms),
+        poll_interval: Duration::from_millis(args.poll_ms),
+        export_every: Duration::from_secs(args.export_every),
+        state: args.state,
+    };
+    crate::bridge::run(lake, config).await
 }

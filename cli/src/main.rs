@@ -1,7 +1,9 @@
 //! `clickstream`: generate events, run the pipeline embedded on a local lake, ingest files, export.
 
 mod bench;
+mod bridge;
 mod commands;
+mod kafka;
 mod summary;
 
 use std::path::PathBuf;
@@ -20,7 +22,7 @@ struct Cli {
 enum Command {
     /// Generate synthetic events and run them through every stage, embedded, then export.
     Demo(DemoArgs),
-    /// Write synthetic events as JSON lines.
+    /// Write synthetic events as JSON lines, or produce them to Kafka (--brokers).
     Generate(GenerateArgs),
     /// Land files under landing/ and run them through bronze, silver and gold.
     Ingest(IngestArgs),
@@ -35,6 +37,53 @@ enum Command {
     /// Benchmarks besides the demo.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// The local stack's stand-in for AWS (see localstack/up).
+    #[command(subcommand)]
+    Local(LocalCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum LocalCommand {
+    /// Deliver Kafka batches, S3 notifications and schedules to functions via the Lambda Invoke API.
+    Bridge(BridgeArgs),
+}
+
+#[derive(Args, Debug)]
+struct BridgeArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    brokers: String,
+    /// Topic to consume.
+    #[arg(long, env = "KAFKA_TOPIC", default_value = "clickstream-events")]
+    topic: String,
+    /// Consumer group of the event source mapping.
+    #[arg(long, env = "KAFKA_GROUP", default_value = "clickstream-bronze-writer")]
+    group: String,
+    /// Lambda Invoke API endpoint (cargo lambda watch, LocalStack, or AWS through a proxy).
+    #[arg(long, env = "LAMBDA_ENDPOINT", default_value = "http://127.0.0.1:9000")]
+    lambda_endpoint: String,
+    /// Most records per bronze-writer invocation (AWS default 100, at most 10,000).
+    #[arg(long, env = "KAFKA_BATCH_SIZE", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    batch_size: u32,
+    /// Batching window in milliseconds (AWS default 500).
+    #[arg(long, env = "KAFKA_BATCH_WINDOW_MS", default_value_t = 500)]
+    batch_window_ms: u64,
+    /// How often the lake is listed for new objects and commits, in milliseconds.
+    #[arg(long, env = "BRIDGE_POLL_MS", default_value_t = 250)]
+    poll_ms: u64,
+    /// Seconds between scheduled exports; 0 turns the schedule off.
+    #[arg(long, env = "EXPORT_EVERY", default_value_t = 60)]
+    export_every: u64,
+    /// File recording what has been delivered, so that a restart carries on from there.
+    #[arg(
+        long,
+        env = "BRIDGE_STATE",
+        default_value = ".stack/data/bridge-state.json"
+    )]
+    state: PathBuf,
+    #[command(flatten)]
+    lake: LakeArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -141,11 +190,29 @@ struct DemoArgs {
 #[derive(Args, Debug)]
 struct GenerateArgs {
     /// Number of records to write.
-    #[arg(long, env = "CLICKSTREAM_EVENTS", default_value_t = 10_000)]
+    #[arg(
+        long,
+        env = "CLICKSTREAM_EVENTS",
+        default_value_t = 10_000,
+        conflicts_with = "duration"
+    )]
     events: usize,
-    /// Output file (.jsonl, or .jsonl.gz to compress); standard output when absent.
+    /// Output file (.jsonl, or .jsonl.gz to compress); standard output when neither this nor
+    /// --brokers is given.
     #[arg(long, short)]
     output: Option<PathBuf>,
+    /// Produce to Kafka at these bootstrap servers instead (unless --output is given).
+    #[arg(long, env = "KAFKA_BROKERS")]
+    brokers: Option<String>,
+    /// Topic to produce to.
+    #[arg(long, env = "KAFKA_TOPIC", default_value = "clickstream-events")]
+    topic: String,
+    /// Records per second to produce (0: as fast as the broker takes them).
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// Produce for this many seconds at --rate (instead of --events).
+    #[arg(long, requires = "rate")]
+    duration: Option<f64>,
     #[command(flatten)]
     generator: GeneratorArgs,
 }
@@ -164,17 +231,23 @@ struct IngestArgs {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    clickstream::telemetry::init("warn");
     let cli = Cli::parse();
+    // The bridge is a service: its log is what it does.
+    let level = match cli.command {
+        Command::Local(_) => "info",
+        _ => "warn",
+    };
+    clickstream::telemetry::init(level);
     let result = match cli.command {
         Command::Demo(args) => commands::demo(args).await,
-        Command::Generate(args) => commands::generate(args),
+        Command::Generate(args) => commands::generate(args).await,
         Command::Ingest(args) => commands::ingest(args).await,
         Command::Export(args) => commands::export(args).await,
         Command::Report(args) => commands::report(args).await,
         Command::Dashboard(args) => commands::dashboard(args).await,
         Command::Maintain(args) => commands::maintain(args).await,
         Command::Bench(BenchCommand::TableOpen { commits }) => bench::table_open(commits).await,
+        Command::Local(LocalCommand::Bridge(args)) => commands::bridge(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -266,8 +266,10 @@ impl Lake {
         filter: Option<Expr>,
     ) -> Result<Vec<RecordBatch>> {
         // Plain string types straight from parquet, not views that would then be cast.
-        let config = SessionConfig::new()
-            .set_bool("datafusion.execution.parquet.schema_force_view_types", false);
+        let config = SessionConfig::new().set_bool(
+            "datafusion.execution.parquet.schema_force_view_types",
+            false,
+        );
         let ctx = SessionContext::new_with_config(config);
         table
             .update_datafusion_session(&ctx.state())
@@ -366,7 +368,11 @@ pub async fn read_data_files(
             let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
             builder = builder.with_projection(mask);
         }
-        batches.extend(builder.build()?.collect::<std::result::Result<Vec<_>, _>>()?);
+        batches.extend(
+            builder
+                .build()?
+                .collect::<std::result::Result<Vec<_>, _>>()?,
+        );
     }
     Ok(batches)
 }

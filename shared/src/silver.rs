@@ -194,10 +194,21 @@ impl KnownIds {
                 .is_ok_and(|s| s.log_data().num_files() > 0);
             if has_files {
                 for batch in lake.read(silver, &["event_id"], None).await? {
-                    ids.extend(batch.column(0).as_string::<i32>().iter().flatten().map(hash_id));
+                    ids.extend(
+                        batch
+                            .column(0)
+                            .as_string::<i32>()
+                            .iter()
+                            .flatten()
+                            .map(hash_id),
+                    );
                 }
             }
-            *cache = Some(KnownIds { table, version, ids });
+            *cache = Some(KnownIds {
+                table,
+                version,
+                ids,
+            });
         }
         let known = cache.as_mut().expect("cache was just filled");
         for v in known.version + 1..=version {

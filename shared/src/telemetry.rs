@@ -17,6 +17,10 @@ pub fn init(level: &str) {
     let _ = if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
         builder.json().without_time().try_init()
     } else {
-        builder.compact().try_init()
+        use std::io::IsTerminal;
+        builder
+            .compact()
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init()
     };
 }

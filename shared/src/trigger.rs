@@ -91,17 +91,20 @@ pub fn objects(event: &S3Event) -> Result<Vec<ObjectRef>> {
 }
 
 /// One Kafka message as handed to [`kafka_event`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct KafkaMessage {
     pub partition: i32,
     pub offset: i64,
     pub timestamp_ms: i64,
+    /// The timestamp is the broker's append time rather than the producer's create time.
+    pub log_append_time: bool,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Vec<u8>)>,
 }
 
 /// A Kafka event source mapping batch, as AWS builds it: records grouped under
-/// "topic-partition", base64 key and value.
+/// "topic-partition", base64 key and value, headers as `[{"name": [bytes]}]`.
 pub fn kafka_event(bootstrap_servers: &str, topic: &str, messages: &[KafkaMessage]) -> KafkaEvent {
     let mut records = serde_json::Map::new();
     for m in messages {
@@ -114,10 +117,10 @@ pub fn kafka_event(bootstrap_servers: &str, topic: &str, messages: &[KafkaMessag
                 "partition": m.partition,
                 "offset": m.offset,
                 "timestamp": m.timestamp_ms,
-                "timestampType": "CREATE_TIME",
+                "timestampType": if m.log_append_time { "LOG_APPEND_TIME" } else { "CREATE_TIME" },
                 "key": m.key.as_ref().map(|k| BASE64.encode(k)),
                 "value": m.value.as_ref().map(|v| BASE64.encode(v)),
-                "headers": []
+                "headers": m.headers.iter().map(|(k, v)| json!({ k: v })).collect::<Vec<_>>()
             }));
         }
     }
@@ -158,6 +161,7 @@ mod tests {
             timestamp_ms: 1,
             key: None,
             value: Some(b"{}".to_vec()),
+            ..Default::default()
         };
         let ev = kafka_event("b:9092", "t", &[msg(0, 1), msg(1, 5), msg(0, 2)]);
         assert_eq!(ev.records["t-0"].len(), 2);

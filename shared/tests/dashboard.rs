@@ -34,6 +34,7 @@ async fn lake_with(events: Vec<Vec<u8>>) -> (tempfile::TempDir, Lake) {
             timestamp_ms: 0,
             key: None,
             value: Some(v),
+            ..Default::default()
         })
         .collect();
     let trigger = BronzeTrigger::Kafka(kafka_event("t:9092", "t", &messages));

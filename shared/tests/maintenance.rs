@@ -36,6 +36,7 @@ async fn compacts_checkpoints_and_keeps_the_data() {
             timestamp_ms: Utc::now().timestamp_millis(),
             key: None,
             value: Some(format!("{{\"n\":{i}}}").into_bytes()),
+            ..Default::default()
         };
         ingest_kafka(&lake, &kafka_event("t:9092", "topic", &[msg]))
             .await
