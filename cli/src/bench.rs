@@ -84,3 +84,129 @@ pub async fn table_open(commits: usize) -> Result<()> {
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
+
+/// The field the freshness benchmark adds to each event: when it was produced (ms since epoch).
+/// Unknown fields are kept in silver's `extra` column, where the benchmark reads it back.
+const SENT_FIELD: &str = "bench_sent_ms";
+
+/// Settings of the freshness benchmark.
+pub struct FreshnessConfig {
+    pub brokers: String,
+    pub topic: String,
+    pub rate: f64,
+    pub duration: Duration,
+    /// How long to wait, after producing stops, for the last events to reach gold.
+    pub drain: Duration,
+}
+
+/// Produces to a running local stack at a fixed rate and measures, per event, the time from
+/// produce to visible in gold (gold computed over a silver version that holds it).
+pub async fn freshness(lake: &Lake, config: FreshnessConfig) -> Result<()> {
+    use clickstream::gold::processed_silver_version;
+    use clickstream::lake::{added_files, read_data_files};
+
+    let events = (config.rate * config.duration.as_secs_f64()).round() as usize;
+    let mut generator = clickstream::generator::GeneratorConfig::new(events);
+    generator.seed = chrono::Utc::now().timestamp() as u64;
+    generator.start = chrono::Utc::now().date_naive() - chrono::Duration::days(1);
+    generator.days = 1;
+    (generator.duplicate_rate, generator.invalid_rate, generator.late_rate) = (0.0, 0.0, 0.0);
+    let stamped = clickstream::generator::Generator::new(generator).map(|line| {
+        let mut event: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&line).expect("generated events are JSON objects");
+        let sent = chrono::Utc::now().timestamp_millis();
+        event.insert(SENT_FIELD.into(), sent.into());
+        serde_json::to_vec(&event).expect("JSON")
+    });
+    let mut seen = processed_silver_version(lake).await?.unwrap_or(-1);
+    println!(
+        "freshness: {events} events at {} events/s to {} ({}), lake {}",
+        config.rate,
+        config.topic,
+        config.brokers,
+        lake.root()
+    );
+    let bar = ProgressBar::new(events as u64);
+    let (brokers, topic, rate) = (config.brokers.clone(), config.topic.clone(), config.rate);
+    let mut producer = tokio::spawn({
+        let bar = bar.clone();
+        async move { crate::kafka::produce(&brokers, &topic, stamped, rate, &bar).await }
+    });
+
+    let mut latencies_ms: Vec<i64> = Vec::with_capacity(events);
+    let mut produce_stopped: Option<Instant> = None;
+    let mut produced = None;
+    loop {
+        if producer.is_finished() && produced.is_none() {
+            produced = Some((&mut producer).await??);
+            produce_stopped = Some(Instant::now());
+        }
+        if latencies_ms.len() >= events
+            || produce_stopped.is_some_and(|t| t.elapsed() > config.drain)
+        {
+            break;
+        }
+        let Some(done) = processed_silver_version(lake).await? else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        if done > seen {
+            let now = chrono::Utc::now().timestamp_millis();
+            let silver = lake.table(Table::Silver).await?;
+            for v in seen + 1..=done {
+                let files: Vec<String> = added_files(&silver, v)
+                    .await?
+                    .into_iter()
+                    .map(|(p, _)| p)
+                    .collect();
+                for batch in read_data_files(&silver, &files, &["extra"]).await? {
+                    use arrow::array::AsArray;
+                    for extra in batch.column(0).as_string::<i32>().iter().flatten() {
+                        let sent = serde_json::from_str::<serde_json::Value>(extra)
+                            .ok()
+                            .and_then(|e| e[SENT_FIELD].as_i64());
+                        if let Some(sent) = sent {
+                            latencies_ms.push(now - sent);
+                        }
+                    }
+                }
+            }
+            seen = done;
+            bar.set_message(format!("{} visible in gold", latencies_ms.len()));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bar.finish_and_clear();
+    let produced = produced.ok_or_else(|| anyhow::anyhow!("the producer did not finish"))?;
+    latencies_ms.sort_unstable();
+    let pct = |p: f64| {
+        latencies_ms
+            .get(((latencies_ms.len() as f64 * p).ceil() as usize).saturating_sub(1))
+            .map_or(f64::NAN, |ms| *ms as f64 / 1e3)
+    };
+    println!(
+        "  produced     {} acknowledged in {:.1}s ({:.0} events/s)",
+        produced.acknowledged,
+        produced.elapsed.as_secs_f64(),
+        produced.acknowledged as f64 / produced.elapsed.as_secs_f64()
+    );
+    println!(
+        "  in gold      {} of {events} within {:.0}s after producing stopped",
+        latencies_ms.len(),
+        config.drain.as_secs_f64()
+    );
+    println!(
+        "  latency      produce -> visible in gold: p50 {:.1}s  p95 {:.1}s  max {:.1}s",
+        pct(0.50),
+        pct(0.95),
+        pct(1.0)
+    );
+    if latencies_ms.len() < events {
+        anyhow::bail!(
+            "{} events did not reach gold: the stack did not keep up at {} events/s",
+            events - latencies_ms.len(),
+            config.rate
+        );
+    }
+    Ok(())
+}

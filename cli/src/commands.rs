@@ -301,3 +301,16 @@ pub async fn bridge(args: crate::BridgeArgs) -> Result<()> {
     };
     crate::bridge::run(lake, config).await
 }
+
+pub async fn freshness(args: crate::FreshnessArgs) -> Result<()> {
+    let lake =
+        Lake::open(&args.lake.lake).with_context(|| format!("opening lake {}", args.lake.lake))?;
+    let config = crate::bench::FreshnessConfig {
+        brokers: args.brokers,
+        topic: args.topic,
+        rate: args.rate,
+        duration: Duration::from_secs_f64(args.duration),
+        drain: Duration::from_secs_f64(args.drain),
+    };
+    crate::bench::freshness(&lake, config).await
+}

@@ -94,6 +94,29 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1000)]
         commits: usize,
     },
+    /// Latency from produce to visible in gold on a running local stack (localstack/up).
+    Freshness(FreshnessArgs),
+}
+
+#[derive(Args, Debug)]
+struct FreshnessArgs {
+    /// Events per second to produce.
+    #[arg(long, default_value_t = 5000.0)]
+    rate: f64,
+    /// Seconds to produce for.
+    #[arg(long, default_value_t = 30.0)]
+    duration: f64,
+    /// Seconds to wait after producing for the last events to reach gold.
+    #[arg(long, default_value_t = 120.0)]
+    drain: f64,
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    brokers: String,
+    /// Topic the bridge consumes.
+    #[arg(long, env = "KAFKA_TOPIC", default_value = "clickstream-events")]
+    topic: String,
+    #[command(flatten)]
+    lake: LakeArgs,
 }
 
 #[derive(Args, Debug, Clone, Copy)]
@@ -247,6 +270,7 @@ async fn main() -> std::process::ExitCode {
         Command::Dashboard(args) => commands::dashboard(args).await,
         Command::Maintain(args) => commands::maintain(args).await,
         Command::Bench(BenchCommand::TableOpen { commits }) => bench::table_open(commits).await,
+        Command::Bench(BenchCommand::Freshness(args)) => commands::freshness(args).await,
         Command::Local(LocalCommand::Bridge(args)) => commands::bridge(args).await,
     };
     match result {

@@ -772,6 +772,21 @@ pub async fn update(lake: &Lake, silver_version: i64, funnel: &[String]) -> Resu
     Ok(outcome)
 }
 
+/// The silver version every gold table reflects (gold is computed over silver up to it), or
+/// `None` before gold's first update.
+pub async fn processed_silver_version(lake: &Lake) -> Result<Option<i64>> {
+    let mut done = None;
+    for t in Table::GOLD {
+        let v = txn_version(&lake.table(t).await?, GOLD_APP_ID).await?;
+        done = match (done, v) {
+            (_, None) => return Ok(None),
+            (None, v) => v,
+            (Some(d), Some(v)) => Some(d.min(v)),
+        };
+    }
+    Ok(done)
+}
+
 async fn replace(
     table: DeltaTable,
     kind: Table,
