@@ -70,7 +70,7 @@ struct BridgeArgs {
     #[arg(long, env = "KAFKA_BATCH_WINDOW_MS", default_value_t = 500)]
     batch_window_ms: u64,
     /// How often the lake is listed for new objects and commits, in milliseconds.
-    #[arg(long, env = "BRIDGE_POLL_MS", default_value_t = 250)]
+    #[arg(long, env = "BRIDGE_POLL_MS", default_value_t = 100)]
     poll_ms: u64,
     /// Seconds between scheduled exports; 0 turns the schedule off.
     #[arg(long, env = "EXPORT_EVERY", default_value_t = 60)]
