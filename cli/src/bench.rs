@@ -110,7 +110,11 @@ pub async fn freshness(lake: &Lake, config: FreshnessConfig) -> Result<()> {
     generator.seed = chrono::Utc::now().timestamp() as u64;
     generator.start = chrono::Utc::now().date_naive() - chrono::Duration::days(1);
     generator.days = 1;
-    (generator.duplicate_rate, generator.invalid_rate, generator.late_rate) = (0.0, 0.0, 0.0);
+    (
+        generator.duplicate_rate,
+        generator.invalid_rate,
+        generator.late_rate,
+    ) = (0.0, 0.0, 0.0);
     let stamped = clickstream::generator::Generator::new(generator).map(|line| {
         let mut event: serde_json::Map<String, serde_json::Value> =
             serde_json::from_slice(&line).expect("generated events are JSON objects");

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
+use aws_lambda_events::event::s3::S3Event;
 use clickstream::functions::scheduled_event;
 use clickstream::lake::{Lake, Table};
 use clickstream::trigger::{KafkaMessage, kafka_event, s3_put_event};
@@ -279,6 +280,17 @@ fn to_message(m: &rdkafka::message::BorrowedMessage<'_>) -> KafkaMessage {
     }
 }
 
+/// The `ObjectCreated:Put` notification S3 sends for `object` (listed relative to the lake root).
+fn notification(lake: &Lake, object: &object_store::ObjectMeta) -> S3Event {
+    s3_put_event(
+        lake.bucket(),
+        &lake.object_key(object.location.as_ref()),
+        object.size,
+        object.e_tag.as_deref().unwrap_or_default(),
+        chrono::Utc::now(),
+    )
+}
+
 /// S3 notifications for files landed under `landing/`.
 async fn landing_source(
     lake: Lake,
@@ -298,17 +310,13 @@ async fn landing_source(
             if state.delivered.lock().await.landing.contains(&key) {
                 continue;
             }
-            let event = s3_put_event(
-                lake.bucket(),
-                &lake.object_key(&key),
-                o.size,
-                o.e_tag.as_deref().unwrap_or_default(),
-                chrono::Utc::now(),
-            );
-            let response = invoker.invoke_until_ok(BRONZE_WRITER, &event).await;
+            let response = invoker
+                .invoke_until_ok(BRONZE_WRITER, &notification(&lake, &o))
+                .await;
             info!(
-                "{BRONZE_WRITER} <- s3://{}/{key}: {response}",
-                lake.bucket()
+                "{BRONZE_WRITER} <- s3://{}/{}: {response}",
+                lake.bucket(),
+                lake.object_key(&key)
             );
             state.update(|d| _ = d.landing.insert(key)).await?;
         }
@@ -347,16 +355,10 @@ async fn commit_source(
             .collect();
         commits.sort_by_key(|(v, _)| *v);
         for (version, o) in commits {
-            let key = o.location.to_string();
-            let event = s3_put_event(
-                lake.bucket(),
-                &lake.object_key(&key),
-                o.size,
-                o.e_tag.as_deref().unwrap_or_default(),
-                chrono::Utc::now(),
-            );
             let started = Instant::now();
-            let response = invoker.invoke_until_ok(function, &event).await;
+            let response = invoker
+                .invoke_until_ok(function, &notification(&lake, &o))
+                .await;
             info!(
                 "{function} <- {} commit {version} in {:?}: {response}",
                 table.path(),

@@ -45,6 +45,10 @@ fn generator_config(events: usize, g: &GeneratorArgs) -> Result<GeneratorConfig>
     Ok(cfg)
 }
 
+fn open_lake(uri: &str) -> Result<Lake> {
+    Lake::open(uri).with_context(|| format!("opening lake {uri}"))
+}
+
 fn bar(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
@@ -74,8 +78,7 @@ fn track(pipeline: &Pipeline, bar: &ProgressBar) -> tokio::task::JoinHandle<()> 
 
 pub async fn demo(args: DemoArgs) -> Result<()> {
     let cfg = generator_config(args.events, &args.generator)?;
-    let lake =
-        Lake::open(&args.lake.lake).with_context(|| format!("opening lake {}", args.lake.lake))?;
+    let lake = open_lake(&args.lake.lake)?;
     let started = Instant::now();
     let pipeline = Pipeline::start(lake.clone(), parse_funnel(args.funnel.as_deref()));
     let bar = bar(args.events as u64, "starting");
@@ -191,8 +194,7 @@ pub async fn generate(mut args: GenerateArgs) -> Result<()> {
 }
 
 pub async fn ingest(args: IngestArgs) -> Result<()> {
-    let lake =
-        Lake::open(&args.lake.lake).with_context(|| format!("opening lake {}", args.lake.lake))?;
+    let lake = open_lake(&args.lake.lake)?;
     let started = Instant::now();
     let pipeline = Pipeline::start(lake.clone(), parse_funnel(args.funnel.as_deref()));
     let bar = bar(args.files.len() as u64, "files");
@@ -210,7 +212,7 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
 }
 
 pub async fn export(args: LakeArgs) -> Result<()> {
-    let lake = Lake::open(&args.lake).with_context(|| format!("opening lake {}", args.lake))?;
+    let lake = open_lake(&args.lake)?;
     let outcome =
         functions::exporter(&lake, &functions::scheduled_event(chrono::Utc::now())).await?;
     for (table, rows) in &outcome.rows {
@@ -223,8 +225,7 @@ pub async fn export(args: LakeArgs) -> Result<()> {
 }
 
 pub async fn maintain(args: MaintainArgs) -> Result<()> {
-    let lake =
-        Lake::open(&args.lake.lake).with_context(|| format!("opening lake {}", args.lake.lake))?;
+    let lake = open_lake(&args.lake.lake)?;
     let report =
         clickstream::maintenance::maintain(&lake, chrono::Duration::hours(args.retention_hours))
             .await?;
@@ -242,8 +243,7 @@ pub async fn maintain(args: MaintainArgs) -> Result<()> {
 }
 
 pub async fn report(args: ReportArgs) -> Result<()> {
-    let lake =
-        Lake::open(&args.lake.lake).with_context(|| format!("opening lake {}", args.lake.lake))?;
+    let lake = open_lake(&args.lake.lake)?;
     let range = clickstream::dashboard::DateRange {
         from: args.range.from,
         to: args.range.to,
@@ -262,8 +262,7 @@ pub async fn report(args: ReportArgs) -> Result<()> {
 }
 
 pub async fn dashboard(args: DashboardArgs) -> Result<()> {
-    let lake =
-        Lake::open(&args.lake.lake).with_context(|| format!("opening lake {}", args.lake.lake))?;
+    let lake = open_lake(&args.lake.lake)?;
     let range = clickstream::dashboard::DateRange {
         from: args.range.from,
         to: args.range.to,
@@ -286,8 +285,7 @@ pub async fn dashboard(args: DashboardArgs) -> Result<()> {
 }
 
 pub async fn bridge(args: crate::BridgeArgs) -> Result<()> {
-    let lake =
-        Lake::open(&args.lake.lake).with_context(|| format!("opening lake {}", args.lake.lake))?;
+    let lake = open_lake(&args.lake.lake)?;
     let config = crate::bridge::BridgeConfig {
         brokers: args.brokers,
         topic: args.topic,
@@ -303,8 +301,7 @@ pub async fn bridge(args: crate::BridgeArgs) -> Result<()> {
 }
 
 pub async fn freshness(args: crate::FreshnessArgs) -> Result<()> {
-    let lake =
-        Lake::open(&args.lake.lake).with_context(|| format!("opening lake {}", args.lake.lake))?;
+    let lake = open_lake(&args.lake.lake)?;
     let config = crate::bench::FreshnessConfig {
         brokers: args.brokers,
         topic: args.topic,
