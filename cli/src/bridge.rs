@@ -224,11 +224,20 @@ async fn kafka_source(config: BridgeConfig, invoker: Invoker) -> Result<()> {
         .subscribe(&[&config.topic])
         .context("subscribing to the topic")?;
     loop {
-        let mut messages = vec![to_message(&consumer.recv().await?)];
+        let first = match consumer.recv().await {
+            Ok(m) => to_message(&m),
+            Err(e) => {
+                warn!("Kafka: {e}; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let mut messages = vec![first];
         let window_ends = tokio::time::Instant::now() + config.batch_window;
         while messages.len() < config.batch_size {
             match tokio::time::timeout_at(window_ends, consumer.recv()).await {
-                Ok(m) => messages.push(to_message(&m?)),
+                Ok(Ok(m)) => messages.push(to_message(&m)),
+                Ok(Err(e)) => warn!("Kafka: {e}"),
                 Err(_) => break,
             }
         }
@@ -244,9 +253,11 @@ async fn kafka_source(config: BridgeConfig, invoker: Invoker) -> Result<()> {
         for (partition, offset) in &next {
             offsets.add_partition_offset(&config.topic, *partition, Offset::Offset(*offset))?;
         }
-        consumer
-            .commit(&offsets, CommitMode::Sync)
-            .context("committing Kafka offsets")?;
+        // A failed commit only means these records may be delivered again, which bronze-writer
+        // recognises; the next commit covers them.
+        if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
+            warn!("committing Kafka offsets failed: {e}");
+        }
         info!(
             "{BRONZE_WRITER} <- {} Kafka records in {:?}: {response}",
             messages.len(),
@@ -300,28 +311,40 @@ async fn landing_source(
     poll: Duration,
 ) -> Result<()> {
     loop {
-        let mut objects: Vec<_> = store
-            .list(Some(&StorePath::from("landing")))
-            .try_collect()
-            .await?;
-        objects.sort_by_key(|o| o.last_modified);
-        for o in objects {
-            let key = o.location.to_string();
-            if state.delivered.lock().await.landing.contains(&key) {
-                continue;
-            }
-            let response = invoker
-                .invoke_until_ok(BRONZE_WRITER, &notification(&lake, &o))
-                .await;
-            info!(
-                "{BRONZE_WRITER} <- s3://{}/{}: {response}",
-                lake.bucket(),
-                lake.object_key(&key)
-            );
-            state.update(|d| _ = d.landing.insert(key)).await?;
+        if let Err(e) = deliver_landed(&lake, store.as_ref(), &state, &invoker).await {
+            warn!("landing/: {e:#}; trying again");
         }
         tokio::time::sleep(poll).await;
     }
+}
+
+async fn deliver_landed(
+    lake: &Lake,
+    store: &dyn ObjectStore,
+    state: &State,
+    invoker: &Invoker,
+) -> Result<()> {
+    let mut objects: Vec<_> = store
+        .list(Some(&StorePath::from("landing")))
+        .try_collect()
+        .await?;
+    objects.sort_by_key(|o| o.last_modified);
+    for o in objects {
+        let key = o.location.to_string();
+        if state.delivered.lock().await.landing.contains(&key) {
+            continue;
+        }
+        let response = invoker
+            .invoke_until_ok(BRONZE_WRITER, &notification(lake, &o))
+            .await;
+        info!(
+            "{BRONZE_WRITER} <- s3://{}/{}: {response}",
+            lake.bucket(),
+            lake.object_key(&key)
+        );
+        state.update(|d| _ = d.landing.insert(key)).await?;
+    }
+    Ok(())
 }
 
 /// S3 notifications for new commit files of `table`, in commit order, to `function`.
@@ -333,43 +356,59 @@ async fn commit_source(
     (table, function): (Table, &'static str),
     poll: Duration,
 ) -> Result<()> {
-    let log = StorePath::from(format!("{}/_delta_log", table.path()));
     loop {
-        let delivered = state
-            .delivered
-            .lock()
-            .await
-            .commits
-            .get(table.path())
-            .copied()
-            .unwrap_or(-1);
-        let mut commits: Vec<_> = store
-            .list(Some(&log))
-            .try_collect::<Vec<_>>()
-            .await?
-            .into_iter()
-            .filter_map(|o| {
-                let (t, v) = Table::commit_at(o.location.as_ref())?;
-                (t == table && v > delivered).then_some((v, o))
-            })
-            .collect();
-        commits.sort_by_key(|(v, _)| *v);
-        for (version, o) in commits {
-            let started = Instant::now();
-            let response = invoker
-                .invoke_until_ok(function, &notification(&lake, &o))
-                .await;
-            info!(
-                "{function} <- {} commit {version} in {:?}: {response}",
-                table.path(),
-                started.elapsed()
-            );
-            state
-                .update(|d| _ = d.commits.insert(table.path().to_string(), version))
-                .await?;
+        if let Err(e) =
+            deliver_commits(&lake, store.as_ref(), &state, &invoker, table, function).await
+        {
+            warn!("{}/_delta_log: {e:#}; trying again", table.path());
         }
         tokio::time::sleep(poll).await;
     }
+}
+
+async fn deliver_commits(
+    lake: &Lake,
+    store: &dyn ObjectStore,
+    state: &State,
+    invoker: &Invoker,
+    table: Table,
+    function: &str,
+) -> Result<()> {
+    let log = StorePath::from(format!("{}/_delta_log", table.path()));
+    let delivered = state
+        .delivered
+        .lock()
+        .await
+        .commits
+        .get(table.path())
+        .copied()
+        .unwrap_or(-1);
+    let mut commits: Vec<_> = store
+        .list(Some(&log))
+        .try_collect::<Vec<_>>()
+        .await?
+        .into_iter()
+        .filter_map(|o| {
+            let (t, v) = Table::commit_at(o.location.as_ref())?;
+            (t == table && v > delivered).then_some((v, o))
+        })
+        .collect();
+    commits.sort_by_key(|(v, _)| *v);
+    for (version, o) in commits {
+        let started = Instant::now();
+        let response = invoker
+            .invoke_until_ok(function, &notification(lake, &o))
+            .await;
+        info!(
+            "{function} <- {} commit {version} in {:?}: {response}",
+            table.path(),
+            started.elapsed()
+        );
+        state
+            .update(|d| _ = d.commits.insert(table.path().to_string(), version))
+            .await?;
+    }
+    Ok(())
 }
 
 /// The EventBridge schedule for the exporter.
