@@ -168,4 +168,17 @@ mod tests {
         assert_eq!(ev.records["t-1"][0].offset, 5);
         assert_eq!(ev.records["t-0"][0].value.as_deref(), Some("e30="));
     }
+
+    #[test]
+    fn kafka_headers_and_timestamp_type_are_as_aws_sends_them() {
+        let msg = KafkaMessage {
+            log_append_time: true,
+            headers: vec![("trace".into(), b"ab".to_vec())],
+            ..Default::default()
+        };
+        let ev = serde_json::to_value(kafka_event("b:9092", "t", &[msg])).unwrap();
+        let record = &ev["records"]["t-0"][0];
+        assert_eq!(record["timestampType"], "LOG_APPEND_TIME");
+        assert_eq!(record["headers"], json!([{ "trace": [97, 98] }]));
+    }
 }
