@@ -103,7 +103,7 @@ pub struct FreshnessConfig {
 /// produce to visible in gold (gold computed over a silver version that holds it).
 pub async fn freshness(lake: &Lake, config: FreshnessConfig) -> Result<()> {
     use clickstream::gold::processed_silver_version;
-    use clickstream::lake::{added_files, read_data_files};
+    use clickstream::lake::read_added_rows;
 
     let events = (config.rate * config.duration.as_secs_f64()).round() as usize;
     let mut generator = clickstream::generator::GeneratorConfig::new(events);
@@ -158,12 +158,7 @@ pub async fn freshness(lake: &Lake, config: FreshnessConfig) -> Result<()> {
             let now = chrono::Utc::now().timestamp_millis();
             let silver = lake.table(Table::Silver).await?;
             for v in seen + 1..=done {
-                let files: Vec<String> = added_files(&silver, v)
-                    .await?
-                    .into_iter()
-                    .map(|(p, _)| p)
-                    .collect();
-                for batch in read_data_files(&silver, &files, &["extra"]).await? {
+                for batch in read_added_rows(&silver, v, &["extra"]).await? {
                     use arrow::array::AsArray;
                     for extra in batch.column(0).as_string::<i32>().iter().flatten() {
                         let sent = serde_json::from_str::<serde_json::Value>(extra)

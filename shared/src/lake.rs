@@ -348,6 +348,21 @@ pub async fn added_files(
     Ok(adds)
 }
 
+/// The rows commit `version` of `table` added as new data: `columns` of them, or every column
+/// when `columns` is empty (partition columns are not in the files).
+pub async fn read_added_rows(
+    table: &DeltaTable,
+    version: i64,
+    columns: &[&str],
+) -> Result<Vec<RecordBatch>> {
+    let files: Vec<String> = added_files(table, version)
+        .await?
+        .into_iter()
+        .map(|(path, _)| path)
+        .collect();
+    read_data_files(table, &files, columns).await
+}
+
 /// Reads parquet data files of a table (no partition columns needed): `columns` of them, or every
 /// column when `columns` is empty.
 pub async fn read_data_files(

@@ -20,7 +20,7 @@ use serde_json::json;
 use crate::error::{Error, Result};
 use crate::event::{RejectReason, ValidEvent, validate};
 use crate::gold::to_days;
-use crate::lake::{Lake, Table, added_files, commit_properties, read_data_files, txn_version};
+use crate::lake::{Lake, Table, commit_properties, read_added_rows, txn_version};
 use crate::schema;
 
 /// What one silver invocation did. `input = valid + quarantined + duplicates` always holds.
@@ -63,12 +63,7 @@ pub async fn process_bronze_commit(lake: &Lake, bronze_version: i64) -> Result<S
         return Ok(outcome);
     }
     let bronze = lake.table(Table::Bronze).await?;
-    let files: Vec<String> = added_files(&bronze, bronze_version)
-        .await?
-        .into_iter()
-        .map(|(p, _)| p)
-        .collect();
-    let rows = read_data_files(&bronze, &files, &[]).await?;
+    let rows = read_added_rows(&bronze, bronze_version, &[]).await?;
 
     let mut valid = Vec::new();
     let mut rejected = Vec::new();
@@ -212,12 +207,7 @@ impl KnownIds {
         }
         let known = cache.as_mut().expect("cache was just filled");
         for v in known.version + 1..=version {
-            let files: Vec<String> = added_files(silver, v)
-                .await?
-                .into_iter()
-                .map(|(p, _)| p)
-                .collect();
-            for batch in read_data_files(silver, &files, &["event_id"]).await? {
+            for batch in read_added_rows(silver, v, &["event_id"]).await? {
                 let ids = batch.column(0).as_string::<i32>();
                 known.ids.extend(ids.iter().flatten().map(hash_id));
             }
