@@ -50,3 +50,48 @@ ensure_seaweedfs() {
 
 # The AWS CLI (for `aws s3 cp` into the local S3 store).
 ensure_awscli() { ensure_venv_tool awscli aws awscli==1.40.*; }
+
+# DuckDB's C++ sources take about half an hour to compile on 2 cores (longer optimised). The
+# project links instead the same DuckDB release prebuilt, from the npm registry
+# (@duckdb/node-bindings-linux-<arch> ships libduckdb.so).
+DUCKDB_VERSION=1.5.6 # the DuckDB release of the duckdb crate in Cargo.toml
+
+# ensure_libduckdb ARCH (x64 or arm64): installs libduckdb.so for Linux on ARCH into
+# .tools/duckdb-VERSION (x64) or .tools/duckdb-VERSION-arm64 and prints that folder; fails where
+# npm is missing.
+ensure_libduckdb() {
+  local arch="$1" dir="$TOOLS_DIR/duckdb-$DUCKDB_VERSION"
+  [ "$arch" = x64 ] || dir="$dir-$arch"
+  if [ ! -f "$dir/libduckdb.so" ]; then
+    command -v npm >/dev/null || { echo "npm not found: it fetches the prebuilt libduckdb" >&2; return 1; }
+    echo "installing libduckdb $DUCKDB_VERSION for linux-$arch (npm) into $dir" >&2
+    local tmp
+    tmp="$(mktemp -d)"
+    (cd "$tmp" && npm pack --silent "@duckdb/node-bindings-linux-$arch@$DUCKDB_VERSION-r.1" >/dev/null \
+      && tar xzf duckdb-node-bindings-linux-*.tgz package/libduckdb.so) || { rm -rf "$tmp"; return 1; }
+    mkdir -p "$dir"
+    mv "$tmp/package/libduckdb.so" "$dir/libduckdb.so"
+    rm -rf "$tmp"
+  fi
+  echo "$dir"
+}
+
+# use_prebuilt_duckdb: for builds that run on this machine (test, demo, bench, localstack/up).
+# Points DUCKDB_LIB_DIR at the prebuilt library, adds an rpath so the binaries find it, and sets
+# CARGO_DUCKDB_FLAGS (pass it to cargo) to turn off the bundled build. Where no prebuilt library
+# fits (not Linux x86_64, no npm), the flags stay empty and DuckDB is compiled.
+use_prebuilt_duckdb() {
+  CARGO_DUCKDB_FLAGS=()
+  local dir
+  if [ "$(uname -s)-$(uname -m)" != "Linux-x86_64" ] || ! dir="$(ensure_libduckdb x64)"; then
+    echo "no prebuilt libduckdb for this machine: DuckDB will be compiled from source" >&2
+    return 0
+  fi
+  export DUCKDB_LIB_DIR="$dir"
+  local rpath="-C link-arg=-Wl,-rpath,$dir"
+  case " ${RUSTFLAGS:-} " in
+    *" $rpath "*) ;;
+    *) export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }$rpath" ;;
+  esac
+  CARGO_DUCKDB_FLAGS=(--no-default-features)
+}

@@ -50,7 +50,7 @@ fn bin_dir() -> PathBuf {
     ] {
         assert!(
             dir.join(f).exists(),
-            "{f} is not built in {}: run `cargo test --workspace --all-targets`",
+            "{f} is not built in {}: run `cargo build --workspace --bins` (scripts/test does)",
             dir.display()
         );
     }
