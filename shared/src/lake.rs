@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -11,7 +12,7 @@ use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::{StructType, Transaction};
 use deltalake::protocol::SaveMode;
-use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use deltalake::{DeltaResult, DeltaTable, DeltaTableBuilder, DeltaTableError};
 use object_store::ObjectStore;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
@@ -28,6 +29,9 @@ pub const TXN_RETENTION: &str = "interval 7 days";
 /// `delta.checkpointInterval`), so opening a table replays at most this many commit files; the
 /// Delta default of 100 makes every stage's table open slow down as a table grows.
 pub const CHECKPOINT_INTERVAL: &str = "10";
+
+/// How many times opening a table retries its creation when another writer is creating it.
+const CREATE_ATTEMPTS: u32 = 5;
 
 /// The tables of the lake layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -214,24 +218,44 @@ impl Lake {
                 std::fs::create_dir_all(dir)?;
             }
         }
-        let builder = DeltaTableBuilder::from_url(url.clone())
-            .map_err(Error::delta(table.path()))?
-            .with_storage_options(self.storage_options.clone());
-        match builder.load().await {
-            Ok(t) => return Ok(t),
-            Err(DeltaTableError::NotATable(_)) => {}
-            Err(e) => return Err(Error::delta(table.path())(e)),
+        // Another writer may be creating the table at the same moment: then our create fails, and
+        // the table is opened again (a few times: its first commit may not be listed at once).
+        let mut attempt = 0;
+        loop {
+            match self.open_table(&url).await {
+                Ok(t) => return Ok(t),
+                Err(DeltaTableError::NotATable(_)) => {}
+                Err(e) => return Err(Error::delta(table.path())(e)),
+            }
+            match self.create_table(table, &url).await {
+                Ok(t) => return Ok(t),
+                Err(e) if attempt < CREATE_ATTEMPTS => {
+                    tracing::debug!(table = table.path(), error = %e, "creating the table failed: retrying");
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(Error::delta(table.path())(e)),
+            }
         }
+    }
+
+    async fn open_table(&self, url: &Url) -> DeltaResult<DeltaTable> {
+        DeltaTableBuilder::from_url(url.clone())?
+            .with_storage_options(self.storage_options.clone())
+            .load()
+            .await
+    }
+
+    /// Creates `table` empty, with its schema, partitioning and table properties.
+    async fn create_table(&self, table: Table, url: &Url) -> DeltaResult<DeltaTable> {
         let columns: StructType = table
             .schema()
             .as_ref()
             .try_into_kernel()
-            .map_err(|e: arrow::error::ArrowError| e)?;
-        let created = DeltaTableBuilder::from_url(url.clone())
-            .map_err(Error::delta(table.path()))?
+            .map_err(|e: arrow::error::ArrowError| DeltaTableError::Generic(e.to_string()))?;
+        DeltaTableBuilder::from_url(url.clone())?
             .with_storage_options(self.storage_options.clone())
-            .build()
-            .map_err(Error::delta(table.path()))?
+            .build()?
             .create()
             .with_table_name(table.name())
             .with_columns(columns.fields().cloned())
@@ -245,17 +269,10 @@ impl Lake {
                 Some(CHECKPOINT_INTERVAL),
             )
             .with_save_mode(SaveMode::Ignore)
-            .await;
-        match created {
-            Ok(t) => Ok(t),
-            // Another writer created it at the same moment: open theirs.
-            Err(_) => DeltaTableBuilder::from_url(url)
-                .map_err(Error::delta(table.path()))?
-                .with_storage_options(self.storage_options.clone())
-                .load()
-                .await
-                .map_err(Error::delta(table.path())),
-        }
+            // Version 0 or nothing: retried at a later version, a create would commit the table's
+            // metadata (and a new table id) a second time.
+            .with_commit_properties(CommitProperties::default().with_max_retries(0))
+            .await
     }
 
     /// Reads `columns` (all when empty) of the rows of `table` matching `filter`.

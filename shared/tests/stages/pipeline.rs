@@ -301,3 +301,16 @@ async fn generated_stream_reconciles_and_gold_equals_from_scratch() {
     assert_eq!(count(&lake, Table::Quarantine).await, quarantined);
     assert_gold_equals_from_scratch(&lake).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writers_opening_a_new_table_at_once_all_get_it() {
+    let (_dir, lake) = lake();
+    let opens = (0..8).map(|_| {
+        let lake = lake.clone();
+        tokio::spawn(async move { lake.table(Table::Bronze).await })
+    });
+    for open in futures::future::join_all(opens).await {
+        let table = open.unwrap().unwrap();
+        assert_eq!(table.version(), Some(0), "one create, seen by every writer");
+    }
+}
