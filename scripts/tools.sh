@@ -95,3 +95,11 @@ use_prebuilt_duckdb() {
   esac
   CARGO_DUCKDB_FLAGS=(--no-default-features)
 }
+
+# build_binaries [CARGO_ARGS...]: every binary of the workspace (the CLI and the functions), with
+# the prebuilt DuckDB where it fits. test, demo, bench and localstack/up all build this same set, so
+# one build's artifacts serve the others (a different package or feature set rebuilds dependencies).
+build_binaries() {
+  use_prebuilt_duckdb
+  cargo build --workspace --bins "${CARGO_DUCKDB_FLAGS[@]}" "$@"
+}
