@@ -88,11 +88,19 @@ use_prebuilt_duckdb() {
     return 0
   fi
   export DUCKDB_LIB_DIR="$dir"
-  local rpath="-C link-arg=-Wl,-rpath,$dir"
-  case " ${RUSTFLAGS:-} " in
-    *" $rpath "*) ;;
-    *) export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }$rpath" ;;
+  # The rpath goes in CARGO_ENCODED_RUSTFLAGS (arguments separated by 0x1f, which cargo prefers to
+  # RUSTFLAGS), so a folder with spaces stays one argument. RUSTFLAGS already set are carried over.
+  local sep=$'\x1f' rpath="link-arg=-Wl,-rpath,$dir"
+  if [ -z "${CARGO_ENCODED_RUSTFLAGS:-}" ] && [ -n "${RUSTFLAGS:-}" ]; then
+    local flags
+    read -r -a flags <<<"$RUSTFLAGS"
+    CARGO_ENCODED_RUSTFLAGS="$(IFS="$sep"; echo "${flags[*]}")"
+  fi
+  case "$sep${CARGO_ENCODED_RUSTFLAGS:-}$sep" in
+    *"$sep$rpath$sep"*) ;;
+    *) CARGO_ENCODED_RUSTFLAGS="${CARGO_ENCODED_RUSTFLAGS:+$CARGO_ENCODED_RUSTFLAGS$sep}-C$sep$rpath" ;;
   esac
+  export CARGO_ENCODED_RUSTFLAGS
   CARGO_DUCKDB_FLAGS=(--no-default-features)
 }
 
