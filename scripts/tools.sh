@@ -76,18 +76,31 @@ ensure_libduckdb() {
   echo "$dir"
 }
 
-# use_prebuilt_duckdb: for builds that run on this machine (test, demo, bench, localstack/up).
-# Points DUCKDB_LIB_DIR at the prebuilt library, adds an rpath so the binaries find it, and sets
-# CARGO_DUCKDB_FLAGS (pass it to cargo) to turn off the bundled build. Where no prebuilt library
-# fits (not Linux x86_64, no npm), the flags stay empty and DuckDB is compiled.
-use_prebuilt_duckdb() {
+# link_prebuilt_duckdb ARCH (x64 or arm64): points DUCKDB_LIB_DIR at the prebuilt library for Linux
+# on ARCH and sets CARGO_DUCKDB_FLAGS (pass it to cargo) to turn off the bundled build. Where there
+# is none (no npm), the flags stay empty, DuckDB is compiled, and it returns 1.
+link_prebuilt_duckdb() {
   CARGO_DUCKDB_FLAGS=()
   local dir
-  if [ "$(uname -s)-$(uname -m)" != "Linux-x86_64" ] || ! dir="$(ensure_libduckdb x64)"; then
+  if ! dir="$(ensure_libduckdb "$1")"; then
+    echo "no prebuilt libduckdb for linux-$1: DuckDB will be compiled from source (about half an hour)" >&2
+    return 1
+  fi
+  export DUCKDB_LIB_DIR="$dir"
+  CARGO_DUCKDB_FLAGS=(--no-default-features)
+}
+
+# use_prebuilt_duckdb: for builds that run on this machine (test, demo, bench, localstack/up).
+# link_prebuilt_duckdb for this machine, plus an rpath so the binaries find the library. On other
+# than Linux x86_64, DuckDB is compiled.
+use_prebuilt_duckdb() {
+  CARGO_DUCKDB_FLAGS=()
+  if [ "$(uname -s)-$(uname -m)" != "Linux-x86_64" ]; then
     echo "no prebuilt libduckdb for this machine: DuckDB will be compiled from source" >&2
     return 0
   fi
-  export DUCKDB_LIB_DIR="$dir"
+  link_prebuilt_duckdb x64 || return 0
+  local dir="$DUCKDB_LIB_DIR"
   # The rpath goes in CARGO_ENCODED_RUSTFLAGS (arguments separated by 0x1f, which cargo prefers to
   # RUSTFLAGS), so a folder with spaces stays one argument. RUSTFLAGS already set are carried over.
   local sep=$'\x1f' rpath="link-arg=-Wl,-rpath,$dir"
@@ -101,12 +114,12 @@ use_prebuilt_duckdb() {
     *) CARGO_ENCODED_RUSTFLAGS="${CARGO_ENCODED_RUSTFLAGS:+$CARGO_ENCODED_RUSTFLAGS$sep}-C$sep$rpath" ;;
   esac
   export CARGO_ENCODED_RUSTFLAGS
-  CARGO_DUCKDB_FLAGS=(--no-default-features)
 }
 
 # build_binaries [CARGO_ARGS...]: every binary of the workspace (the CLI and the functions), with
-# the prebuilt DuckDB where it fits. test, demo, bench and localstack/up all build this same set, so
-# one build's artifacts serve the others (a different package or feature set rebuilds dependencies).
+# the prebuilt DuckDB where it fits (use_prebuilt_duckdb; CARGO_DUCKDB_FLAGS stays set for later
+# cargo calls). test, demo, bench and localstack/up all build this same set, so one build's
+# artifacts serve the others (a different package or feature set rebuilds dependencies).
 build_binaries() {
   use_prebuilt_duckdb
   cargo build --workspace --bins "${CARGO_DUCKDB_FLAGS[@]}" "$@"
