@@ -1,6 +1,7 @@
 //! `clickstream`: generate events, run the pipeline embedded on a local lake, ingest files, export.
 
 mod bench;
+mod bench_stages;
 mod bridge;
 mod commands;
 mod kafka;
@@ -96,6 +97,44 @@ enum BenchCommand {
     },
     /// Latency from produce to visible in gold on a running local stack (localstack/up).
     Freshness(FreshnessArgs),
+    /// One corpus through the streaming shape, one landed file and DuckDB, side by side.
+    Pipeline {
+        /// Events in the corpus.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        /// Records per Kafka batch in the streaming shape.
+        #[arg(long, default_value_t = 10_000)]
+        batch_size: usize,
+        /// Run only one of: streaming, file, duckdb.
+        #[arg(long, value_parser = ["streaming", "file", "duckdb"])]
+        only: Option<String>,
+    },
+    /// Cost per batch of new events against the length of history, warm and cold.
+    History {
+        /// Lengths of history to compare, in days (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "3,30")]
+        days: Vec<u32>,
+        /// Events per day of history.
+        #[arg(long, default_value_t = 100_000)]
+        events_per_day: usize,
+        /// Batches of new events timed in the warm process.
+        #[arg(long, default_value_t = 100)]
+        batches: usize,
+        /// Events per batch.
+        #[arg(long, default_value_t = 1_000)]
+        batch_events: usize,
+        /// Keep the lakes in this directory (for profiling) instead of deleting them.
+        #[arg(long)]
+        keep: Option<PathBuf>,
+    },
+    /// One batch in a fresh process (what `bench history` runs for its cold figure).
+    #[command(hide = true)]
+    HistoryBatch {
+        #[arg(long)]
+        batch_events: usize,
+        #[command(flatten)]
+        lake: LakeArgs,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -271,6 +310,33 @@ async fn main() -> std::process::ExitCode {
         Command::Maintain(args) => commands::maintain(args).await,
         Command::Bench(BenchCommand::TableOpen { commits }) => bench::table_open(commits).await,
         Command::Bench(BenchCommand::Freshness(args)) => commands::freshness(args).await,
+        Command::Bench(BenchCommand::Pipeline {
+            events,
+            batch_size,
+            only,
+        }) => bench_stages::pipeline(events, batch_size, only).await,
+        Command::Bench(BenchCommand::History {
+            days,
+            events_per_day,
+            batches,
+            batch_events,
+            keep,
+        }) => {
+            bench_stages::history(bench_stages::HistoryConfig {
+                days,
+                events_per_day,
+                batches,
+                batch_events,
+                keep,
+            })
+            .await
+        }
+        Command::Bench(BenchCommand::HistoryBatch { batch_events, lake }) => {
+            match clickstream::Lake::open(&lake.lake) {
+                Ok(lake) => bench_stages::history_batch(&lake, batch_events).await,
+                Err(e) => Err(e.into()),
+            }
+        }
         Command::Local(LocalCommand::Bridge(args)) => commands::bridge(args).await,
     };
     match result {

@@ -39,10 +39,15 @@ pub struct BronzeOutcome {
     pub version: Option<i64>,
 }
 
+/// Most records per bronze commit of a landed file: a large file lands as several commits, each
+/// recorded in the file's `txn` (app id `landing:KEY:ETAG`, version = the chunk's index), so a
+/// redelivery or a retry after a crash writes only the chunks not yet written.
+pub const LANDED_CHUNK_RECORDS: usize = 100_000;
+
 /// One raw record with its source.
 #[derive(Debug, Clone)]
-struct RawRecord {
-    payload: Vec<u8>,
+struct RawRecord<'a> {
+    payload: &'a [u8],
     source: String,
     topic: Option<String>,
     partition: Option<i32>,
@@ -59,6 +64,7 @@ pub async fn ingest_kafka(lake: &Lake, event: &KafkaEvent) -> Result<BronzeOutco
     let mut table = lake.table(Table::Bronze).await?;
     let mut outcome = BronzeOutcome::default();
     let mut records = Vec::new();
+    let mut payloads = Vec::new();
     let mut txns = BTreeMap::new();
     for batch in event.records.values() {
         for r in batch {
@@ -73,13 +79,14 @@ pub async fn ingest_kafka(lake: &Lake, event: &KafkaEvent) -> Result<BronzeOutco
                 outcome.already_written += 1;
                 continue;
             }
-            let payload = r
-                .value
-                .as_deref()
-                .map(|v| BASE64.decode(v).unwrap_or_else(|_| v.as_bytes().to_vec()))
-                .unwrap_or_default();
+            payloads.push(
+                r.value
+                    .as_deref()
+                    .map(|v| BASE64.decode(v).unwrap_or_else(|_| v.as_bytes().to_vec()))
+                    .unwrap_or_default(),
+            );
             records.push(RawRecord {
-                payload,
+                payload: &[],
                 source: format!("kafka:{topic}/{}/{}", r.partition, r.offset),
                 topic: Some(topic),
                 partition: Some(r.partition as i32),
@@ -93,6 +100,9 @@ pub async fn ingest_kafka(lake: &Lake, event: &KafkaEvent) -> Result<BronzeOutco
     }
     if records.is_empty() {
         return Ok(outcome);
+    }
+    for (record, payload) in records.iter_mut().zip(&payloads) {
+        record.payload = payload;
     }
     outcome.written = records.len();
     let batch = to_batch(&records, Utc::now())?;
@@ -115,6 +125,7 @@ pub async fn ingest_kafka(lake: &Lake, event: &KafkaEvent) -> Result<BronzeOutco
         .await
         .map_err(Error::delta(Table::Bronze.path()))?;
     outcome.version = table.version().map(|v| v as i64);
+    lake.keep(Table::Bronze, &table);
     Ok(outcome)
 }
 
@@ -142,80 +153,158 @@ pub async fn ingest_landed(lake: &Lake, event: &S3Event) -> Result<Vec<BronzeOut
             .or_else(|| get.meta.e_tag.clone())
             .unwrap_or_default();
         let bytes = get.bytes().await?;
-        let mut table = lake.table(Table::Bronze).await?;
         let app_id = format!("landing:{key}:{}", etag.trim_matches('"'));
-        let lines = split_records(key, &bytes)?;
-        let mut outcome = BronzeOutcome {
-            received: lines.len(),
-            ..Default::default()
-        };
-        if txn_version(&table, &app_id).await?.is_some() {
-            outcome.already_written = lines.len();
+        let records = split_records(key, bytes)?;
+        let mut table = lake.table(Table::Bronze).await?;
+        let chunks_done = txn_version(&table, &app_id).await?.unwrap_or(-1);
+        let ingest_time = Utc::now();
+        let mut line = 0;
+        for (chunk, ranges) in records.ranges.chunks(LANDED_CHUNK_RECORDS).enumerate() {
+            let mut outcome = BronzeOutcome {
+                received: ranges.len(),
+                ..Default::default()
+            };
+            let first_line = line;
+            line += ranges.len();
+            if chunk as i64 <= chunks_done {
+                outcome.already_written = ranges.len();
+                outcomes.push(outcome);
+                continue;
+            }
+            let chunk_records: Vec<RawRecord> = ranges
+                .iter()
+                .enumerate()
+                .map(|(i, range)| RawRecord {
+                    payload: &records.buffer[range.clone()],
+                    source: format!("file:{key}#{}", first_line + i + 1),
+                    topic: None,
+                    partition: None,
+                    offset: None,
+                    file_key: Some(key.to_string()),
+                    line: Some((first_line + i) as i64 + 1),
+                    kafka_timestamp: None,
+                })
+                .collect();
+            outcome.written = chunk_records.len();
+            let batch = to_batch(&chunk_records, ingest_time)?;
+            drop(chunk_records);
+            table = table
+                .write(vec![batch])
+                .with_save_mode(SaveMode::Append)
+                .with_commit_properties(commit_properties(
+                    &app_id,
+                    chunk as i64,
+                    json!({ "source": "landing", "file": key, "chunk": chunk, "records": outcome.written }),
+                ))
+                .await
+                .map_err(Error::delta(Table::Bronze.path()))?;
+            outcome.version = table.version().map(|v| v as i64);
+            lake.keep(Table::Bronze, &table);
             outcomes.push(outcome);
-            continue;
         }
-        let records: Vec<RawRecord> = lines
-            .into_iter()
-            .enumerate()
-            .map(|(i, payload)| RawRecord {
-                payload,
-                source: format!("file:{key}#{}", i + 1),
-                topic: None,
-                partition: None,
-                offset: None,
-                file_key: Some(key.to_string()),
-                line: Some(i as i64 + 1),
-                kafka_timestamp: None,
-            })
-            .collect();
-        outcome.written = records.len();
-        let batch = to_batch(&records, Utc::now())?;
-        table = table
-            .write(vec![batch])
-            .with_save_mode(SaveMode::Append)
-            .with_commit_properties(commit_properties(
-                &app_id,
-                0,
-                json!({ "source": "landing", "file": key, "records": records.len() }),
-            ))
-            .await
-            .map_err(Error::delta(Table::Bronze.path()))?;
-        outcome.version = table.version().map(|v| v as i64);
-        outcomes.push(outcome);
+        if records.ranges.is_empty() {
+            outcomes.push(BronzeOutcome::default());
+        }
     }
     Ok(outcomes)
+}
+
+/// The records of a landed file: one buffer and the byte range of each record in it, so that
+/// splitting copies nothing.
+#[derive(Debug, Clone, Default)]
+pub struct LandedRecords {
+    buffer: bytes::Bytes,
+    ranges: Vec<std::ops::Range<usize>>,
+}
+
+impl LandedRecords {
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// True when the file holds no records.
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// The records, in file order.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.ranges.iter().map(|r| &self.buffer[r.clone()])
+    }
 }
 
 /// Splits a landed file into records: one per non-blank line for `.jsonl`, one per array
 /// element (or the single object) for `.json`; `.gz` is decompressed first. A `.json` file that
 /// does not parse becomes one record, so it is quarantined rather than lost.
-pub fn split_records(key: &str, bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
+pub fn split_records(key: &str, bytes: bytes::Bytes) -> Result<LandedRecords> {
     let (format, gzipped) = file_format(key)?;
     let data = if gzipped {
         let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(bytes)
+        flate2::read::MultiGzDecoder::new(&bytes[..])
             .read_to_end(&mut out)
             .map_err(|e| Error::LandedFile {
                 key: key.to_string(),
                 reason: format!("gzip: {e}"),
             })?;
-        out
+        bytes::Bytes::from(out)
     } else {
-        bytes.to_vec()
+        bytes
     };
     Ok(match format {
-        FileFormat::JsonLines => data
-            .split(|b| *b == b'\n')
-            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-            .map(<[u8]>::to_vec)
-            .collect(),
+        FileFormat::JsonLines => {
+            let mut ranges = Vec::new();
+            let mut start = 0;
+            for end in memchr_lines(&data) {
+                let mut line = start..end;
+                if data[line.clone()].ends_with(b"\r") {
+                    line.end -= 1;
+                }
+                if !data[line.clone()].iter().all(u8::is_ascii_whitespace) {
+                    ranges.push(line);
+                }
+                start = end + 1;
+            }
+            LandedRecords {
+                buffer: data,
+                ranges,
+            }
+        }
         FileFormat::Json => match serde_json::from_slice::<serde_json::Value>(&data) {
             Ok(serde_json::Value::Array(items)) => {
-                items.iter().map(|v| v.to_string().into_bytes()).collect()
+                let mut buffer = Vec::new();
+                let mut ranges = Vec::with_capacity(items.len());
+                for item in &items {
+                    let start = buffer.len();
+                    serde_json::to_writer(&mut buffer, item)?;
+                    ranges.push(start..buffer.len());
+                }
+                LandedRecords {
+                    buffer: buffer.into(),
+                    ranges,
+                }
             }
-            _ => vec![data],
+            _ => LandedRecords {
+                ranges: vec![0..data.len()],
+                buffer: data,
+            },
         },
+    })
+}
+
+/// The end offsets of the lines of `data` (the last line may lack its newline).
+fn memchr_lines(data: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        if start >= data.len() {
+            return None;
+        }
+        let end = data[start..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(data.len(), |p| start + p);
+        start = end + 1;
+        Some(end)
     })
 }
 
@@ -281,7 +370,7 @@ pub fn raw_batch(messages: &[trigger::KafkaMessage], topic: &str) -> Result<Reco
     let records: Vec<RawRecord> = messages
         .iter()
         .map(|m| RawRecord {
-            payload: m.value.clone().unwrap_or_default(),
+            payload: m.value.as_deref().unwrap_or_default(),
             source: format!("kafka:{topic}/{}/{}", m.partition, m.offset),
             topic: Some(topic.to_string()),
             partition: Some(m.partition),
@@ -307,7 +396,7 @@ fn to_batch(records: &[RawRecord], ingest_time: DateTime<Utc>) -> Result<RecordB
     let mut kafka_ts = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
     let mut ingest = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
     for r in records {
-        payload.append_value(&r.payload);
+        payload.append_value(r.payload);
         source.append_value(&r.source);
         topic.append_option(r.topic.as_deref());
         partition.append_option(r.partition);
@@ -335,10 +424,14 @@ fn to_batch(records: &[RawRecord], ingest_time: DateTime<Utc>) -> Result<RecordB
 mod tests {
     use super::*;
 
+    fn split(key: &str, bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let records = split_records(key, bytes::Bytes::copy_from_slice(bytes))?;
+        Ok(records.iter().map(<[u8]>::to_vec).collect())
+    }
+
     #[test]
     fn jsonl_splits_lines_and_skips_blanks() {
-        let recs =
-            split_records("landing/a.jsonl", b"{\"a\":1}\r\n\n{\"b\":2}\nnot json\n").unwrap();
+        let recs = split("landing/a.jsonl", b"{\"a\":1}\r\n\n{\"b\":2}\nnot json\n").unwrap();
         assert_eq!(
             recs,
             vec![
@@ -347,14 +440,15 @@ mod tests {
                 b"not json".to_vec()
             ]
         );
+        assert_eq!(split("landing/b.jsonl", b"x\ny").unwrap().len(), 2);
     }
 
     #[test]
     fn json_array_is_one_record_per_element() {
-        let recs = split_records("landing/a.json", b"[{\"a\":1}, 2]").unwrap();
+        let recs = split("landing/a.json", b"[{\"a\":1}, 2]").unwrap();
         assert_eq!(recs, vec![b"{\"a\":1}".to_vec(), b"2".to_vec()]);
         assert_eq!(
-            split_records("landing/b.json", b"{oops").unwrap(),
+            split("landing/b.json", b"{oops").unwrap(),
             vec![b"{oops".to_vec()]
         );
     }
@@ -364,15 +458,15 @@ mod tests {
         use std::io::Write;
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(b"{\"a\":1}\n{\"a\":2}\n").unwrap();
-        let recs = split_records("landing/x.jsonl.gz", &gz.finish().unwrap()).unwrap();
+        let recs = split("landing/x.jsonl.gz", &gz.finish().unwrap()).unwrap();
         assert_eq!(recs.len(), 2);
-        assert!(split_records("landing/x.jsonl.gz", b"not gzip").is_err());
+        assert!(split("landing/x.jsonl.gz", b"not gzip").is_err());
     }
 
     #[test]
     fn unknown_extension_is_an_error() {
         assert!(matches!(
-            split_records("landing/a.csv", b"x"),
+            split("landing/a.csv", b"x"),
             Err(Error::LandedFile { .. })
         ));
     }

@@ -37,6 +37,12 @@ pub enum Error {
     /// Local I/O failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// A table lacks a column the stage reads, or has it with another type.
+    #[error("column {column:?}: {reason}")]
+    Column { column: String, reason: String },
+    /// Another writer kept committing to the table first; every attempt re-checked and lost.
+    #[error("{table}: lost the commit race {attempts} times to concurrent writers")]
+    Contended { table: String, attempts: u32 },
     /// Exporting failed outside DuckDB itself.
     #[error("export: {0}")]
     Export(String),
@@ -51,6 +57,25 @@ impl Error {
     pub fn delta(table: impl Into<String>) -> impl FnOnce(deltalake::DeltaTableError) -> Error {
         let table = table.into();
         move |source| Error::Delta { table, source }
+    }
+}
+
+impl Error {
+    /// True when a commit failed because another writer committed first (a conflicting
+    /// transaction or the same version): re-reading the table and trying again can succeed.
+    pub fn is_lost_race(&self) -> bool {
+        use deltalake::DeltaTableError as D;
+        use deltalake::kernel::transaction::TransactionError as T;
+        matches!(
+            self,
+            Error::Delta {
+                source: D::VersionAlreadyExists(_)
+                    | D::Transaction {
+                        source: T::CommitConflict(_) | T::MaxCommitAttempts(_)
+                    },
+                ..
+            }
+        )
     }
 }
 

@@ -81,26 +81,44 @@ pub async fn bronze_writer(lake: &Lake, trigger: &BronzeTrigger) -> Result<Vec<B
     }
 }
 
-/// silver-transformer: processes each bronze commit the notification names.
+/// How long one invocation keeps catching up before it returns (the next notification, or the
+/// next invocation of the embedded pipeline, carries on); well inside Lambda's 15 minutes.
+pub const CATCH_UP_BUDGET: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// silver-transformer: a bronze commit landed; silver catches up every bronze commit it has not
+/// processed (the notification only says that there may be some).
 pub async fn silver_transformer(lake: &Lake, event: &S3Event) -> Result<Vec<SilverOutcome>> {
+    commits_of(lake, event, Table::Bronze)?;
+    let started = std::time::Instant::now();
     let mut out = Vec::new();
-    for version in commits_of(lake, event, Table::Bronze)? {
-        out.push(silver::process_bronze_commit(lake, version).await?);
+    loop {
+        let outcome = silver::catch_up(lake).await?;
+        let again = outcome.remaining && started.elapsed() < CATCH_UP_BUDGET;
+        out.push(outcome);
+        if !again {
+            return Ok(out);
+        }
     }
-    Ok(out)
 }
 
-/// gold-transformer: brings gold up to date with each silver commit the notification names.
+/// gold-transformer: a silver commit landed; gold catches up every silver commit it has not
+/// processed.
 pub async fn gold_transformer(
     lake: &Lake,
     event: &S3Event,
     funnel: &[String],
 ) -> Result<Vec<GoldOutcome>> {
+    commits_of(lake, event, Table::Silver)?;
+    let started = std::time::Instant::now();
     let mut out = Vec::new();
-    for version in commits_of(lake, event, Table::Silver)? {
-        out.push(gold::update(lake, version, funnel).await?);
+    loop {
+        let outcome = gold::catch_up(lake, funnel).await?;
+        let again = outcome.remaining && started.elapsed() < CATCH_UP_BUDGET;
+        out.push(outcome);
+        if !again {
+            return Ok(out);
+        }
     }
-    Ok(out)
 }
 
 /// exporter: writes the exports (the scheduled event's content does not matter).

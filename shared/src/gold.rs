@@ -1,14 +1,19 @@
 //! Gold: sessions, daily metrics, funnel and page figures, as plain functions over silver rows,
-//! and the incremental update that keeps the gold tables equal to a from-scratch computation.
+//! and the incremental catch-up that keeps the gold tables equal to a from-scratch computation.
+//!
+//! A catch-up reads only the silver rows the new commits added, then recomputes what they can
+//! change: the sessions of the users they touch (from those users' silver events around the
+//! touched dates), the event figures of the touched dates (kept warm per date, loaded from silver
+//! on a cold start), and DAU/WAU/MAU from a compact per-date set of distinct users
+//! (`gold/daily_users`), never from 30 days of raw events.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array,
-    RecordBatch, StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch,
+    StringArray, TimestampMicrosecondArray,
 };
-use arrow::datatypes::{Date32Type, TimestampMicrosecondType};
 use chrono::{DateTime, NaiveDate};
 use deltalake::DeltaTable;
 use deltalake::datafusion::prelude::{Expr, col, lit};
@@ -18,7 +23,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::error::{Error, Result};
-use crate::lake::{Lake, Table, added_files, commit_properties, txn_version};
+use crate::lake::{
+    Lake, Table, added_files, commit_properties, read_data_files, txn_version, typed_column,
+};
 
 /// A gap longer than this (µs) starts a new session.
 pub const SESSION_GAP_US: i64 = 30 * 60 * 1_000_000;
@@ -27,8 +34,6 @@ pub const SESSION_MAX_US: i64 = 24 * 3600 * 1_000_000;
 const DAY_US: i64 = 24 * 3600 * 1_000_000;
 /// The default funnel steps.
 pub const DEFAULT_FUNNEL: [&str; 4] = ["view_product", "add_to_cart", "begin_checkout", "purchase"];
-/// `txn` app id in gold tables: the silver version gold is up to date with.
-const GOLD_APP_ID: &str = "silver";
 
 /// Silver columns the sessionization reads.
 pub const SESSION_INPUT: [&str; 9] = [
@@ -42,8 +47,8 @@ pub const SESSION_INPUT: [&str; 9] = [
     "device_type",
     "country",
 ];
-/// Silver columns the daily activity figures read.
-pub const ACTIVITY_INPUT: [&str; 4] = ["event_date", "user_key", "event_type", "page_path"];
+/// Silver columns the daily activity figures read (with `event_date`).
+pub const ACTIVITY_INPUT: [&str; 3] = ["user_key", "event_type", "page_path"];
 
 /// One silver event, borrowed from Arrow arrays.
 #[derive(Debug, Clone, Copy)]
@@ -116,38 +121,21 @@ fn opt(a: &StringArray, i: usize) -> Option<&str> {
     a.is_valid(i).then(|| a.value(i))
 }
 
-fn events_of(batches: &[RecordBatch]) -> Vec<Event<'_>> {
+fn events_of(batches: &[RecordBatch]) -> Result<Vec<Event<'_>>> {
     let mut out = Vec::with_capacity(batches.iter().map(RecordBatch::num_rows).sum());
     for b in batches {
-        let s = |name: &str| b.column_by_name(name).map(|c| c.as_string::<i32>());
-        let (
-            Some(id),
-            Some(ty),
-            Some(user),
-            Some(url),
-            Some(path),
-            Some(refr),
-            Some(dev),
-            Some(ctry),
-        ) = (
-            s("event_id"),
-            s("event_type"),
-            s("user_key"),
-            s("page_url"),
-            s("page_path"),
-            s("referrer"),
-            s("device_type"),
-            s("country"),
-        )
-        else {
-            continue;
-        };
-        let Some(time) = b
-            .column_by_name("event_time")
-            .map(|c| c.as_primitive::<TimestampMicrosecondType>())
-        else {
-            continue;
-        };
+        let s = |name: &str| typed_column::<StringArray>(b, name);
+        let (id, ty, user, url, path, refr, dev, ctry) = (
+            s("event_id")?,
+            s("event_type")?,
+            s("user_key")?,
+            s("page_url")?,
+            s("page_path")?,
+            s("referrer")?,
+            s("device_type")?,
+            s("country")?,
+        );
+        let time = typed_column::<TimestampMicrosecondArray>(b, "event_time")?;
         for i in 0..b.num_rows() {
             out.push(Event {
                 event_id: id.value(i),
@@ -162,7 +150,7 @@ fn events_of(batches: &[RecordBatch]) -> Vec<Event<'_>> {
             });
         }
     }
-    out
+    Ok(out)
 }
 
 fn session_id(user_key: &str, start: i64) -> String {
@@ -232,8 +220,8 @@ fn build_session(user_key: &str, events: &[Event<'_>], funnel: &[String]) -> Ses
 
 /// Splits silver events into sessions: per user_key ordered by (event_time, event_id), a new session
 /// starts after a gap of more than 30 minutes or when the session would exceed 24 hours.
-pub fn sessionize(silver: &[RecordBatch], funnel: &[String]) -> Vec<Session> {
-    sessionize_runs(&mut events_of(silver), funnel).0
+pub fn sessionize(silver: &[RecordBatch], funnel: &[String]) -> Result<Vec<Session>> {
+    Ok(sessionize_runs(&mut events_of(silver)?, funnel).0)
 }
 
 fn sessionize_runs(events: &mut [Event<'_>], funnel: &[String]) -> (Vec<Session>, Vec<Run>) {
@@ -286,188 +274,315 @@ pub struct GoldTables {
     pub page_daily: RecordBatch,
 }
 
-/// Session aggregates of one session_date.
+/// A user_key as the per-date user sets hold it (xxh3 128-bit: collisions are out of reach).
+fn user_hash(user_key: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(user_key.as_bytes())
+}
+
+/// Event-based figures of one event date: what DAU, events, page views and page_daily need.
+#[derive(Debug, Clone, Default)]
+struct EventDay {
+    events: i64,
+    page_views: i64,
+    /// Per page_path: page views and the users who viewed it.
+    pages: HashMap<String, (i64, HashSet<u128>)>,
+}
+
+impl EventDay {
+    fn add(&mut self, event_type: &str, page_path: Option<&str>, user: u128) {
+        self.events += 1;
+        if event_type == "page_view" {
+            self.page_views += 1;
+            if let Some(path) = page_path {
+                let page = match self.pages.get_mut(path) {
+                    Some(page) => page,
+                    None => self.pages.entry(path.to_string()).or_default(),
+                };
+                page.0 += 1;
+                page.1.insert(user);
+            }
+        }
+    }
+}
+
+/// Calls `f(date, user, event_type, page_path)` for each silver row (columns
+/// [`ACTIVITY_INPUT`]); `dates[i]` is the event date of `batches[i]`, or `None` to read its
+/// `event_date` column.
+fn for_each_activity(
+    batches: &[RecordBatch],
+    dates: &[Option<i32>],
+    mut f: impl FnMut(i32, u128, &str, Option<&str>),
+) -> Result<()> {
+    for (b, fixed) in batches.iter().zip(dates) {
+        let user = typed_column::<StringArray>(b, "user_key")?;
+        let ty = typed_column::<StringArray>(b, "event_type")?;
+        let path = typed_column::<StringArray>(b, "page_path")?;
+        let column = match fixed {
+            Some(_) => None,
+            None => Some(typed_column::<Date32Array>(b, "event_date")?),
+        };
+        for i in 0..b.num_rows() {
+            let date = fixed.unwrap_or_else(|| column.map_or(0, |c| c.value(i)));
+            f(date, user_hash(user.value(i)), ty.value(i), opt(path, i));
+        }
+    }
+    Ok(())
+}
+
+/// What a session contributes to its session_date's figures.
+#[derive(Debug, Clone, Copy)]
+struct SessionFacts<'a> {
+    user_key: &'a str,
+    date: i32,
+    duration_us: i64,
+    events: i64,
+    is_bounce: bool,
+    converted: bool,
+    funnel_reached: usize,
+    entry_page: Option<&'a str>,
+    exit_page: Option<&'a str>,
+}
+
+impl<'a> From<&'a Session> for SessionFacts<'a> {
+    fn from(s: &'a Session) -> Self {
+        SessionFacts {
+            user_key: &s.user_key,
+            date: s.date,
+            duration_us: s.end - s.start,
+            events: s.events,
+            is_bounce: s.is_bounce,
+            converted: s.converted,
+            funnel_reached: s.funnel_reached,
+            entry_page: s.entry_page.as_deref(),
+            exit_page: s.exit_page.as_deref(),
+        }
+    }
+}
+
+/// The sessions of gold/sessions rows, as [`SessionFacts`].
+fn facts_of(batches: &[RecordBatch]) -> Result<Vec<SessionFacts<'_>>> {
+    let mut out = Vec::new();
+    for b in batches {
+        let user = typed_column::<StringArray>(b, "user_key")?;
+        let date = typed_column::<Date32Array>(b, "session_date")?;
+        let start = typed_column::<TimestampMicrosecondArray>(b, "session_start")?;
+        let end = typed_column::<TimestampMicrosecondArray>(b, "session_end")?;
+        let events = typed_column::<Int64Array>(b, "events")?;
+        let bounce = typed_column::<BooleanArray>(b, "is_bounce")?;
+        let converted = typed_column::<BooleanArray>(b, "converted")?;
+        let funnel = typed_column::<Int32Array>(b, "funnel_step")?;
+        let entry = typed_column::<StringArray>(b, "entry_page")?;
+        let exit = typed_column::<StringArray>(b, "exit_page")?;
+        for i in 0..b.num_rows() {
+            out.push(SessionFacts {
+                user_key: user.value(i),
+                date: date.value(i),
+                duration_us: end.value(i) - start.value(i),
+                events: events.value(i),
+                is_bounce: bounce.value(i),
+                converted: converted.value(i),
+                funnel_reached: funnel.value(i).max(0) as usize,
+                entry_page: opt(entry, i),
+                exit_page: opt(exit, i),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Session-based figures of one session_date.
 #[derive(Default)]
-struct SessionDay {
+struct SessionDay<'a> {
     sessions: i64,
-    duration_s: f64,
+    /// Summed in integer microseconds, so the order sessions come in cannot change the result.
+    duration_us: i64,
     bounces: i64,
     conversions: i64,
     events: i64,
+    /// Per user, the most funnel steps one of their sessions reached.
+    funnel: HashMap<&'a str, usize>,
+    entries: HashMap<&'a str, i64>,
+    exits: HashMap<&'a str, i64>,
 }
 
-/// Event-based figures of one event date.
-#[derive(Default)]
-struct ActivityDay<'a> {
-    users: HashSet<&'a str>,
-    events: i64,
-    page_views: i64,
-    pages: HashMap<&'a str, (i64, HashSet<&'a str>)>,
-}
-
-fn activity_by_date(activity: &[RecordBatch]) -> BTreeMap<i32, ActivityDay<'_>> {
-    let mut days: BTreeMap<i32, ActivityDay<'_>> = BTreeMap::new();
-    for b in activity {
-        let (Some(date), Some(user), Some(ty), Some(path)) = (
-            b.column_by_name("event_date")
-                .map(|c| c.as_primitive::<Date32Type>()),
-            b.column_by_name("user_key").map(|c| c.as_string::<i32>()),
-            b.column_by_name("event_type").map(|c| c.as_string::<i32>()),
-            b.column_by_name("page_path").map(|c| c.as_string::<i32>()),
-        ) else {
-            continue;
-        };
-        for i in 0..b.num_rows() {
-            let day = days.entry(date.value(i)).or_default();
-            let u = user.value(i);
-            day.users.insert(u);
-            day.events += 1;
-            if ty.value(i) == "page_view" {
-                day.page_views += 1;
-                if path.is_valid(i) {
-                    let page = day.pages.entry(path.value(i)).or_default();
-                    page.0 += 1;
-                    page.1.insert(u);
-                }
-            }
+fn session_days<'a>(
+    sessions: impl IntoIterator<Item = SessionFacts<'a>>,
+) -> BTreeMap<i32, SessionDay<'a>> {
+    let mut days: BTreeMap<i32, SessionDay<'a>> = BTreeMap::new();
+    for s in sessions {
+        let d = days.entry(s.date).or_default();
+        d.sessions += 1;
+        d.duration_us += s.duration_us;
+        d.bounces += s.is_bounce as i64;
+        d.conversions += s.converted as i64;
+        d.events += s.events;
+        let best = d.funnel.entry(s.user_key).or_default();
+        *best = (*best).max(s.funnel_reached);
+        if let Some(p) = s.entry_page {
+            *d.entries.entry(p).or_default() += 1;
+        }
+        if let Some(p) = s.exit_page {
+            *d.exits.entry(p).or_default() += 1;
         }
     }
     days
 }
 
-/// Computes gold figures.
-///
-/// - `sessions`: the sessions with session_date in `lo..=hi` (complete: every run they belong to).
-/// - `activity`: silver rows (columns [`ACTIVITY_INPUT`]) for event dates `lo - 29 ..= metrics_hi`.
-/// - `other_sessions`: gold/sessions rows for session dates `hi + 1 ..= metrics_hi`.
-///
-/// Returns sessions, funnel and pages for `lo..=hi` and daily metrics for `lo..=metrics_hi`.
-pub fn compute(
-    sessions: &[Session],
-    activity: &[RecordBatch],
-    other_sessions: &[RecordBatch],
-    (lo, hi, metrics_hi): (i32, i32, i32),
-    funnel: &[String],
-) -> Result<GoldTables> {
-    let activity = activity_by_date(activity);
-    let mut session_days: BTreeMap<i32, SessionDay> = BTreeMap::new();
-    let mut add_session =
-        |date: i32, duration_s: f64, bounce: bool, converted: bool, events: i64| {
-            let d = session_days.entry(date).or_default();
-            d.sessions += 1;
-            d.duration_s += duration_s;
-            d.bounces += bounce as i64;
-            d.conversions += converted as i64;
-            d.events += events;
-        };
-    for s in sessions.iter().filter(|s| (lo..=hi).contains(&s.date)) {
-        add_session(
-            s.date,
-            (s.end - s.start) as f64 / 1e6,
-            s.is_bounce,
-            s.converted,
-            s.events,
-        );
+/// One row of gold/daily_metrics.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct MetricsRow {
+    date: i32,
+    dau: i64,
+    wau: i64,
+    mau: i64,
+    sessions: i64,
+    events: i64,
+    page_views: i64,
+    avg_session_duration_s: f64,
+    bounce_rate: f64,
+    conversion_rate: f64,
+    events_per_session: f64,
+}
+
+impl MetricsRow {
+    /// The row of `date` from its event figures (dau, events, page views) and its sessions;
+    /// wau and mau are filled in later.
+    fn new(
+        date: i32,
+        (dau, events, page_views): (i64, i64, i64),
+        s: Option<&SessionDay<'_>>,
+    ) -> Self {
+        let ratio = |a: f64, b: i64| if b == 0 { 0.0 } else { a / b as f64 };
+        let (sessions, duration_us, bounces, conversions, session_events) =
+            s.map_or((0, 0, 0, 0, 0), |s| {
+                (
+                    s.sessions,
+                    s.duration_us,
+                    s.bounces,
+                    s.conversions,
+                    s.events,
+                )
+            });
+        MetricsRow {
+            date,
+            dau,
+            wau: 0,
+            mau: 0,
+            sessions,
+            events,
+            page_views,
+            avg_session_duration_s: ratio(duration_us as f64 / 1e6, sessions),
+            bounce_rate: ratio(bounces as f64, sessions),
+            conversion_rate: ratio(conversions as f64, sessions),
+            events_per_session: ratio(session_events as f64, sessions),
+        }
     }
-    for b in other_sessions {
-        let date = b
-            .column_by_name("session_date")
-            .map(|c| c.as_primitive::<Date32Type>());
-        let dur = b
-            .column_by_name("duration_s")
-            .map(|c| c.as_primitive::<arrow::datatypes::Float64Type>());
-        let bounce = b.column_by_name("is_bounce").map(|c| c.as_boolean());
-        let conv = b.column_by_name("converted").map(|c| c.as_boolean());
-        let ev = b
-            .column_by_name("events")
-            .map(|c| c.as_primitive::<arrow::datatypes::Int64Type>());
-        let (Some(date), Some(dur), Some(bounce), Some(conv), Some(ev)) =
-            (date, dur, bounce, conv, ev)
-        else {
-            continue;
-        };
-        for i in 0..b.num_rows() {
-            if date.value(i) > hi && date.value(i) <= metrics_hi {
-                add_session(
-                    date.value(i),
-                    dur.value(i),
-                    bounce.value(i),
-                    conv.value(i),
-                    ev.value(i),
-                );
+}
+
+/// Sets `wau` and `mau` of `rows` (sorted by date) from the distinct users per date, which must
+/// hold every date from 29 days before the first row to the last. One pass with a sliding count
+/// per user, so a month of dates costs two visits per user-day.
+fn fill_active_users(rows: &mut [MetricsRow], users: &BTreeMap<i32, HashSet<u128>>) {
+    for (window, set) in [(7, true), (30, false)] {
+        let mut counts: HashMap<u128, u32> = HashMap::new();
+        let mut added_up_to = i32::MIN;
+        let mut removed_up_to = i32::MIN;
+        for row in rows.iter_mut() {
+            let (from, to) = (row.date - window + 1, row.date);
+            for (_, day) in users.range(added_up_to.max(from - 1) + 1..=to) {
+                for u in day {
+                    *counts.entry(*u).or_default() += 1;
+                }
+            }
+            added_up_to = added_up_to.max(to);
+            let drop_from = removed_up_to.max(i32::MIN + 1);
+            if drop_from < from {
+                for (_, day) in users.range(drop_from..from) {
+                    for u in day {
+                        if let Some(c) = counts.get_mut(u) {
+                            *c -= 1;
+                            if *c == 0 {
+                                counts.remove(u);
+                            }
+                        }
+                    }
+                }
+            }
+            removed_up_to = removed_up_to.max(from);
+            let distinct = counts.len() as i64;
+            if set {
+                row.wau = distinct;
+            } else {
+                row.mau = distinct;
             }
         }
     }
+}
 
-    // daily_metrics
-    let dates: BTreeSet<i32> = activity
-        .keys()
-        .chain(session_days.keys())
-        .copied()
-        .filter(|d| (lo..=metrics_hi).contains(d))
-        .collect();
-    let distinct_over = |d: i32, days: i32| {
-        let mut users: HashSet<&str> = HashSet::new();
-        for (_, a) in activity.range(d - days + 1..=d) {
-            users.extend(a.users.iter().copied());
-        }
-        users.len() as i64
+fn metrics_batch(rows: &[MetricsRow]) -> Result<RecordBatch> {
+    let int = |f: fn(&MetricsRow) -> i64| {
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(f))) as ArrayRef
     };
-    let ratio = |a: f64, b: i64| if b == 0 { 0.0 } else { a / b as f64 };
-    let mut m: (Vec<i32>, Vec<[i64; 6]>, Vec<[f64; 4]>) = Default::default();
-    for &d in &dates {
-        let a = activity.get(&d);
-        let s = session_days.get(&d);
-        let (sessions, dur, bounces, conv, ev) = s.map_or((0, 0.0, 0, 0, 0), |s| {
-            (s.sessions, s.duration_s, s.bounces, s.conversions, s.events)
-        });
-        m.0.push(d);
-        m.1.push([
-            a.map_or(0, |a| a.users.len() as i64),
-            distinct_over(d, 7),
-            distinct_over(d, 30),
-            sessions,
-            a.map_or(0, |a| a.events),
-            a.map_or(0, |a| a.page_views),
-        ]);
-        m.2.push([
-            ratio(dur, sessions),
-            ratio(bounces as f64, sessions),
-            ratio(conv as f64, sessions),
-            ratio(ev as f64, sessions),
-        ]);
-    }
-    let int_col =
-        |k: usize| Arc::new(Int64Array::from_iter_values(m.1.iter().map(|r| r[k]))) as ArrayRef;
-    let f_col =
-        |k: usize| Arc::new(Float64Array::from_iter_values(m.2.iter().map(|r| r[k]))) as ArrayRef;
-    let daily_metrics = RecordBatch::try_new(
+    let float = |f: fn(&MetricsRow) -> f64| {
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(f))) as ArrayRef
+    };
+    Ok(RecordBatch::try_new(
         Table::DailyMetrics.schema(),
         vec![
-            Arc::new(Date32Array::from(m.0.clone())),
-            int_col(0),
-            int_col(1),
-            int_col(2),
-            int_col(3),
-            int_col(4),
-            int_col(5),
-            f_col(0),
-            f_col(1),
-            f_col(2),
-            f_col(3),
+            Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| r.date))),
+            int(|r| r.dau),
+            int(|r| r.wau),
+            int(|r| r.mau),
+            int(|r| r.sessions),
+            int(|r| r.events),
+            int(|r| r.page_views),
+            float(|r| r.avg_session_duration_s),
+            float(|r| r.bounce_rate),
+            float(|r| r.conversion_rate),
+            float(|r| r.events_per_session),
         ],
-    )?;
+    )?)
+}
 
-    let in_range: Vec<&Session> = sessions
-        .iter()
-        .filter(|s| (lo..=hi).contains(&s.date))
-        .collect();
-    Ok(GoldTables {
-        sessions: sessions_batch(&in_range)?,
-        daily_metrics,
-        funnel_daily: funnel_batch(&in_range, funnel)?,
-        page_daily: page_batch(&in_range, &activity, lo, hi)?,
-    })
+/// gold/daily_metrics rows as [`MetricsRow`]s.
+fn metrics_rows(batches: &[RecordBatch]) -> Result<Vec<MetricsRow>> {
+    let mut out = Vec::new();
+    for b in batches {
+        let date = typed_column::<Date32Array>(b, "date")?;
+        let int = |n: &str| typed_column::<Int64Array>(b, n);
+        let float = |n: &str| typed_column::<Float64Array>(b, n);
+        let (dau, wau, mau, sessions, events, page_views) = (
+            int("dau")?,
+            int("wau")?,
+            int("mau")?,
+            int("sessions")?,
+            int("events")?,
+            int("page_views")?,
+        );
+        let (dur, bounce, conv, eps) = (
+            float("avg_session_duration_s")?,
+            float("bounce_rate")?,
+            float("conversion_rate")?,
+            float("events_per_session")?,
+        );
+        for i in 0..b.num_rows() {
+            out.push(MetricsRow {
+                date: date.value(i),
+                dau: dau.value(i),
+                wau: wau.value(i),
+                mau: mau.value(i),
+                sessions: sessions.value(i),
+                events: events.value(i),
+                page_views: page_views.value(i),
+                avg_session_duration_s: dur.value(i),
+                bounce_rate: bounce.value(i),
+                conversion_rate: conv.value(i),
+                events_per_session: eps.value(i),
+            });
+        }
+    }
+    out.sort_by_key(|r| r.date);
+    Ok(out)
 }
 
 fn sessions_batch(sessions: &[&Session]) -> Result<RecordBatch> {
@@ -512,6 +627,9 @@ fn sessions_batch(sessions: &[&Session]) -> Result<RecordBatch> {
         s(|x| x.country.as_deref()),
         s(|x| x.referrer_host.as_deref()),
         s(|x| x.utm_source.as_deref()),
+        Arc::new(Int32Array::from_iter_values(
+            sessions.iter().map(|x| x.funnel_reached as i32),
+        )),
         Arc::new(Date32Array::from_iter_values(
             sessions.iter().map(|x| x.date),
         )),
@@ -519,34 +637,25 @@ fn sessions_batch(sessions: &[&Session]) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(Table::Sessions.schema(), cols)?)
 }
 
-fn funnel_batch(sessions: &[&Session], funnel: &[String]) -> Result<RecordBatch> {
-    let mut best: BTreeMap<i32, HashMap<&str, usize>> = BTreeMap::new();
-    for s in sessions {
-        let reached = best
-            .entry(s.date)
-            .or_default()
-            .entry(&s.user_key)
-            .or_default();
-        *reached = (*reached).max(s.funnel_reached);
-    }
+/// gold/funnel_daily rows of the given session dates.
+fn funnel_batch<'a>(
+    days: impl Iterator<Item = (&'a i32, &'a SessionDay<'a>)>,
+    funnel: &[String],
+) -> Result<RecordBatch> {
     let (mut date, mut idx, mut step, mut users, mut from_start, mut from_prev) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
-    for (d, by_user) in &best {
+    let ratio = |a: i64, b: i64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    for (d, day) in days {
         let counts: Vec<i64> = (1..=funnel.len())
-            .map(|k| by_user.values().filter(|r| **r >= k).count() as i64)
+            .map(|k| day.funnel.values().filter(|r| **r >= k).count() as i64)
             .collect();
         for (k, name) in funnel.iter().enumerate() {
-            let ratio = |a: i64, b: i64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
             date.push(*d);
             idx.push(k as i32 + 1);
             step.push(name.as_str());
             users.push(counts[k]);
             from_start.push(ratio(counts[k], counts[0]));
-            from_prev.push(if k == 0 {
-                ratio(counts[0], counts[0])
-            } else {
-                ratio(counts[k], counts[k - 1])
-            });
+            from_prev.push(ratio(counts[k], counts[k.saturating_sub(1)]));
         }
     }
     Ok(RecordBatch::try_new(
@@ -562,65 +671,118 @@ fn funnel_batch(sessions: &[&Session], funnel: &[String]) -> Result<RecordBatch>
     )?)
 }
 
+/// One row of gold/page_daily.
+#[derive(Debug, Clone, Copy, Default)]
+struct PageRow {
+    page_views: i64,
+    unique_users: i64,
+    entries: i64,
+    exits: i64,
+}
+
+/// gold/page_daily rows: views and unique users from the event figures, entries and exits from
+/// the sessions of each date.
 fn page_batch(
-    sessions: &[&Session],
-    activity: &BTreeMap<i32, ActivityDay<'_>>,
-    lo: i32,
-    hi: i32,
+    views: BTreeMap<(i32, String), PageRow>,
+    sessions: &BTreeMap<i32, SessionDay<'_>>,
 ) -> Result<RecordBatch> {
-    // (page_views, unique_users, entries, exits) per (date, page_path)
-    let mut rows: BTreeMap<(i32, &str), [i64; 4]> = BTreeMap::new();
-    for (d, a) in activity.range(lo..=hi) {
-        for (path, (views, users)) in &a.pages {
-            let r = rows.entry((*d, path)).or_default();
-            r[0] = *views;
-            r[1] = users.len() as i64;
+    let mut rows = views;
+    for (d, day) in sessions {
+        for (page, n) in &day.entries {
+            rows.entry((*d, page.to_string())).or_default().entries += n;
+        }
+        for (page, n) in &day.exits {
+            rows.entry((*d, page.to_string())).or_default().exits += n;
         }
     }
-    for s in sessions {
-        if let Some(p) = s.entry_page.as_deref() {
-            rows.entry((s.date, p)).or_default()[2] += 1;
-        }
-        if let Some(p) = s.exit_page.as_deref() {
-            rows.entry((s.date, p)).or_default()[3] += 1;
-        }
-    }
-    let col =
-        |k: usize| Arc::new(Int64Array::from_iter_values(rows.values().map(|r| r[k]))) as ArrayRef;
+    let int = |f: fn(&PageRow) -> i64| {
+        Arc::new(Int64Array::from_iter_values(rows.values().map(f))) as ArrayRef
+    };
     Ok(RecordBatch::try_new(
         Table::PageDaily.schema(),
         vec![
             Arc::new(Date32Array::from_iter_values(rows.keys().map(|k| k.0))),
-            Arc::new(rows.keys().map(|k| Some(k.1)).collect::<StringArray>()),
-            col(0),
-            col(1),
-            col(2),
-            col(3),
+            Arc::new(
+                rows.keys()
+                    .map(|k| Some(k.1.as_str()))
+                    .collect::<StringArray>(),
+            ),
+            int(|r| r.page_views),
+            int(|r| r.unique_users),
+            int(|r| r.entries),
+            int(|r| r.exits),
         ],
     )?)
 }
 
-/// Gold computed from scratch over the given silver rows (all columns of silver/events).
-pub fn compute_from_scratch(silver: &[RecordBatch], funnel: &[String]) -> Result<GoldTables> {
-    let sessions = sessionize(silver, funnel);
-    let dates = silver.iter().flat_map(|b| {
-        b.column_by_name("event_date")
-            .map(|c| c.as_primitive::<Date32Type>().values().to_vec())
-            .unwrap_or_default()
-    });
-    let (lo, hi) = dates.fold((i32::MAX, i32::MIN), |(lo, hi), d| (lo.min(d), hi.max(d)));
-    compute(&sessions, silver, &[], (lo, hi, hi), funnel)
+/// Page views and unique users per (date, page) of the given event dates.
+fn page_views_of<'a>(
+    days: impl Iterator<Item = (i32, &'a EventDay)>,
+) -> BTreeMap<(i32, String), PageRow> {
+    let mut rows = BTreeMap::new();
+    for (d, day) in days {
+        for (path, (views, users)) in &day.pages {
+            rows.insert(
+                (d, path.clone()),
+                PageRow {
+                    page_views: *views,
+                    unique_users: users.len() as i64,
+                    ..Default::default()
+                },
+            );
+        }
+    }
+    rows
 }
 
-/// What one gold invocation did.
+/// Gold computed from scratch over the given silver rows (all columns of silver/events): the
+/// definition the incremental catch-up must equal.
+pub fn compute_from_scratch(silver: &[RecordBatch], funnel: &[String]) -> Result<GoldTables> {
+    let sessions = sessionize(silver, funnel)?;
+    let mut events: BTreeMap<i32, EventDay> = BTreeMap::new();
+    let mut users: BTreeMap<i32, HashSet<u128>> = BTreeMap::new();
+    for_each_activity(silver, &vec![None; silver.len()], |d, user, ty, path| {
+        users.entry(d).or_default().insert(user);
+        events.entry(d).or_default().add(ty, path, user);
+    })?;
+    let by_date = session_days(sessions.iter().map(SessionFacts::from));
+    let dates: BTreeSet<i32> = events.keys().chain(by_date.keys()).copied().collect();
+    let mut metrics: Vec<MetricsRow> = dates
+        .iter()
+        .map(|&d| {
+            let figures = events.get(&d).map_or((0, 0, 0), |e| {
+                (
+                    users.get(&d).map_or(0, |u| u.len() as i64),
+                    e.events,
+                    e.page_views,
+                )
+            });
+            MetricsRow::new(d, figures, by_date.get(&d))
+        })
+        .collect();
+    fill_active_users(&mut metrics, &users);
+    let all: Vec<&Session> = sessions.iter().collect();
+    Ok(GoldTables {
+        sessions: sessions_batch(&all)?,
+        daily_metrics: metrics_batch(&metrics)?,
+        funnel_daily: funnel_batch(by_date.iter(), funnel)?,
+        page_daily: page_batch(page_views_of(events.iter().map(|(d, e)| (*d, e))), &by_date)?,
+    })
+}
+
+/// What one gold catch-up did.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct GoldOutcome {
-    /// The silver commit that triggered the invocation.
-    pub silver_version: i64,
-    /// True when gold was already up to date with that commit.
+    /// First and last silver commit processed; none when gold was already up to date.
+    pub silver_versions: Option<(i64, i64)>,
+    /// True when gold was already up to date with silver (nothing was written).
     pub already_processed: bool,
     /// Silver version gold is now up to date with.
     pub up_to_version: Option<i64>,
+    /// Silver rows the processed commits added.
+    pub new_events: usize,
+    /// Users whose sessions were recomputed.
+    pub users: usize,
     /// First and last session_date recomputed.
     pub dates: Option<(NaiveDate, NaiveDate)>,
     /// Rows written per gold table.
@@ -628,6 +790,43 @@ pub struct GoldOutcome {
     pub daily_metrics: usize,
     pub funnel_daily: usize,
     pub page_daily: usize,
+    /// More silver commits wait than one run takes: call again.
+    pub remaining: bool,
+    /// Commit races lost (and retried) on the way.
+    pub retries: u32,
+}
+
+/// `txn` app id in gold tables: the highest silver version gold reflects.
+const GOLD_APP_ID: &str = "silver";
+/// The tables gold writes, each with the `txn` watermark.
+pub const WRITTEN: [Table; 5] = [
+    Table::DailyUsers,
+    Table::Sessions,
+    Table::DailyMetrics,
+    Table::FunnelDaily,
+    Table::PageDaily,
+];
+/// Most silver commits one run processes.
+pub const MAX_COMMITS_PER_RUN: usize = 200;
+/// One run stops adding silver commits once it holds this many rows.
+pub const MAX_ROWS_PER_RUN: usize = 100_000;
+/// How many times a run that lost a commit race re-reads the tables and tries again.
+const COMMIT_ATTEMPTS: u32 = 8;
+/// Event dates whose figures a warm process keeps; past it, the oldest are dropped.
+const MAX_WARM_DATES: usize = 40;
+/// Days of distinct users a warm process keeps beyond the event dates it holds.
+const MAX_WARM_USER_DATES: usize = 100;
+
+/// What a warm gold process keeps between runs, valid for one silver table at one version.
+pub(crate) struct GoldState {
+    /// The silver table's URL and Delta table id.
+    table: String,
+    /// The silver version the state reflects (gold's watermark after the last run).
+    version: i64,
+    /// Event figures per event date, for dates recent runs touched.
+    events: BTreeMap<i32, EventDay>,
+    /// Distinct users per event date (as gold/daily_users holds them).
+    users: BTreeMap<i32, HashSet<u128>>,
 }
 
 fn date_lit(d: i32) -> Expr {
@@ -638,145 +837,455 @@ fn between(column: &str, lo: i32, hi: i32) -> Expr {
     col(column).between(date_lit(lo), date_lit(hi))
 }
 
-/// Brings gold up to date with silver, triggered by silver commit `silver_version`. Every silver
-/// commit gold has not yet seen (it may catch up several at once) contributes its event dates;
-/// gold is recomputed for those dates, their neighbours, and whatever sessions or 7/30-day
-/// windows reach. Idempotent: the silver version is recorded as a `txn` in each gold table.
-pub async fn update(lake: &Lake, silver_version: i64, funnel: &[String]) -> Result<GoldOutcome> {
-    let mut outcome = GoldOutcome {
-        silver_version,
-        ..Default::default()
-    };
-    let mut gold = Vec::new();
-    let mut done = i64::MAX;
-    for t in Table::GOLD {
-        let table = lake.table(t).await?;
-        done = done.min(txn_version(&table, GOLD_APP_ID).await?.unwrap_or(-1));
-        gold.push((t, table));
-    }
-    if done >= silver_version {
-        outcome.already_processed = true;
-        return Ok(outcome);
-    }
-    let silver = lake.table(Table::Silver).await?;
-    let latest = silver
-        .version()
-        .map_or(-1, |v| v as i64)
-        .max(silver_version);
-    let mut touched = BTreeSet::new();
-    for v in done + 1..=latest {
-        for (_, parts) in added_files(&silver, v).await? {
-            if let Some(Some(d)) = parts.get("event_date") {
-                if let Ok(d) = d.parse::<NaiveDate>() {
-                    touched.insert(to_days(d));
-                }
+/// Brings gold up to date with silver: every silver commit above gold's watermark (at most
+/// [`MAX_COMMITS_PER_RUN`] commits or about [`MAX_ROWS_PER_RUN`] rows), in one commit per gold
+/// table. Idempotent, and a commit that loses a race with another writer is retried from a fresh
+/// read of the tables.
+pub async fn catch_up(lake: &Lake, funnel: &[String]) -> Result<GoldOutcome> {
+    let mut retries = 0;
+    loop {
+        let mut state = lake.warm().gold.lock().await;
+        let result = try_catch_up(lake, &mut state, funnel).await;
+        if result.is_err() {
+            // Whatever the failure left half-done, the next run starts from the tables.
+            *state = None;
+        }
+        drop(state);
+        match result {
+            Err(e) if e.is_lost_race() && retries + 1 < COMMIT_ATTEMPTS => {
+                retries += 1;
+                tracing::info!(error = %e, retries, "gold lost a commit race: re-checking");
             }
+            Err(e) if e.is_lost_race() => {
+                return Err(Error::Contended {
+                    table: "gold".into(),
+                    attempts: COMMIT_ATTEMPTS,
+                });
+            }
+            Ok(outcome) => return Ok(GoldOutcome { retries, ..outcome }),
+            Err(e) => return Err(e),
         }
     }
-    outcome.up_to_version = Some(latest);
-    let (Some(&first), Some(&last)) = (touched.first(), touched.last()) else {
+}
+
+/// New silver rows with the event date of each batch (partition values are not in the files).
+async fn added_silver_rows(
+    silver: &DeltaTable,
+    from: i64,
+    latest: i64,
+) -> Result<(Vec<RecordBatch>, Vec<Option<i32>>, i64)> {
+    let mut batches = Vec::new();
+    let mut dates = Vec::new();
+    let mut last = from - 1;
+    let mut rows = 0;
+    for (commits, version) in (from..=latest).enumerate() {
+        if commits >= MAX_COMMITS_PER_RUN || rows >= MAX_ROWS_PER_RUN {
+            break;
+        }
+        for (path, parts) in added_files(silver, version).await? {
+            let date = parts
+                .get("event_date")
+                .cloned()
+                .flatten()
+                .and_then(|d| d.parse::<NaiveDate>().ok())
+                .map(to_days)
+                .ok_or_else(|| Error::Column {
+                    column: "event_date".into(),
+                    reason: format!("silver file {path} has no event_date partition value"),
+                })?;
+            for b in read_data_files(silver, &[path], &SESSION_INPUT).await? {
+                rows += b.num_rows();
+                dates.push(Some(date));
+                batches.push(b);
+            }
+        }
+        last = version;
+    }
+    Ok((batches, dates, last))
+}
+
+async fn try_catch_up(
+    lake: &Lake,
+    warm: &mut Option<GoldState>,
+    funnel: &[String],
+) -> Result<GoldOutcome> {
+    let mut outcome = GoldOutcome::default();
+    let mut gold = Vec::new();
+    let mut done = i64::MAX;
+    for t in WRITTEN {
+        let table = lake.table(t).await?;
+        let v = txn_version(&table, GOLD_APP_ID).await?.unwrap_or(-1);
+        done = done.min(v);
+        gold.push((t, table, v));
+    }
+    let mut silver = lake.table(Table::Silver).await?;
+    let latest = silver.version().map_or(-1, |v| v as i64);
+    if latest <= done {
+        outcome.already_processed = true;
+        outcome.up_to_version = Some(done);
+        return Ok(outcome);
+    }
+    let (new_rows, new_dates, last) = added_silver_rows(&silver, done + 1, latest).await?;
+    outcome.silver_versions = Some((done + 1, last));
+    outcome.up_to_version = Some(last);
+    outcome.remaining = last < latest;
+    outcome.new_events = new_rows.iter().map(RecordBatch::num_rows).sum();
+    if last < latest {
+        // Everything below reads silver as of `last`, the version the watermark will say.
+        silver
+            .load_version(last as _)
+            .await
+            .map_err(Error::delta(Table::Silver.path()))?;
+    }
+
+    // Warm state at `done`, or a fresh one to be loaded from the tables.
+    let id = silver.snapshot().map(|s| s.metadata().id().to_string());
+    let table_id = format!("{}#{}", silver.table_url(), id.unwrap_or_default());
+    if !warm
+        .as_ref()
+        .is_some_and(|w| w.table == table_id && w.version == done)
+    {
+        *warm = Some(GoldState {
+            table: table_id,
+            version: done,
+            events: BTreeMap::new(),
+            users: BTreeMap::new(),
+        });
+    }
+    let state = warm.as_mut().expect("state was just set");
+
+    let touched: BTreeSet<i32> = new_dates.iter().flatten().copied().collect();
+    let (Some(&first), Some(&last_date)) = (touched.first(), touched.last()) else {
+        // Commits without rows (all duplicates or invalid): only the watermark moves.
+        for (t, table, v) in gold {
+            if v < last {
+                let empty = RecordBatch::new_empty(t.schema());
+                let written = replace(
+                    table,
+                    t,
+                    empty,
+                    None,
+                    last,
+                    json!({ "silver_version": last }),
+                )
+                .await?;
+                lake.keep(t, &written);
+            }
+        }
+        state.version = last;
         return Ok(outcome);
     };
 
-    // Widen the range until no run of events crosses its edges.
-    let (mut lo, mut hi) = (first - 1, last + 1);
-    let (window, sessions) = loop {
+    // 1. Sessions of the users the new rows touch, over every run of events they belong to.
+    let mut touched_users: HashSet<&str> = HashSet::new();
+    for b in &new_rows {
+        touched_users.extend(typed_column::<StringArray>(b, "user_key")?.iter().flatten());
+    }
+    outcome.users = touched_users.len();
+    let user_filter =
+        col("user_key").in_list(touched_users.iter().map(|u| lit(*u)).collect(), false);
+    let (mut lo, mut hi) = (first - 1, last_date + 1);
+    let (window, new_sessions) = loop {
         let window = lake
             .read(
                 &silver,
                 &SESSION_INPUT,
-                Some(between("event_date", lo - 1, hi + 1)),
+                Some(between("event_date", lo - 1, hi + 1).and(user_filter.clone())),
             )
             .await?;
-        let (sessions, runs) = sessionize_runs(&mut events_of(&window), funnel);
-        let (mut new_lo, mut new_hi) = (lo, hi);
-        let window_start = (lo - 1) as i64 * DAY_US;
-        let window_end = (hi + 2) as i64 * DAY_US;
-        for r in &runs {
-            let reaches_range = r.last_session_date >= lo && r.first_date <= hi;
-            if reaches_range && r.first - window_start < SESSION_GAP_US {
-                new_lo = new_lo.min(lo - 1);
-            }
-            if reaches_range && window_end - r.last <= SESSION_GAP_US {
-                new_hi = new_hi.max(hi + 1);
-            }
-            if reaches_range {
-                new_lo = new_lo.min(r.first_date);
-                new_hi = new_hi.max(r.last_session_date);
-            }
-        }
+        let (sessions, runs) = sessionize_runs(&mut events_of(&window)?, funnel);
+        let (new_lo, new_hi) = widened(&runs, lo, hi);
         if (new_lo, new_hi) == (lo, hi) {
             break (window, sessions);
         }
         (lo, hi) = (new_lo, new_hi);
     };
     drop(window);
-
-    let activity = lake
-        .read(
-            &silver,
-            &ACTIVITY_INPUT,
-            Some(col("event_date").gt_eq(date_lit(lo - 29))),
-        )
-        .await?;
-    let max_date = activity
+    let new_sessions: Vec<&Session> = new_sessions
         .iter()
-        .filter_map(|b| b.column_by_name("event_date"))
-        .flat_map(|c| {
-            c.as_primitive::<Date32Type>()
-                .values()
-                .iter()
-                .copied()
-                .max()
-        })
-        .max()
-        .unwrap_or(hi);
-    let metrics_hi = max_date.min(hi + 29).max(hi);
-    let other_sessions = if metrics_hi > hi {
-        let sessions_table = &gold[0].1;
-        lake.read(
-            sessions_table,
-            &[],
-            Some(between("session_date", hi + 1, metrics_hi)),
+        .filter(|s| (lo..=hi).contains(&s.date))
+        .collect();
+
+    // 2. The other users' sessions of those dates stay as gold has them.
+    let sessions_table = &gold[1].1;
+    let old_sessions = lake
+        .read(sessions_table, &[], Some(between("session_date", lo, hi)))
+        .await?;
+    let mut kept = Vec::with_capacity(old_sessions.len());
+    for b in &old_sessions {
+        let users = typed_column::<StringArray>(b, "user_key")?;
+        let keep: BooleanArray = users
+            .iter()
+            .map(|u| Some(!u.is_some_and(|u| touched_users.contains(u))))
+            .collect();
+        kept.push(crate::lake::conform(
+            &arrow::compute::filter_record_batch(b, &keep)?,
+            &Table::Sessions.schema(),
+        )?);
+    }
+    let new_batch = sessions_batch(&new_sessions)?;
+    let mut facts = facts_of(&kept)?;
+    facts.extend(new_sessions.iter().map(|s| SessionFacts::from(*s)));
+    let by_date = session_days(facts);
+
+    // 3. Event figures and distinct users of the touched dates.
+    let cold: Vec<i32> = touched
+        .iter()
+        .copied()
+        .filter(|d| !state.events.contains_key(d))
+        .collect();
+    let users_needed = (lo - 29..=last_date.max(hi) + 29)
+        .filter(|d| !state.users.contains_key(d))
+        .collect::<Vec<_>>();
+    load_daily_users(lake, &gold[0].1, state, &users_needed).await?;
+    let mut new_user_rows: BTreeMap<i32, Vec<&str>> = BTreeMap::new();
+    {
+        // Users new to a date go to gold/daily_users.
+        for (b, d) in new_rows.iter().zip(&new_dates) {
+            let d = d.unwrap_or_default();
+            let set = state.users.entry(d).or_default();
+            for u in typed_column::<StringArray>(b, "user_key")?.iter().flatten() {
+                if set.insert(user_hash(u)) {
+                    new_user_rows.entry(d).or_default().push(u);
+                }
+            }
+        }
+    }
+    if !cold.is_empty() {
+        // A cold date is read whole from silver (as of `last`, so it holds the new rows too).
+        let filter = col("event_date").in_list(cold.iter().map(|d| date_lit(*d)).collect(), false);
+        let mut columns = ACTIVITY_INPUT.to_vec();
+        columns.push("event_date");
+        let rows = lake.read(&silver, &columns, Some(filter)).await?;
+        for d in &cold {
+            state.events.insert(*d, EventDay::default());
+        }
+        for_each_activity(&rows, &vec![None; rows.len()], |d, user, ty, path| {
+            if let Some(day) = state.events.get_mut(&d) {
+                day.add(ty, path, user);
+            }
+        })?;
+    }
+    {
+        let cold: HashSet<i32> = cold.iter().copied().collect();
+        for_each_activity(&new_rows, &new_dates, |d, user, ty, path| {
+            if let Some(day) = state.events.get_mut(&d).filter(|_| !cold.contains(&d)) {
+                day.add(ty, path, user);
+            }
+        })?;
+    }
+
+    // 4. daily_metrics from `lo` to where a 30-day window still reaches a recomputed date.
+    let old_metrics = metrics_rows(
+        &lake
+            .read(&gold[2].1, &[], Some(between("date", lo, hi + 29)))
+            .await?,
+    )?;
+    let old_by_date: BTreeMap<i32, MetricsRow> = old_metrics.iter().map(|r| (r.date, *r)).collect();
+    let metrics_hi = old_by_date
+        .keys()
+        .next_back()
+        .copied()
+        .unwrap_or(hi)
+        .max(hi);
+    let dates: BTreeSet<i32> = old_by_date
+        .keys()
+        .copied()
+        .chain(by_date.keys().copied())
+        .chain(touched.iter().copied())
+        .filter(|d| (lo..=metrics_hi).contains(d))
+        .collect();
+    let mut metrics: Vec<MetricsRow> = Vec::with_capacity(dates.len());
+    for d in dates {
+        let old = old_by_date.get(&d);
+        let row = if let Some(e) = state.events.get(&d).filter(|_| touched.contains(&d)) {
+            let dau = state.users.get(&d).map_or(0, |u| u.len() as i64);
+            MetricsRow::new(d, (dau, e.events, e.page_views), by_date.get(&d))
+        } else if d <= hi {
+            let figures = old.map_or((0, 0, 0), |o| (o.dau, o.events, o.page_views));
+            MetricsRow::new(d, figures, by_date.get(&d))
+        } else if let Some(o) = old {
+            *o
+        } else {
+            continue;
+        };
+        if row.events == 0 && row.sessions == 0 {
+            continue;
+        }
+        metrics.push(row);
+    }
+    let missing_users: Vec<i32> = (lo - 29..=metrics_hi)
+        .filter(|d| !state.users.contains_key(d))
+        .collect();
+    load_daily_users(lake, &gold[0].1, state, &missing_users).await?;
+    fill_active_users(&mut metrics, &state.users);
+
+    // 5. page_daily of lo..=hi: touched dates from the event figures, the others as gold has them.
+    let mut pages: BTreeMap<(i32, String), PageRow> = BTreeMap::new();
+    for b in lake
+        .read(&gold[4].1, &[], Some(between("date", lo, hi)))
+        .await?
+    {
+        let date = typed_column::<Date32Array>(&b, "date")?;
+        let path = typed_column::<StringArray>(&b, "page_path")?;
+        let views = typed_column::<Int64Array>(&b, "page_views")?;
+        let unique = typed_column::<Int64Array>(&b, "unique_users")?;
+        for i in 0..b.num_rows() {
+            if !touched.contains(&date.value(i)) && views.value(i) > 0 {
+                pages.insert(
+                    (date.value(i), path.value(i).to_string()),
+                    PageRow {
+                        page_views: views.value(i),
+                        unique_users: unique.value(i),
+                        ..Default::default()
+                    },
+                );
+            }
+        }
+    }
+    pages.extend(page_views_of(
+        touched
+            .iter()
+            .filter_map(|d| Some((*d, state.events.get(d)?))),
+    ));
+
+    // 6. One commit per table, each carrying the watermark.
+    let mut sessions_out = kept.clone();
+    sessions_out.push(new_batch);
+    let sessions_out = arrow::compute::concat_batches(&Table::Sessions.schema(), &sessions_out)?;
+    let daily_users = daily_users_batch(&new_user_rows)?;
+    let funnel_out = funnel_batch(by_date.iter(), funnel)?;
+    let pages_out = page_batch(pages, &by_date)?;
+    let metrics_out = metrics_batch(&metrics)?;
+    outcome.dates = Some((from_days(lo), from_days(hi)));
+    outcome.sessions = sessions_out.num_rows();
+    outcome.daily_metrics = metrics_out.num_rows();
+    outcome.funnel_daily = funnel_out.num_rows();
+    outcome.page_daily = pages_out.num_rows();
+    let meta = json!({ "silver_version": last, "from": from_days(lo), "to": from_days(hi) });
+    for (t, table, v) in gold {
+        if v >= last {
+            continue;
+        }
+        let (batch, predicate) = match t {
+            Table::DailyUsers => (daily_users.clone(), None),
+            Table::Sessions => (sessions_out.clone(), Some(between("session_date", lo, hi))),
+            Table::DailyMetrics => (metrics_out.clone(), Some(between("date", lo, metrics_hi))),
+            Table::FunnelDaily => (funnel_out.clone(), Some(between("date", lo, hi))),
+            _ => (pages_out.clone(), Some(between("date", lo, hi))),
+        };
+        let written = replace(table, t, batch, predicate, last, meta.clone()).await?;
+        lake.keep(t, &written);
+    }
+    state.version = last;
+    state.evict(&touched);
+    Ok(outcome)
+}
+
+/// The range `lo..=hi` of session dates widened until no run of events (of the window read for
+/// `lo - 1 ..= hi + 1`) crosses its edges.
+fn widened(runs: &[Run], lo: i32, hi: i32) -> (i32, i32) {
+    let (mut new_lo, mut new_hi) = (lo, hi);
+    let window_start = (lo - 1) as i64 * DAY_US;
+    let window_end = (hi + 2) as i64 * DAY_US;
+    for r in runs {
+        let reaches_range = r.last_session_date >= lo && r.first_date <= hi;
+        if !reaches_range {
+            continue;
+        }
+        if r.first - window_start < SESSION_GAP_US {
+            new_lo = new_lo.min(lo - 1);
+        }
+        if window_end - r.last <= SESSION_GAP_US {
+            new_hi = new_hi.max(hi + 1);
+        }
+        new_lo = new_lo.min(r.first_date);
+        new_hi = new_hi.max(r.last_session_date);
+    }
+    (new_lo, new_hi)
+}
+
+/// Loads the distinct users of `dates` from gold/daily_users into the state (empty for dates
+/// without users).
+async fn load_daily_users(
+    lake: &Lake,
+    daily_users: &DeltaTable,
+    state: &mut GoldState,
+    dates: &[i32],
+) -> Result<()> {
+    if dates.is_empty() {
+        return Ok(());
+    }
+    for d in dates {
+        state.users.entry(*d).or_default();
+    }
+    let has_files = daily_users
+        .snapshot()
+        .is_ok_and(|s| s.log_data().num_files() > 0);
+    if !has_files {
+        return Ok(());
+    }
+    let (lo, hi) = (dates[0], dates[dates.len() - 1]);
+    let wanted: HashSet<i32> = dates.iter().copied().collect();
+    for b in lake
+        .read(
+            daily_users,
+            &["date", "user_key"],
+            Some(between("date", lo, hi)),
         )
         .await?
-    } else {
-        Vec::new()
-    };
-    let tables = compute(
-        &sessions,
-        &activity,
-        &other_sessions,
-        (lo, hi, metrics_hi),
-        funnel,
-    )?;
-    outcome.dates = Some((from_days(lo), from_days(hi)));
-    outcome.sessions = tables.sessions.num_rows();
-    outcome.daily_metrics = tables.daily_metrics.num_rows();
-    outcome.funnel_daily = tables.funnel_daily.num_rows();
-    outcome.page_daily = tables.page_daily.num_rows();
-
-    let meta = json!({ "silver_version": latest, "from": from_days(lo), "to": from_days(hi) });
-    for (t, table) in gold {
-        let (batch, predicate) = match t {
-            Table::Sessions => (tables.sessions.clone(), between("session_date", lo, hi)),
-            Table::DailyMetrics => (
-                tables.daily_metrics.clone(),
-                between("date", lo, metrics_hi),
-            ),
-            Table::FunnelDaily => (tables.funnel_daily.clone(), between("date", lo, hi)),
-            _ => (tables.page_daily.clone(), between("date", lo, hi)),
-        };
-        replace(table, t, batch, predicate, latest, meta.clone()).await?;
+    {
+        let date = typed_column::<Date32Array>(&b, "date")?;
+        let user = typed_column::<StringArray>(&b, "user_key")?;
+        for i in 0..b.num_rows() {
+            if wanted.contains(&date.value(i)) {
+                if let Some(set) = state.users.get_mut(&date.value(i)) {
+                    set.insert(user_hash(user.value(i)));
+                }
+            }
+        }
     }
-    Ok(outcome)
+    Ok(())
+}
+
+fn daily_users_batch(rows: &BTreeMap<i32, Vec<&str>>) -> Result<RecordBatch> {
+    let dates = rows
+        .iter()
+        .flat_map(|(d, users)| std::iter::repeat_n(*d, users.len()));
+    let users = rows.values().flatten().map(|u| Some(*u));
+    Ok(RecordBatch::try_new(
+        Table::DailyUsers.schema(),
+        vec![
+            Arc::new(users.collect::<StringArray>()),
+            Arc::new(Date32Array::from_iter_values(dates)),
+        ],
+    )?)
+}
+
+impl GoldState {
+    /// Keeps at most [`MAX_WARM_DATES`] dates of event figures and [`MAX_WARM_USER_DATES`] of
+    /// users, dropping the oldest (except `keep`).
+    fn evict(&mut self, keep: &BTreeSet<i32>) {
+        while self.events.len() > MAX_WARM_DATES {
+            let Some(oldest) = self.events.keys().copied().find(|d| !keep.contains(d)) else {
+                break;
+            };
+            self.events.remove(&oldest);
+        }
+        while self.users.len() > MAX_WARM_USER_DATES {
+            let Some(oldest) = self.users.keys().copied().find(|d| !keep.contains(d)) else {
+                break;
+            };
+            self.users.remove(&oldest);
+        }
+    }
 }
 
 /// The silver version every gold table reflects (gold is computed over silver up to it), or
 /// `None` before gold's first update.
 pub async fn processed_silver_version(lake: &Lake) -> Result<Option<i64>> {
     let mut done = None;
-    for t in Table::GOLD {
+    for t in WRITTEN {
         let v = txn_version(&lake.table(t).await?, GOLD_APP_ID).await?;
         done = match (done, v) {
             (_, None) => return Ok(None),
@@ -787,22 +1296,27 @@ pub async fn processed_silver_version(lake: &Lake) -> Result<Option<i64>> {
     Ok(done)
 }
 
+/// Writes `batch` to `table`, replacing the rows matching `predicate` (appending when none), with
+/// the gold watermark.
 async fn replace(
     table: DeltaTable,
     kind: Table,
     batch: RecordBatch,
-    predicate: Expr,
+    predicate: Option<Expr>,
     silver_version: i64,
     meta: serde_json::Value,
 ) -> Result<DeltaTable> {
-    table
+    let mut write = table
         .write(vec![batch])
-        .with_save_mode(SaveMode::Overwrite)
-        .with_replace_where(predicate)
         .with_partition_columns(kind.partition_columns().iter().copied())
-        .with_commit_properties(commit_properties(GOLD_APP_ID, silver_version, meta))
-        .await
-        .map_err(Error::delta(kind.path()))
+        .with_commit_properties(commit_properties(GOLD_APP_ID, silver_version, meta));
+    write = match predicate {
+        Some(p) => write
+            .with_save_mode(SaveMode::Overwrite)
+            .with_replace_where(p),
+        None => write.with_save_mode(SaveMode::Append),
+    };
+    write.await.map_err(Error::delta(kind.path()))
 }
 
 /// The gold tables that differ from [`compute_from_scratch`] over all of silver, each with how;

@@ -43,11 +43,12 @@ pub enum Table {
     DailyMetrics,
     FunnelDaily,
     PageDaily,
+    DailyUsers,
 }
 
 impl Table {
     /// Every table, in pipeline order.
-    pub const ALL: [Table; 7] = [
+    pub const ALL: [Table; 8] = [
         Table::Bronze,
         Table::Silver,
         Table::Quarantine,
@@ -55,6 +56,7 @@ impl Table {
         Table::DailyMetrics,
         Table::FunnelDaily,
         Table::PageDaily,
+        Table::DailyUsers,
     ];
     /// The gold tables, as exported.
     pub const GOLD: [Table; 4] = [
@@ -74,6 +76,7 @@ impl Table {
             Table::DailyMetrics => "gold/daily_metrics",
             Table::FunnelDaily => "gold/funnel_daily",
             Table::PageDaily => "gold/page_daily",
+            Table::DailyUsers => "gold/daily_users",
         }
     }
 
@@ -92,6 +95,7 @@ impl Table {
             Table::DailyMetrics => schema::DAILY_METRICS.clone(),
             Table::FunnelDaily => schema::FUNNEL_DAILY.clone(),
             Table::PageDaily => schema::PAGE_DAILY.clone(),
+            Table::DailyUsers => schema::DAILY_USERS.clone(),
         }
     }
 
@@ -100,6 +104,7 @@ impl Table {
         match self {
             Table::Silver => &["event_date"],
             Table::Sessions => &["session_date"],
+            Table::DailyUsers => &["date"],
             _ => &[],
         }
     }
@@ -121,11 +126,31 @@ impl Table {
     }
 }
 
-/// A lake root with the storage options used for every table in it.
-#[derive(Debug, Clone)]
+/// A lake root with the storage options used for every table in it, and the state a warm process
+/// keeps between invocations (shared by clones).
+#[derive(Clone)]
 pub struct Lake {
     root: Url,
     storage_options: HashMap<String, String>,
+    warm: Arc<Warm>,
+}
+
+impl std::fmt::Debug for Lake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lake").field("root", &self.root).finish()
+    }
+}
+
+/// What a warm process (a Lambda container between invocations, the embedded pipeline) keeps:
+/// open table handles, brought up to date from the log instead of opened again, and each stage's
+/// caches. A cold start begins with none of it and is correct, only slower.
+#[derive(Default)]
+pub(crate) struct Warm {
+    tables: std::sync::Mutex<HashMap<Table, DeltaTable>>,
+    /// Silver's event_id index (see [`crate::silver`]); held for a whole silver invocation.
+    pub(crate) silver: tokio::sync::Mutex<Option<crate::silver::DedupIndex>>,
+    /// Gold's per-day state (see [`crate::gold`]); held for a whole gold invocation.
+    pub(crate) gold: tokio::sync::Mutex<Option<crate::gold::GoldState>>,
 }
 
 impl Lake {
@@ -162,7 +187,13 @@ impl Lake {
         Lake {
             root,
             storage_options,
+            warm: Arc::default(),
         }
+    }
+
+    /// The warm state of this lake handle (and its clones).
+    pub(crate) fn warm(&self) -> &Warm {
+        &self.warm
     }
 
     /// The root URI.
@@ -210,8 +241,50 @@ impl Lake {
         Ok(Arc::new(PrefixStore::new(store, prefix)))
     }
 
-    /// Opens `table`, creating it empty with its schema if it does not exist yet.
+    /// `table` at its latest version, creating it empty with its schema if it does not exist yet.
+    /// A handle this process already has is brought up to date from the log (one listing and the
+    /// new commits), not opened again.
     pub async fn table(&self, table: Table) -> Result<DeltaTable> {
+        let warm = self.cached(table);
+        if let Some(mut handle) = warm {
+            handle
+                .update_incremental(None)
+                .await
+                .map_err(Error::delta(table.path()))?;
+            self.keep(table, &handle);
+            return Ok(handle);
+        }
+        let handle = self.open_or_create(table).await?;
+        self.keep(table, &handle);
+        Ok(handle)
+    }
+
+    fn cached(&self, table: Table) -> Option<DeltaTable> {
+        let tables = self
+            .warm
+            .tables
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        tables.get(&table).cloned()
+    }
+
+    /// Keeps `handle` (for example the table a write returned) as this process's handle of
+    /// `table`, unless the one kept is newer.
+    pub fn keep(&self, table: Table, handle: &DeltaTable) {
+        let mut tables = self
+            .warm
+            .tables
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let newer = tables
+            .get(&table)
+            .is_some_and(|kept| kept.version() > handle.version());
+        if !newer && handle.version().is_some() {
+            tables.insert(table, handle.clone());
+        }
+    }
+
+    async fn open_or_create(&self, table: Table) -> Result<DeltaTable> {
         let url = self.url(&format!("{}/", table.path()))?;
         if url.scheme() == "file" {
             if let Ok(dir) = url.to_file_path() {
@@ -451,4 +524,42 @@ pub fn plain_types(batch: &RecordBatch) -> Result<RecordBatch> {
         Arc::new(Schema::new(fields)),
         columns,
     )?)
+}
+
+/// The column `name` of `batch`, or an error naming it.
+pub fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a arrow::array::ArrayRef> {
+    batch.column_by_name(name).ok_or_else(|| Error::Column {
+        column: name.to_string(),
+        reason: format!(
+            "missing (the batch has {:?})",
+            batch
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect::<Vec<_>>()
+        ),
+    })
+}
+
+/// The column `name` of `batch` as an array of type `A`, or an error naming it and its type.
+pub fn typed_column<'a, A: arrow::array::Array + 'static>(
+    batch: &'a RecordBatch,
+    name: &str,
+) -> Result<&'a A> {
+    let array = column(batch, name)?;
+    array
+        .as_any()
+        .downcast_ref::<A>()
+        .ok_or_else(|| Error::Column {
+            column: name.to_string(),
+            reason: format!(
+                "has type {}, expected {}",
+                array.data_type(),
+                std::any::type_name::<A>()
+                    .rsplit("::")
+                    .next()
+                    .unwrap_or_default()
+            ),
+        })
 }

@@ -76,7 +76,11 @@ impl Pipeline {
 
         let (l, t, p) = (lake.clone(), totals.clone(), progress.clone());
         let silver = tokio::spawn(async move {
-            while let Some(event) = silver_rx.recv().await {
+            while let Some(mut event) = silver_rx.recv().await {
+                // Notifications that queued up meanwhile are covered by one catch-up.
+                while let Ok(newer) = silver_rx.try_recv() {
+                    event = newer;
+                }
                 let started = Instant::now();
                 let outcomes = functions::silver_transformer(&l, &event).await?;
                 let mut t = lock(&t);
@@ -100,7 +104,10 @@ impl Pipeline {
         });
         let (l, t, p) = (lake.clone(), totals.clone(), progress.clone());
         let gold = tokio::spawn(async move {
-            while let Some(event) = gold_rx.recv().await {
+            while let Some(mut event) = gold_rx.recv().await {
+                while let Ok(newer) = gold_rx.try_recv() {
+                    event = newer;
+                }
                 let started = Instant::now();
                 let outcomes = functions::gold_transformer(&l, &event, &funnel).await?;
                 let mut t = lock(&t);

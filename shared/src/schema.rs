@@ -80,6 +80,7 @@ pub static SESSIONS: LazyLock<SchemaRef> = LazyLock::new(|| {
         utf8("country", true),
         utf8("referrer_host", true),
         utf8("utm_source", true),
+        Field::new("funnel_step", DataType::Int32, false),
         Field::new("session_date", DataType::Date32, false),
     ]))
 });
@@ -122,5 +123,14 @@ pub static PAGE_DAILY: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("unique_users", DataType::Int64, false),
         Field::new("entries", DataType::Int64, false),
         Field::new("exits", DataType::Int64, false),
+    ]))
+});
+
+/// `gold/daily_users`: the distinct users (user_key) of each event date, partitioned by `date`;
+/// the compact state DAU, WAU and MAU are computed from.
+pub static DAILY_USERS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("user_key", false),
+        Field::new("date", DataType::Date32, false),
     ]))
 });

@@ -1,134 +1,225 @@
-//! Silver: validates, types and deduplicates the rows one bronze commit added.
+//! Silver: validates, types and deduplicates bronze rows into `silver/events`, rejects into
+//! `silver/quarantine`.
+//!
+//! Each invocation catches up every bronze commit not yet processed (bounded, so one invocation
+//! stays within Lambda's limits), in one commit per table. The idempotency state is one
+//! watermark per table: the `txn` app id [`WATERMARK_APP_ID`] with the highest bronze version
+//! processed, written in the same commit as the rows. A notification that arrives late, twice,
+//! out of order or for a covered version finds nothing above the watermark and changes nothing;
+//! no bronze commit can be stranded, since the next invocation starts where the last one ended.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, AsArray, Date32Array, StringArray, StringBuilder, TimestampMicrosecondArray,
+    ArrayRef, BinaryArray, Date32Array, StringArray, StringBuilder, TimestampMicrosecondArray,
     TimestampMicrosecondBuilder,
 };
-use arrow::datatypes::TimestampMicrosecondType;
 use arrow::record_batch::RecordBatch;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
 use deltalake::DeltaTable;
+use deltalake::datafusion::prelude::{col, lit};
+use deltalake::datafusion::scalar::ScalarValue;
 use deltalake::protocol::SaveMode;
 use serde::Serialize;
 use serde_json::json;
 
 use crate::error::{Error, Result};
-use crate::event::{RejectReason, ValidEvent, validate};
+use crate::event::{RejectReason, Rejection, ValidEvent, validate};
 use crate::gold::to_days;
-use crate::lake::{Lake, Table, commit_properties, read_added_rows, txn_version};
+use crate::lake::{
+    Lake, Table, added_files, commit_properties, read_added_rows, read_data_files, txn_version,
+    typed_column,
+};
 use crate::schema;
 
-/// What one silver invocation did. `input = valid + quarantined + duplicates` always holds.
+/// `txn` app id in silver/events and silver/quarantine: the highest bronze version processed.
+pub const WATERMARK_APP_ID: &str = "bronze";
+/// Most bronze commits one invocation processes.
+pub const MAX_COMMITS_PER_RUN: usize = 200;
+/// One invocation stops adding bronze commits once it holds this many rows.
+pub const MAX_ROWS_PER_RUN: usize = 100_000;
+/// How many times an invocation that lost a commit race re-reads the tables and tries again.
+const COMMIT_ATTEMPTS: u32 = 8;
+
+/// What one silver catch-up did. `input = valid + quarantined + duplicates` always holds.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct SilverOutcome {
-    /// The bronze commit processed.
-    pub bronze_version: i64,
-    /// True when an earlier delivery already processed this commit (nothing was written).
+    /// First and last bronze commit processed; none when silver was already up to date.
+    pub bronze_versions: Option<(i64, i64)>,
+    /// True when every bronze commit was already processed (nothing was written).
     pub already_processed: bool,
-    /// Bronze rows the commit added.
+    /// Bronze rows the processed commits added.
     pub input: usize,
     /// Rows appended to silver/events.
     pub valid: usize,
-    /// Rows appended to silver/quarantine.
+    /// Rows in silver/quarantine from these commits.
     pub quarantined: usize,
-    /// Valid rows whose event_id was already in silver (or earlier in the same commit).
+    /// Valid rows whose event_id was already in silver (or earlier in the same run).
     pub duplicates: usize,
     /// Quarantined rows per reason code.
     pub quarantined_by_reason: BTreeMap<String, usize>,
     /// The silver/events commit version written.
     pub silver_version: Option<i64>,
+    /// More bronze commits wait than one run takes: call again.
+    pub remaining: bool,
+    /// Commit races lost (and retried) on the way.
+    pub retries: u32,
 }
 
-/// The `txn` app id marking bronze commit `version` as processed in silver tables.
-fn app_id(bronze_version: i64) -> String {
-    format!("bronze:{bronze_version}")
+/// Processes the bronze commits above silver's watermark (at most [`MAX_COMMITS_PER_RUN`] commits
+/// or about [`MAX_ROWS_PER_RUN`] rows), writing one commit to each silver table. A commit that
+/// loses a race with another writer is retried from a fresh read of the tables, where it finds the
+/// other writer's rows (as duplicates) and watermark (as already processed).
+pub async fn catch_up(lake: &Lake) -> Result<SilverOutcome> {
+    let mut retries = 0;
+    loop {
+        match try_catch_up(lake).await {
+            Err(e) if e.is_lost_race() && retries + 1 < COMMIT_ATTEMPTS => {
+                retries += 1;
+                tracing::info!(error = %e, retries, "silver lost a commit race: re-checking");
+            }
+            Err(e) if e.is_lost_race() => {
+                return Err(Error::Contended {
+                    table: Table::Silver.path().into(),
+                    attempts: COMMIT_ATTEMPTS,
+                });
+            }
+            Ok(outcome) => return Ok(SilverOutcome { retries, ..outcome }),
+            Err(e) => return Err(e),
+        }
+    }
 }
 
-/// Processes exactly the rows bronze commit `bronze_version` added. Idempotent: the commit is
-/// recorded as a `txn` in the same silver commit, and checked first.
-pub async fn process_bronze_commit(lake: &Lake, bronze_version: i64) -> Result<SilverOutcome> {
-    let app = app_id(bronze_version);
-    let mut outcome = SilverOutcome {
-        bronze_version,
-        ..Default::default()
-    };
+/// The highest bronze version silver has processed (-1 before the first).
+pub async fn watermark(lake: &Lake) -> Result<i64> {
     let silver = lake.table(Table::Silver).await?;
-    if txn_version(&silver, &app).await?.is_some() {
+    Ok(txn_version(&silver, WATERMARK_APP_ID).await?.unwrap_or(-1))
+}
+
+/// One bronze row, validated.
+struct Row<'a> {
+    bronze_version: i64,
+    raw: &'a [u8],
+    source: &'a str,
+    ingest_time: DateTime<Utc>,
+}
+
+async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
+    let mut outcome = SilverOutcome::default();
+    let silver = lake.table(Table::Silver).await?;
+    let done = txn_version(&silver, WATERMARK_APP_ID).await?.unwrap_or(-1);
+    let bronze = lake.table(Table::Bronze).await?;
+    let latest = bronze.version().map_or(-1, |v| v as i64);
+    if latest <= done {
         outcome.already_processed = true;
         return Ok(outcome);
     }
-    let bronze = lake.table(Table::Bronze).await?;
-    let rows = read_added_rows(&bronze, bronze_version, &[]).await?;
+
+    // The commits to take, and the rows they added.
+    let mut commits = Vec::new();
+    let mut rows_read = 0;
+    let mut last = done;
+    for version in done + 1..=latest {
+        if commits.len() >= MAX_COMMITS_PER_RUN || rows_read >= MAX_ROWS_PER_RUN {
+            break;
+        }
+        let batches =
+            read_added_rows(&bronze, version, &["payload", "source", "ingest_time"]).await?;
+        rows_read += batches.iter().map(RecordBatch::num_rows).sum::<usize>();
+        commits.push((version, batches));
+        last = version;
+    }
+    outcome.bronze_versions = Some((done + 1, last));
+    outcome.remaining = last < latest;
 
     let mut valid = Vec::new();
     let mut rejected = Vec::new();
-    for batch in &rows {
-        let payload = batch.column(0).as_binary::<i32>();
-        let source = batch.column(1).as_string::<i32>();
-        let ingest = batch.column(8).as_primitive::<TimestampMicrosecondType>();
-        for i in 0..batch.num_rows() {
-            outcome.input += 1;
-            let ingest_time =
-                DateTime::from_timestamp_micros(ingest.value(i)).unwrap_or_else(Utc::now);
-            let raw = payload.value(i);
-            match validate(raw, ingest_time) {
-                Ok(e) => valid.push((e, source.value(i), ingest_time)),
-                Err(r) => rejected.push((raw, r, source.value(i), ingest_time)),
+    for (version, batches) in &commits {
+        for batch in batches {
+            let payload = typed_column::<BinaryArray>(batch, "payload")?;
+            let source = typed_column::<StringArray>(batch, "source")?;
+            let ingest = typed_column::<TimestampMicrosecondArray>(batch, "ingest_time")?;
+            for i in 0..batch.num_rows() {
+                let row = Row {
+                    bronze_version: *version,
+                    raw: payload.value(i),
+                    source: source.value(i),
+                    ingest_time: DateTime::from_timestamp_micros(ingest.value(i))
+                        .unwrap_or_else(Utc::now),
+                };
+                match validate(row.raw, row.ingest_time) {
+                    Ok(event) => valid.push((event, row)),
+                    Err(rejection) => rejected.push((rejection, row)),
+                }
             }
         }
     }
+    outcome.input = valid.len() + rejected.len();
 
-    let mut known = KNOWN_IDS.lock().await;
-    let known = KnownIds::up_to_date(&mut known, lake, &silver).await?;
+    // Dedup against the silver events of the same and adjacent dates, and within the run.
+    let mut warm_index = lake.warm().silver.lock().await;
+    let dates: HashSet<i32> = valid
+        .iter()
+        .flat_map(|(e, _)| {
+            let d = to_days(e.event_date());
+            [d - 1, d, d + 1]
+        })
+        .collect();
+    let index = DedupIndex::up_to_date(&mut warm_index, lake, &silver, &dates).await?;
     let mut seen = HashSet::with_capacity(valid.len());
-    valid.retain(|(e, _, _)| {
-        let fresh = !known.contains(&e.event_id) && seen.insert(hash_id(&e.event_id));
-        if !fresh {
-            outcome.duplicates += 1;
-        }
+    valid.retain(|(e, _)| {
+        let id = hash_id(&e.event_id);
+        let fresh = !index.contains_near(to_days(e.event_date()), id) && seen.insert(id);
+        outcome.duplicates += !fresh as usize;
         fresh
     });
     outcome.valid = valid.len();
     outcome.quarantined = rejected.len();
-    for (_, r, _, _) in &rejected {
+    for (r, _) in &rejected {
         *outcome
             .quarantined_by_reason
             .entry(r.reason.code().to_string())
             .or_default() += 1;
     }
     let counts = json!({
-        "bronze_version": bronze_version,
+        "bronze_from": done + 1,
+        "bronze_to": last,
         "input": outcome.input,
         "valid": outcome.valid,
         "quarantined": outcome.quarantined,
         "duplicates": outcome.duplicates,
     });
 
+    // Quarantine first: after a crash between the two commits, the next run skips the rejected
+    // rows of the bronze versions quarantine already covers.
+    let quarantine = lake.table(Table::Quarantine).await?;
+    let quarantine_done = txn_version(&quarantine, WATERMARK_APP_ID)
+        .await?
+        .unwrap_or(-1);
+    rejected.retain(|(_, row)| row.bronze_version > quarantine_done);
     if !rejected.is_empty() {
-        let quarantine = lake.table(Table::Quarantine).await?;
-        if txn_version(&quarantine, &app).await?.is_none() {
-            let batch = quarantine_batch(&rejected)?;
-            append(
-                quarantine,
-                Table::Quarantine,
-                batch,
-                &app,
-                bronze_version,
-                counts.clone(),
-            )
-            .await?;
-        }
+        let batch = quarantine_batch(&rejected)?;
+        let written = append(quarantine, Table::Quarantine, batch, last, counts.clone()).await?;
+        lake.keep(Table::Quarantine, &written);
     }
-    let batch = silver_batch(&valid)?;
-    let written = append(silver, Table::Silver, batch, &app, bronze_version, counts).await?;
+    let events: Vec<(ValidEvent, &str, DateTime<Utc>)> = valid
+        .into_iter()
+        .map(|(e, row)| (e, row.source, row.ingest_time))
+        .collect();
+    let batch = silver_batch(&events)?;
+    let written = append(silver, Table::Silver, batch, last, counts).await?;
+    lake.keep(Table::Silver, &written);
     outcome.silver_version = written.version().map(|v| v as i64);
     if let Some(v) = outcome.silver_version {
-        known.added(v, valid.iter().map(|(e, _, _)| e.event_id.as_str()));
+        index.added(
+            v,
+            events
+                .iter()
+                .map(|(e, _, _)| (to_days(e.event_date()), hash_id(&e.event_id))),
+        );
     }
     Ok(outcome)
 }
@@ -137,44 +228,44 @@ async fn append(
     table: DeltaTable,
     kind: Table,
     batch: RecordBatch,
-    app: &str,
-    version: i64,
+    bronze_version: i64,
     counts: serde_json::Value,
 ) -> Result<DeltaTable> {
     table
         .write(vec![batch])
         .with_save_mode(SaveMode::Append)
         .with_partition_columns(kind.partition_columns().iter().copied())
-        .with_commit_properties(commit_properties(app, version, counts))
+        .with_commit_properties(commit_properties(WATERMARK_APP_ID, bronze_version, counts))
         .await
         .map_err(Error::delta(kind.path()))
 }
 
-/// The event_ids in silver up to a table version, as 128-bit hashes (xxh3; a false match among a
-/// billion ids has a probability near 1e-20). A warm process (a Lambda container between
-/// invocations, the embedded pipeline) keeps it and catches up from the commits added since,
-/// instead of reading every silver file for every bronze commit.
-struct KnownIds {
+/// The event_ids in silver per event_date, as 128-bit hashes (xxh3; a false match among a billion
+/// ids has a probability near 1e-20), for the dates recent runs touched. A run loads the dates its
+/// events need (their own and the adjacent ones) with one read of those partitions, and catches
+/// up with other writers' commits from the log, so its cost follows the dates it touches, not the
+/// length of history.
+pub(crate) struct DedupIndex {
     /// The silver table's URL and Delta table id.
     table: String,
+    /// Silver version the index reflects.
     version: i64,
-    ids: HashSet<u128>,
+    dates: HashMap<i32, HashSet<u128>>,
 }
 
-/// The warm process's [`KnownIds`]; held for a whole silver invocation.
-static KNOWN_IDS: tokio::sync::Mutex<Option<KnownIds>> = tokio::sync::Mutex::const_new(None);
-
-/// Past this many new silver commits, one scan of all of silver is cheaper than catching up.
+/// Past this many silver commits by other writers, the index is rebuilt instead of caught up.
 const MAX_CATCH_UP_COMMITS: i64 = 200;
+/// Dates the index keeps; past it, the dates furthest from the newest are dropped.
+const MAX_INDEXED_DATES: usize = 40;
 
-impl KnownIds {
-    /// Brings `cache` up to `silver`'s version: reads the event_ids the commits since added
-    /// (skipping compactions), or all of silver when the cache is cold or too far behind.
+impl DedupIndex {
+    /// Brings `cache` up to `silver`'s version and loads the `needed` dates it does not hold.
     async fn up_to_date<'a>(
-        cache: &'a mut Option<KnownIds>,
+        cache: &'a mut Option<DedupIndex>,
         lake: &Lake,
         silver: &DeltaTable,
-    ) -> Result<&'a mut KnownIds> {
+        needed: &HashSet<i32>,
+    ) -> Result<&'a mut DedupIndex> {
         // The table's id as well as its URL: a table deleted and created again is another table.
         let id = silver.snapshot().map(|s| s.metadata().id().to_string());
         let table = format!("{}#{}", silver.table_url(), id.unwrap_or_default());
@@ -183,51 +274,114 @@ impl KnownIds {
             c.table == table && c.version <= version && version - c.version <= MAX_CATCH_UP_COMMITS
         });
         if !usable {
-            let mut ids = HashSet::new();
-            let has_files = silver
-                .snapshot()
-                .is_ok_and(|s| s.log_data().num_files() > 0);
-            if has_files {
-                for batch in lake.read(silver, &["event_id"], None).await? {
+            *cache = Some(DedupIndex {
+                table,
+                version,
+                dates: HashMap::new(),
+            });
+        }
+        let index = cache.as_mut().expect("cache was just filled");
+        // Other writers' commits since: their ids on the dates held.
+        for v in index.version + 1..=version {
+            let files: Vec<(String, i32)> = added_files(silver, v)
+                .await?
+                .into_iter()
+                .filter_map(|(path, parts)| Some((path, partition_date(&parts)?)))
+                .filter(|(_, d)| index.dates.contains_key(d))
+                .collect();
+            for (path, date) in files {
+                let batches = read_data_files(silver, &[path], &["event_id"]).await?;
+                let ids = index.dates.entry(date).or_default();
+                for b in &batches {
                     ids.extend(
-                        batch
-                            .column(0)
-                            .as_string::<i32>()
+                        typed_column::<StringArray>(b, "event_id")?
                             .iter()
                             .flatten()
                             .map(hash_id),
                     );
                 }
             }
-            *cache = Some(KnownIds {
-                table,
-                version,
-                ids,
-            });
         }
-        let known = cache.as_mut().expect("cache was just filled");
-        for v in known.version + 1..=version {
-            for batch in read_added_rows(silver, v, &["event_id"]).await? {
-                let ids = batch.column(0).as_string::<i32>();
-                known.ids.extend(ids.iter().flatten().map(hash_id));
+        index.version = version;
+        let missing: Vec<i32> = needed
+            .iter()
+            .copied()
+            .filter(|d| !index.dates.contains_key(d))
+            .collect();
+        if !missing.is_empty() {
+            for &d in &missing {
+                index.dates.insert(d, HashSet::new());
+            }
+            let has_files = silver
+                .snapshot()
+                .is_ok_and(|s| s.log_data().num_files() > 0);
+            if has_files {
+                let filter = col("event_date").in_list(
+                    missing
+                        .iter()
+                        .map(|d| lit(ScalarValue::Date32(Some(*d))))
+                        .collect(),
+                    false,
+                );
+                for b in lake
+                    .read(silver, &["event_id", "event_date"], Some(filter))
+                    .await?
+                {
+                    let ids = typed_column::<StringArray>(&b, "event_id")?;
+                    let dates = typed_column::<Date32Array>(&b, "event_date")?;
+                    for (id, d) in ids.iter().zip(dates.values()) {
+                        if let Some(id) = id {
+                            index.dates.entry(*d).or_default().insert(hash_id(id));
+                        }
+                    }
+                }
             }
         }
-        known.version = version;
-        Ok(known)
+        index.evict(needed);
+        Ok(index)
     }
 
-    fn contains(&self, id: &str) -> bool {
-        self.ids.contains(&hash_id(id))
+    /// Whether `id` is in silver on `date` or an adjacent date.
+    fn contains_near(&self, date: i32, id: u128) -> bool {
+        (date - 1..=date + 1).any(|d| self.dates.get(&d).is_some_and(|ids| ids.contains(&id)))
     }
 
     /// Records the ids of commit `version`, written by this process; if another writer
-    /// committed in between, the next call catches up from the log instead.
-    fn added<'a>(&mut self, version: i64, ids: impl Iterator<Item = &'a str>) {
+    /// committed in between, the next run catches up from the log instead.
+    fn added(&mut self, version: i64, ids: impl Iterator<Item = (i32, u128)>) {
         if version == self.version + 1 {
-            self.ids.extend(ids.map(hash_id));
+            for (date, id) in ids {
+                if let Some(set) = self.dates.get_mut(&date) {
+                    set.insert(id);
+                }
+            }
             self.version = version;
         }
     }
+
+    /// Drops the dates furthest from the newest, beyond [`MAX_INDEXED_DATES`], except `keep`.
+    fn evict(&mut self, keep: &HashSet<i32>) {
+        if self.dates.len() <= MAX_INDEXED_DATES {
+            return;
+        }
+        let mut dates: Vec<i32> = self
+            .dates
+            .keys()
+            .copied()
+            .filter(|d| !keep.contains(d))
+            .collect();
+        dates.sort_unstable();
+        let excess = self.dates.len() - MAX_INDEXED_DATES;
+        for d in dates.into_iter().take(excess) {
+            self.dates.remove(&d);
+        }
+    }
+}
+
+/// The `event_date` partition value of an added file, as a Date32 value.
+fn partition_date(parts: &HashMap<String, Option<String>>) -> Option<i32> {
+    let text = parts.get("event_date")?.as_deref()?;
+    text.parse::<chrono::NaiveDate>().ok().map(to_days)
 }
 
 fn hash_id(id: &str) -> u128 {
@@ -274,15 +428,14 @@ pub fn silver_batch(events: &[(ValidEvent, &str, DateTime<Utc>)]) -> Result<Reco
     Ok(RecordBatch::try_new(schema::SILVER.clone(), columns)?)
 }
 
-fn quarantine_batch(
-    rows: &[(&[u8], crate::event::Rejection, &str, DateTime<Utc>)],
-) -> Result<RecordBatch> {
+fn quarantine_batch(rows: &[(Rejection, Row<'_>)]) -> Result<RecordBatch> {
     let mut raw = StringBuilder::new();
     let mut reason = StringBuilder::new();
     let mut detail = StringBuilder::new();
     let mut source = StringBuilder::new();
     let mut ingest = TimestampMicrosecondBuilder::new().with_timezone("UTC");
-    for (bytes, r, src, t) in rows {
+    for (r, row) in rows {
+        let (bytes, src, t) = (row.raw, row.source, row.ingest_time);
         match std::str::from_utf8(bytes) {
             Ok(text) if r.reason != RejectReason::NotUtf8 => raw.append_value(text),
             _ => raw.append_value(BASE64.encode(bytes)),

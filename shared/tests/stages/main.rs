@@ -1,6 +1,7 @@
 //! Integration tests of the library on real Delta tables in temporary lakes, as one test binary
 //! (one link instead of one per file).
 
+mod catch_up;
 mod dashboard;
 mod maintenance;
 mod pipeline;

@@ -9,13 +9,13 @@ use clickstream::lake::{Lake, Table};
 use clickstream::trigger::{KafkaMessage, kafka_event};
 use serde_json::json;
 
-fn lake() -> (tempfile::TempDir, Lake) {
+pub fn lake() -> (tempfile::TempDir, Lake) {
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
     (dir, lake)
 }
 
-fn event(id: &str, user: &str, at: chrono::DateTime<Utc>, kind: &str) -> Vec<u8> {
+pub fn event(id: &str, user: &str, at: chrono::DateTime<Utc>, kind: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "event_id": id,
         "event_type": kind,
@@ -26,7 +26,7 @@ fn event(id: &str, user: &str, at: chrono::DateTime<Utc>, kind: &str) -> Vec<u8>
     .unwrap()
 }
 
-fn batch(partition: i32, first_offset: i64, values: Vec<Vec<u8>>) -> BronzeTrigger {
+pub fn batch(partition: i32, first_offset: i64, values: Vec<Vec<u8>>) -> BronzeTrigger {
     let messages: Vec<KafkaMessage> = values
         .into_iter()
         .enumerate()
@@ -43,7 +43,7 @@ fn batch(partition: i32, first_offset: i64, values: Vec<Vec<u8>>) -> BronzeTrigg
 }
 
 /// Runs bronze -> silver -> gold for one trigger, as S3 notifications would.
-async fn run(lake: &Lake, trigger: &BronzeTrigger) -> (usize, usize, usize) {
+pub async fn run(lake: &Lake, trigger: &BronzeTrigger) -> (usize, usize, usize) {
     let funnel = parse_funnel(None);
     let (mut valid, mut quarantined, mut dups) = (0, 0, 0);
     for b in functions::bronze_writer(lake, trigger).await.unwrap() {
@@ -65,12 +65,12 @@ async fn run(lake: &Lake, trigger: &BronzeTrigger) -> (usize, usize, usize) {
     (valid, quarantined, dups)
 }
 
-async fn read_all(lake: &Lake, table: Table) -> Vec<RecordBatch> {
+pub async fn read_all(lake: &Lake, table: Table) -> Vec<RecordBatch> {
     let t = lake.table(table).await.unwrap();
     lake.read(&t, &[], None).await.unwrap()
 }
 
-async fn count(lake: &Lake, table: Table) -> usize {
+pub async fn count(lake: &Lake, table: Table) -> usize {
     read_all(lake, table)
         .await
         .iter()
@@ -79,7 +79,7 @@ async fn count(lake: &Lake, table: Table) -> usize {
 }
 
 /// A batch in the table's column order, sorted by every column: comparable across computations.
-async fn assert_gold_equals_from_scratch(lake: &Lake) {
+pub async fn assert_gold_equals_from_scratch(lake: &Lake) {
     let differences = differences_from_scratch(lake, &parse_funnel(None))
         .await
         .unwrap();

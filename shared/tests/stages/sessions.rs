@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use clickstream::event::{ValidEvent, validate};
-use clickstream::gold::{Session, compute, sessionize, to_days};
+use clickstream::gold::{Session, compute_from_scratch, sessionize, to_days};
 use clickstream::silver::silver_batch;
 use serde_json::json;
 
@@ -52,7 +52,7 @@ fn sessions(events: &[E]) -> Vec<Session> {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let mut s = sessionize(&[batch], &funnel);
+    let mut s = sessionize(&[batch], &funnel).unwrap();
     s.sort_by_key(|s| (s.user_key.clone(), s.start));
     s
 }
@@ -190,9 +190,7 @@ fn daily_metrics_follow_the_definitions() {
         .collect();
     let batch = silver_batch(&valid).unwrap();
     let funnel: Vec<String> = vec!["page_view".into(), "purchase".into()];
-    let sessions = sessionize(std::slice::from_ref(&batch), &funnel);
-    let (lo, hi) = (to_days(day(0).date_naive()), to_days(day(8).date_naive()));
-    let gold = compute(&sessions, &[batch], &[], (lo, hi, hi), &funnel).unwrap();
+    let gold = compute_from_scratch(&[batch], &funnel).unwrap();
     let m = &gold.daily_metrics;
     let col = |n: &str| {
         m.column_by_name(n)

@@ -1,0 +1,448 @@
+//! Benchmarks of the stages themselves: `bench pipeline` (one corpus through the streaming shape,
+//! one landed file, and DuckDB side by side) and `bench history` (cost per batch against the
+//! length of history, warm and cold).
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clickstream::functions::{self, BronzeTrigger, commit_event, parse_funnel};
+use clickstream::generator::{Generator, GeneratorConfig};
+use clickstream::lake::{Lake, Table};
+use clickstream::pipeline::{Pipeline, Totals};
+use clickstream::trigger::{self, KafkaMessage};
+
+use crate::summary::peak_rss_mib;
+
+/// Resets this process's peak RSS (Linux `clear_refs` 5), so that each measured run reports its
+/// own peak.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// What one measured run took.
+struct Run {
+    name: &'static str,
+    wall: Duration,
+    peak_rss_mib: f64,
+    stages: String,
+}
+
+/// Writes `events` generated records (1% duplicates, 0.5% invalid, 1% late) to `path`.
+fn write_corpus(path: &Path, events: usize, seed: u64) -> Result<()> {
+    let mut cfg = GeneratorConfig::new(events);
+    cfg.seed = seed;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for line in Generator::new(cfg) {
+        out.write_all(&line)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn stage_times(t: &Totals) -> String {
+    format!(
+        "bronze {:.1}s, silver {:.1}s, gold {:.1}s (in {} / {} / {} invocations)",
+        t.bronze_seconds,
+        t.silver_seconds,
+        t.gold_seconds,
+        t.bronze_commits,
+        t.silver_commits,
+        t.gold_invocations
+    )
+}
+
+/// Kafka-style batches of `batch_size` lines of `corpus`, each committed to bronze and
+/// triggering silver and gold as S3 notifications would.
+async fn streaming(corpus: &Path, lake: &Lake, batch_size: usize) -> Result<Totals> {
+    let pipeline = Pipeline::start(lake.clone(), parse_funnel(None));
+    let reader = std::io::BufReader::new(std::fs::File::open(corpus)?);
+    let mut messages = Vec::with_capacity(batch_size);
+    let mut offset = 0i64;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let mut lines = reader.split(b'\n');
+    loop {
+        messages.clear();
+        for line in lines.by_ref().take(batch_size) {
+            messages.push(KafkaMessage {
+                partition: 0,
+                offset,
+                timestamp_ms: now_ms,
+                value: Some(line?),
+                ..Default::default()
+            });
+            offset += 1;
+        }
+        if messages.is_empty() {
+            break;
+        }
+        let event = trigger::kafka_event("bench:9092", "clickstream-events", &messages);
+        pipeline.bronze(&BronzeTrigger::Kafka(event)).await?;
+    }
+    Ok(pipeline.finish().await?)
+}
+
+/// The corpus landed as one file.
+async fn one_file(corpus: &Path, lake: &Lake) -> Result<Totals> {
+    let pipeline = Pipeline::start(lake.clone(), parse_funnel(None));
+    let event = clickstream::bronze::land_file(lake, corpus).await?;
+    pipeline.bronze(&BronzeTrigger::Landed(event)).await?;
+    Ok(pipeline.finish().await?)
+}
+
+/// The SQL DuckDB runs for the comparison: the same cleaning, dedup, sessions (30-minute gap)
+/// and daily figures, without Delta, exactly-once bookkeeping or the full validation.
+const DUCKDB_SQL: &str = r#"
+CREATE TABLE raw AS SELECT * FROM read_json('{corpus}', format = 'newline_delimited',
+  ignore_errors = true, columns = {event_id: 'VARCHAR', event_type: 'VARCHAR',
+  event_time: 'VARCHAR', anonymous_id: 'VARCHAR', user_id: 'VARCHAR', page_url: 'VARCHAR',
+  referrer: 'VARCHAR', device_type: 'VARCHAR', country: 'VARCHAR'});
+CREATE TABLE silver AS
+SELECT event_id, event_type, ts, user_key, page_url,
+       regexp_extract(page_url, '^[a-z]+://[^/]+(/[^?#]*)', 1) AS page_path, referrer,
+       device_type, country, CAST(ts AS DATE) AS event_date
+FROM (SELECT *, try_cast(event_time AS TIMESTAMP) AS ts, coalesce(user_id, anonymous_id) AS user_key
+      FROM raw)
+WHERE event_id IS NOT NULL AND event_type IS NOT NULL AND ts IS NOT NULL AND user_key IS NOT NULL
+QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts) = 1;
+CREATE TABLE sessions AS
+WITH marked AS (
+  SELECT *, CASE WHEN ts - lag(ts) OVER w <= INTERVAL 30 MINUTE THEN 0 ELSE 1 END AS starts
+  FROM silver WINDOW w AS (PARTITION BY user_key ORDER BY ts, event_id)),
+numbered AS (
+  SELECT *, sum(starts) OVER (PARTITION BY user_key ORDER BY ts, event_id
+                              ROWS UNBOUNDED PRECEDING) AS session_no FROM marked)
+SELECT user_key, session_no, min(ts) AS session_start, max(ts) AS session_end,
+       epoch(max(ts)) - epoch(min(ts)) AS duration_s, count(*) AS events,
+       count(*) FILTER (WHERE event_type = 'page_view') AS page_views,
+       arg_min(page_path, ts) FILTER (WHERE event_type = 'page_view') AS entry_page,
+       arg_max(page_path, ts) FILTER (WHERE event_type = 'page_view') AS exit_page,
+       count(*) = 1 AND bool_and(event_type = 'page_view') AS is_bounce,
+       bool_or(event_type = 'purchase') AS converted,
+       CAST(min(ts) AS DATE) AS session_date
+FROM numbered GROUP BY user_key, session_no;
+CREATE TABLE user_days AS SELECT DISTINCT event_date AS d, user_key FROM silver;
+CREATE TABLE daily_metrics AS
+WITH active AS (
+  SELECT days.d AS date,
+         count(DISTINCT u.user_key) FILTER (WHERE u.d = days.d) AS dau,
+         count(DISTINCT u.user_key) FILTER (WHERE u.d > days.d - 7) AS wau,
+         count(DISTINCT u.user_key) AS mau
+  FROM (SELECT DISTINCT d FROM user_days) days
+  JOIN user_days u ON u.d BETWEEN days.d - 29 AND days.d GROUP BY days.d),
+ev AS (SELECT event_date AS date, count(*) AS events,
+              count(*) FILTER (WHERE event_type = 'page_view') AS page_views
+       FROM silver GROUP BY 1),
+se AS (SELECT session_date AS date, count(*) AS sessions, avg(duration_s) AS avg_duration,
+              avg(is_bounce::INT) AS bounce_rate, avg(converted::INT) AS conversion_rate,
+              avg(events) AS events_per_session FROM sessions GROUP BY 1)
+SELECT * FROM active JOIN ev USING (date) LEFT JOIN se USING (date);
+CREATE TABLE funnel_daily AS
+SELECT session_date AS date, count(DISTINCT user_key) FILTER (WHERE converted) AS purchasers
+FROM sessions GROUP BY 1;
+CREATE TABLE page_daily AS
+SELECT event_date AS date, page_path, count(*) AS page_views, count(DISTINCT user_key) AS users
+FROM silver WHERE event_type = 'page_view' GROUP BY ALL;
+"#;
+
+fn duckdb(corpus: &Path) -> Result<String> {
+    let db = duckdb::Connection::open_in_memory()?;
+    let sql = DUCKDB_SQL.replace(
+        "{corpus}",
+        &corpus.display().to_string().replace('\'', "''"),
+    );
+    db.execute_batch(&sql)?;
+    let count = |table: &str| -> Result<i64> {
+        Ok(db.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?)
+    };
+    Ok(format!(
+        "silver {} rows, sessions {}, daily_metrics {}",
+        count("silver")?,
+        count("sessions")?,
+        count("daily_metrics")?
+    ))
+}
+
+fn temp_lake(name: &str) -> Result<(tempfile::TempDir, Lake)> {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("clickstream-bench-{name}-"))
+        .tempdir()?;
+    let lake = Lake::open(&dir.path().display().to_string())?;
+    Ok((dir, lake))
+}
+
+/// `bench pipeline`: one corpus through (a) the streaming shape, (b) one landed file and (c) DuckDB,
+/// side by side in this process; wall time, time per stage, peak RSS, ratio to DuckDB.
+pub async fn pipeline(events: usize, batch_size: usize, only: Option<String>) -> Result<()> {
+    let dir = tempfile::Builder::new()
+        .prefix("clickstream-bench-corpus-")
+        .tempdir()?;
+    let corpus = dir.path().join("corpus.jsonl");
+    let started = Instant::now();
+    write_corpus(&corpus, events, 42)?;
+    let size = std::fs::metadata(&corpus)?.len();
+    println!(
+        "corpus: {events} events, {:.0} MB NDJSON (written in {:.1}s); {} cores",
+        size as f64 / 1e6,
+        started.elapsed().as_secs_f64(),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let wanted = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    let mut runs = Vec::new();
+    if wanted("duckdb") {
+        reset_peak_rss();
+        let started = Instant::now();
+        let detail = duckdb(&corpus)?;
+        runs.push(Run {
+            name: "(c) DuckDB SQL, in process",
+            wall: started.elapsed(),
+            peak_rss_mib: peak_rss_mib().unwrap_or(f64::NAN),
+            stages: detail,
+        });
+    }
+    if wanted("streaming") {
+        let (_lake_dir, lake) = temp_lake("streaming")?;
+        reset_peak_rss();
+        let started = Instant::now();
+        let totals = streaming(&corpus, &lake, batch_size).await?;
+        runs.push(Run {
+            name: "(a) streaming, Kafka batches",
+            wall: started.elapsed(),
+            peak_rss_mib: peak_rss_mib().unwrap_or(f64::NAN),
+            stages: stage_times(&totals),
+        });
+        check_reconciles(&totals)?;
+    }
+    if wanted("file") {
+        let (_lake_dir, lake) = temp_lake("file")?;
+        reset_peak_rss();
+        let started = Instant::now();
+        let totals = one_file(&corpus, &lake).await?;
+        runs.push(Run {
+            name: "(b) one landed file",
+            wall: started.elapsed(),
+            peak_rss_mib: peak_rss_mib().unwrap_or(f64::NAN),
+            stages: stage_times(&totals),
+        });
+        check_reconciles(&totals)?;
+    }
+    let duckdb_wall = runs
+        .iter()
+        .find(|r| r.name.starts_with("(c)"))
+        .map(|r| r.wall.as_secs_f64());
+    println!(
+        "{:<30} {:>9} {:>10} {:>13}  stages",
+        "run", "wall", "vs DuckDB", "peak RSS"
+    );
+    for r in &runs {
+        let ratio = duckdb_wall.map_or("-".into(), |d| format!("{:.2}x", r.wall.as_secs_f64() / d));
+        println!(
+            "{:<30} {:>8.2}s {:>10} {:>9.0} MiB  {}",
+            r.name,
+            r.wall.as_secs_f64(),
+            ratio,
+            r.peak_rss_mib,
+            r.stages
+        );
+    }
+    if batch_size != 10_000 {
+        println!("(streaming batches of {batch_size} records)");
+    }
+    Ok(())
+}
+
+fn check_reconciles(t: &Totals) -> Result<()> {
+    if t.received != t.valid + t.quarantined + t.duplicates {
+        bail!(
+            "counts do not reconcile: {} received, {} valid + {} quarantined + {} duplicates",
+            t.received,
+            t.valid,
+            t.quarantined,
+            t.duplicates
+        );
+    }
+    Ok(())
+}
+
+/// Settings of `bench history`.
+pub struct HistoryConfig {
+    pub days: Vec<u32>,
+    pub events_per_day: usize,
+    pub batches: usize,
+    pub batch_events: usize,
+    pub keep: Option<PathBuf>,
+}
+
+/// A lake holding `days` days of `events_per_day` events each, ending yesterday, filled the way
+/// a backfill would land it: one file per day.
+async fn prefill(lake: &Lake, days: u32, events_per_day: usize) -> Result<()> {
+    let today = chrono::Utc::now().date_naive();
+    let pipeline = Pipeline::start(lake.clone(), parse_funnel(None));
+    let bar = indicatif::ProgressBar::new(days as u64);
+    let dir = tempfile::tempdir()?;
+    for day in 0..days {
+        let mut cfg = GeneratorConfig::new(events_per_day);
+        cfg.seed = 1_000 + day as u64;
+        cfg.start = today - chrono::Duration::days((days - day) as i64);
+        cfg.days = 1;
+        cfg.late_rate = 0.0;
+        let file = dir.path().join(format!("day-{day:03}.jsonl"));
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&file)?);
+        for line in Generator::new(cfg) {
+            out.write_all(&line)?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+        drop(out);
+        let event = clickstream::bronze::land_file(lake, &file).await?;
+        pipeline.bronze(&BronzeTrigger::Landed(event)).await?;
+        std::fs::remove_file(&file)?;
+        bar.inc(1);
+    }
+    let totals = pipeline.finish().await?;
+    bar.finish_and_clear();
+    check_reconciles(&totals)
+}
+
+/// Batch `n` of new events: `batch_events` events of yesterday (the newest day of the history),
+/// 2% of them late by one to three days.
+fn new_batch(n: usize, batch_events: usize, first_offset: i64) -> BronzeTrigger {
+    let mut cfg = GeneratorConfig::new(batch_events);
+    cfg.seed = 1_000_000 + n as u64;
+    cfg.start = chrono::Utc::now().date_naive() - chrono::Duration::days(1);
+    cfg.days = 1;
+    cfg.late_rate = 0.02;
+    cfg.users = Some(100_000 / 25);
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let messages: Vec<KafkaMessage> = Generator::new(cfg)
+        .enumerate()
+        .map(|(i, value)| KafkaMessage {
+            partition: 0,
+            offset: first_offset + i as i64,
+            timestamp_ms: now_ms,
+            value: Some(value),
+            ..Default::default()
+        })
+        .collect();
+    BronzeTrigger::Kafka(trigger::kafka_event(
+        "bench:9092",
+        "clickstream-events",
+        &messages,
+    ))
+}
+
+/// One batch through bronze, silver and gold, as the functions would run it.
+pub async fn run_batch(lake: &Lake, batch: &BronzeTrigger) -> Result<()> {
+    let funnel = parse_funnel(None);
+    for b in functions::bronze_writer(lake, batch).await? {
+        let Some(v) = b.version else { continue };
+        for s in functions::silver_transformer(lake, &commit_event(lake, Table::Bronze, v)).await? {
+            if let Some(sv) = s.silver_version {
+                functions::gold_transformer(lake, &commit_event(lake, Table::Silver, sv), &funnel)
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 * p).ceil() as usize).saturating_sub(1))
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
+/// `bench history`: per history length, a pre-filled lake, then the first batch in a cold process
+/// (a child process of this command), then `batches` batches in this warm process.
+pub async fn history(config: HistoryConfig) -> Result<()> {
+    println!(
+        "history: {} events/day; {} batches of {} new events (2% late) after each history",
+        config.events_per_day, config.batches, config.batch_events
+    );
+    println!(
+        "{:>8} {:>10} {:>12} {:>12} {:>12} {:>15} {:>15}",
+        "history", "prefill", "warm p50", "warm p95", "warm max", "cold 1st batch", "cold peak RSS"
+    );
+    let mut p50s = Vec::new();
+    for &days in &config.days {
+        let (dir, lake) = temp_lake(&format!("history-{days}d"))?;
+        let started = Instant::now();
+        prefill(&lake, days, config.events_per_day).await?;
+        let prefill_time = started.elapsed();
+        // Cold: a fresh process runs the first batch.
+        let output = tokio::process::Command::new(std::env::current_exe()?)
+            .args(["bench", "history-batch", "--lake"])
+            .arg(dir.path())
+            .args(["--batch-events", &config.batch_events.to_string()])
+            .output()
+            .await
+            .context("running the cold batch in a child process")?;
+        if !output.status.success() {
+            bail!(
+                "cold batch failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let cold: serde_json::Value =
+            serde_json::from_slice(&output.stdout).context("reading the cold batch's report")?;
+        // Warm: this process, after one untimed batch to bring its state up.
+        let mut offset = 1_000_000_000i64;
+        run_batch(&lake, &new_batch(1, config.batch_events, offset)).await?;
+        offset += config.batch_events as i64;
+        let mut times = Vec::with_capacity(config.batches);
+        let bar = indicatif::ProgressBar::new(config.batches as u64);
+        for n in 0..config.batches {
+            let batch = new_batch(n + 2, config.batch_events, offset);
+            offset += config.batch_events as i64;
+            let started = Instant::now();
+            run_batch(&lake, &batch).await?;
+            times.push(started.elapsed().as_secs_f64() * 1e3);
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let differences =
+            clickstream::gold::differences_from_scratch(&lake, &parse_funnel(None)).await?;
+        if !differences.is_empty() {
+            bail!("gold differs from a full recomputation: {differences:?}");
+        }
+        times.sort_by(f64::total_cmp);
+        let p50 = percentile(&times, 0.5);
+        p50s.push((days, p50));
+        println!(
+            "{:>7}d {:>9.1}s {:>10.1}ms {:>10.1}ms {:>10.1}ms {:>13.1}ms {:>11.0} MiB",
+            days,
+            prefill_time.as_secs_f64(),
+            p50,
+            percentile(&times, 0.95),
+            percentile(&times, 1.0),
+            cold["batch_ms"].as_f64().unwrap_or(f64::NAN),
+            cold["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
+        );
+        if let Some(keep) = &config.keep {
+            let target = keep.join(format!("history-{days}d"));
+            std::fs::rename(dir.keep(), &target)?;
+            println!("kept the lake at {}", target.display());
+        }
+    }
+    if let (Some((short, a)), Some((long, b))) = (p50s.first(), p50s.last()) {
+        println!("warm p50 at {long} days / at {short} days: {:.2}x", b / a);
+    }
+    Ok(())
+}
+
+/// `bench history-batch`: one new batch in this (cold) process; prints its time and peak RSS as
+/// JSON.
+pub async fn history_batch(lake: &Lake, batch_events: usize) -> Result<()> {
+    let batch = new_batch(0, batch_events, 0);
+    let started = Instant::now();
+    run_batch(lake, &batch).await?;
+    let batch_ms = started.elapsed().as_secs_f64() * 1e3;
+    println!(
+        "{}",
+        serde_json::json!({ "batch_ms": batch_ms, "peak_rss_mib": peak_rss_mib() })
+    );
+    Ok(())
+}
