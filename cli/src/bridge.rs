@@ -394,20 +394,26 @@ async fn deliver_commits(
         })
         .collect();
     commits.sort_by_key(|(v, _)| *v);
-    for (version, o) in commits {
-        let started = Instant::now();
-        let response = invoker
-            .invoke_until_ok(function, &notification(lake, &o))
-            .await;
-        info!(
-            "{function} <- {} commit {version} in {:?}: {response}",
-            table.path(),
-            started.elapsed()
-        );
-        state
-            .update(|d| _ = d.commits.insert(table.path().to_string(), version))
-            .await?;
+    // The pending commits go in one event (as S3 notifications batched through SQS would): the
+    // function catches up everything above its watermark anyway, so one invocation serves them.
+    let Some(&(last, _)) = commits.last() else {
+        return Ok(());
+    };
+    let first = commits[0].0;
+    let mut event = notification(lake, &commits[0].1);
+    for (_, o) in &commits[1..] {
+        event.records.extend(notification(lake, o).records);
     }
+    let started = Instant::now();
+    let response = invoker.invoke_until_ok(function, &event).await;
+    info!(
+        "{function} <- {} commits {first}..={last} in {:?}: {response}",
+        table.path(),
+        started.elapsed()
+    );
+    state
+        .update(|d| _ = d.commits.insert(table.path().to_string(), last))
+        .await?;
     Ok(())
 }
 

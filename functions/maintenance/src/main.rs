@@ -44,7 +44,10 @@ mod tests {
         )
         .await
         .unwrap();
-        assert_eq!(out.as_array().unwrap().len(), 7);
+        assert_eq!(
+            out.as_array().unwrap().len(),
+            clickstream::lake::Table::ALL.len()
+        );
         assert_eq!(out[0]["table"], "bronze/events");
         assert_eq!(out[0]["files_after"], 1);
     }
