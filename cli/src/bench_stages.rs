@@ -333,19 +333,29 @@ fn new_batch(n: usize, batch_events: usize, first_offset: i64) -> BronzeTrigger 
     ))
 }
 
-/// One batch through bronze, silver and gold, as the functions would run it.
-pub async fn run_batch(lake: &Lake, batch: &BronzeTrigger) -> Result<()> {
+/// One batch through bronze, silver and gold, as the functions would run it; the time in each.
+pub async fn run_batch(lake: &Lake, batch: &BronzeTrigger) -> Result<[f64; 3]> {
     let funnel = parse_funnel(None);
-    for b in functions::bronze_writer(lake, batch).await? {
+    let mut ms = [0.0; 3];
+    let started = Instant::now();
+    let bronze = functions::bronze_writer(lake, batch).await?;
+    ms[0] = started.elapsed().as_secs_f64() * 1e3;
+    for b in bronze {
         let Some(v) = b.version else { continue };
-        for s in functions::silver_transformer(lake, &commit_event(lake, Table::Bronze, v)).await? {
+        let started = Instant::now();
+        let silver =
+            functions::silver_transformer(lake, &commit_event(lake, Table::Bronze, v)).await?;
+        ms[1] += started.elapsed().as_secs_f64() * 1e3;
+        for s in silver {
             if let Some(sv) = s.silver_version {
+                let started = Instant::now();
                 functions::gold_transformer(lake, &commit_event(lake, Table::Silver, sv), &funnel)
                     .await?;
+                ms[2] += started.elapsed().as_secs_f64() * 1e3;
             }
         }
     }
-    Ok(())
+    Ok(ms)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -393,16 +403,23 @@ pub async fn history(config: HistoryConfig) -> Result<()> {
         run_batch(&lake, &new_batch(1, config.batch_events, offset)).await?;
         offset += config.batch_events as i64;
         let mut times = Vec::with_capacity(config.batches);
+        let mut stages: [Vec<f64>; 3] = Default::default();
         let bar = indicatif::ProgressBar::new(config.batches as u64);
         for n in 0..config.batches {
             let batch = new_batch(n + 2, config.batch_events, offset);
             offset += config.batch_events as i64;
             let started = Instant::now();
-            run_batch(&lake, &batch).await?;
+            let per_stage = run_batch(&lake, &batch).await?;
             times.push(started.elapsed().as_secs_f64() * 1e3);
+            for (all, t) in stages.iter_mut().zip(per_stage) {
+                all.push(t);
+            }
             bar.inc(1);
         }
         bar.finish_and_clear();
+        for all in &mut stages {
+            all.sort_by(f64::total_cmp);
+        }
         let differences =
             clickstream::gold::differences_from_scratch(&lake, &parse_funnel(None)).await?;
         if !differences.is_empty() {
@@ -421,6 +438,14 @@ pub async fn history(config: HistoryConfig) -> Result<()> {
             cold["batch_ms"].as_f64().unwrap_or(f64::NAN),
             cold["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
         );
+        println!(
+            "{:>8} warm p50 per stage: bronze {:.1}ms, silver {:.1}ms, gold {:.1}ms; cold: {}",
+            "",
+            percentile(&stages[0], 0.5),
+            percentile(&stages[1], 0.5),
+            percentile(&stages[2], 0.5),
+            cold["stages_ms"]
+        );
         if let Some(keep) = &config.keep {
             let target = keep.join(format!("history-{days}d"));
             std::fs::rename(dir.keep(), &target)?;
@@ -438,11 +463,15 @@ pub async fn history(config: HistoryConfig) -> Result<()> {
 pub async fn history_batch(lake: &Lake, batch_events: usize) -> Result<()> {
     let batch = new_batch(0, batch_events, 0);
     let started = Instant::now();
-    run_batch(lake, &batch).await?;
+    let stages_ms = run_batch(lake, &batch).await?;
     let batch_ms = started.elapsed().as_secs_f64() * 1e3;
     println!(
         "{}",
-        serde_json::json!({ "batch_ms": batch_ms, "peak_rss_mib": peak_rss_mib() })
+        serde_json::json!({
+            "batch_ms": batch_ms,
+            "stages_ms": stages_ms.map(|t| (t * 10.0).round() / 10.0),
+            "peak_rss_mib": peak_rss_mib()
+        })
     );
     Ok(())
 }
