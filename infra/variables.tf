@@ -110,9 +110,9 @@ variable "kafka_consumer_group_id" {
 }
 
 variable "kafka_batch_size" {
-  description = "Largest batch handed to bronze-writer (AWS allows up to 10000)."
+  description = "Largest batch handed to bronze-writer (AWS allows up to 10000). 10000, not AWS's 100: each batch costs a Delta commit in bronze, so small batches cap a partition at a few thousand events/s."
   type        = number
-  default     = 100
+  default     = 10000
 
   validation {
     condition     = var.kafka_batch_size >= 1 && var.kafka_batch_size <= 10000

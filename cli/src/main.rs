@@ -63,12 +63,12 @@ struct BridgeArgs {
     /// Lambda Invoke API endpoint (cargo lambda watch, LocalStack, or AWS through a proxy).
     #[arg(long, env = "LAMBDA_ENDPOINT", default_value = "http://127.0.0.1:9000")]
     lambda_endpoint: String,
-    /// Most records per bronze-writer invocation (AWS default 100, at most 10,000).
-    #[arg(long, env = "KAFKA_BATCH_SIZE", default_value_t = 100,
+    /// Most records per bronze-writer invocation (at most 10,000; the Terraform default; AWS's is 100).
+    #[arg(long, env = "KAFKA_BATCH_SIZE", default_value_t = 10_000,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     batch_size: u32,
-    /// Batching window in milliseconds (AWS default 500).
-    #[arg(long, env = "KAFKA_BATCH_WINDOW_MS", default_value_t = 500)]
+    /// Batching window in milliseconds (the Terraform default, 1 s).
+    #[arg(long, env = "KAFKA_BATCH_WINDOW_MS", default_value_t = 1000)]
     batch_window_ms: u64,
     /// How often the lake is listed for new objects and commits, in milliseconds.
     #[arg(long, env = "BRIDGE_POLL_MS", default_value_t = 100)]
