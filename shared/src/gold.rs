@@ -57,6 +57,8 @@ struct Event<'a> {
     event_type: &'a str,
     time: i64,
     user_key: &'a str,
+    /// [`user_hash`] of `user_key`: grouping by it is cheaper than comparing strings.
+    user: u128,
     page_url: Option<&'a str>,
     page_path: Option<&'a str>,
     referrer: Option<&'a str>,
@@ -142,6 +144,7 @@ fn events_of(batches: &[RecordBatch]) -> Result<Vec<Event<'_>>> {
                 event_type: ty.value(i),
                 time: time.value(i),
                 user_key: user.value(i),
+                user: user_hash(user.value(i)),
                 page_url: opt(url, i),
                 page_path: opt(path, i),
                 referrer: opt(refr, i),
@@ -225,16 +228,20 @@ pub fn sessionize(silver: &[RecordBatch], funnel: &[String]) -> Result<Vec<Sessi
 }
 
 fn sessionize_runs(events: &mut [Event<'_>], funnel: &[String]) -> (Vec<Session>, Vec<Run>) {
+    // Grouped by user (in hash order: the order of users does not matter), then by
+    // (event_time, event_id) as the session rule says.
     events.sort_unstable_by(|a, b| {
-        (a.user_key, a.time, a.event_id).cmp(&(b.user_key, b.time, b.event_id))
+        (a.user, a.time)
+            .cmp(&(b.user, b.time))
+            .then_with(|| a.event_id.cmp(b.event_id))
     });
     let mut sessions = Vec::new();
     let mut runs = Vec::new();
     let mut i = 0;
     while i < events.len() {
-        let user = events[i].user_key;
+        let (user, hash) = (events[i].user_key, events[i].user);
         let mut j = i;
-        while j < events.len() && events[j].user_key == user {
+        while j < events.len() && events[j].user == hash {
             j += 1;
         }
         let user_events = &events[i..j];
@@ -812,8 +819,8 @@ pub const MAX_COMMITS_PER_RUN: usize = 200;
 pub const MAX_ROWS_PER_RUN: usize = 100_000;
 /// How many times a run that lost a commit race re-reads the tables and tries again.
 const COMMIT_ATTEMPTS: u32 = 8;
-/// Event dates whose figures a warm process keeps; past it, the oldest are dropped.
-const MAX_WARM_DATES: usize = 40;
+/// Event dates whose silver rows and figures a warm process keeps; past it, the oldest go.
+const MAX_WARM_DATES: usize = 12;
 /// Days of distinct users a warm process keeps beyond the event dates it holds.
 const MAX_WARM_USER_DATES: usize = 100;
 
@@ -823,8 +830,8 @@ pub(crate) struct GoldState {
     table: String,
     /// The silver version the state reflects (gold's watermark after the last run).
     version: i64,
-    /// Event figures per event date, for dates recent runs touched.
-    events: BTreeMap<i32, EventDay>,
+    /// Silver rows and event figures per event date, for dates recent runs touched.
+    days: BTreeMap<i32, Day>,
     /// Distinct users per event date (as gold/daily_users holds them).
     users: BTreeMap<i32, HashSet<u128>>,
 }
@@ -948,7 +955,7 @@ async fn try_catch_up(
         *warm = Some(GoldState {
             table: table_id,
             version: done,
-            events: BTreeMap::new(),
+            days: BTreeMap::new(),
             users: BTreeMap::new(),
         });
     }
@@ -982,17 +989,27 @@ async fn try_catch_up(
         touched_users.extend(typed_column::<StringArray>(b, "user_key")?.iter().flatten());
     }
     outcome.users = touched_users.len();
-    let user_filter =
-        col("user_key").in_list(touched_users.iter().map(|u| lit(*u)).collect(), false);
+    let touched_hashes: HashSet<u128> = touched_users.iter().map(|u| user_hash(u)).collect();
+    // The new rows join the dates the state holds; dates it lacks are read whole from silver
+    // (as of `last`, so they hold the new rows already).
+    let warm_dates: HashSet<i32> = state.days.keys().copied().collect();
+    for (b, d) in new_rows.iter().zip(&new_dates) {
+        let d = d.unwrap_or_default();
+        if let Some(day) = state.days.get_mut(&d) {
+            day.add(b.clone())?;
+        }
+    }
     let (mut lo, mut hi) = (first - 1, last_date + 1);
     let (window, new_sessions) = loop {
-        let window = lake
-            .read(
-                &silver,
-                &SESSION_INPUT,
-                Some(between("event_date", lo - 1, hi + 1).and(user_filter.clone())),
-            )
-            .await?;
+        let missing: Vec<i32> = (lo - 1..=hi + 1)
+            .filter(|d| !state.days.contains_key(d))
+            .collect();
+        load_days(lake, &silver, state, &missing).await?;
+        let window = (lo - 1..=hi + 1)
+            .filter_map(|d| state.days.get(&d))
+            .map(|day| day.rows_of(&touched_hashes))
+            .collect::<Result<Vec<_>>>()?
+            .concat();
         let (sessions, runs) = sessionize_runs(&mut events_of(&window)?, funnel);
         let (new_lo, new_hi) = widened(&runs, lo, hi);
         if (new_lo, new_hi) == (lo, hi) {
@@ -1028,12 +1045,7 @@ async fn try_catch_up(
     facts.extend(new_sessions.iter().map(|s| SessionFacts::from(*s)));
     let by_date = session_days(facts);
 
-    // 3. Event figures and distinct users of the touched dates.
-    let cold: Vec<i32> = touched
-        .iter()
-        .copied()
-        .filter(|d| !state.events.contains_key(d))
-        .collect();
+    // 3. Distinct users of the dates WAU/MAU need; users new to a date go to gold/daily_users.
     let users_needed = (lo - 29..=last_date.max(hi) + 29)
         .filter(|d| !state.users.contains_key(d))
         .collect::<Vec<_>>();
@@ -1051,28 +1063,13 @@ async fn try_catch_up(
             }
         }
     }
-    if !cold.is_empty() {
-        // A cold date is read whole from silver (as of `last`, so it holds the new rows too).
-        let filter = col("event_date").in_list(cold.iter().map(|d| date_lit(*d)).collect(), false);
-        let mut columns = ACTIVITY_INPUT.to_vec();
-        columns.push("event_date");
-        let rows = lake.read(&silver, &columns, Some(filter)).await?;
-        for d in &cold {
-            state.events.insert(*d, EventDay::default());
+    for (b, d) in new_rows.iter().zip(&new_dates) {
+        let d = d.unwrap_or_default();
+        if let Some(day) = state.days.get_mut(&d).filter(|_| warm_dates.contains(&d)) {
+            for_each_activity(std::slice::from_ref(b), &[Some(d)], |_, user, ty, path| {
+                day.figures.add(ty, path, user);
+            })?;
         }
-        for_each_activity(&rows, &vec![None; rows.len()], |d, user, ty, path| {
-            if let Some(day) = state.events.get_mut(&d) {
-                day.add(ty, path, user);
-            }
-        })?;
-    }
-    {
-        let cold: HashSet<i32> = cold.iter().copied().collect();
-        for_each_activity(&new_rows, &new_dates, |d, user, ty, path| {
-            if let Some(day) = state.events.get_mut(&d).filter(|_| !cold.contains(&d)) {
-                day.add(ty, path, user);
-            }
-        })?;
     }
 
     // 4. daily_metrics from `lo` to where a 30-day window still reaches a recomputed date.
@@ -1098,7 +1095,8 @@ async fn try_catch_up(
     let mut metrics: Vec<MetricsRow> = Vec::with_capacity(dates.len());
     for d in dates {
         let old = old_by_date.get(&d);
-        let row = if let Some(e) = state.events.get(&d).filter(|_| touched.contains(&d)) {
+        let row = if let Some(e) = state.days.get(&d).filter(|_| touched.contains(&d)) {
+            let e = &e.figures;
             let dau = state.users.get(&d).map_or(0, |u| u.len() as i64);
             MetricsRow::new(d, (dau, e.events, e.page_views), by_date.get(&d))
         } else if d <= hi {
@@ -1146,7 +1144,7 @@ async fn try_catch_up(
     pages.extend(page_views_of(
         touched
             .iter()
-            .filter_map(|d| Some((*d, state.events.get(d)?))),
+            .filter_map(|d| Some((*d, &state.days.get(d)?.figures))),
     ));
 
     // 6. One commit per table, each carrying the watermark.
@@ -1203,6 +1201,104 @@ fn widened(runs: &[Run], lo: i32, hi: i32) -> (i32, i32) {
         new_hi = new_hi.max(r.last_session_date);
     }
     (new_lo, new_hi)
+}
+
+/// One event date's silver rows (columns [`SESSION_INPUT`]) with the rows of each user, and its
+/// event figures.
+#[derive(Default)]
+struct Day {
+    batches: Vec<RecordBatch>,
+    /// Per user: (batch, row) of each of their events.
+    by_user: HashMap<u128, Vec<(u32, u32)>>,
+    figures: EventDay,
+}
+
+impl Day {
+    /// Adds silver rows of this date (without touching the figures).
+    fn add(&mut self, batch: RecordBatch) -> Result<()> {
+        let index = self.batches.len() as u32;
+        let users = typed_column::<StringArray>(&batch, "user_key")?;
+        for (row, user) in users.iter().enumerate() {
+            if let Some(user) = user {
+                self.by_user
+                    .entry(user_hash(user))
+                    .or_default()
+                    .push((index, row as u32));
+            }
+        }
+        self.batches.push(batch);
+        Ok(())
+    }
+
+    /// The rows of `users` on this date.
+    fn rows_of(&self, users: &HashSet<u128>) -> Result<Vec<RecordBatch>> {
+        let mut per_batch: Vec<Vec<u32>> = vec![Vec::new(); self.batches.len()];
+        for user in users {
+            for (batch, row) in self.by_user.get(user).into_iter().flatten() {
+                per_batch[*batch as usize].push(*row);
+            }
+        }
+        let mut out = Vec::new();
+        for (batch, rows) in self.batches.iter().zip(per_batch) {
+            if !rows.is_empty() {
+                let indices = arrow::array::UInt32Array::from(rows);
+                out.push(arrow::compute::take_record_batch(batch, &indices)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Reads the silver rows of `dates` (as of the `silver` handle's version) into the state, with
+/// their event figures.
+async fn load_days(
+    lake: &Lake,
+    silver: &DeltaTable,
+    state: &mut GoldState,
+    dates: &[i32],
+) -> Result<()> {
+    if dates.is_empty() {
+        return Ok(());
+    }
+    for d in dates {
+        state.days.insert(*d, Day::default());
+    }
+    let has_files = silver
+        .snapshot()
+        .is_ok_and(|s| s.log_data().num_files() > 0);
+    if !has_files {
+        return Ok(());
+    }
+    let mut columns = SESSION_INPUT.to_vec();
+    columns.push("event_date");
+    let filter = col("event_date").in_list(dates.iter().map(|d| date_lit(*d)).collect(), false);
+    for batch in lake.read(silver, &columns, Some(filter)).await? {
+        let event_dates = typed_column::<Date32Array>(&batch, "event_date")?;
+        let mut present: Vec<i32> = event_dates.values().to_vec();
+        present.sort_unstable();
+        present.dedup();
+        for d in present {
+            let Some(day) = state.days.get_mut(&d) else {
+                continue;
+            };
+            let rows = if event_dates.values().iter().all(|x| *x == d) {
+                batch.clone()
+            } else {
+                let mask: BooleanArray =
+                    event_dates.values().iter().map(|x| Some(*x == d)).collect();
+                arrow::compute::filter_record_batch(&batch, &mask)?
+            };
+            for_each_activity(
+                std::slice::from_ref(&rows),
+                &[Some(d)],
+                |_, user, ty, path| {
+                    day.figures.add(ty, path, user);
+                },
+            )?;
+            day.add(rows)?;
+        }
+    }
+    Ok(())
 }
 
 /// Loads the distinct users of `dates` from gold/daily_users into the state (empty for dates
@@ -1266,11 +1362,11 @@ impl GoldState {
     /// Keeps at most [`MAX_WARM_DATES`] dates of event figures and [`MAX_WARM_USER_DATES`] of
     /// users, dropping the oldest (except `keep`).
     fn evict(&mut self, keep: &BTreeSet<i32>) {
-        while self.events.len() > MAX_WARM_DATES {
-            let Some(oldest) = self.events.keys().copied().find(|d| !keep.contains(d)) else {
+        while self.days.len() > MAX_WARM_DATES {
+            let Some(oldest) = self.days.keys().copied().find(|d| !keep.contains(d)) else {
                 break;
             };
-            self.events.remove(&oldest);
+            self.days.remove(&oldest);
         }
         while self.users.len() > MAX_WARM_USER_DATES {
             let Some(oldest) = self.users.keys().copied().find(|d| !keep.contains(d)) else {

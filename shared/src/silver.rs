@@ -135,26 +135,28 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
     outcome.bronze_versions = Some((done + 1, last));
     outcome.remaining = last < latest;
 
-    let mut valid = Vec::new();
-    let mut rejected = Vec::new();
+    let mut rows = Vec::with_capacity(rows_read);
     for (version, batches) in &commits {
         for batch in batches {
             let payload = typed_column::<BinaryArray>(batch, "payload")?;
             let source = typed_column::<StringArray>(batch, "source")?;
             let ingest = typed_column::<TimestampMicrosecondArray>(batch, "ingest_time")?;
             for i in 0..batch.num_rows() {
-                let row = Row {
+                rows.push(Row {
                     bronze_version: *version,
                     raw: payload.value(i),
                     source: source.value(i),
                     ingest_time: DateTime::from_timestamp_micros(ingest.value(i))
                         .unwrap_or_else(Utc::now),
-                };
-                match validate(row.raw, row.ingest_time) {
-                    Ok(event) => valid.push((event, row)),
-                    Err(rejection) => rejected.push((rejection, row)),
-                }
+                });
             }
+        }
+    }
+    let (mut valid, mut rejected) = (Vec::new(), Vec::new());
+    for (row, checked) in validate_all(&rows).into_iter().enumerate() {
+        match checked {
+            Ok(event) => valid.push((event, &rows[row])),
+            Err(rejection) => rejected.push((rejection, &rows[row])),
         }
     }
     outcome.input = valid.len() + rejected.len();
@@ -222,6 +224,37 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
         );
     }
     Ok(outcome)
+}
+
+/// Validates `rows` on every core (each thread takes one slice, in order).
+fn validate_all(rows: &[Row<'_>]) -> Vec<std::result::Result<ValidEvent, Rejection>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads == 1 || rows.len() < 2_000 {
+        return rows
+            .iter()
+            .map(|r| validate(r.raw, r.ingest_time))
+            .collect();
+    }
+    let chunk = rows.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = rows
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|r| validate(r.raw, r.ingest_time))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| {
+                w.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
 }
 
 async fn append(
@@ -428,7 +461,7 @@ pub fn silver_batch(events: &[(ValidEvent, &str, DateTime<Utc>)]) -> Result<Reco
     Ok(RecordBatch::try_new(schema::SILVER.clone(), columns)?)
 }
 
-fn quarantine_batch(rows: &[(Rejection, Row<'_>)]) -> Result<RecordBatch> {
+fn quarantine_batch(rows: &[(Rejection, &Row<'_>)]) -> Result<RecordBatch> {
     let mut raw = StringBuilder::new();
     let mut reason = StringBuilder::new();
     let mut detail = StringBuilder::new();

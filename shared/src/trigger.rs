@@ -106,30 +106,46 @@ pub struct KafkaMessage {
 /// A Kafka event source mapping batch, as AWS builds it: records grouped under
 /// "topic-partition", base64 key and value, headers as `[{"name": [bytes]}]`.
 pub fn kafka_event(bootstrap_servers: &str, topic: &str, messages: &[KafkaMessage]) -> KafkaEvent {
-    let mut records = serde_json::Map::new();
+    use aws_lambda_events::encodings::MillisecondTimestamp;
+    use aws_lambda_events::event::kafka::KafkaRecord;
+    let mut event = KafkaEvent::default();
+    event.event_source = Some("SelfManagedKafka".into());
+    event.bootstrap_servers = Some(bootstrap_servers.into());
     for m in messages {
-        let group = records
+        let mut record = KafkaRecord::default();
+        record.topic = Some(topic.into());
+        record.partition = m.partition.into();
+        record.offset = m.offset;
+        record.timestamp = MillisecondTimestamp(
+            DateTime::from_timestamp_millis(m.timestamp_ms).unwrap_or_default(),
+        );
+        record.timestamp_type = Some(
+            if m.log_append_time {
+                "LOG_APPEND_TIME"
+            } else {
+                "CREATE_TIME"
+            }
+            .into(),
+        );
+        record.key = m.key.as_ref().map(|k| BASE64.encode(k));
+        record.value = m.value.as_ref().map(|v| BASE64.encode(v));
+        record.headers = m
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                std::collections::HashMap::from([(
+                    name.clone(),
+                    value.iter().map(|b| *b as i8).collect(),
+                )])
+            })
+            .collect();
+        event
+            .records
             .entry(format!("{topic}-{}", m.partition))
-            .or_insert_with(|| json!([]));
-        if let Some(list) = group.as_array_mut() {
-            list.push(json!({
-                "topic": topic,
-                "partition": m.partition,
-                "offset": m.offset,
-                "timestamp": m.timestamp_ms,
-                "timestampType": if m.log_append_time { "LOG_APPEND_TIME" } else { "CREATE_TIME" },
-                "key": m.key.as_ref().map(|k| BASE64.encode(k)),
-                "value": m.value.as_ref().map(|v| BASE64.encode(v)),
-                "headers": m.headers.iter().map(|(k, v)| json!({ k: v })).collect::<Vec<_>>()
-            }));
-        }
+            .or_default()
+            .push(record);
     }
-    let value = json!({
-        "eventSource": "SelfManagedKafka",
-        "bootstrapServers": bootstrap_servers,
-        "records": records
-    });
-    serde_json::from_value(value).expect("static Kafka event shape")
+    event
 }
 
 #[cfg(test)]
