@@ -490,34 +490,37 @@ impl MetricsRow {
 /// hold every date from 29 days before the first row to the last. One pass with a sliding count
 /// per user, so a month of dates costs two visits per user-day.
 fn fill_active_users(rows: &mut [MetricsRow], users: &BTreeMap<i32, HashSet<u128>>) {
-    for (window, set) in [(7, true), (30, false)] {
+    for (window, weekly) in [(7, true), (30, false)] {
         let mut counts: HashMap<u128, u32> = HashMap::new();
-        let mut added_up_to = i32::MIN;
-        let mut removed_up_to = i32::MIN;
+        // The days counted: window_lo..=window_hi (none before the first row).
+        let (mut window_lo, mut window_hi) = (i32::MIN, i32::MIN);
+        let mut count = |day: &HashSet<u128>, by: i32, counts: &mut HashMap<u128, u32>| {
+            for u in day {
+                let c = counts.entry(*u).or_default();
+                *c = (*c as i32 + by) as u32;
+                if *c == 0 {
+                    counts.remove(u);
+                }
+            }
+        };
         for row in rows.iter_mut() {
             let (from, to) = (row.date - window + 1, row.date);
-            for (_, day) in users.range(added_up_to.max(from - 1) + 1..=to) {
-                for u in day {
-                    *counts.entry(*u).or_default() += 1;
+            if window_hi == i32::MIN || from > window_hi {
+                counts.clear();
+                for (_, day) in users.range(from..=to) {
+                    count(day, 1, &mut counts);
+                }
+            } else {
+                for (_, day) in users.range(window_hi + 1..=to) {
+                    count(day, 1, &mut counts);
+                }
+                for (_, day) in users.range(window_lo..from) {
+                    count(day, -1, &mut counts);
                 }
             }
-            added_up_to = added_up_to.max(to);
-            let drop_from = removed_up_to.max(i32::MIN + 1);
-            if drop_from < from {
-                for (_, day) in users.range(drop_from..from) {
-                    for u in day {
-                        if let Some(c) = counts.get_mut(u) {
-                            *c -= 1;
-                            if *c == 0 {
-                                counts.remove(u);
-                            }
-                        }
-                    }
-                }
-            }
-            removed_up_to = removed_up_to.max(from);
+            (window_lo, window_hi) = (from, to);
             let distinct = counts.len() as i64;
-            if set {
+            if weekly {
                 row.wau = distinct;
             } else {
                 row.mau = distinct;
@@ -1469,4 +1472,39 @@ fn canonical(table: Table, batches: &[RecordBatch]) -> Result<RecordBatch> {
         .collect();
     let order = lexsort_to_indices(&sort, None)?;
     Ok(take_record_batch(&all, &order)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(date: i32) -> MetricsRow {
+        MetricsRow::new(date, (0, 1, 0), None)
+    }
+
+    /// Distinct users over the `window` days ending `date`, counted directly.
+    fn direct(users: &BTreeMap<i32, HashSet<u128>>, date: i32, window: i32) -> i64 {
+        let mut all = HashSet::new();
+        for (_, day) in users.range(date - window + 1..=date) {
+            all.extend(day.iter().copied());
+        }
+        all.len() as i64
+    }
+
+    #[test]
+    fn active_users_count_days_before_the_first_row_and_across_gaps() {
+        // Users on every day from 0 to 60 (user d % 9 and d % 4 + 100), rows for some dates only:
+        // the first row's window reaches days without a row, and there are gaps.
+        let mut users: BTreeMap<i32, HashSet<u128>> = BTreeMap::new();
+        for d in 0..=60 {
+            users.insert(d, HashSet::from([(d % 9) as u128, (d % 4 + 100) as u128]));
+        }
+        let dates = [31, 32, 33, 40, 41, 58, 60];
+        let mut rows: Vec<MetricsRow> = dates.iter().map(|d| row(*d)).collect();
+        fill_active_users(&mut rows, &users);
+        for r in &rows {
+            assert_eq!(r.wau, direct(&users, r.date, 7), "wau on {}", r.date);
+            assert_eq!(r.mau, direct(&users, r.date, 30), "mau on {}", r.date);
+        }
+    }
 }
