@@ -24,7 +24,8 @@ use serde_json::json;
 
 use crate::error::{Error, Result};
 use crate::lake::{
-    Lake, Table, added_files, commit_properties, read_data_files, txn_version, typed_column,
+    Lake, Table, added_files, commit_properties, date_in, has_data_files, read_data_files,
+    txn_version, typed_column,
 };
 
 /// A gap longer than this (µs) starts a new session.
@@ -494,7 +495,7 @@ fn fill_active_users(rows: &mut [MetricsRow], users: &BTreeMap<i32, HashSet<u128
         let mut counts: HashMap<u128, u32> = HashMap::new();
         // The days counted: window_lo..=window_hi (none before the first row).
         let (mut window_lo, mut window_hi) = (i32::MIN, i32::MIN);
-        let mut count = |day: &HashSet<u128>, by: i32, counts: &mut HashMap<u128, u32>| {
+        let count = |day: &HashSet<u128>, by: i32, counts: &mut HashMap<u128, u32>| {
             for u in day {
                 let c = counts.entry(*u).or_default();
                 *c = (*c as i32 + by) as u32;
@@ -1266,16 +1267,15 @@ async fn load_days(
     for d in dates {
         state.days.insert(*d, Day::default());
     }
-    let has_files = silver
-        .snapshot()
-        .is_ok_and(|s| s.log_data().num_files() > 0);
-    if !has_files {
+    if !has_data_files(silver) {
         return Ok(());
     }
     let mut columns = SESSION_INPUT.to_vec();
     columns.push("event_date");
-    let filter = col("event_date").in_list(dates.iter().map(|d| date_lit(*d)).collect(), false);
-    for batch in lake.read(silver, &columns, Some(filter)).await? {
+    for batch in lake
+        .read(silver, &columns, Some(date_in("event_date", dates)))
+        .await?
+    {
         let event_dates = typed_column::<Date32Array>(&batch, "event_date")?;
         let mut present: Vec<i32> = event_dates.values().to_vec();
         present.sort_unstable();
@@ -1318,10 +1318,7 @@ async fn load_daily_users(
     for d in dates {
         state.users.entry(*d).or_default();
     }
-    let has_files = daily_users
-        .snapshot()
-        .is_ok_and(|s| s.log_data().num_files() > 0);
-    if !has_files {
+    if !has_data_files(daily_users) {
         return Ok(());
     }
     let (lo, hi) = (dates[0], dates[dates.len() - 1]);

@@ -526,6 +526,24 @@ pub fn plain_types(batch: &RecordBatch) -> Result<RecordBatch> {
     )?)
 }
 
+/// Whether `table` has any data file (a read of an empty table is skipped).
+pub fn has_data_files(table: &DeltaTable) -> bool {
+    table.snapshot().is_ok_and(|s| s.log_data().num_files() > 0)
+}
+
+/// The rows of `table` whose `column` (a date) is one of `dates`, as a filter for [`Lake::read`].
+pub fn date_in(column: &str, dates: &[i32]) -> Expr {
+    use deltalake::datafusion::prelude::{col, lit};
+    use deltalake::datafusion::scalar::ScalarValue;
+    col(column).in_list(
+        dates
+            .iter()
+            .map(|d| lit(ScalarValue::Date32(Some(*d))))
+            .collect(),
+        false,
+    )
+}
+
 /// The column `name` of `batch`, or an error naming it.
 pub fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a arrow::array::ArrayRef> {
     batch.column_by_name(name).ok_or_else(|| Error::Column {

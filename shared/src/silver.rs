@@ -20,8 +20,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
 use deltalake::DeltaTable;
-use deltalake::datafusion::prelude::{col, lit};
-use deltalake::datafusion::scalar::ScalarValue;
 use deltalake::protocol::SaveMode;
 use serde::Serialize;
 use serde_json::json;
@@ -30,8 +28,8 @@ use crate::error::{Error, Result};
 use crate::event::{RejectReason, Rejection, ValidEvent, validate};
 use crate::gold::to_days;
 use crate::lake::{
-    Lake, Table, added_files, commit_properties, read_added_rows, read_data_files, txn_version,
-    typed_column,
+    Lake, Table, added_files, commit_properties, date_in, has_data_files, read_added_rows,
+    read_data_files, txn_version, typed_column,
 };
 use crate::schema;
 
@@ -345,19 +343,13 @@ impl DedupIndex {
             for &d in &missing {
                 index.dates.insert(d, HashSet::new());
             }
-            let has_files = silver
-                .snapshot()
-                .is_ok_and(|s| s.log_data().num_files() > 0);
-            if has_files {
-                let filter = col("event_date").in_list(
-                    missing
-                        .iter()
-                        .map(|d| lit(ScalarValue::Date32(Some(*d))))
-                        .collect(),
-                    false,
-                );
+            if has_data_files(silver) {
                 for b in lake
-                    .read(silver, &["event_id", "event_date"], Some(filter))
+                    .read(
+                        silver,
+                        &["event_id", "event_date"],
+                        Some(date_in("event_date", &missing)),
+                    )
                     .await?
                 {
                     let ids = typed_column::<StringArray>(&b, "event_id")?;
