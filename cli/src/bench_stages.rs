@@ -460,11 +460,23 @@ pub async fn history(config: HistoryConfig) -> Result<()> {
 
 /// `bench history-batch`: one new batch in this (cold) process; prints its time and peak RSS as
 /// JSON.
-pub async fn history_batch(lake: &Lake, batch_events: usize) -> Result<()> {
-    let batch = new_batch(0, batch_events, 0);
+pub async fn history_batch(
+    lake: &Lake,
+    batch_events: usize,
+    batches: usize,
+    first_offset: i64,
+) -> Result<()> {
+    // Batch numbers (and so the events) follow from the offsets: a later call with higher
+    // offsets brings new events.
+    let first = first_offset as usize / batch_events.max(1);
+    let batch = new_batch(first, batch_events, first_offset);
     let started = Instant::now();
     let stages_ms = run_batch(lake, &batch).await?;
     let batch_ms = started.elapsed().as_secs_f64() * 1e3;
+    for n in 1..batches {
+        let offset = first_offset + (n * batch_events) as i64;
+        run_batch(lake, &new_batch(first + n, batch_events, offset)).await?;
+    }
     println!(
         "{}",
         serde_json::json!({

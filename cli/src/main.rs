@@ -132,6 +132,13 @@ enum BenchCommand {
     HistoryBatch {
         #[arg(long)]
         batch_events: usize,
+        /// Batches to run in this process; the report is the first one's (later batches are warm,
+        /// for profiling a kept lake).
+        #[arg(long, default_value_t = 1)]
+        batches: usize,
+        /// Kafka offset of the first event (offsets at or below what bronze holds are skipped).
+        #[arg(long, default_value_t = 0)]
+        first_offset: i64,
         #[command(flatten)]
         lake: LakeArgs,
     },
@@ -331,12 +338,17 @@ async fn main() -> std::process::ExitCode {
             })
             .await
         }
-        Command::Bench(BenchCommand::HistoryBatch { batch_events, lake }) => {
-            match clickstream::Lake::open(&lake.lake) {
-                Ok(lake) => bench_stages::history_batch(&lake, batch_events).await,
-                Err(e) => Err(e.into()),
+        Command::Bench(BenchCommand::HistoryBatch {
+            batch_events,
+            batches,
+            first_offset,
+            lake,
+        }) => match clickstream::Lake::open(&lake.lake) {
+            Ok(lake) => {
+                bench_stages::history_batch(&lake, batch_events, batches, first_offset).await
             }
-        }
+            Err(e) => Err(e.into()),
+        },
         Command::Local(LocalCommand::Bridge(args)) => commands::bridge(args).await,
     };
     match result {

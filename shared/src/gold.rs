@@ -93,6 +93,7 @@ pub struct Session {
 /// A maximal run of one user's events with no gap over 30 minutes (its sessions depend only on it).
 #[derive(Debug, Clone, Copy)]
 struct Run {
+    user: u128,
     first: i64,
     last: i64,
     first_date: i32,
@@ -225,10 +226,15 @@ fn build_session(user_key: &str, events: &[Event<'_>], funnel: &[String]) -> Ses
 /// Splits silver events into sessions: per user_key ordered by (event_time, event_id), a new session
 /// starts after a gap of more than 30 minutes or when the session would exceed 24 hours.
 pub fn sessionize(silver: &[RecordBatch], funnel: &[String]) -> Result<Vec<Session>> {
-    Ok(sessionize_runs(&mut events_of(silver)?, funnel).0)
+    Ok(sessionize_runs(&mut events_of(silver)?, funnel, |_| true).0)
 }
 
-fn sessionize_runs(events: &mut [Event<'_>], funnel: &[String]) -> (Vec<Session>, Vec<Run>) {
+/// Sessions of the runs `wanted` picks, with those runs (the others cost only their sort).
+fn sessionize_runs(
+    events: &mut [Event<'_>],
+    funnel: &[String],
+    wanted: impl Fn(&Run) -> bool,
+) -> (Vec<Session>, Vec<Run>) {
     // Grouped by user (in hash order: the order of users does not matter), then by
     // (event_time, event_id) as the session rule says.
     events.sort_unstable_by(|a, b| {
@@ -238,37 +244,37 @@ fn sessionize_runs(events: &mut [Event<'_>], funnel: &[String]) -> (Vec<Session>
     });
     let mut sessions = Vec::new();
     let mut runs = Vec::new();
-    let mut i = 0;
-    while i < events.len() {
-        let (user, hash) = (events[i].user_key, events[i].user);
-        let mut j = i;
-        while j < events.len() && events[j].user == hash {
-            j += 1;
-        }
-        let user_events = &events[i..j];
-        let mut start = 0;
-        let mut run_start = 0;
-        for k in 1..=user_events.len() {
-            let end_of_user = k == user_events.len();
-            let gap =
-                !end_of_user && user_events[k].time - user_events[k - 1].time > SESSION_GAP_US;
-            let too_long =
-                !end_of_user && user_events[k].time - user_events[start].time > SESSION_MAX_US;
-            if end_of_user || gap || too_long {
-                sessions.push(build_session(user, &user_events[start..k], funnel));
-                start = k;
+    for user_events in events.chunk_by(|a, b| a.user == b.user) {
+        for run_events in user_events.chunk_by(|a, b| b.time - a.time <= SESSION_GAP_US) {
+            // Sessions of the run: a new one when the current one would exceed 24 hours.
+            let mut starts = vec![0];
+            for k in 1..run_events.len() {
+                if run_events[k].time - run_events[starts[starts.len() - 1]].time
+                    > SESSION_MAX_US
+                {
+                    starts.push(k);
+                }
             }
-            if end_of_user || gap {
-                runs.push(Run {
-                    first: user_events[run_start].time,
-                    last: user_events[k - 1].time,
-                    first_date: day_of(user_events[run_start].time),
-                    last_session_date: sessions.last().map_or(0, |s| s.date),
-                });
-                run_start = k;
+            let run = Run {
+                user: run_events[0].user,
+                first: run_events[0].time,
+                last: run_events[run_events.len() - 1].time,
+                first_date: day_of(run_events[0].time),
+                last_session_date: day_of(run_events[starts[starts.len() - 1]].time),
+            };
+            if !wanted(&run) {
+                continue;
             }
+            let ends = starts.iter().skip(1).copied().chain([run_events.len()]);
+            for (start, end) in starts.iter().zip(ends) {
+                sessions.push(build_session(
+                    run_events[0].user_key,
+                    &run_events[*start..end],
+                    funnel,
+                ));
+            }
+            runs.push(run);
         }
-        i = j;
     }
     (sessions, runs)
 }
@@ -1003,8 +1009,30 @@ async fn try_catch_up(
             day.add(b.clone())?;
         }
     }
-    let (mut lo, mut hi) = (first - 1, last_date + 1);
-    let (window, new_sessions) = loop {
+    // A run of a user's events changes only when it holds a new event; only the sessions of
+    // changed runs are recomputed, and the dates rewritten are the touched dates widened to
+    // every date those sessions start on.
+    let mut new_times: HashMap<u128, Vec<i64>> = HashMap::new();
+    for b in &new_rows {
+        let users = typed_column::<StringArray>(b, "user_key")?;
+        let times = typed_column::<TimestampMicrosecondArray>(b, "event_time")?;
+        for (user, time) in users.iter().zip(times.iter()) {
+            if let (Some(user), Some(time)) = (user, time) {
+                new_times.entry(user_hash(user)).or_default().push(time);
+            }
+        }
+    }
+    for times in new_times.values_mut() {
+        times.sort_unstable();
+    }
+    let changed = |run: &Run| {
+        new_times.get(&run.user).is_some_and(|times| {
+            let i = times.partition_point(|t| *t < run.first);
+            times.get(i).is_some_and(|t| *t <= run.last)
+        })
+    };
+    let (mut lo, mut hi) = (first, last_date);
+    let (new_sessions, changed_runs) = loop {
         let missing: Vec<i32> = (lo - 1..=hi + 1)
             .filter(|d| !state.days.contains_key(d))
             .collect();
@@ -1014,20 +1042,24 @@ async fn try_catch_up(
             .map(|day| day.rows_of(&touched_hashes))
             .collect::<Result<Vec<_>>>()?
             .concat();
-        let (sessions, runs) = sessionize_runs(&mut events_of(&window)?, funnel);
+        let (sessions, runs) = sessionize_runs(&mut events_of(&window)?, funnel, changed);
         let (new_lo, new_hi) = widened(&runs, lo, hi);
         if (new_lo, new_hi) == (lo, hi) {
-            break (window, sessions);
+            break (sessions, runs);
         }
         (lo, hi) = (new_lo, new_hi);
     };
-    drop(window);
-    let new_sessions: Vec<&Session> = new_sessions
-        .iter()
-        .filter(|s| (lo..=hi).contains(&s.date))
-        .collect();
+    let new_sessions: Vec<&Session> = new_sessions.iter().collect();
+    let mut changed_spans: HashMap<u128, Vec<(i64, i64)>> = HashMap::new();
+    for r in &changed_runs {
+        changed_spans
+            .entry(r.user)
+            .or_default()
+            .push((r.first, r.last));
+    }
 
-    // 2. The other users' sessions of those dates stay as gold has them.
+    // 2. The other sessions of those dates stay as gold has them; an old session inside a
+    //    changed run is replaced by that run's sessions.
     let sessions_table = &gold[1].1;
     let old_sessions = lake
         .read(sessions_table, &[], Some(between("session_date", lo, hi)))
@@ -1035,9 +1067,21 @@ async fn try_catch_up(
     let mut kept = Vec::with_capacity(old_sessions.len());
     for b in &old_sessions {
         let users = typed_column::<StringArray>(b, "user_key")?;
-        let keep: BooleanArray = users
-            .iter()
-            .map(|u| Some(!u.is_some_and(|u| touched_users.contains(u))))
+        let starts = typed_column::<TimestampMicrosecondArray>(b, "session_start")?;
+        let ends = typed_column::<TimestampMicrosecondArray>(b, "session_end")?;
+        let keep: BooleanArray = (0..b.num_rows())
+            .map(|i| {
+                let spans = users
+                    .is_valid(i)
+                    .then(|| changed_spans.get(&user_hash(users.value(i))))
+                    .flatten();
+                let replaced = spans.is_some_and(|spans| {
+                    spans
+                        .iter()
+                        .any(|(first, last)| starts.value(i) <= *last && ends.value(i) >= *first)
+                });
+                Some(!replaced)
+            })
             .collect();
         kept.push(crate::lake::conform(
             &arrow::compute::filter_record_batch(b, &keep)?,
@@ -1184,17 +1228,14 @@ async fn try_catch_up(
     Ok(outcome)
 }
 
-/// The range `lo..=hi` of session dates widened until no run of events (of the window read for
-/// `lo - 1 ..= hi + 1`) crosses its edges.
-fn widened(runs: &[Run], lo: i32, hi: i32) -> (i32, i32) {
+/// The range `lo..=hi` of session dates widened to hold every session of the changed `runs`
+/// (found in the window of dates `lo - 1 ..= hi + 1`); a run that may go on past the window's
+/// edge widens it too.
+fn widened(changed_runs: &[Run], lo: i32, hi: i32) -> (i32, i32) {
     let (mut new_lo, mut new_hi) = (lo, hi);
     let window_start = (lo - 1) as i64 * DAY_US;
     let window_end = (hi + 2) as i64 * DAY_US;
-    for r in runs {
-        let reaches_range = r.last_session_date >= lo && r.first_date <= hi;
-        if !reaches_range {
-            continue;
-        }
+    for r in changed_runs {
         if r.first - window_start < SESSION_GAP_US {
             new_lo = new_lo.min(lo - 1);
         }

@@ -256,6 +256,58 @@ async fn late_event_for_an_old_date_updates_that_date() {
     assert_gold_equals_from_scratch(&lake).await;
 }
 
+/// Late events that join two runs across midnight, or lengthen a run of over 24 hours at both
+/// ends, beside a user whose sessions do not change: gold recomputes the changed runs exactly.
+#[tokio::test]
+async fn late_events_joining_runs_across_midnight_keep_gold_exact() {
+    let (_dir, lake) = lake();
+    let midnight = (Utc::now().date_naive() - Duration::days(4))
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    let mut first = vec![
+        // u1: two runs 40 minutes apart across midnight, and a morning run.
+        event("a1", "u1", midnight - Duration::minutes(20), "page_view"),
+        event("a2", "u1", midnight + Duration::minutes(20), "page_view"),
+        event("a3", "u1", midnight + Duration::hours(9), "page_view"),
+        // u3: a session across the same midnight that no late event touches.
+        event("c1", "u3", midnight - Duration::minutes(10), "page_view"),
+        event("c2", "u3", midnight + Duration::minutes(5), "click"),
+    ];
+    // u2: an event every 20 minutes for 26 hours from noon the day before (two sessions).
+    first.extend((0..=78).map(|i| {
+        event(
+            &format!("b{i}"),
+            "u2",
+            midnight - Duration::hours(12) + Duration::minutes(20 * i),
+            "click",
+        )
+    }));
+    run(&lake, &batch(0, 0, first)).await;
+    assert_gold_equals_from_scratch(&lake).await;
+    let sessions_before = count(&lake, Table::Sessions).await;
+
+    let late = vec![
+        event("late-a", "u1", midnight, "purchase"),
+        event(
+            "late-b1",
+            "u2",
+            midnight + Duration::hours(14) + Duration::minutes(15),
+            "page_view",
+        ),
+        event(
+            "late-b2",
+            "u2",
+            midnight - Duration::hours(12) - Duration::minutes(25),
+            "page_view",
+        ),
+    ];
+    assert_eq!(run(&lake, &batch(1, 0, late)).await, (3, 0, 0));
+    assert_gold_equals_from_scratch(&lake).await;
+    // u1's two runs became one session; u2 still has two, u3 one.
+    assert_eq!(count(&lake, Table::Sessions).await, sessions_before - 1);
+}
+
 async fn dau_on(lake: &Lake, date: chrono::NaiveDate) -> i64 {
     use arrow::array::AsArray;
     use arrow::datatypes::{Date32Type, Int64Type};
