@@ -198,17 +198,33 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
     let started = Instant::now();
     let pipeline = Pipeline::start(lake.clone(), parse_funnel(args.funnel.as_deref()));
     let bar = bar(args.files.len() as u64, "files");
+    // A file that fails does not stop the others: what bronze took in still goes through silver
+    // and gold, and the failures are reported (and make the command fail) at the end.
+    let mut failed = Vec::new();
     for (i, file) in args.files.iter().enumerate() {
-        let event = clickstream::bronze::land_file(&lake, file)
-            .await
-            .with_context(|| format!("landing {}", file.display()))?;
-        pipeline.bronze(&BronzeTrigger::Landed(event)).await?;
+        let landed = async {
+            let event = clickstream::bronze::land_file(&lake, file).await?;
+            pipeline.bronze(&BronzeTrigger::Landed(event)).await
+        };
+        if let Err(e) = landed.await {
+            bar.suspend(|| eprintln!("error: {}: {e}", file.display()));
+            failed.push(format!("{}: {e}", file.display()));
+        }
         bar.set_position(i as u64 + 1);
     }
     let totals: Totals = pipeline.finish().await?;
     bar.finish_and_clear();
     let elapsed = started.elapsed();
-    summary::print(&lake, &totals, None, elapsed, elapsed, false).await
+    summary::print(&lake, &totals, None, elapsed, elapsed, false).await?;
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} files were not ingested (the others were):\n  {}",
+            failed.len(),
+            args.files.len(),
+            failed.join("\n  ")
+        );
+    }
+    Ok(())
 }
 
 pub async fn export(args: LakeArgs) -> Result<()> {

@@ -37,11 +37,15 @@ pub struct BronzeOutcome {
     pub already_written: usize,
     /// The bronze commit version, when something was written.
     pub version: Option<i64>,
+    /// Something about the input a person should know (for example a `.json` file that is not
+    /// JSON, kept as one record that silver quarantines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 /// Most records per bronze commit of a landed file: a large file lands as several commits, each
-/// recorded in the file's `txn` (app id `landing:KEY:ETAG`, version = the chunk's index), so a
-/// redelivery or a retry after a crash writes only the chunks not yet written.
+/// recorded in the file's `txn` (app id `landing:KEY:CONTENT_HASH`, version = the chunk's index),
+/// so a redelivery or a retry after a crash writes only the chunks not yet written.
 pub const LANDED_CHUNK_RECORDS: usize = 100_000;
 
 /// One raw record with its source.
@@ -129,8 +133,16 @@ pub async fn ingest_kafka(lake: &Lake, event: &KafkaEvent) -> Result<BronzeOutco
     Ok(outcome)
 }
 
-/// Appends the records of files landed under `landing/` named by an S3 notification. Each file is
-/// one commit with `txn` app id `landing:KEY:ETAG`, so a redelivered notification adds nothing.
+/// The `txn` app id of a landed file: its key and a hash of its bytes, so the same content under
+/// the same key is written once however often it is landed or notified (an S3 e_tag would not do:
+/// a directory's changes with every copy).
+pub fn landed_file_id(key: &str, bytes: &[u8]) -> String {
+    format!("landing:{key}:{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
+}
+
+/// Appends the records of files landed under `landing/` named by an S3 notification, in commits
+/// of at most [`LANDED_CHUNK_RECORDS`] records recorded under [`landed_file_id`], so a redelivered
+/// notification or a re-landed copy adds nothing.
 pub async fn ingest_landed(lake: &Lake, event: &S3Event) -> Result<Vec<BronzeOutcome>> {
     let store = lake.store()?;
     let mut outcomes = Vec::new();
@@ -146,14 +158,8 @@ pub async fn ingest_landed(lake: &Lake, event: &S3Event) -> Result<Vec<BronzeOut
             )));
         };
         let path = object_store::path::Path::from(key);
-        let get = store.get(&path).await?;
-        let etag = object
-            .etag
-            .clone()
-            .or_else(|| get.meta.e_tag.clone())
-            .unwrap_or_default();
-        let bytes = get.bytes().await?;
-        let app_id = format!("landing:{key}:{}", etag.trim_matches('"'));
+        let bytes = store.get(&path).await?.bytes().await?;
+        let app_id = landed_file_id(key, &bytes);
         let records = split_records(key, bytes)?;
         let mut table = lake.table(Table::Bronze).await?;
         let chunks_done = txn_version(&table, &app_id).await?.unwrap_or(-1);
@@ -205,6 +211,10 @@ pub async fn ingest_landed(lake: &Lake, event: &S3Event) -> Result<Vec<BronzeOut
         if records.ranges.is_empty() {
             outcomes.push(BronzeOutcome::default());
         }
+        if let (Some(warning), Some(last)) = (&records.warning, outcomes.last_mut()) {
+            tracing::warn!(file = key, "{warning}");
+            last.warning = Some(format!("{key}: {warning}"));
+        }
     }
     Ok(outcomes)
 }
@@ -215,6 +225,8 @@ pub async fn ingest_landed(lake: &Lake, event: &S3Event) -> Result<Vec<BronzeOut
 pub struct LandedRecords {
     buffer: bytes::Bytes,
     ranges: Vec<std::ops::Range<usize>>,
+    /// How the file deviated from its format, when it did.
+    warning: Option<String>,
 }
 
 impl LandedRecords {
@@ -232,14 +244,38 @@ impl LandedRecords {
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
         self.ranges.iter().map(|r| &self.buffer[r.clone()])
     }
+
+    /// How the file deviated from its format (records are still all there), if it did.
+    pub fn warning(&self) -> Option<&str> {
+        self.warning.as_deref()
+    }
+}
+
+/// The ranges of the non-blank lines of `data` (without a trailing `\r`).
+fn line_ranges(data: &[u8]) -> Vec<std::ops::Range<usize>> {
+    let mut ranges = Vec::new();
+    let mut start = 0;
+    for end in memchr_lines(data) {
+        let mut line = start..end;
+        if data[line.clone()].ends_with(b"\r") {
+            line.end -= 1;
+        }
+        if !data[line.clone()].iter().all(u8::is_ascii_whitespace) {
+            ranges.push(line);
+        }
+        start = end + 1;
+    }
+    ranges
 }
 
 /// Splits a landed file into records: one per non-blank line for `.jsonl`, one per array
-/// element (or the single object) for `.json`; `.gz` is decompressed first. A `.json` file that
-/// does not parse becomes one record, so it is quarantined rather than lost.
+/// element (or the single object) for `.json`; `.gz` is decompressed first and a leading UTF-8
+/// byte order mark dropped. A `.json` file that is JSON lines (its first line a JSON object) is
+/// read as such; one that does not parse at all becomes one record, so it is quarantined rather than lost,
+/// and the result carries a warning either way.
 pub fn split_records(key: &str, bytes: bytes::Bytes) -> Result<LandedRecords> {
     let (format, gzipped) = file_format(key)?;
-    let data = if gzipped {
+    let mut data = if gzipped {
         let mut out = Vec::new();
         flate2::read::MultiGzDecoder::new(&bytes[..])
             .read_to_end(&mut out)
@@ -251,25 +287,15 @@ pub fn split_records(key: &str, bytes: bytes::Bytes) -> Result<LandedRecords> {
     } else {
         bytes
     };
+    if data.starts_with(UTF8_BOM) {
+        data = data.slice(UTF8_BOM.len()..);
+    }
     Ok(match format {
-        FileFormat::JsonLines => {
-            let mut ranges = Vec::new();
-            let mut start = 0;
-            for end in memchr_lines(&data) {
-                let mut line = start..end;
-                if data[line.clone()].ends_with(b"\r") {
-                    line.end -= 1;
-                }
-                if !data[line.clone()].iter().all(u8::is_ascii_whitespace) {
-                    ranges.push(line);
-                }
-                start = end + 1;
-            }
-            LandedRecords {
-                buffer: data,
-                ranges,
-            }
-        }
+        FileFormat::JsonLines => LandedRecords {
+            ranges: line_ranges(&data),
+            buffer: data,
+            warning: None,
+        },
         FileFormat::Json => match serde_json::from_slice::<serde_json::Value>(&data) {
             Ok(serde_json::Value::Array(items)) => {
                 let mut buffer = Vec::new();
@@ -282,15 +308,50 @@ pub fn split_records(key: &str, bytes: bytes::Bytes) -> Result<LandedRecords> {
                 LandedRecords {
                     buffer: buffer.into(),
                     ranges,
+                    warning: None,
                 }
             }
-            _ => LandedRecords {
+            Ok(_) => LandedRecords {
                 ranges: vec![0..data.len()],
                 buffer: data,
+                warning: None,
             },
+            Err(whole) => {
+                // JSON lines named `.json`: the first line is a whole record on its own (its
+                // other lines, valid or not, are records like any file's lines).
+                let lines = line_ranges(&data);
+                let first_is_object = lines.first().is_some_and(|r| {
+                    matches!(
+                        serde_json::from_slice::<serde_json::Value>(&data[r.clone()]),
+                        Ok(serde_json::Value::Object(_))
+                    )
+                });
+                if lines.len() > 1 && first_is_object {
+                    LandedRecords {
+                        warning: Some(format!(
+                            "not one JSON document but {} lines: read as JSON lines (name it \
+                             .jsonl)",
+                            lines.len()
+                        )),
+                        ranges: lines,
+                        buffer: data,
+                    }
+                } else {
+                    LandedRecords {
+                        warning: Some(format!(
+                            "not valid JSON ({whole}): kept as one record, which silver \
+                             quarantines as not_json"
+                        )),
+                        ranges: vec![0..data.len()],
+                        buffer: data,
+                    }
+                }
+            }
         },
     })
 }
+
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// The end offsets of the lines of `data` (the last line may lack its newline).
 fn memchr_lines(data: &[u8]) -> impl Iterator<Item = usize> + '_ {
@@ -451,6 +512,51 @@ mod tests {
             split("landing/b.json", b"{oops").unwrap(),
             vec![b"{oops".to_vec()]
         );
+    }
+
+    #[test]
+    fn byte_order_mark_is_dropped() {
+        let bom = b"\xEF\xBB\xBF";
+        let jsonl = [&bom[..], b"{\"a\":1}\n{\"b\":2}"].concat();
+        assert_eq!(split("landing/a.jsonl", &jsonl).unwrap()[0], b"{\"a\":1}");
+        let json = [&bom[..], b"[{\"a\":1}]"].concat();
+        assert_eq!(
+            split("landing/a.json", &json).unwrap(),
+            vec![b"{\"a\":1}".to_vec()]
+        );
+    }
+
+    #[test]
+    fn json_lines_named_json_are_read_as_lines_with_a_warning() {
+        let records = split_records(
+            "landing/a.json",
+            bytes::Bytes::from_static(b"{\"a\":1}\n{\"b\":2}\n"),
+        )
+        .unwrap();
+        assert_eq!(records.len(), 2);
+        assert!(records.warning().unwrap().contains("JSON lines"));
+        let with_a_bad_line = split("landing/d.json", b"{\"a\":1}\n{oops\n").unwrap();
+        assert_eq!(
+            with_a_bad_line,
+            vec![b"{\"a\":1}".to_vec(), b"{oops".to_vec()]
+        );
+        let broken = split_records(
+            "landing/b.json",
+            bytes::Bytes::from_static(b"[{\"a\":1},\n"),
+        )
+        .unwrap();
+        assert_eq!(broken.len(), 1);
+        assert!(broken.warning().unwrap().contains("not valid JSON"));
+        let fine = split_records("landing/c.json", bytes::Bytes::from_static(b"[1]")).unwrap();
+        assert_eq!(fine.warning(), None);
+    }
+
+    #[test]
+    fn landed_file_id_follows_key_and_content() {
+        let id = landed_file_id("landing/a.jsonl", b"{}\n");
+        assert_eq!(id, landed_file_id("landing/a.jsonl", b"{}\n"));
+        assert_ne!(id, landed_file_id("landing/a.jsonl", b"{} \n"));
+        assert_ne!(id, landed_file_id("landing/b.jsonl", b"{}\n"));
     }
 
     #[test]

@@ -10,6 +10,10 @@ use serde_json::{Map, Value};
 pub const MAX_RECORD_BYTES: usize = 256 * 1024;
 /// How far ahead of ingest time an event_time may be.
 pub const MAX_FUTURE: TimeDelta = TimeDelta::hours(1);
+/// The earliest accepted event_time, 2000-01-01T00:00:00Z in epoch milliseconds: earlier times are
+/// mistakes (a zero or a seconds-for-milliseconds value), and years before 1 or past 9999 make
+/// silver unreadable to other Delta readers.
+pub const MIN_EVENT_TIME_MS: i64 = 946_684_800_000;
 
 /// Fields of the contract; everything else is kept in `extra`.
 const KNOWN_FIELDS: [&str; 12] = [
@@ -46,11 +50,13 @@ pub enum RejectReason {
     BadEventTime,
     /// event_time is more than [`MAX_FUTURE`] after ingest time.
     FutureEventTime,
+    /// event_time is before [`MIN_EVENT_TIME_MS`] (2000-01-01).
+    PastEventTime,
 }
 
 impl RejectReason {
     /// All reasons, in code order.
-    pub const ALL: [RejectReason; 8] = [
+    pub const ALL: [RejectReason; 9] = [
         RejectReason::TooLarge,
         RejectReason::NotUtf8,
         RejectReason::NotJson,
@@ -59,6 +65,7 @@ impl RejectReason {
         RejectReason::InvalidField,
         RejectReason::BadEventTime,
         RejectReason::FutureEventTime,
+        RejectReason::PastEventTime,
     ];
 
     /// The stable reason code.
@@ -72,6 +79,7 @@ impl RejectReason {
             RejectReason::InvalidField => "invalid_field",
             RejectReason::BadEventTime => "bad_event_time",
             RejectReason::FutureEventTime => "future_event_time",
+            RejectReason::PastEventTime => "past_event_time",
         }
     }
 }
@@ -136,6 +144,8 @@ pub fn validate(raw: &[u8], ingest_time: DateTime<Utc>) -> Result<ValidEvent, Re
     }
     let text = std::str::from_utf8(raw)
         .map_err(|e| reject(RejectReason::NotUtf8, format!("invalid UTF-8: {e}")))?;
+    // A byte order mark (as Windows tools write at the start of a file) is not part of the JSON.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let value: Value = serde_json::from_str(text)
         .map_err(|e| reject(RejectReason::NotJson, format!("invalid JSON: {e}")))?;
     let Value::Object(mut obj) = value else {
@@ -169,6 +179,14 @@ pub fn validate(raw: &[u8], ingest_time: DateTime<Utc>) -> Result<ValidEvent, Re
         return Err(reject(
             RejectReason::FutureEventTime,
             format!("event_time {event_time} is more than 1 hour after ingest time {ingest_time}"),
+        ));
+    }
+    if event_time.timestamp_millis() < MIN_EVENT_TIME_MS {
+        return Err(reject(
+            RejectReason::PastEventTime,
+            format!(
+                "event_time {event_time} is before 2000-01-01T00:00:00Z, the earliest accepted"
+            ),
         ));
     }
 
@@ -229,9 +247,11 @@ pub fn validate(raw: &[u8], ingest_time: DateTime<Utc>) -> Result<ValidEvent, Re
     })
 }
 
-/// Parses the accepted forms of event_time: an RFC 3339 string or integer epoch milliseconds.
+/// Parses the accepted forms of event_time: an RFC 3339 string or integer epoch milliseconds. A
+/// leap second (`23:59:60`) becomes the first instant of the next second, so that the time and its
+/// date agree.
 pub fn parse_event_time(v: &Value) -> Result<DateTime<Utc>, Rejection> {
-    match v {
+    let parsed = match v {
         Value::String(s) => DateTime::parse_from_rfc3339(s)
             .map(|t| t.with_timezone(&Utc))
             .map_err(|e| reject(RejectReason::BadEventTime, format!("event_time {s:?}: {e}"))),
@@ -251,7 +271,13 @@ pub fn parse_event_time(v: &Value) -> Result<DateTime<Utc>, Rejection> {
                 json_kind(other)
             ),
         )),
-    }
+    }?;
+    DateTime::from_timestamp_micros(parsed.timestamp_micros()).ok_or_else(|| {
+        reject(
+            RejectReason::BadEventTime,
+            format!("event_time {parsed} is out of range"),
+        )
+    })
 }
 
 /// The path of an absolute URL, without query or fragment.
@@ -446,6 +472,41 @@ mod tests {
             time_of(&with("event_time", json!("2026-11-28T13:00:00Z"))),
             now() + MAX_FUTURE
         );
+    }
+
+    #[test]
+    fn reject_event_time_before_2000() {
+        for t in [
+            json!("0000-01-01T00:00:00Z"),
+            json!(-8_000_000_000_000_000_i64),
+        ] {
+            assert_eq!(reason(&with("event_time", t)), RejectReason::PastEventTime);
+        }
+        assert_eq!(
+            reason(&with("event_time", json!("1999-12-31T23:59:59.999Z"))),
+            RejectReason::PastEventTime
+        );
+        assert_eq!(
+            time_of(&with("event_time", json!(MIN_EVENT_TIME_MS))).to_rfc3339(),
+            "2000-01-01T00:00:00+00:00"
+        );
+    }
+
+    #[test]
+    fn leap_second_is_the_next_day_in_time_and_date() {
+        let e = validate(&with("event_time", json!("2026-11-27T23:59:60Z")), now()).unwrap();
+        assert_eq!(e.event_time.to_rfc3339(), "2026-11-28T00:00:00+00:00");
+        assert_eq!(
+            e.event_date(),
+            NaiveDate::from_ymd_opt(2026, 11, 28).unwrap()
+        );
+    }
+
+    #[test]
+    fn byte_order_mark_is_not_part_of_the_record() {
+        let mut raw = "\u{feff}".as_bytes().to_vec();
+        raw.extend(serde_json::to_vec(&base()).unwrap());
+        assert_eq!(validate(&raw, now()).unwrap().event_id, "e-1");
     }
 
     #[test]

@@ -249,9 +249,7 @@ fn sessionize_runs(
             // Sessions of the run: a new one when the current one would exceed 24 hours.
             let mut starts = vec![0];
             for k in 1..run_events.len() {
-                if run_events[k].time - run_events[starts[starts.len() - 1]].time
-                    > SESSION_MAX_US
-                {
+                if run_events[k].time - run_events[starts[starts.len() - 1]].time > SESSION_MAX_US {
                     starts.push(k);
                 }
             }

@@ -14,6 +14,7 @@ use deltalake::kernel::{StructType, Transaction};
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaResult, DeltaTable, DeltaTableBuilder, DeltaTableError};
 use object_store::ObjectStore;
+use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use url::Url;
@@ -168,6 +169,11 @@ impl Lake {
             }
             url
         } else {
+            if std::path::Path::new(uri).is_file() {
+                return Err(location(
+                    "is a file; a local lake is a directory (it is created if missing)".into(),
+                ));
+            }
             std::fs::create_dir_all(uri).map_err(|e| location(e.to_string()))?;
             let dir = std::fs::canonicalize(uri).map_err(|e| location(e.to_string()))?;
             Url::from_directory_path(&dir).map_err(|()| location("not an absolute path".into()))?
@@ -239,6 +245,23 @@ impl Lake {
     pub fn store(&self) -> Result<Arc<dyn ObjectStore>> {
         let (store, prefix) = object_store::parse_url_opts(&self.root, &self.storage_options)?;
         Ok(Arc::new(PrefixStore::new(store, prefix)))
+    }
+
+    /// Fails with a clear error when the lake cannot be written, found by writing and deleting a
+    /// small object, before work that would otherwise fail half-way (maintenance).
+    pub async fn check_writable(&self) -> Result<()> {
+        let store = self.store()?;
+        let probe = object_store::path::Path::from("_clickstream/write-probe");
+        let not_writable = |e: object_store::Error| Error::Location {
+            uri: self.root.to_string(),
+            reason: format!("the lake is not writable: {e}"),
+        };
+        store
+            .put(&probe, bytes::Bytes::from_static(b"probe").into())
+            .await
+            .map_err(not_writable)?;
+        store.delete(&probe).await.map_err(not_writable)?;
+        Ok(())
     }
 
     /// `table` at its latest version, creating it empty with its schema if it does not exist yet.

@@ -39,6 +39,7 @@ pub fn retention_from_env() -> Result<chrono::Duration> {
 /// Compacts, checkpoints and vacuums every table of the lake. A retention shorter than a week
 /// is allowed (the operator chose it); files younger than `retention` are never deleted.
 pub async fn maintain(lake: &Lake, retention: chrono::Duration) -> Result<Vec<TableMaintenance>> {
+    lake.check_writable().await?;
     let mut out = Vec::new();
     for t in Table::ALL {
         let table = lake.table(t).await?;

@@ -40,6 +40,8 @@ pub struct Totals {
     pub bronze_seconds: f64,
     pub silver_seconds: f64,
     pub gold_seconds: f64,
+    /// What bronze found odd about the input (see [`crate::bronze::BronzeOutcome::warning`]).
+    pub warnings: Vec<String>,
 }
 
 /// Live counters for progress display.
@@ -150,6 +152,7 @@ impl Pipeline {
             t.received += o.received;
             t.bronze_written += o.written;
             t.bronze_already_written += o.already_written;
+            t.warnings.extend(o.warning);
             self.progress
                 .bronze_records
                 .fetch_add(o.received, Ordering::Relaxed);

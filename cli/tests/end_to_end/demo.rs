@@ -257,3 +257,51 @@ fn ingest_lands_files_and_reaches_gold() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported file type"));
 }
+
+fn clickstream(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_clickstream"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A broken file among others fails the command but not the others' records, a file landed again
+/// (a fresh copy) adds nothing, and a lake path that is a file gets a clear error.
+#[test]
+fn ingest_survives_a_broken_file_and_relanding() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let lake = lake.to_str().unwrap();
+    let good = dir.path().join("good.jsonl");
+    let good = good.to_str().unwrap();
+    let broken = dir.path().join("broken.jsonl.gz");
+    std::fs::write(&broken, b"not gzip at all").unwrap();
+    let (ok, _, stderr) = clickstream(&["generate", "--events", "500", "--output", good]);
+    assert!(ok, "{stderr}");
+
+    let (ok, stdout, stderr) =
+        clickstream(&["ingest", "--lake", lake, good, broken.to_str().unwrap()]);
+    assert!(!ok, "a broken file must fail the command");
+    assert!(
+        stderr.contains("1 of 2 files were not ingested"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("broken.jsonl.gz"), "{stderr}");
+    assert!(
+        stdout.contains("input 500 =") && stdout.contains("-> OK"),
+        "{stdout}"
+    );
+
+    let (ok, stdout, stderr) = clickstream(&["ingest", "--lake", lake, good]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("(500 already written)"), "{stdout}");
+
+    let (ok, _, stderr) = clickstream(&["ingest", "--lake", good, good]);
+    assert!(!ok);
+    assert!(stderr.contains("is a file"), "{stderr}");
+}
