@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clickstream::functions::{self, BronzeTrigger, commit_event, parse_funnel};
@@ -15,19 +15,12 @@ use clickstream::trigger::{self, KafkaMessage};
 
 use crate::summary::peak_rss_mib;
 
-/// Resets this process's peak RSS (Linux `clear_refs` 5), so that each measured run reports its
-/// own peak.
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-/// What one measured run took.
-struct Run {
-    name: &'static str,
-    wall: Duration,
-    peak_rss_mib: f64,
-    stages: String,
-}
+/// The runs of `bench pipeline`: key (`--only`) and label.
+const PIPELINE_RUNS: [(&str, &str); 3] = [
+    ("duckdb", "(c) DuckDB SQL, in process"),
+    ("streaming", "(a) streaming, Kafka batches"),
+    ("file", "(b) one landed file"),
+];
 
 /// Writes `events` generated records (1% duplicates, 0.5% invalid, 1% late) to `path`.
 fn write_corpus(path: &Path, events: usize, seed: u64) -> Result<()> {
@@ -174,7 +167,8 @@ fn temp_lake(name: &str) -> Result<(tempfile::TempDir, Lake)> {
 }
 
 /// `bench pipeline`: one corpus through (a) the streaming shape, (b) one landed file and (c) DuckDB,
-/// side by side in this process; wall time, time per stage, peak RSS, ratio to DuckDB.
+/// side by side in one command, each run in a fresh child process (so that one run's heap and
+/// peak RSS do not carry into the next); wall time, time per stage, peak RSS, ratio to DuckDB.
 pub async fn pipeline(events: usize, batch_size: usize, only: Option<String>) -> Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("clickstream-bench-corpus-")
@@ -189,67 +183,79 @@ pub async fn pipeline(events: usize, batch_size: usize, only: Option<String>) ->
         started.elapsed().as_secs_f64(),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    let wanted = |name: &str| only.as_deref().is_none_or(|o| o == name);
-    let mut runs = Vec::new();
-    if wanted("duckdb") {
-        reset_peak_rss();
-        let started = Instant::now();
-        let detail = duckdb(&corpus)?;
-        runs.push(Run {
-            name: "(c) DuckDB SQL, in process",
-            wall: started.elapsed(),
-            peak_rss_mib: peak_rss_mib().unwrap_or(f64::NAN),
-            stages: detail,
-        });
-    }
-    if wanted("streaming") {
-        let (_lake_dir, lake) = temp_lake("streaming")?;
-        reset_peak_rss();
-        let started = Instant::now();
-        let totals = streaming(&corpus, &lake, batch_size).await?;
-        runs.push(Run {
-            name: "(a) streaming, Kafka batches",
-            wall: started.elapsed(),
-            peak_rss_mib: peak_rss_mib().unwrap_or(f64::NAN),
-            stages: stage_times(&totals),
-        });
-        check_reconciles(&totals)?;
-    }
-    if wanted("file") {
-        let (_lake_dir, lake) = temp_lake("file")?;
-        reset_peak_rss();
-        let started = Instant::now();
-        let totals = one_file(&corpus, &lake).await?;
-        runs.push(Run {
-            name: "(b) one landed file",
-            wall: started.elapsed(),
-            peak_rss_mib: peak_rss_mib().unwrap_or(f64::NAN),
-            stages: stage_times(&totals),
-        });
-        check_reconciles(&totals)?;
-    }
-    let duckdb_wall = runs
-        .iter()
-        .find(|r| r.name.starts_with("(c)"))
-        .map(|r| r.wall.as_secs_f64());
     println!(
         "{:<30} {:>9} {:>10} {:>13}  stages",
         "run", "wall", "vs DuckDB", "peak RSS"
     );
-    for r in &runs {
-        let ratio = duckdb_wall.map_or("-".into(), |d| format!("{:.2}x", r.wall.as_secs_f64() / d));
+    let mut duckdb_wall = None;
+    for (key, label) in PIPELINE_RUNS {
+        if only.as_deref().is_some_and(|o| o != key) {
+            continue;
+        }
+        let output = tokio::process::Command::new(std::env::current_exe()?)
+            .args(["bench", "pipeline-run", "--run", key, "--corpus"])
+            .arg(&corpus)
+            .args(["--batch-size", &batch_size.to_string()])
+            .output()
+            .await
+            .with_context(|| format!("running {label} in a child process"))?;
+        if !output.status.success() {
+            bail!(
+                "{label} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let run: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .with_context(|| format!("reading the report of {label}"))?;
+        let wall = run["wall_s"].as_f64().unwrap_or(f64::NAN);
+        if key == "duckdb" {
+            duckdb_wall = Some(wall);
+        }
+        let ratio = duckdb_wall.map_or("-".into(), |d| format!("{:.2}x", wall / d));
         println!(
             "{:<30} {:>8.2}s {:>10} {:>9.0} MiB  {}",
-            r.name,
-            r.wall.as_secs_f64(),
+            label,
+            wall,
             ratio,
-            r.peak_rss_mib,
-            r.stages
+            run["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
+            run["stages"].as_str().unwrap_or_default()
         );
     }
     if batch_size != 10_000 {
         println!("(streaming batches of {batch_size} records)");
     }
+    Ok(())
+}
+
+/// `bench pipeline-run`: one run of `bench pipeline` (`run` is one of its `--only` keys) in this
+/// process; prints its wall time, peak RSS and stage times as JSON.
+pub async fn pipeline_run(corpus: &Path, run: &str, batch_size: usize) -> Result<()> {
+    let (_lake_dir, lake) = temp_lake(run)?;
+    let started = Instant::now();
+    let (stages, totals) = match run {
+        "duckdb" => (duckdb(corpus)?, None),
+        "streaming" => {
+            let totals = streaming(corpus, &lake, batch_size).await?;
+            (stage_times(&totals), Some(totals))
+        }
+        "file" => {
+            let totals = one_file(corpus, &lake).await?;
+            (stage_times(&totals), Some(totals))
+        }
+        other => bail!("unknown run {other:?}"),
+    };
+    let wall = started.elapsed();
+    if let Some(totals) = &totals {
+        check_reconciles(totals)?;
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "wall_s": wall.as_secs_f64(),
+            "peak_rss_mib": peak_rss_mib(),
+            "stages": stages,
+        })
+    );
     Ok(())
 }
 

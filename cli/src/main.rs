@@ -109,6 +109,16 @@ enum BenchCommand {
         #[arg(long, value_parser = ["streaming", "file", "duckdb"])]
         only: Option<String>,
     },
+    /// One run of `bench pipeline` in a fresh process (its child).
+    #[command(hide = true)]
+    PipelineRun {
+        #[arg(long)]
+        corpus: PathBuf,
+        #[arg(long, value_parser = ["streaming", "file", "duckdb"])]
+        run: String,
+        #[arg(long, default_value_t = 10_000)]
+        batch_size: usize,
+    },
     /// Cost per batch of new events against the length of history, warm and cold.
     History {
         /// Lengths of history to compare, in days (comma-separated).
@@ -300,6 +310,7 @@ struct IngestArgs {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    clickstream::tune_allocator();
     let cli = Cli::parse();
     // The bridge is a service: its log is what it does.
     let level = match cli.command {
@@ -322,6 +333,11 @@ async fn main() -> std::process::ExitCode {
             batch_size,
             only,
         }) => bench_stages::pipeline(events, batch_size, only).await,
+        Command::Bench(BenchCommand::PipelineRun {
+            corpus,
+            run,
+            batch_size,
+        }) => bench_stages::pipeline_run(&corpus, &run, batch_size).await,
         Command::Bench(BenchCommand::History {
             days,
             events_per_day,

@@ -14,6 +14,7 @@ async fn handler(lake: &Lake, event: LambdaEvent<EventBridgeEvent>) -> Result<Va
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    clickstream::tune_allocator();
     clickstream::telemetry::init("info");
     let lake = functions::lake_from_env()?;
     lambda_runtime::run(service_fn(|event| handler(&lake, event))).await

@@ -18,6 +18,7 @@ async fn handler(
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    clickstream::tune_allocator();
     clickstream::telemetry::init("info");
     let lake = functions::lake_from_env()?;
     let funnel = functions::funnel_from_env();
