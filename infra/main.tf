@@ -8,8 +8,9 @@ locals {
   # Variables every function reads (LAKE_URI, RUST_LOG), plus S3 endpoint settings on LocalStack.
   common_environment = merge(
     {
-      LAKE_URI = local.lake_uri
-      RUST_LOG = var.log_level
+      LAKE_URI             = local.lake_uri
+      RUST_LOG             = var.log_level
+      LAKE_TIMEOUT_SECONDS = tostring(var.lake_timeout_seconds)
     },
     var.localstack_endpoint == null ? {} : {
       AWS_ENDPOINT_URL = var.localstack_endpoint

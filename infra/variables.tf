@@ -144,6 +144,12 @@ variable "maintenance_schedule" {
   default     = "rate(6 hours)"
 }
 
+variable "lake_timeout_seconds" {
+  description = "A request to the lake's S3 store, and its retries, fail after this long (a store that never answers must not hold a function until its Lambda timeout)."
+  type        = number
+  default     = 30
+}
+
 variable "vacuum_retention_hours" {
   description = "VACUUM keeps files removed less than this long ago (readers of older versions still work)."
   type        = number

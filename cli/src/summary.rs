@@ -55,14 +55,20 @@ pub async fn print(
 ) -> Result<()> {
     let h = headline(lake).await?;
     let accounted = totals.valid + totals.quarantined + totals.duplicates;
-    let reconciled =
-        accounted == totals.silver_input && totals.silver_input == totals.bronze_written;
+    // With other writers at once, this run's silver may process some of their bronze rows and
+    // they some of this run's: what must hold is that every row this run's silver read is
+    // accounted for, and that silver has processed every bronze commit this run made.
+    let silver_done = clickstream::silver::watermark(lake).await?;
+    let all_processed = totals.bronze_last_version.is_none_or(|v| silver_done >= v);
+    let shared_with_others = totals.silver_input != totals.bronze_written;
+    let reconciled = accounted == totals.silver_input && all_processed;
     if as_json {
         println!(
             "{}",
             serde_json::to_string_pretty(&json!({
                 "totals": totals,
                 "reconciled": reconciled,
+                "silver_watermark": silver_done,
                 "headline": h,
                 "pipeline_seconds": pipeline_time.as_secs_f64(),
                 "wall_seconds": wall.as_secs_f64(),
@@ -134,12 +140,26 @@ pub async fn print(
     println!();
     println!(
         "Reconciliation: input {} = silver {} + quarantined {} + duplicates {}  -> {}",
-        totals.bronze_written,
+        totals.silver_input,
         totals.valid,
         totals.quarantined,
         totals.duplicates,
         if reconciled { "OK" } else { "MISMATCH" }
     );
+    if shared_with_others {
+        println!(
+            "  (this run wrote {} bronze rows and its silver read {}: other writers at once \
+             processed some of each other's rows; silver has processed every bronze commit \
+             up to version {silver_done}{})",
+            totals.bronze_written,
+            totals.silver_input,
+            if all_processed {
+                ", this run's included"
+            } else {
+                ", NOT this run's last"
+            }
+        );
+    }
     println!();
     if let Some(d) = &h.latest {
         println!(

@@ -134,7 +134,13 @@ fn env_vars_match_what_the_code_reads() {
     let common = local(&blocks, "common_environment");
     let mut set: BTreeSet<String> = BTreeSet::new();
     let common_text = text(common);
-    for var in ["LAKE_URI", "RUST_LOG", "AWS_ENDPOINT_URL", "AWS_ALLOW_HTTP"] {
+    for var in [
+        "LAKE_URI",
+        "RUST_LOG",
+        "LAKE_TIMEOUT_SECONDS",
+        "AWS_ENDPOINT_URL",
+        "AWS_ALLOW_HTTP",
+    ] {
         if common_text.contains(var) {
             set.insert(var.to_string());
         }

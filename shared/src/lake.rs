@@ -154,9 +154,42 @@ pub(crate) struct Warm {
     pub(crate) gold: tokio::sync::Mutex<Option<crate::gold::GoldState>>,
 }
 
+/// Environment variable: seconds one request to the lake's object store may take, and how long
+/// retrying a failed request may go on, before the operation fails (default
+/// [`DEFAULT_LAKE_TIMEOUT_SECONDS`]).
+pub const ENV_LAKE_TIMEOUT_SECONDS: &str = "LAKE_TIMEOUT_SECONDS";
+/// Default of [`ENV_LAKE_TIMEOUT_SECONDS`]: a store that accepts connections but never answers
+/// fails an operation after about this long, instead of after object_store's 3 minutes of retries.
+pub const DEFAULT_LAKE_TIMEOUT_SECONDS: u64 = 30;
+
+/// Storage options of an S3 lake: the `AWS_*` environment variables (lowercased, as delta-rs and
+/// object_store name them) and the request and retry timeouts of [`ENV_LAKE_TIMEOUT_SECONDS`].
+fn storage_options_from_env() -> Result<HashMap<String, String>> {
+    let mut options: HashMap<String, String> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("AWS_"))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
+    let seconds = match std::env::var(ENV_LAKE_TIMEOUT_SECONDS) {
+        Ok(v) => v.trim().parse::<u64>().map_err(|e| Error::Location {
+            uri: v.clone(),
+            reason: format!("{ENV_LAKE_TIMEOUT_SECONDS} must be a whole number of seconds: {e}"),
+        })?,
+        Err(_) => DEFAULT_LAKE_TIMEOUT_SECONDS,
+    };
+    for key in ["timeout", "retry_timeout"] {
+        options.insert(key.into(), format!("{seconds}s"));
+    }
+    options.insert(
+        "connect_timeout".into(),
+        format!("{}s", seconds.clamp(1, 10)),
+    );
+    Ok(options)
+}
+
 impl Lake {
     /// Opens a lake at a local directory (created if missing) or an `s3://bucket/prefix` URI.
-    /// For S3, storage options come from the usual `AWS_*` environment variables.
+    /// For S3, storage options come from the usual `AWS_*` environment variables, with the
+    /// timeouts of [`ENV_LAKE_TIMEOUT_SECONDS`].
     pub fn open(uri: &str) -> Result<Lake> {
         let location = |reason: String| Error::Location {
             uri: uri.to_string(),
@@ -178,10 +211,11 @@ impl Lake {
             let dir = std::fs::canonicalize(uri).map_err(|e| location(e.to_string()))?;
             Url::from_directory_path(&dir).map_err(|()| location("not an absolute path".into()))?
         };
-        let storage_options = std::env::vars()
-            .filter(|(k, _)| k.starts_with("AWS_"))
-            .map(|(k, v)| (k.to_ascii_lowercase(), v))
-            .collect();
+        let storage_options = if root.scheme() == "file" {
+            HashMap::new()
+        } else {
+            storage_options_from_env()?
+        };
         Ok(Lake::with_options(root, storage_options))
     }
 

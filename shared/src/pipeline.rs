@@ -26,6 +26,8 @@ pub struct Totals {
     /// Records bronze skipped as already written (redeliveries).
     pub bronze_already_written: usize,
     pub bronze_commits: usize,
+    /// The highest bronze version this run wrote.
+    pub bronze_last_version: Option<i64>,
     /// Bronze rows read by silver.
     pub silver_input: usize,
     pub valid: usize,
@@ -158,6 +160,7 @@ impl Pipeline {
                 .fetch_add(o.received, Ordering::Relaxed);
             if let Some(v) = o.version {
                 t.bronze_commits += 1;
+                t.bronze_last_version = t.bronze_last_version.max(Some(v));
                 self.to_silver
                     .send(functions::commit_event(&self.lake, Table::Bronze, v))
                     .map_err(|_| Error::Trigger("silver stage stopped".into()))?;

@@ -2,5 +2,6 @@
 //! file): the embedded demo, the dashboard in a real browser, and the local stack.
 
 mod browser;
+mod concurrent;
 mod demo;
 mod local_stack;
