@@ -296,23 +296,11 @@ pub fn split_records(key: &str, bytes: bytes::Bytes) -> Result<LandedRecords> {
             buffer: data,
             warning: None,
         },
-        FileFormat::Json => match serde_json::from_slice::<serde_json::Value>(&data) {
-            Ok(serde_json::Value::Array(items)) => {
-                let mut buffer = Vec::new();
-                let mut ranges = Vec::with_capacity(items.len());
-                for item in &items {
-                    let start = buffer.len();
-                    serde_json::to_writer(&mut buffer, item)?;
-                    ranges.push(start..buffer.len());
-                }
-                LandedRecords {
-                    buffer: buffer.into(),
-                    ranges,
-                    warning: None,
-                }
-            }
+        FileFormat::Json => match serde_json::from_slice::<serde::de::IgnoredAny>(&data) {
             Ok(_) => LandedRecords {
-                ranges: vec![0..data.len()],
+                // An array is one record per element, each kept as written (re-serialising
+                // would change numbers); anything else is one record.
+                ranges: array_element_ranges(&data).unwrap_or_else(|| vec![0..data.len()]),
                 buffer: data,
                 warning: None,
             },
@@ -352,6 +340,39 @@ pub fn split_records(key: &str, bytes: bytes::Bytes) -> Result<LandedRecords> {
 }
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// The byte ranges of the elements of `data` when it is a JSON array (which must parse as a whole),
+/// found with serde_json's parser one element at a time; `None` when it is not an array.
+fn array_element_ranges(data: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
+    let skip_whitespace = |mut p: usize| {
+        while data.get(p).is_some_and(u8::is_ascii_whitespace) {
+            p += 1;
+        }
+        p
+    };
+    let mut pos = skip_whitespace(0);
+    if data.get(pos) != Some(&b'[') {
+        return None;
+    }
+    pos = skip_whitespace(pos + 1);
+    let mut ranges = Vec::new();
+    if data.get(pos) == Some(&b']') {
+        return Some(ranges);
+    }
+    loop {
+        let mut values =
+            serde_json::Deserializer::from_slice(&data[pos..]).into_iter::<serde::de::IgnoredAny>();
+        values.next()?.ok()?;
+        let end = pos + values.byte_offset();
+        ranges.push(pos..end);
+        pos = skip_whitespace(end);
+        match data.get(pos) {
+            Some(b',') => pos = skip_whitespace(pos + 1),
+            Some(b']') => return Some(ranges),
+            _ => return None,
+        }
+    }
+}
 
 /// The end offsets of the lines of `data` (the last line may lack its newline).
 fn memchr_lines(data: &[u8]) -> impl Iterator<Item = usize> + '_ {
@@ -506,8 +527,16 @@ mod tests {
 
     #[test]
     fn json_array_is_one_record_per_element() {
-        let recs = split("landing/a.json", b"[{\"a\":1}, 2]").unwrap();
-        assert_eq!(recs, vec![b"{\"a\":1}".to_vec(), b"2".to_vec()]);
+        let recs = split("landing/a.json", b" [{\"a\":1}, 2 ,\n[ ] ]").unwrap();
+        assert_eq!(
+            recs,
+            vec![b"{\"a\":1}".to_vec(), b"2".to_vec(), b"[ ]".to_vec()]
+        );
+        // Elements keep their text: numbers are not re-serialised.
+        let big = br#"{"n":123456789012345678901234567890,"f":1.5835566912804616e+70}"#;
+        let text = [&b"["[..], big, b"]"].concat();
+        assert_eq!(split("landing/c.json", &text).unwrap(), vec![big.to_vec()]);
+        assert_eq!(split("landing/d.json", b"[]").unwrap().len(), 0);
         assert_eq!(
             split("landing/b.json", b"{oops").unwrap(),
             vec![b"{oops".to_vec()]

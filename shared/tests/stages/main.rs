@@ -3,6 +3,7 @@
 
 mod catch_up;
 mod dashboard;
+mod input_contract;
 mod maintenance;
 mod pipeline;
 mod sessions;
