@@ -207,13 +207,17 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
             pipeline.bronze(&BronzeTrigger::Landed(event)).await
         };
         if let Err(e) = landed.await {
-            bar.suspend(|| eprintln!("error: {}: {e}", file.display()));
-            failed.push(format!("{}: {e}", file.display()));
+            let report = crate::error_report(&e.into());
+            bar.suspend(|| eprintln!("error: {}: {report}", file.display()));
+            failed.push(format!("{}: {report}", file.display()));
         }
         bar.set_position(i as u64 + 1);
     }
     let totals: Totals = pipeline.finish().await?;
     bar.finish_and_clear();
+    if failed.len() == args.files.len() {
+        bail!("no file was ingested:\n  {}", failed.join("\n  "));
+    }
     let elapsed = started.elapsed();
     summary::print(&lake, &totals, None, elapsed, elapsed, false).await?;
     if !failed.is_empty() {

@@ -378,7 +378,7 @@ async fn main() -> std::process::ExitCode {
 
 /// An error and its causes on one line, leaving out a cause whose text its parent already shows
 /// (Delta and object store errors repeat their sources in their own messages).
-fn error_report(error: &anyhow::Error) -> String {
+pub(crate) fn error_report(error: &anyhow::Error) -> String {
     let mut report = String::new();
     for cause in error.chain() {
         let text = cause.to_string();
@@ -389,6 +389,25 @@ fn error_report(error: &anyhow::Error) -> String {
             report.push_str(": ");
         }
         report.push_str(&text);
+    }
+    use object_store::client::{HttpError, HttpErrorKind};
+    // Delta's kernel passes object store errors on as text, so the text is looked at too.
+    let no_answer = error.chain().any(|cause| {
+        cause.downcast_ref::<HttpError>().is_some_and(|e| {
+            matches!(
+                e.kind(),
+                HttpErrorKind::Timeout | HttpErrorKind::Request | HttpErrorKind::Connect
+            )
+        })
+    }) || report.contains("HTTP error: error sending request");
+    if no_answer {
+        let seconds = std::env::var(clickstream::lake::ENV_LAKE_TIMEOUT_SECONDS)
+            .unwrap_or_else(|_| clickstream::lake::DEFAULT_LAKE_TIMEOUT_SECONDS.to_string());
+        report.push_str(&format!(
+            "\n  the object store did not answer within {seconds} s ({}): it may be down, \
+             unreachable or overloaded; nothing was half-done, and running again is safe",
+            clickstream::lake::ENV_LAKE_TIMEOUT_SECONDS
+        ));
     }
     report
 }
