@@ -4,6 +4,9 @@
 //! else can happen to it, which is what makes the stage counts reconcile.
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use std::collections::BTreeMap;
+
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// Largest accepted record, in bytes.
@@ -146,14 +149,32 @@ pub fn validate(raw: &[u8], ingest_time: DateTime<Utc>) -> Result<ValidEvent, Re
         .map_err(|e| reject(RejectReason::NotUtf8, format!("invalid UTF-8: {e}")))?;
     // A byte order mark (as Windows tools write at the start of a file) is not part of the JSON.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| reject(RejectReason::NotJson, format!("invalid JSON: {e}")))?;
-    let Value::Object(mut obj) = value else {
-        return Err(reject(
-            RejectReason::NotObject,
-            format!("expected a JSON object, got {}", json_kind(&value)),
-        ));
-    };
+    // Top-level fields as they are written: `properties` and unknown fields are kept verbatim
+    // (a Value would turn integers past 64 bits into floats); contract fields are parsed alone.
+    let mut fields: BTreeMap<String, &RawValue> =
+        serde_json::from_str(text).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => {
+                let kind = serde_json::from_str::<Value>(text)
+                    .map(|v| json_kind(&v))
+                    .unwrap_or("another value");
+                reject(
+                    RejectReason::NotObject,
+                    format!("expected a JSON object, got {kind}"),
+                )
+            }
+            _ => reject(RejectReason::NotJson, format!("invalid JSON: {e}")),
+        })?;
+    let mut obj = Map::new();
+    for field in KNOWN_FIELDS {
+        if field == "properties" {
+            continue;
+        }
+        if let Some(raw) = fields.remove(field) {
+            let value = serde_json::from_str(raw.get())
+                .map_err(|e| reject(RejectReason::InvalidField, format!("{field}: {e}")))?;
+            obj.insert(field.to_string(), value);
+        }
+    }
 
     let event_id = required_string(&mut obj, "event_id")?;
     if event_id.is_empty() || event_id.chars().count() > 128 {
@@ -214,13 +235,17 @@ pub fn validate(raw: &[u8], ingest_time: DateTime<Utc>) -> Result<ValidEvent, Re
         }
         None => None,
     };
-    let properties = match obj.remove("properties") {
-        None | Some(Value::Null) => None,
-        Some(v @ Value::Object(_)) => Some(v.to_string()),
-        Some(v) => {
+    let properties = match fields.remove("properties") {
+        None => None,
+        Some(raw) if raw.get() == "null" => None,
+        Some(raw) if raw.get().starts_with('{') => Some(raw.get().to_string()),
+        Some(raw) => {
+            let kind = serde_json::from_str::<Value>(raw.get())
+                .map(|v| json_kind(&v))
+                .unwrap_or("another value");
             return Err(reject(
                 RejectReason::InvalidField,
-                format!("properties must be an object, got {}", json_kind(&v)),
+                format!("properties must be an object, got {kind}"),
             ));
         }
     };
@@ -240,11 +265,16 @@ pub fn validate(raw: &[u8], ingest_time: DateTime<Utc>) -> Result<ValidEvent, Re
         properties,
         extra: None,
     };
-    debug_assert!(KNOWN_FIELDS.iter().all(|f| !obj.contains_key(*f)));
-    Ok(ValidEvent {
-        extra: (!obj.is_empty()).then(|| Value::Object(obj).to_string()),
-        ..event
-    })
+    debug_assert!(KNOWN_FIELDS.iter().all(|f| !fields.contains_key(*f)));
+    let extra = if fields.is_empty() {
+        None
+    } else {
+        Some(
+            serde_json::to_string(&fields)
+                .map_err(|e| reject(RejectReason::InvalidField, format!("unknown fields: {e}")))?,
+        )
+    };
+    Ok(ValidEvent { extra, ..event })
 }
 
 /// Parses the accepted forms of event_time: an RFC 3339 string or integer epoch milliseconds. A
@@ -540,6 +570,22 @@ mod tests {
         v["user_id"] = json!("u-9");
         let e = validate(&serde_json::to_vec(&v).unwrap(), now()).unwrap();
         assert_eq!(e.user_key(), "u-9");
+    }
+
+    #[test]
+    fn properties_and_unknown_fields_keep_their_numbers() {
+        let raw = br#"{"event_id":"e","event_type":"click","event_time":"2026-11-28T11:00:00Z",
+            "anonymous_id":"a","properties":{"big":123456789012345678901234567890,"f":0.1},
+            "other":18446744073709551616}"#;
+        let e = validate(raw, now()).unwrap();
+        assert_eq!(
+            e.properties.as_deref(),
+            Some(r#"{"big":123456789012345678901234567890,"f":0.1}"#)
+        );
+        assert_eq!(
+            e.extra.as_deref(),
+            Some(r#"{"other":18446744073709551616}"#)
+        );
     }
 
     #[test]
