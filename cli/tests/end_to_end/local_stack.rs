@@ -286,6 +286,7 @@ fn read_lines(path: &Path) -> Vec<Vec<u8>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_through_kafka_and_s3_reach_gold_exactly_once() {
+    let _turn = crate::machine_wide();
     let stack = Stack::up();
     let lake = stack.lake();
     let brokers = format!("127.0.0.1:{}", stack.kafka_port);
