@@ -19,7 +19,7 @@ pub const MAX_FUTURE: TimeDelta = TimeDelta::hours(1);
 pub const MIN_EVENT_TIME_MS: i64 = 946_684_800_000;
 
 /// Fields of the contract; everything else is kept in `extra`.
-const KNOWN_FIELDS: [&str; 12] = [
+pub const KNOWN_FIELDS: [&str; 12] = [
     "event_id",
     "event_type",
     "event_time",
@@ -153,15 +153,10 @@ pub fn validate(raw: &[u8], ingest_time: DateTime<Utc>) -> Result<ValidEvent, Re
     // (a Value would turn integers past 64 bits into floats); contract fields are parsed alone.
     let mut fields: BTreeMap<String, &RawValue> =
         serde_json::from_str(text).map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => {
-                let kind = serde_json::from_str::<Value>(text)
-                    .map(|v| json_kind(&v))
-                    .unwrap_or("another value");
-                reject(
-                    RejectReason::NotObject,
-                    format!("expected a JSON object, got {kind}"),
-                )
-            }
+            serde_json::error::Category::Data => reject(
+                RejectReason::NotObject,
+                format!("expected a JSON object, got {}", json_text_kind(text)),
+            ),
             _ => reject(RejectReason::NotJson, format!("invalid JSON: {e}")),
         })?;
     let mut obj = Map::new();
@@ -240,12 +235,12 @@ pub fn validate(raw: &[u8], ingest_time: DateTime<Utc>) -> Result<ValidEvent, Re
         Some(raw) if raw.get() == "null" => None,
         Some(raw) if raw.get().starts_with('{') => Some(raw.get().to_string()),
         Some(raw) => {
-            let kind = serde_json::from_str::<Value>(raw.get())
-                .map(|v| json_kind(&v))
-                .unwrap_or("another value");
             return Err(reject(
                 RejectReason::InvalidField,
-                format!("properties must be an object, got {kind}"),
+                format!(
+                    "properties must be an object, got {}",
+                    json_text_kind(raw.get())
+                ),
             ));
         }
     };
@@ -336,6 +331,11 @@ fn optional_string(obj: &mut Map<String, Value>, field: &str) -> Result<Option<S
             format!("{field} must be a string, got {}", json_kind(&v)),
         )),
     }
+}
+
+/// [`json_kind`] of a JSON text (for messages about a value that was not parsed).
+fn json_text_kind(text: &str) -> &'static str {
+    serde_json::from_str::<Value>(text).map_or("another value", |v| json_kind(&v))
 }
 
 fn json_kind(v: &Value) -> &'static str {

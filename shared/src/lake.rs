@@ -162,6 +162,22 @@ pub const ENV_LAKE_TIMEOUT_SECONDS: &str = "LAKE_TIMEOUT_SECONDS";
 /// fails an operation after about this long, instead of after object_store's 3 minutes of retries.
 pub const DEFAULT_LAKE_TIMEOUT_SECONDS: u64 = 30;
 
+/// The whole number in environment variable `name` (counting `unit`), or `default` when it is
+/// unset; a clear error when it is not a whole number.
+pub(crate) fn whole_number_from_env<T>(name: &str, default: T, unit: &str) -> Result<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(v) => v.trim().parse().map_err(|e| Error::Location {
+            uri: v.clone(),
+            reason: format!("{name} must be a whole number of {unit}: {e}"),
+        }),
+        Err(_) => Ok(default),
+    }
+}
+
 /// Storage options of an S3 lake: the `AWS_*` environment variables (lowercased, as delta-rs and
 /// object_store name them) and the request and retry timeouts of [`ENV_LAKE_TIMEOUT_SECONDS`].
 fn storage_options_from_env() -> Result<HashMap<String, String>> {
@@ -169,13 +185,11 @@ fn storage_options_from_env() -> Result<HashMap<String, String>> {
         .filter(|(k, _)| k.starts_with("AWS_"))
         .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect();
-    let seconds = match std::env::var(ENV_LAKE_TIMEOUT_SECONDS) {
-        Ok(v) => v.trim().parse::<u64>().map_err(|e| Error::Location {
-            uri: v.clone(),
-            reason: format!("{ENV_LAKE_TIMEOUT_SECONDS} must be a whole number of seconds: {e}"),
-        })?,
-        Err(_) => DEFAULT_LAKE_TIMEOUT_SECONDS,
-    };
+    let seconds: u64 = whole_number_from_env(
+        ENV_LAKE_TIMEOUT_SECONDS,
+        DEFAULT_LAKE_TIMEOUT_SECONDS,
+        "seconds",
+    )?;
     for key in ["timeout", "retry_timeout"] {
         options.insert(key.into(), format!("{seconds}s"));
     }
@@ -299,11 +313,9 @@ impl Lake {
                 ..Default::default()
             });
         }
-        let prefix = object_store::path::Path::from_url_path(self.root.path()).map_err(|e| {
-            Error::Location {
-                uri: self.root.to_string(),
-                reason: e.to_string(),
-            }
+        let prefix = Path::from_url_path(self.root.path()).map_err(|e| Error::Location {
+            uri: self.root.to_string(),
+            reason: e.to_string(),
         })?;
         Ok(Arc::new(PrefixStore::new(builder.build()?, prefix)))
     }
@@ -312,7 +324,7 @@ impl Lake {
     /// small object, before work that would otherwise fail half-way (maintenance).
     pub async fn check_writable(&self) -> Result<()> {
         let store = self.store()?;
-        let probe = object_store::path::Path::from("_clickstream/write-probe");
+        let probe = Path::from("_clickstream/write-probe");
         let not_writable = |e: object_store::Error| Error::Location {
             uri: self.root.to_string(),
             reason: format!("the lake is not writable: {e}"),

@@ -26,13 +26,11 @@ pub struct TableMaintenance {
 
 /// VACUUM retention from `VACUUM_RETENTION_HOURS`, or the default.
 pub fn retention_from_env() -> Result<chrono::Duration> {
-    let hours = match std::env::var(ENV_VACUUM_RETENTION_HOURS) {
-        Ok(v) => v.trim().parse::<i64>().map_err(|e| Error::Location {
-            uri: v.clone(),
-            reason: format!("{ENV_VACUUM_RETENTION_HOURS} must be a whole number of hours: {e}"),
-        })?,
-        Err(_) => DEFAULT_VACUUM_RETENTION_HOURS,
-    };
+    let hours: i64 = crate::lake::whole_number_from_env(
+        ENV_VACUUM_RETENTION_HOURS,
+        DEFAULT_VACUUM_RETENTION_HOURS,
+        "hours",
+    )?;
     Ok(chrono::Duration::hours(hours))
 }
 

@@ -115,13 +115,18 @@ impl Stack {
     }
 
     fn lake(&self) -> Lake {
+        self.lake_at(&format!("s3://{BUCKET}/"))
+    }
+
+    /// A lake at `uri` on this stack's S3 store.
+    fn lake_at(&self, uri: &str) -> Lake {
         let options: HashMap<String, String> = self
             .env()
             .into_iter()
             .filter(|(k, _)| k.starts_with("AWS_"))
             .map(|(k, v)| (k.to_ascii_lowercase(), v))
             .collect();
-        Lake::with_options(format!("s3://{BUCKET}/").parse().unwrap(), options)
+        Lake::with_options(uri.parse().unwrap(), options)
     }
 
     fn clickstream(&self, args: &[&str]) {
@@ -469,12 +474,6 @@ async fn events_through_kafka_and_s3_reach_gold_exactly_once() {
     // Eight ingests at once into another lake on the same S3 store (a prefix the bridge does not
     // watch): nothing lost or doubled there either.
     let other_uri = format!("s3://{BUCKET}/concurrent/");
-    let options: HashMap<String, String> = stack
-        .env()
-        .into_iter()
-        .filter(|(k, _)| k.starts_with("AWS_"))
-        .map(|(k, v)| (k.to_ascii_lowercase(), v))
-        .collect();
-    let other = Lake::with_options(other_uri.parse().unwrap(), options);
+    let other = stack.lake_at(&other_uri);
     crate::concurrent::ingests_at_once(work, &other_uri, &stack.env(), other).await;
 }

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use clickstream::bronze::split_records;
-use clickstream::event::{MAX_FUTURE, MIN_EVENT_TIME_MS, validate};
+use clickstream::event::{KNOWN_FIELDS, MAX_FUTURE, MIN_EVENT_TIME_MS, validate};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -40,27 +40,15 @@ fn json_value() -> impl Strategy<Value = Value> {
 
 /// Objects with any subset of the contract's fields (and others), each with any value.
 fn event_object() -> impl Strategy<Value = Value> {
-    const FIELDS: [&str; 10] = [
-        "event_id",
-        "event_type",
-        "event_time",
-        "anonymous_id",
-        "user_id",
-        "session_id",
-        "page_url",
-        "referrer",
-        "properties",
-        "extra_field",
-    ];
-    prop::collection::vec((prop::sample::select(&FIELDS[..]), json_value()), 0..10).prop_map(
-        |pairs| {
-            let mut object = Map::new();
-            for (k, v) in pairs {
-                object.insert(k.to_string(), v);
-            }
-            Value::Object(object)
-        },
-    )
+    let mut fields = KNOWN_FIELDS.to_vec();
+    fields.push("extra_field");
+    prop::collection::vec((prop::sample::select(fields), json_value()), 0..10).prop_map(|pairs| {
+        let mut object = Map::new();
+        for (k, v) in pairs {
+            object.insert(k.to_string(), v);
+        }
+        Value::Object(object)
+    })
 }
 
 /// The non-blank lines of `data` as the `.jsonl` contract defines them.
