@@ -14,7 +14,7 @@ const WRITERS: usize = 8;
 
 /// Runs `clickstream` with each argument list at once (with `envs`); waits for all, up to
 /// `deadline`.
-fn run_at_once(
+pub fn run_at_once(
     arg_lists: &[Vec<String>],
     envs: &[(String, String)],
     deadline: Duration,
