@@ -50,6 +50,8 @@ pub struct BridgeConfig {
     pub poll_interval: Duration,
     /// Zero disables the exporter schedule.
     pub export_every: Duration,
+    /// How long an invocation may take before it is abandoned and retried.
+    pub invoke_timeout: Duration,
     pub state: PathBuf,
 }
 
@@ -58,13 +60,19 @@ pub struct BridgeConfig {
 pub struct Invoker {
     client: reqwest::Client,
     endpoint: String,
+    timeout: Duration,
 }
 
 impl Invoker {
-    pub fn new(endpoint: &str) -> Invoker {
+    /// An invoker whose invocations fail after `timeout` without an answer.
+    pub fn new(endpoint: &str, timeout: Duration) -> Invoker {
         Invoker {
-            client: reqwest::Client::new(),
+            client: reqwest::Client::builder()
+                .timeout(timeout)
+                .build()
+                .expect("an HTTP client with a timeout"),
             endpoint: endpoint.trim_end_matches('/').to_string(),
+            timeout,
         }
     }
 
@@ -86,10 +94,13 @@ impl Invoker {
             .body(serde_json::to_vec(payload)?)
             .send()
             .await
-            .with_context(|| format!("invoking {function} at {url}"))?;
+            .map_err(|e| self.failed_call(function, &url, e))?;
         let status = response.status();
         let function_error = response.headers().contains_key("x-amz-function-error");
-        let body = response.bytes().await?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| self.failed_call(function, &url, e))?;
         if !status.is_success() || function_error {
             return Err(anyhow!(
                 "{function} failed ({status}): {}",
@@ -97,6 +108,18 @@ impl Invoker {
             ));
         }
         Ok(serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
+    }
+
+    fn failed_call(&self, function: &str, url: &str, e: reqwest::Error) -> anyhow::Error {
+        if e.is_timeout() {
+            anyhow!(
+                "{function} did not answer within {:?} (INVOKE_TIMEOUT_SECONDS): it may have died \
+                 mid-invocation",
+                self.timeout
+            )
+        } else {
+            anyhow!(e).context(format!("invoking {function} at {url}"))
+        }
     }
 
     /// Invokes until the function succeeds, backing off from 200 ms to 10 s between attempts.
@@ -161,7 +184,7 @@ impl State {
 
 /// Runs every source until one fails or the process is stopped.
 pub async fn run(lake: Lake, config: BridgeConfig) -> Result<()> {
-    let invoker = Invoker::new(&config.lambda_endpoint);
+    let invoker = Invoker::new(&config.lambda_endpoint, config.invoke_timeout);
     let state = Arc::new(State::load(&config.state)?);
     let store: Arc<dyn ObjectStore> = lake.store()?;
     info!(

@@ -215,6 +215,10 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
     }
     let totals: Totals = pipeline.finish().await?;
     bar.finish_and_clear();
+    for unreadable in &totals.unreadable_files {
+        eprintln!("error: {unreadable} (recorded in bronze/failed_files)");
+        failed.push(format!("{unreadable} (recorded in bronze/failed_files)"));
+    }
     if failed.len() == args.files.len() {
         bail!("no file was ingested:\n  {}", failed.join("\n  "));
     }
@@ -315,6 +319,7 @@ pub async fn bridge(args: crate::BridgeArgs) -> Result<()> {
         batch_window: Duration::from_millis(args.batch_window_ms),
         poll_interval: Duration::from_millis(args.poll_ms),
         export_every: Duration::from_secs(args.export_every),
+        invoke_timeout: Duration::from_secs(args.invoke_timeout),
         state: args.state,
     };
     crate::bridge::run(lake, config).await

@@ -76,6 +76,10 @@ struct BridgeArgs {
     /// Seconds between scheduled exports; 0 turns the schedule off.
     #[arg(long, env = "EXPORT_EVERY", default_value_t = 60)]
     export_every: u64,
+    /// Seconds an invocation may take before it counts as failed and is retried (Lambda's function
+    /// timeout: a function process that dies mid-invocation never answers cargo-lambda's API).
+    #[arg(long, env = "INVOKE_TIMEOUT_SECONDS", default_value_t = 900)]
+    invoke_timeout: u64,
     /// File recording what has been delivered, so that a restart carries on from there.
     #[arg(
         long,

@@ -41,6 +41,10 @@ pub struct BronzeOutcome {
     /// JSON, kept as one record that silver quarantines).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+    /// Why a landed file could not be read at all, when it could not: it is recorded in
+    /// `bronze/failed_files` (once per content) instead of failing every retry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
 }
 
 /// Most records per bronze commit of a landed file: a large file lands as several commits, each
@@ -160,7 +164,15 @@ pub async fn ingest_landed(lake: &Lake, event: &S3Event) -> Result<Vec<BronzeOut
         let path = object_store::path::Path::from(key);
         let bytes = store.get(&path).await?.bytes().await?;
         let app_id = landed_file_id(key, &bytes);
-        let records = split_records(key, bytes)?;
+        let size = bytes.len();
+        let records = match split_records(key, bytes) {
+            Ok(records) => records,
+            Err(Error::LandedFile { reason, .. }) => {
+                outcomes.push(record_failed_file(lake, key, &app_id, size, &reason).await?);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let mut table = lake.table(Table::Bronze).await?;
         let chunks_done = txn_version(&table, &app_id).await?.unwrap_or(-1);
         let ingest_time = Utc::now();
@@ -217,6 +229,56 @@ pub async fn ingest_landed(lake: &Lake, event: &S3Event) -> Result<Vec<BronzeOut
         }
     }
     Ok(outcomes)
+}
+
+/// Records a landed file that cannot be read in `bronze/failed_files`, under its
+/// [`landed_file_id`] as the commit's `txn`, so the same content is recorded once however often
+/// it is notified. A retry could not read it either, so the notification succeeds.
+async fn record_failed_file(
+    lake: &Lake,
+    key: &str,
+    file_id: &str,
+    size: usize,
+    reason: &str,
+) -> Result<BronzeOutcome> {
+    tracing::warn!(
+        file = key,
+        "cannot be read ({reason}): recorded in {}",
+        Table::FailedFiles.path()
+    );
+    let outcome = BronzeOutcome {
+        unreadable: Some(format!("{key}: {reason}")),
+        ..Default::default()
+    };
+    let table = lake.table(Table::FailedFiles).await?;
+    if txn_version(&table, file_id).await?.is_some() {
+        return Ok(outcome);
+    }
+    let batch = RecordBatch::try_new(
+        Table::FailedFiles.schema(),
+        vec![
+            Arc::new(arrow::array::StringArray::from(vec![key])) as ArrayRef,
+            Arc::new(arrow::array::StringArray::from(vec![file_id])),
+            Arc::new(arrow::array::Int64Array::from(vec![size as i64])),
+            Arc::new(arrow::array::StringArray::from(vec![reason])),
+            Arc::new(
+                arrow::array::TimestampMicrosecondArray::from(vec![Utc::now().timestamp_micros()])
+                    .with_timezone("UTC"),
+            ),
+        ],
+    )?;
+    let table = table
+        .write(vec![batch])
+        .with_save_mode(SaveMode::Append)
+        .with_commit_properties(commit_properties(
+            file_id,
+            0,
+            json!({ "source": "landing", "file": key, "unreadable": reason }),
+        ))
+        .await
+        .map_err(Error::delta(Table::FailedFiles.path()))?;
+    lake.keep(Table::FailedFiles, &table);
+    Ok(outcome)
 }
 
 /// The records of a landed file: one buffer and the byte range of each record in it, so that

@@ -79,5 +79,65 @@ impl Error {
     }
 }
 
+impl Error {
+    /// False when the same input will fail the same way however often it is retried (a malformed
+    /// trigger, an unreadable landed file, a table without a column the stage reads, a lake
+    /// location that cannot work); true for everything else, such as a store that did not answer
+    /// or a lost commit race. What is not known to be permanent counts as retryable, so that
+    /// nothing is skipped that a retry could have saved.
+    pub fn is_retryable(&self) -> bool {
+        use deltalake::DeltaTableError as D;
+        use object_store::Error as O;
+        match self {
+            Error::Trigger(_)
+            | Error::LandedFile { .. }
+            | Error::Location { .. }
+            | Error::Column { .. }
+            | Error::Json(_)
+            | Error::Arrow(_) => false,
+            Error::ObjectStore(e) => !matches!(
+                e,
+                O::NotFound { .. }
+                    | O::InvalidPath { .. }
+                    | O::PermissionDenied { .. }
+                    | O::Unauthenticated { .. }
+                    | O::NotSupported { .. }
+                    | O::NotImplemented { .. }
+                    | O::UnknownConfigurationKey { .. }
+            ),
+            Error::Delta { source, .. } => !matches!(
+                source,
+                D::NotATable(_)
+                    | D::InvalidTableLocation(_)
+                    | D::SchemaMismatch { .. }
+                    | D::MissingFeature { .. }
+                    | D::InvalidData { .. }
+            ),
+            _ => true,
+        }
+    }
+
+    /// The variant's name, for error reports that machines read (Lambda's `errorType`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Delta { .. } => "Delta",
+            Error::ObjectStore(_) => "ObjectStore",
+            Error::Arrow(_) => "Arrow",
+            Error::Query(_) => "Query",
+            Error::Parquet(_) => "Parquet",
+            Error::Location { .. } => "Location",
+            Error::Trigger(_) => "Trigger",
+            Error::LandedFile { .. } => "LandedFile",
+            Error::Json(_) => "Json",
+            Error::Io(_) => "Io",
+            Error::Column { .. } => "Column",
+            Error::Contended { .. } => "Contended",
+            Error::Export(_) => "Export",
+            #[cfg(feature = "duckdb")]
+            Error::DuckDb(_) => "DuckDb",
+        }
+    }
+}
+
 /// Result alias of the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

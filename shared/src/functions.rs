@@ -4,7 +4,6 @@
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::kafka::KafkaEvent;
 use aws_lambda_events::event::s3::S3Event;
-use serde::Serialize;
 
 use crate::bronze::{self, BronzeOutcome};
 use crate::error::{Error, Result};
@@ -193,9 +192,4 @@ fn commits_of(lake: &Lake, event: &S3Event, expected: Table) -> Result<Vec<i64>>
     }
     versions.sort_unstable();
     Ok(versions)
-}
-
-/// A handler result as the Lambda response body.
-pub fn response<T: Serialize>(value: &T) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
 }

@@ -38,6 +38,7 @@ const CREATE_ATTEMPTS: u32 = 5;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Table {
     Bronze,
+    FailedFiles,
     Silver,
     Quarantine,
     Sessions,
@@ -49,8 +50,9 @@ pub enum Table {
 
 impl Table {
     /// Every table, in pipeline order.
-    pub const ALL: [Table; 8] = [
+    pub const ALL: [Table; 9] = [
         Table::Bronze,
+        Table::FailedFiles,
         Table::Silver,
         Table::Quarantine,
         Table::Sessions,
@@ -71,6 +73,7 @@ impl Table {
     pub fn path(self) -> &'static str {
         match self {
             Table::Bronze => "bronze/events",
+            Table::FailedFiles => "bronze/failed_files",
             Table::Silver => "silver/events",
             Table::Quarantine => "silver/quarantine",
             Table::Sessions => "gold/sessions",
@@ -90,6 +93,7 @@ impl Table {
     pub fn schema(self) -> SchemaRef {
         match self {
             Table::Bronze => schema::BRONZE.clone(),
+            Table::FailedFiles => schema::FAILED_FILES.clone(),
             Table::Silver => schema::SILVER.clone(),
             Table::Quarantine => schema::QUARANTINE.clone(),
             Table::Sessions => schema::SESSIONS.clone(),

@@ -44,6 +44,8 @@ pub struct Totals {
     pub gold_seconds: f64,
     /// What bronze found odd about the input (see [`crate::bronze::BronzeOutcome::warning`]).
     pub warnings: Vec<String>,
+    /// Landed files that could not be read, with why (recorded in `bronze/failed_files`).
+    pub unreadable_files: Vec<String>,
 }
 
 /// Live counters for progress display.
@@ -155,6 +157,7 @@ impl Pipeline {
             t.bronze_written += o.written;
             t.bronze_already_written += o.already_written;
             t.warnings.extend(o.warning);
+            t.unreadable_files.extend(o.unreadable);
             self.progress
                 .bronze_records
                 .fetch_add(o.received, Ordering::Relaxed);

@@ -27,6 +27,18 @@ pub static BRONZE: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+/// `bronze/failed_files`: landed files that cannot be read (not gzip though named so, an
+/// unsupported type), one row per content; the file itself stays under `landing/`.
+pub static FAILED_FILES: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("file_key", false),
+        utf8("file_id", false),
+        Field::new("size_bytes", DataType::Int64, false),
+        utf8("reason", false),
+        Field::new("failed_at", ts(), false),
+    ]))
+});
+
 /// `silver/events`: typed, valid events with a unique event_id, partitioned by `event_date`.
 pub static SILVER: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![

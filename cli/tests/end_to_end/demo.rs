@@ -291,7 +291,10 @@ fn ingest_survives_a_broken_file_and_relanding() {
         stderr.contains("1 of 2 files were not ingested"),
         "{stderr}"
     );
-    assert!(stderr.contains("broken.jsonl.gz"), "{stderr}");
+    assert!(
+        stderr.contains("broken.jsonl.gz: gzip") && stderr.contains("bronze/failed_files"),
+        "{stderr}"
+    );
     assert!(
         stdout.contains("input 500 =") && stdout.contains("-> OK"),
         "{stdout}"

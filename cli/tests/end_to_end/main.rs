@@ -4,7 +4,9 @@
 mod browser;
 mod concurrent;
 mod demo;
+mod faults;
 mod local_stack;
+mod stack;
 
 /// Tests that load the whole machine (the local stack, eight writers at once) take turns, so that
 /// neither's deadlines measure the other's load.

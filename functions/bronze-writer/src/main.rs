@@ -1,23 +1,20 @@
 //! bronze-writer: Kafka batches and landed files -> `bronze/events`.
 
-use clickstream::Lake;
+use clickstream::bronze::BronzeOutcome;
 use clickstream::functions::{self, BronzeTrigger};
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use clickstream::{Lake, Result};
 use serde_json::Value;
 
-async fn handler(lake: &Lake, event: LambdaEvent<Value>) -> Result<Value, Error> {
-    let trigger = BronzeTrigger::from_json(event.payload)?;
-    Ok(functions::response(
-        &functions::bronze_writer(lake, &trigger).await?,
-    ))
+async fn handler(lake: &Lake, payload: Value) -> Result<Vec<BronzeOutcome>> {
+    let trigger = BronzeTrigger::from_json(payload)?;
+    functions::bronze_writer(lake, &trigger).await
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    clickstream::tune_allocator();
-    clickstream::telemetry::init("info");
+async fn main() -> Result<(), clickstream_lambda::RuntimeError> {
+    clickstream_lambda::init();
     let lake = functions::lake_from_env()?;
-    lambda_runtime::run(service_fn(|event| handler(&lake, event))).await
+    clickstream_lambda::serve(|payload| handler(&lake, payload)).await
 }
 
 #[cfg(test)]
@@ -29,24 +26,18 @@ mod tests {
     async fn kafka_sample_is_written_once() {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-        let first = handler(
-            &lake,
-            LambdaEvent::new(samples::load("kafka.json").unwrap(), Default::default()),
-        )
-        .await
-        .unwrap();
-        assert_eq!(first[0]["received"], 6);
-        assert_eq!(first[0]["written"], 6);
-        assert_eq!(first[0]["version"], 1);
-        let again = handler(
-            &lake,
-            LambdaEvent::new(samples::load("kafka.json").unwrap(), Default::default()),
-        )
-        .await
-        .unwrap();
-        assert_eq!(again[0]["written"], 0);
-        assert_eq!(again[0]["already_written"], 6);
-        assert_eq!(again[0]["version"], Value::Null);
+        let first = handler(&lake, samples::load("kafka.json").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(first[0].received, 6);
+        assert_eq!(first[0].written, 6);
+        assert_eq!(first[0].version, Some(1));
+        let again = handler(&lake, samples::load("kafka.json").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(again[0].written, 0);
+        assert_eq!(again[0].already_written, 6);
+        assert_eq!(again[0].version, None);
     }
 
     #[tokio::test]
@@ -56,39 +47,25 @@ mod tests {
         std::fs::create_dir_all(landed.parent().unwrap()).unwrap();
         std::fs::copy(samples::dir().join("landed-sample.jsonl"), &landed).unwrap();
         let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-        let out = handler(
-            &lake,
-            LambdaEvent::new(
-                samples::load("s3-landing.json").unwrap(),
-                Default::default(),
-            ),
-        )
-        .await
-        .unwrap();
-        assert_eq!(out[0]["written"], 3);
-        let again = handler(
-            &lake,
-            LambdaEvent::new(
-                samples::load("s3-landing.json").unwrap(),
-                Default::default(),
-            ),
-        )
-        .await
-        .unwrap();
-        assert_eq!(again[0]["written"], 0);
-        assert_eq!(again[0]["already_written"], 3);
+        let out = handler(&lake, samples::load("s3-landing.json").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(out[0].written, 3);
+        let again = handler(&lake, samples::load("s3-landing.json").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(again[0].written, 0);
+        assert_eq!(again[0].already_written, 3);
     }
 
     #[tokio::test]
-    async fn unknown_payload_is_a_clear_error() {
+    async fn unknown_payload_is_a_clear_permanent_error() {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-        let err = handler(
-            &lake,
-            LambdaEvent::new(serde_json::json!({"hello": 1}), Default::default()),
-        )
-        .await
-        .unwrap_err();
+        let err = handler(&lake, serde_json::json!({"hello": 1}))
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("expected a Kafka event"), "{err}");
+        assert!(!err.is_retryable());
     }
 }

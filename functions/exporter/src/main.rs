@@ -1,23 +1,18 @@
 //! exporter: on schedule, gold -> `exports/` (DuckDB file, CSV, Parquet).
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use clickstream::Lake;
-use clickstream::functions;
-use lambda_runtime::{Error, LambdaEvent, service_fn};
-use serde_json::Value;
+use clickstream::export::ExportOutcome;
+use clickstream::{Lake, Result, functions};
 
-async fn handler(lake: &Lake, event: LambdaEvent<EventBridgeEvent>) -> Result<Value, Error> {
-    Ok(functions::response(
-        &functions::exporter(lake, &event.payload).await?,
-    ))
+async fn handler(lake: &Lake, event: EventBridgeEvent) -> Result<ExportOutcome> {
+    functions::exporter(lake, &event).await
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    clickstream::tune_allocator();
-    clickstream::telemetry::init("info");
+async fn main() -> Result<(), clickstream_lambda::RuntimeError> {
+    clickstream_lambda::init();
     let lake = functions::lake_from_env()?;
-    lambda_runtime::run(service_fn(|event| handler(&lake, event))).await
+    clickstream_lambda::serve(|event| handler(&lake, event)).await
 }
 
 #[cfg(test)]
@@ -31,16 +26,10 @@ mod tests {
         let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
         samples::feed(&lake, Stage::Gold).await.unwrap();
 
-        let out = handler(
-            &lake,
-            LambdaEvent::new(
-                samples::load("eventbridge-schedule.json").unwrap(),
-                Default::default(),
-            ),
-        )
-        .await
-        .unwrap();
-        assert_eq!(out["rows"]["sessions"], 2);
+        let out = handler(&lake, samples::load("eventbridge-schedule.json").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(out.rows["sessions"], 2);
         let db = duckdb::Connection::open(dir.path().join("exports/clickstream.duckdb")).unwrap();
         let sessions: i64 = db
             .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))

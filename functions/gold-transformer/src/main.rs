@@ -1,28 +1,20 @@
 //! gold-transformer: silver commit notifications -> the gold tables.
 
 use aws_lambda_events::event::s3::S3Event;
-use clickstream::Lake;
 use clickstream::functions;
-use lambda_runtime::{Error, LambdaEvent, service_fn};
-use serde_json::Value;
+use clickstream::gold::GoldOutcome;
+use clickstream::{Lake, Result};
 
-async fn handler(
-    lake: &Lake,
-    funnel: &[String],
-    event: LambdaEvent<S3Event>,
-) -> Result<Value, Error> {
-    Ok(functions::response(
-        &functions::gold_transformer(lake, &event.payload, funnel).await?,
-    ))
+async fn handler(lake: &Lake, funnel: &[String], event: S3Event) -> Result<Vec<GoldOutcome>> {
+    functions::gold_transformer(lake, &event, funnel).await
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    clickstream::tune_allocator();
-    clickstream::telemetry::init("info");
+async fn main() -> Result<(), clickstream_lambda::RuntimeError> {
+    clickstream_lambda::init();
     let lake = functions::lake_from_env()?;
     let funnel = functions::funnel_from_env();
-    lambda_runtime::run(service_fn(|event| handler(&lake, &funnel, event))).await
+    clickstream_lambda::serve(|event| handler(&lake, &funnel, event)).await
 }
 
 #[cfg(test)]
@@ -38,19 +30,11 @@ mod tests {
 
         let funnel = functions::parse_funnel(None);
         let event: S3Event = samples::load("s3-silver-commit.json").unwrap();
-        let out = handler(
-            &lake,
-            &funnel,
-            LambdaEvent::new(event.clone(), Default::default()),
-        )
-        .await
-        .unwrap();
-        assert_eq!(out[0]["already_processed"], false);
+        let out = handler(&lake, &funnel, event.clone()).await.unwrap();
+        assert!(!out[0].already_processed);
         // anon-1 has one session (3 events, 70 s apart at most), user-7 one: two sessions.
-        assert_eq!(out[0]["sessions"], 2);
-        let again = handler(&lake, &funnel, LambdaEvent::new(event, Default::default()))
-            .await
-            .unwrap();
-        assert_eq!(again[0]["already_processed"], true);
+        assert_eq!(out[0].sessions, 2);
+        let again = handler(&lake, &funnel, event).await.unwrap();
+        assert!(again[0].already_processed);
     }
 }

@@ -1,28 +1,23 @@
 //! maintenance: on schedule, OPTIMIZE + checkpoint + VACUUM of every lake table.
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use clickstream::Lake;
-use clickstream::{functions, maintenance};
-use lambda_runtime::{Error, LambdaEvent, service_fn};
-use serde_json::Value;
+use clickstream::maintenance::{self, TableMaintenance};
+use clickstream::{Lake, Result, functions};
 
 async fn handler(
     lake: &Lake,
     retention: chrono::Duration,
-    _event: LambdaEvent<EventBridgeEvent>,
-) -> Result<Value, Error> {
-    Ok(functions::response(
-        &maintenance::maintain(lake, retention).await?,
-    ))
+    _event: EventBridgeEvent,
+) -> Result<Vec<TableMaintenance>> {
+    maintenance::maintain(lake, retention).await
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    clickstream::tune_allocator();
-    clickstream::telemetry::init("info");
+async fn main() -> Result<(), clickstream_lambda::RuntimeError> {
+    clickstream_lambda::init();
     let lake = functions::lake_from_env()?;
     let retention = maintenance::retention_from_env()?;
-    lambda_runtime::run(service_fn(|event| handler(&lake, retention, event))).await
+    clickstream_lambda::serve(|event| handler(&lake, retention, event)).await
 }
 
 #[cfg(test)]
@@ -38,18 +33,12 @@ mod tests {
         let out = handler(
             &lake,
             chrono::Duration::hours(168),
-            LambdaEvent::new(
-                samples::load("eventbridge-schedule.json").unwrap(),
-                Default::default(),
-            ),
+            samples::load("eventbridge-schedule.json").unwrap(),
         )
         .await
         .unwrap();
-        assert_eq!(
-            out.as_array().unwrap().len(),
-            clickstream::lake::Table::ALL.len()
-        );
-        assert_eq!(out[0]["table"], "bronze/events");
-        assert_eq!(out[0]["files_after"], 1);
+        assert_eq!(out.len(), clickstream::lake::Table::ALL.len());
+        assert_eq!(out[0].table, "bronze/events");
+        assert_eq!(out[0].files_after, 1);
     }
 }

@@ -1,23 +1,19 @@
 //! silver-transformer: bronze commit notifications -> `silver/events` and `silver/quarantine`.
 
 use aws_lambda_events::event::s3::S3Event;
-use clickstream::Lake;
 use clickstream::functions;
-use lambda_runtime::{Error, LambdaEvent, service_fn};
-use serde_json::Value;
+use clickstream::silver::SilverOutcome;
+use clickstream::{Lake, Result};
 
-async fn handler(lake: &Lake, event: LambdaEvent<S3Event>) -> Result<Value, Error> {
-    Ok(functions::response(
-        &functions::silver_transformer(lake, &event.payload).await?,
-    ))
+async fn handler(lake: &Lake, event: S3Event) -> Result<Vec<SilverOutcome>> {
+    functions::silver_transformer(lake, &event).await
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    clickstream::tune_allocator();
-    clickstream::telemetry::init("info");
+async fn main() -> Result<(), clickstream_lambda::RuntimeError> {
+    clickstream_lambda::init();
     let lake = functions::lake_from_env()?;
-    lambda_runtime::run(service_fn(|event| handler(&lake, event))).await
+    clickstream_lambda::serve(|event| handler(&lake, event)).await
 }
 
 #[cfg(test)]
@@ -32,18 +28,14 @@ mod tests {
         samples::feed(&lake, Stage::Bronze).await.unwrap();
 
         let event: S3Event = samples::load("s3-bronze-commit.json").unwrap();
-        let out = handler(&lake, LambdaEvent::new(event.clone(), Default::default()))
-            .await
-            .unwrap();
-        assert_eq!(out[0]["input"], 6);
-        assert_eq!(out[0]["valid"], 4);
-        assert_eq!(out[0]["duplicates"], 1);
-        assert_eq!(out[0]["quarantined"], 1);
-        assert_eq!(out[0]["quarantined_by_reason"]["not_json"], 1);
-        let again = handler(&lake, LambdaEvent::new(event, Default::default()))
-            .await
-            .unwrap();
-        assert_eq!(again[0]["already_processed"], true);
-        assert_eq!(again[0]["valid"], 0);
+        let out = handler(&lake, event.clone()).await.unwrap();
+        assert_eq!(out[0].input, 6);
+        assert_eq!(out[0].valid, 4);
+        assert_eq!(out[0].duplicates, 1);
+        assert_eq!(out[0].quarantined, 1);
+        assert_eq!(out[0].quarantined_by_reason["not_json"], 1);
+        let again = handler(&lake, event).await.unwrap();
+        assert!(again[0].already_processed);
+        assert_eq!(again[0].valid, 0);
     }
 }

@@ -1,7 +1,7 @@
 //! Stage behaviour on a real local lake: idempotency, dedup across batches, late events, and
 //! gold equal to a from-scratch computation.
 
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, RecordBatch};
 use chrono::{Duration, Utc};
 use clickstream::functions::{self, BronzeTrigger, commit_event, parse_funnel};
 use clickstream::gold::differences_from_scratch;
@@ -127,6 +127,34 @@ async fn same_landed_file_twice_adds_nothing() {
     assert_eq!(run(&lake, &landed).await, (0, 0, 0));
     assert_eq!(count(&lake, Table::Bronze).await, 5);
     assert_eq!(count(&lake, Table::Quarantine).await, 1);
+}
+
+/// A landed file that cannot be read (named .gz, not gzip) does not fail the notification, which
+/// a retry could not fix: it is recorded once in bronze/failed_files, and the stage moves on.
+#[tokio::test]
+async fn an_unreadable_landed_file_is_recorded_once_and_skipped() {
+    let (dir, lake) = lake();
+    let file = dir.path().join("upload.jsonl.gz");
+    std::fs::write(&file, b"not gzip at all").unwrap();
+    let landed = BronzeTrigger::Landed(clickstream::bronze::land_file(&lake, &file).await.unwrap());
+    for _ in 0..2 {
+        let outcomes = functions::bronze_writer(&lake, &landed).await.unwrap();
+        assert_eq!(outcomes.len(), 1);
+        let why = outcomes[0].unreadable.as_deref().unwrap_or_default();
+        assert!(
+            why.contains("upload.jsonl.gz") && why.contains("gzip"),
+            "{why:?}"
+        );
+        assert_eq!(outcomes[0].written, 0);
+    }
+    let failed = read_all(&lake, Table::FailedFiles).await;
+    assert_eq!(failed.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+    let reason = failed[0]
+        .column_by_name("reason")
+        .unwrap()
+        .as_string::<i32>();
+    assert!(reason.value(0).starts_with("gzip:"), "{}", reason.value(0));
+    assert_eq!(count(&lake, Table::Bronze).await, 0);
 }
 
 #[tokio::test]

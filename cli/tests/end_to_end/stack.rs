@@ -1,0 +1,378 @@
+//! A local stack for a test: `localstack/up` on ports the test picks in a temporary directory,
+//! stopped with `localstack/down` when dropped, and the helpers the local-stack tests share.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use arrow::array::{AsArray, RecordBatch};
+use clickstream::functions::parse_funnel;
+use clickstream::gold::differences_from_scratch;
+use clickstream::lake::{Lake, Table};
+
+pub const BUCKET: &str = "clickstream-lake";
+pub const TOPIC: &str = "clickstream-events";
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .into()
+}
+
+fn bin_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_BIN_EXE_clickstream"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    for f in [
+        "bronze-writer",
+        "silver-transformer",
+        "gold-transformer",
+        "exporter",
+    ] {
+        assert!(
+            dir.join(f).exists(),
+            "{f} is not built in {}: run `cargo build --workspace --bins` (scripts/test does)",
+            dir.display()
+        );
+    }
+    dir
+}
+
+/// A running stack in a temporary directory, stopped when dropped.
+pub struct Stack {
+    pub dir: tempfile::TempDir,
+    pub kafka_port: u16,
+    s3_port: u16,
+    lambda_port: u16,
+    http: reqwest::Client,
+}
+
+impl Stack {
+    /// A stack with the settings the tests use.
+    pub fn up() -> Stack {
+        Stack::up_with(&[])
+    }
+
+    /// A stack with the test settings and `extra` ones (which win).
+    pub fn up_with(extra: &[(&'static str, &str)]) -> Stack {
+        let dir = tempfile::tempdir().unwrap();
+        let stack = Stack {
+            dir,
+            kafka_port: free_port(),
+            s3_port: free_port(),
+            lambda_port: free_port(),
+            http: reqwest::Client::new(),
+        };
+        let out = Command::new(repo().join("localstack/up"))
+            .envs(stack.settings())
+            .envs(extra.iter().copied())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "localstack/up failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stack
+    }
+
+    /// What `localstack/up` is given.
+    fn settings(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("STACK_DIR", self.dir.path().display().to_string()),
+            ("BIN_DIR", bin_dir().display().to_string()),
+            ("KAFKA_PORT", self.kafka_port.to_string()),
+            ("S3_PORT", self.s3_port.to_string()),
+            ("LAMBDA_PORT", self.lambda_port.to_string()),
+            ("BUCKET", BUCKET.into()),
+            ("EXPORT_EVERY", "2".into()),
+            ("KAFKA_BATCH_SIZE", "1000".into()),
+            ("BRIDGE_POLL_MS", "100".into()),
+        ]
+    }
+
+    /// The variables `localstack/up` wrote to STACK_DIR/env.
+    pub fn env(&self) -> Vec<(String, String)> {
+        std::fs::read_to_string(self.dir.path().join("env"))
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    pub fn lake(&self) -> Lake {
+        self.lake_at(&format!("s3://{BUCKET}/"))
+    }
+
+    /// A lake at `uri` on this stack's S3 store.
+    pub fn lake_at(&self, uri: &str) -> Lake {
+        let options: HashMap<String, String> = self
+            .env()
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("AWS_"))
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
+        Lake::with_options(uri.parse().unwrap(), options)
+    }
+
+    pub fn clickstream(&self, args: &[&str]) {
+        let out = Command::new(env!("CARGO_BIN_EXE_clickstream"))
+            .args(args)
+            .envs(self.env())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "clickstream {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn bridge_pid_file(&self) -> PathBuf {
+        self.dir.path().join("pids/bridge.pid")
+    }
+
+    pub fn kill_bridge(&self) {
+        let pid = std::fs::read_to_string(self.bridge_pid_file()).unwrap();
+        let status = Command::new("kill")
+            .args(["-KILL", pid.trim()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::fs::remove_file(self.bridge_pid_file()).unwrap();
+    }
+
+    /// Restarts one process of the stack with `localstack/restart` (SIGKILL when `kill`).
+    pub fn restart(&self, name: &str, kill: bool) {
+        let out = Command::new(repo().join("localstack/restart"))
+            .arg(name)
+            .args(kill.then_some("--kill"))
+            .env("STACK_DIR", self.dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "localstack/restart {name} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Generates `events` records with `seed` to a file and to the stack's topic; the records.
+    pub fn produce(&self, seed: &str, events: usize) -> Vec<Vec<u8>> {
+        let brokers = format!("127.0.0.1:{}", self.kafka_port);
+        let file = self.dir.path().join(format!("seed-{seed}.jsonl"));
+        let events = events.to_string();
+        let common = ["--events", &events, "--seed", seed, "--days", "2"];
+        let to_file = ["generate", "--output", file.to_str().unwrap()];
+        let to_kafka = ["generate", "--brokers", &brokers, "--topic", TOPIC];
+        self.clickstream(&[&to_file[..], &common].concat());
+        self.clickstream(&[&to_kafka[..], &common].concat());
+        read_lines(&file)
+    }
+
+    /// SIGKILLs `function`'s process while it is handling an invocation (its log shows the
+    /// invocation started and not ended), as often as it takes to catch one, up to `limit`.
+    /// Its supervisor starts a new process, as Lambda does.
+    pub async fn kill_mid_invocation(&self, function: &str, limit: Duration) {
+        let log = self.dir.path().join(format!("logs/{function}.log"));
+        let started = Instant::now();
+        loop {
+            assert!(
+                started.elapsed() < limit,
+                "{function} was not caught mid-invocation within {limit:?}"
+            );
+            if !invocation_in_progress(&std::fs::read_to_string(&log).unwrap_or_default()) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+            self.restart(function, true);
+            // The log up to the supervisor's line about the killed process tells whether the
+            // kill came before the invocation ended.
+            let text = std::fs::read_to_string(&log).unwrap();
+            let before_kill = &text[..text.rfind("supervise: process").unwrap()];
+            if invocation_in_progress(before_kill) {
+                return;
+            }
+        }
+    }
+
+    /// Invokes a function over the Lambda Invoke API; its response, or the error it returned.
+    pub async fn invoke(
+        &self,
+        function: &str,
+        payload: &[u8],
+    ) -> Result<serde_json::Value, String> {
+        let url = format!(
+            "http://127.0.0.1:{}/2015-03-31/functions/{function}/invocations",
+            self.lambda_port
+        );
+        let response = self
+            .http
+            .post(url)
+            .body(payload.to_vec())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let failed = !response.status().is_success()
+            || response.headers().contains_key("x-amz-function-error");
+        let body = response.bytes().await.map_err(|e| e.to_string())?;
+        if failed {
+            return Err(String::from_utf8_lossy(&body).into_owned());
+        }
+        Ok(serde_json::from_slice(&body).unwrap_or_default())
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // What each process said last, for a failure seen only in CI.
+            for entry in std::fs::read_dir(self.dir.path().join("logs"))
+                .into_iter()
+                .flatten()
+            {
+                let path = entry.unwrap().path();
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                eprintln!("--- last lines of {}", path.display());
+                for line in tail.iter().rev() {
+                    eprintln!("{}", line.chars().take(400).collect::<String>());
+                }
+            }
+        }
+        if std::env::var_os("KEEP_STACK_DIR").is_some() {
+            eprintln!("kept the stack's files in {}", self.dir.path().display());
+            self.dir.disable_cleanup(true);
+        }
+        let _ = Command::new(repo().join("localstack/down"))
+            .env("STACK_DIR", self.dir.path())
+            .status();
+    }
+}
+
+pub async fn rows(lake: &Lake, table: Table) -> Vec<RecordBatch> {
+    let t = lake.table(table).await.unwrap();
+    lake.read(&t, &[], None).await.unwrap()
+}
+
+pub async fn count(lake: &Lake, table: Table) -> usize {
+    rows(lake, table)
+        .await
+        .iter()
+        .map(RecordBatch::num_rows)
+        .sum()
+}
+
+/// Polls `done` until it holds or `limit` passes.
+pub async fn wait_for<F: AsyncFnMut() -> bool>(what: &str, limit: Duration, mut done: F) {
+    let started = Instant::now();
+    while !done().await {
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Waits up to `limit` for silver and quarantine to take `records` (what was produced to the
+/// stack), then checks that bronze holds each record once, silver and quarantine hold exactly what
+/// validation says, no event_id is twice in silver, and gold equals a from-scratch computation.
+pub async fn assert_every_record_once(lake: &Lake, records: &[Vec<u8>], limit: Duration) {
+    let (valid, quarantined, duplicates) = expected_counts(records);
+    assert_eq!(valid + quarantined + duplicates, records.len());
+    wait_for(
+        "silver and quarantine to take every record",
+        limit,
+        async || {
+            count(lake, Table::Silver).await + count(lake, Table::Quarantine).await
+                >= valid + quarantined
+        },
+    )
+    .await;
+    assert_eq!(
+        count(lake, Table::Bronze).await,
+        records.len(),
+        "bronze lost or repeated records"
+    );
+    assert_eq!(count(lake, Table::Silver).await, valid);
+    assert_eq!(count(lake, Table::Quarantine).await, quarantined);
+    let mut ids = HashSet::new();
+    for b in rows(lake, Table::Silver).await {
+        let col = b.column_by_name("event_id").unwrap().as_string::<i32>();
+        for id in col.iter().flatten() {
+            assert!(ids.insert(id.to_string()), "event {id} is twice in silver");
+        }
+    }
+    let funnel = parse_funnel(None);
+    wait_for(
+        "gold to equal a full recomputation",
+        Duration::from_secs(300),
+        async || {
+            differences_from_scratch(lake, &funnel)
+                .await
+                .unwrap()
+                .is_empty()
+        },
+    )
+    .await;
+}
+
+/// Expected (silver, quarantined, duplicates) for these records, by the same validation rules.
+fn expected_counts(lines: &[Vec<u8>]) -> (usize, usize, usize) {
+    let now = chrono::Utc::now();
+    let mut ids = HashSet::new();
+    let (mut quarantined, mut duplicates) = (0, 0);
+    for line in lines {
+        match clickstream::event::validate(line, now) {
+            Ok(e) => {
+                if !ids.insert(e.event_id) {
+                    duplicates += 1;
+                }
+            }
+            Err(_) => quarantined += 1,
+        }
+    }
+    (ids.len(), quarantined, duplicates)
+}
+
+pub fn read_lines(path: &Path) -> Vec<Vec<u8>> {
+    std::fs::read(path)
+        .unwrap()
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// True when the last invocation a function's log shows started and did not end.
+fn invocation_in_progress(log: &str) -> bool {
+    let mut open = None;
+    for line in log.lines() {
+        let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else {
+            if line.starts_with("supervise: process") {
+                open = None;
+            }
+            continue;
+        };
+        let message = entry["fields"]["message"].as_str().unwrap_or_default();
+        let request = entry["fields"]["request"].as_str().map(str::to_string);
+        match message {
+            "invocation started" => open = request,
+            "invocation finished" => open = None,
+            m if m.starts_with("invocation failed") => open = None,
+            _ => {}
+        }
+    }
+    open.is_some()
+}

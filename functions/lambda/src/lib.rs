@@ -1,0 +1,119 @@
+//! What every function binary shares: process setup, one log line per invocation, and errors that
+//! tell Lambda (and its destinations and alarms) whether a retry can help.
+
+use std::future::Future;
+use std::time::Instant;
+
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use lambda_runtime::Error as RuntimeError;
+
+/// Sets up the process: the allocator's tuning and JSON logs for CloudWatch. Call first in `main`.
+pub fn init() {
+    clickstream::tune_allocator();
+    clickstream::telemetry::init("info");
+}
+
+/// Serves invocations with `handler` until the runtime stops. Each invocation logs when it
+/// starts and how it ended; a failure reaches Lambda as a [`Failure`].
+pub async fn serve<E, R, F, Fut>(handler: F) -> Result<(), RuntimeError>
+where
+    E: DeserializeOwned + Send,
+    R: Serialize,
+    F: Fn(E) -> Fut,
+    Fut: Future<Output = clickstream::Result<R>>,
+{
+    let handler = &handler;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<E>| async move {
+        let request = event.context.request_id;
+        let started = Instant::now();
+        tracing::info!(request, "invocation started");
+        let result = handler(event.payload).await;
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match &result {
+            Ok(_) => tracing::info!(request, elapsed_ms, "invocation finished"),
+            Err(e) => tracing::error!(
+                request,
+                elapsed_ms,
+                retryable = e.is_retryable(),
+                "invocation failed: {e}"
+            ),
+        }
+        result.map_err(Failure)
+    }))
+    .await
+}
+
+/// A stage error as Lambda reports it: `errorType` is `Retryable.KIND` when the same event may
+/// succeed later (a store that did not answer, a lost commit race) and `Permanent.KIND` when it
+/// will fail the same way again (a malformed trigger event, a table without a column the stage
+/// reads), with KIND the [`clickstream::Error`] variant.
+#[derive(Debug)]
+pub struct Failure(pub clickstream::Error);
+
+impl Failure {
+    /// `Retryable.KIND` or `Permanent.KIND`.
+    pub fn error_type(&self) -> String {
+        let class = if self.0.is_retryable() {
+            "Retryable"
+        } else {
+            "Permanent"
+        };
+        format!("{class}.{}", self.0.kind())
+    }
+}
+
+impl From<Failure> for Diagnostic {
+    fn from(failure: Failure) -> Diagnostic {
+        let mut message = failure.0.to_string();
+        let mut cause = std::error::Error::source(&failure.0);
+        while let Some(c) = cause {
+            let text = c.to_string();
+            if !message.contains(&text) {
+                message.push_str(": ");
+                message.push_str(&text);
+            }
+            cause = c.source();
+        }
+        Diagnostic {
+            error_type: failure.error_type(),
+            error_message: message,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clickstream::Error;
+
+    #[test]
+    fn a_malformed_trigger_is_permanent_and_a_store_failure_retryable() {
+        let trigger = Diagnostic::from(Failure(Error::Trigger("no Records".into())));
+        assert_eq!(trigger.error_type, "Permanent.Trigger");
+        assert!(trigger.error_message.contains("no Records"));
+        let store = Diagnostic::from(Failure(Error::ObjectStore(object_store_timeout())));
+        assert_eq!(store.error_type, "Retryable.ObjectStore");
+        let gone = Diagnostic::from(Failure(Error::ObjectStore(object_store_not_found(
+            "landing/a.jsonl",
+        ))));
+        assert_eq!(gone.error_type, "Permanent.ObjectStore");
+        assert!(gone.error_message.contains("landing/a.jsonl"), "{gone:?}");
+    }
+
+    fn object_store_timeout() -> object_store::Error {
+        object_store::Error::Generic {
+            store: "S3",
+            source: "operation timed out".into(),
+        }
+    }
+
+    fn object_store_not_found(path: &str) -> object_store::Error {
+        object_store::Error::NotFound {
+            path: path.into(),
+            source: "404".into(),
+        }
+    }
+}
