@@ -22,11 +22,13 @@ fn tf() -> Vec<Block> {
     blocks(&root().join("infra"))
 }
 
+/// The function binaries: the crates under functions/ with a `main.rs` (functions/lambda is the
+/// library they share).
 fn function_crates() -> BTreeSet<String> {
     std::fs::read_dir(root().join("functions"))
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.path().join("Cargo.toml").exists())
+        .filter(|e| e.path().join("src/main.rs").exists())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect()
 }
@@ -109,10 +111,15 @@ fn every_function_crate_has_a_lambda() {
         let main =
             std::fs::read_to_string(root().join(format!("functions/{name}/src/main.rs"))).unwrap();
         assert!(
-            main.contains("lambda_runtime::run"),
-            "{name} is a lambda_runtime binary"
+            main.contains("clickstream_lambda::serve"),
+            "{name} serves its handler with clickstream_lambda::serve"
         );
     }
+    let shared = std::fs::read_to_string(root().join("functions/lambda/src/lib.rs")).unwrap();
+    assert!(
+        shared.contains("lambda_runtime::run"),
+        "clickstream_lambda::serve runs the lambda_runtime"
+    );
 }
 
 #[test]
