@@ -369,3 +369,69 @@ fn a_store_that_never_answers_fails_within_the_timeout() {
     assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
     assert!(stderr.contains("did not answer within 2 s"), "{stderr}");
 }
+
+/// An ingest SIGKILLed once the first 100,000-record chunk of a large file is committed, before the
+/// second: ingesting the file again writes only the chunks not yet written, and the lake ends as
+/// after one whole ingest (bronze holds each line once, gold equals a from-scratch computation).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingest_killed_between_chunks_of_a_file_resumes_with_the_rest() {
+    use std::time::{Duration, Instant};
+    let _turn = crate::machine_wide();
+    let dir = tempfile::tempdir().unwrap();
+    let lake_dir = dir.path().join("lake");
+    let lake_uri = lake_dir.to_str().unwrap();
+    let file = dir.path().join("big.jsonl");
+    let file = file.to_str().unwrap();
+    let lines = 210_000;
+    let (ok, _, stderr) = clickstream(&["generate", "--events", "210000", "--output", file]);
+    assert!(ok, "{stderr}");
+
+    let mut ingest = Command::new(env!("CARGO_BIN_EXE_clickstream"))
+        .args(["ingest", "--lake", lake_uri, file])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Version 0 creates bronze; version 1 is the first chunk.
+    let log = lake_dir.join("bronze/events/_delta_log");
+    let started = Instant::now();
+    while !log.join("00000000000000000001.json").exists() {
+        assert!(
+            ingest.try_wait().unwrap().is_none(),
+            "ingest ended before its first chunk"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no first chunk"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    ingest.kill().unwrap();
+    ingest.wait().unwrap();
+    assert!(
+        !log.join("00000000000000000002.json").exists(),
+        "the kill came after the second chunk"
+    );
+
+    let (ok, stdout, stderr) = clickstream(&["ingest", "--lake", lake_uri, file]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("(100000 already written)") && stdout.contains("-> OK"),
+        "{stdout}"
+    );
+    let lake = Lake::open(lake_uri).unwrap();
+    let bronze = lake.table(Table::Bronze).await.unwrap();
+    let rows: usize = lake
+        .read(&bronze, &[], None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
+    assert_eq!(rows, lines, "bronze lost or repeated lines");
+    let funnel = clickstream::functions::parse_funnel(None);
+    let differences = clickstream::gold::differences_from_scratch(&lake, &funnel)
+        .await
+        .unwrap();
+    assert!(differences.is_empty(), "{differences:?}");
+}
