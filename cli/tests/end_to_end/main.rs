@@ -18,3 +18,22 @@ pub fn machine_wide() -> std::sync::MutexGuard<'static, ()> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+/// Set by `scripts/test` (and so in CI): a test whose tools or binaries are missing fails instead
+/// of being skipped.
+pub const REQUIRE_SERVICES: &str = "CLICKSTREAM_REQUIRE_SERVICES";
+
+/// True when nothing is `missing`. Otherwise `test` is skipped with the reason printed (what a
+/// plain `cargo test` on a fresh clone expects), or fails when [`REQUIRE_SERVICES`] is set.
+pub fn available(test: &str, missing: &[String]) -> bool {
+    if missing.is_empty() {
+        return true;
+    }
+    let reason = format!(
+        "{test} needs {}: scripts/test installs and builds them",
+        missing.join(", ")
+    );
+    assert!(std::env::var_os(REQUIRE_SERVICES).is_none(), "{reason}");
+    eprintln!("skipped: {reason}");
+    false
+}

