@@ -106,7 +106,7 @@ pub async fn freshness(lake: &Lake, config: FreshnessConfig) -> Result<()> {
     use clickstream::lake::read_added_rows;
 
     let events = (config.rate * config.duration.as_secs_f64()).round() as usize;
-    let mut generator = clickstream::generator::GeneratorConfig::new(events);
+    let mut generator = clickstream_generator::GeneratorConfig::new(events);
     generator.seed = chrono::Utc::now().timestamp() as u64;
     generator.start = chrono::Utc::now().date_naive() - chrono::Duration::days(1);
     generator.days = 1;
@@ -115,7 +115,7 @@ pub async fn freshness(lake: &Lake, config: FreshnessConfig) -> Result<()> {
         generator.invalid_rate,
         generator.late_rate,
     ) = (0.0, 0.0, 0.0);
-    let stamped = clickstream::generator::Generator::new(generator).map(|line| {
+    let stamped = clickstream_generator::Generator::new(generator).map(|line| {
         let mut event: serde_json::Map<String, serde_json::Value> =
             serde_json::from_slice(&line).expect("generated events are JSON objects");
         let sent = chrono::Utc::now().timestamp_millis();

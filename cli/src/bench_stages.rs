@@ -8,10 +8,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clickstream::functions::{self, BronzeTrigger, commit_event, parse_funnel};
-use clickstream::generator::{Generator, GeneratorConfig};
 use clickstream::lake::{Lake, Table};
 use clickstream::pipeline::{Pipeline, Totals};
 use clickstream::trigger::{self, KafkaMessage};
+use clickstream_generator::{Generator, GeneratorConfig};
 
 use crate::summary::peak_rss_mib;
 
@@ -427,7 +427,7 @@ pub async fn history(config: HistoryConfig) -> Result<()> {
             all.sort_by(f64::total_cmp);
         }
         let differences =
-            clickstream::gold::differences_from_scratch(&lake, &parse_funnel(None)).await?;
+            clickstream_testkit::differences_from_scratch(&lake, &parse_funnel(None)).await?;
         if !differences.is_empty() {
             bail!("gold differs from a full recomputation: {differences:?}");
         }

@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clickstream::functions::{self, BronzeTrigger, parse_funnel};
-use clickstream::generator::{Generator, GeneratorConfig};
 use clickstream::lake::Lake;
 use clickstream::pipeline::{Pipeline, Totals};
 use clickstream::trigger::{self, KafkaMessage};
+use clickstream_generator::{Generator, GeneratorConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::summary;
@@ -110,7 +110,8 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
     let pipeline_time = started.elapsed();
     bar.set_message("exporting");
     let export =
-        functions::exporter(&lake, &functions::scheduled_event(chrono::Utc::now())).await?;
+        clickstream_report::exporter(&lake, &functions::scheduled_event(chrono::Utc::now()))
+            .await?;
     ticker.abort();
     bar.finish_and_clear();
     let wall = started.elapsed();
@@ -238,7 +239,8 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
 pub async fn export(args: LakeArgs) -> Result<()> {
     let lake = open_lake(&args.lake)?;
     let outcome =
-        functions::exporter(&lake, &functions::scheduled_event(chrono::Utc::now())).await?;
+        clickstream_report::exporter(&lake, &functions::scheduled_event(chrono::Utc::now()))
+            .await?;
     for (table, rows) in &outcome.rows {
         println!("{table:>14}: {rows} rows");
     }
@@ -268,14 +270,14 @@ pub async fn maintain(args: MaintainArgs) -> Result<()> {
 
 pub async fn report(args: ReportArgs) -> Result<()> {
     let lake = open_lake(&args.lake.lake)?;
-    let range = clickstream::dashboard::DateRange {
+    let range = clickstream_report::dashboard::DateRange {
         from: args.range.from,
         to: args.range.to,
     };
-    let data = clickstream::dashboard::load(&lake, range).await?;
+    let data = clickstream_report::dashboard::load(&lake, range).await?;
     print!(
         "{}",
-        clickstream::dashboard::render_report(&data, args.date)
+        clickstream_report::dashboard::render_report(&data, args.date)
     );
     if let Some(date) = args.date {
         if data.headline(Some(date)).is_none() {
@@ -287,11 +289,11 @@ pub async fn report(args: ReportArgs) -> Result<()> {
 
 pub async fn dashboard(args: DashboardArgs) -> Result<()> {
     let lake = open_lake(&args.lake.lake)?;
-    let range = clickstream::dashboard::DateRange {
+    let range = clickstream_report::dashboard::DateRange {
         from: args.range.from,
         to: args.range.to,
     };
-    let key = clickstream::export::write_dashboard(&lake, range).await?;
+    let key = clickstream_report::write_dashboard(&lake, range).await?;
     let url = lake.url(&key)?;
     println!("wrote {url}");
     if args.open {

@@ -312,9 +312,12 @@ struct IngestArgs {
     lake: LakeArgs,
 }
 
+#[global_allocator]
+static ALLOCATOR: clickstream_allocator::MiMalloc = clickstream_allocator::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    clickstream::tune_allocator();
+    clickstream_allocator::tune();
     let cli = Cli::parse();
     // The bridge is a service: its log is what it does.
     let level = match cli.command {

@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use clickstream::dashboard::Day;
 use clickstream::export::ExportOutcome;
 use clickstream::lake::Lake;
 use clickstream::pipeline::Totals;
+use clickstream_report::dashboard::Day;
 use serde_json::json;
 
 /// Headline figures: the latest day of gold/daily_metrics, and totals over all days.
@@ -19,7 +19,7 @@ pub struct Headline {
 }
 
 async fn headline(lake: &Lake) -> Result<Headline> {
-    let data = clickstream::dashboard::load(lake, Default::default()).await?;
+    let data = clickstream_report::dashboard::load(lake, Default::default()).await?;
     Ok(Headline {
         latest: data.headline(None).map(|(d, _)| d.clone()),
         dates: data.days.len(),

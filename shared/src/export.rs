@@ -1,5 +1,5 @@
-//! Exporter: the gold tables as a DuckDB database file, CSV and Parquet under `exports/`, and the
-//! HTML dashboard.
+//! Exporter: the gold tables as a DuckDB database file, CSV and Parquet under `exports/` (the
+//! dashboard beside them is `clickstream_report`'s).
 
 use std::collections::BTreeMap;
 
@@ -12,8 +12,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::lake::{Lake, Table, conform};
 
-/// Prefix under the lake root where exports are written.
-pub const EXPORTS_PREFIX: &str = "exports/";
+pub use crate::lake::EXPORTS_PREFIX;
 /// Name of the DuckDB database file.
 pub const DUCKDB_FILE: &str = "clickstream.duckdb";
 
@@ -61,23 +60,7 @@ pub async fn export(lake: &Lake) -> Result<ExportOutcome> {
     put(&*store, &db_key, std::fs::read(&db_path)?).await?;
     std::fs::remove_dir_all(&scratch)?;
     outcome.files.push(db_key);
-    outcome
-        .files
-        .push(write_dashboard(lake, Default::default()).await?);
     Ok(outcome)
-}
-
-/// Renders `exports/dashboard.html` from gold within `range`; returns its key.
-pub async fn write_dashboard(lake: &Lake, range: crate::dashboard::DateRange) -> Result<String> {
-    let data = crate::dashboard::load(lake, range).await?;
-    let key = format!("{EXPORTS_PREFIX}{}", crate::dashboard::DASHBOARD_FILE);
-    put(
-        &*lake.store()?,
-        &key,
-        crate::dashboard::render_html(&data).into_bytes(),
-    )
-    .await?;
-    Ok(key)
 }
 
 /// Creates (or replaces) table `name` in a DuckDB database and appends `batches` to it.

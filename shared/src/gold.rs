@@ -1454,62 +1454,6 @@ async fn replace(
     write.await.map_err(Error::delta(kind.path()))
 }
 
-/// The gold tables that differ from [`compute_from_scratch`] over all of silver, each with how;
-/// empty when gold is exactly what a full recomputation gives. Rows are compared in a canonical
-/// order, so the order files were written in does not matter.
-pub async fn differences_from_scratch(lake: &Lake, funnel: &[String]) -> Result<Vec<String>> {
-    let read = async |t: Table| -> Result<Vec<RecordBatch>> {
-        let table = lake.table(t).await?;
-        lake.read(&table, &[], None).await
-    };
-    let expected = compute_from_scratch(&read(Table::Silver).await?, funnel)?;
-    let mut differences = Vec::new();
-    for (table, want) in [
-        (Table::Sessions, expected.sessions),
-        (Table::DailyMetrics, expected.daily_metrics),
-        (Table::FunnelDaily, expected.funnel_daily),
-        (Table::PageDaily, expected.page_daily),
-    ] {
-        let got = canonical(table, &read(table).await?)?;
-        let want = canonical(table, &[want])?;
-        if got.num_rows() != want.num_rows() {
-            differences.push(format!(
-                "{}: {} rows, a full recomputation gives {}",
-                table.path(),
-                got.num_rows(),
-                want.num_rows()
-            ));
-        } else if got != want {
-            differences.push(format!(
-                "{}: values differ from a full recomputation",
-                table.path()
-            ));
-        }
-    }
-    Ok(differences)
-}
-
-/// All rows of `batches` in `table`'s schema, sorted by every column.
-fn canonical(table: Table, batches: &[RecordBatch]) -> Result<RecordBatch> {
-    use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
-    let schema = table.schema();
-    let conformed = batches
-        .iter()
-        .map(|b| crate::lake::conform(b, &schema))
-        .collect::<Result<Vec<_>>>()?;
-    let all = concat_batches(&schema, &conformed)?;
-    let sort: Vec<SortColumn> = all
-        .columns()
-        .iter()
-        .map(|c| SortColumn {
-            values: c.clone(),
-            options: None,
-        })
-        .collect();
-    let order = lexsort_to_indices(&sort, None)?;
-    Ok(take_record_batch(&all, &order)?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

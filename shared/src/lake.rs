@@ -34,6 +34,9 @@ pub const CHECKPOINT_INTERVAL: &str = "10";
 /// How many times opening a table retries its creation when another writer is creating it.
 const CREATE_ATTEMPTS: u32 = 5;
 
+/// Prefix under the lake root where exports (DuckDB file, CSV, Parquet, dashboard) are written.
+pub const EXPORTS_PREFIX: &str = "exports/";
+
 /// The tables of the lake layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Table {

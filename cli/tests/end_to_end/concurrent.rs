@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{AsArray, RecordBatch};
 use clickstream::functions::parse_funnel;
-use clickstream::gold::differences_from_scratch;
 use clickstream::lake::{Lake, Table};
+use clickstream_testkit::differences_from_scratch;
 
 const WRITERS: usize = 8;
 

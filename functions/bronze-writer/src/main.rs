@@ -10,6 +10,9 @@ async fn handler(lake: &Lake, payload: Value) -> Result<Vec<BronzeOutcome>> {
     functions::bronze_writer(lake, &trigger).await
 }
 
+#[global_allocator]
+static ALLOCATOR: clickstream_lambda::MiMalloc = clickstream_lambda::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), clickstream_lambda::RuntimeError> {
     clickstream_lambda::init();
@@ -20,7 +23,7 @@ async fn main() -> Result<(), clickstream_lambda::RuntimeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clickstream::samples;
+    use clickstream_testkit::samples;
 
     #[tokio::test]
     async fn kafka_sample_is_written_once() {

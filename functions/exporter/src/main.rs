@@ -5,8 +5,11 @@ use clickstream::export::ExportOutcome;
 use clickstream::{Lake, Result, functions};
 
 async fn handler(lake: &Lake, event: EventBridgeEvent) -> Result<ExportOutcome> {
-    functions::exporter(lake, &event).await
+    clickstream_report::exporter(lake, &event).await
 }
+
+#[global_allocator]
+static ALLOCATOR: clickstream_lambda::MiMalloc = clickstream_lambda::MiMalloc;
 
 #[tokio::main]
 async fn main() -> Result<(), clickstream_lambda::RuntimeError> {
@@ -18,7 +21,7 @@ async fn main() -> Result<(), clickstream_lambda::RuntimeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clickstream::samples::{self, Stage};
+    use clickstream_testkit::samples::{self, Stage};
 
     #[tokio::test]
     async fn schedule_sample_exports_every_gold_table() {

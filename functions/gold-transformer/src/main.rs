@@ -9,6 +9,9 @@ async fn handler(lake: &Lake, funnel: &[String], event: S3Event) -> Result<Vec<G
     functions::gold_transformer(lake, &event, funnel).await
 }
 
+#[global_allocator]
+static ALLOCATOR: clickstream_lambda::MiMalloc = clickstream_lambda::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), clickstream_lambda::RuntimeError> {
     clickstream_lambda::init();
@@ -20,7 +23,7 @@ async fn main() -> Result<(), clickstream_lambda::RuntimeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clickstream::samples::{self, Stage};
+    use clickstream_testkit::samples::{self, Stage};
 
     #[tokio::test]
     async fn silver_commit_sample_updates_gold() {

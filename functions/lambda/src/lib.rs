@@ -8,11 +8,13 @@ use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use clickstream_allocator::MiMalloc;
 pub use lambda_runtime::Error as RuntimeError;
 
-/// Sets up the process: the allocator's tuning and JSON logs for CloudWatch. Call first in `main`.
+/// Sets up the process: the allocator's tuning (the binary chooses [`MiMalloc`] as its global
+/// allocator) and JSON logs for CloudWatch. Call first in `main`.
 pub fn init() {
-    clickstream::tune_allocator();
+    clickstream_allocator::tune();
     clickstream::telemetry::init("info");
 }
 

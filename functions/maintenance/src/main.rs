@@ -12,6 +12,9 @@ async fn handler(
     maintenance::maintain(lake, retention).await
 }
 
+#[global_allocator]
+static ALLOCATOR: clickstream_lambda::MiMalloc = clickstream_lambda::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), clickstream_lambda::RuntimeError> {
     clickstream_lambda::init();
@@ -23,7 +26,7 @@ async fn main() -> Result<(), clickstream_lambda::RuntimeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clickstream::samples::{self, Stage};
+    use clickstream_testkit::samples::{self, Stage};
 
     #[tokio::test]
     async fn schedule_sample_maintains_every_table() {

@@ -9,6 +9,9 @@ async fn handler(lake: &Lake, event: S3Event) -> Result<Vec<SilverOutcome>> {
     functions::silver_transformer(lake, &event).await
 }
 
+#[global_allocator]
+static ALLOCATOR: clickstream_lambda::MiMalloc = clickstream_lambda::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), clickstream_lambda::RuntimeError> {
     clickstream_lambda::init();
@@ -19,7 +22,7 @@ async fn main() -> Result<(), clickstream_lambda::RuntimeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clickstream::samples::{self, Stage};
+    use clickstream_testkit::samples::{self, Stage};
 
     #[tokio::test]
     async fn bronze_commit_sample_is_processed_once() {

@@ -2,7 +2,6 @@
 //! (one link instead of one per file).
 
 mod catch_up;
-mod dashboard;
 mod input_contract;
 mod maintenance;
 mod pipeline;

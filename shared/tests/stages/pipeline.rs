@@ -4,9 +4,9 @@
 use arrow::array::{AsArray, RecordBatch};
 use chrono::{Duration, Utc};
 use clickstream::functions::{self, BronzeTrigger, commit_event, parse_funnel};
-use clickstream::gold::differences_from_scratch;
 use clickstream::lake::{Lake, Table};
 use clickstream::trigger::{KafkaMessage, kafka_event};
+use clickstream_testkit::differences_from_scratch;
 use serde_json::json;
 
 pub fn lake() -> (tempfile::TempDir, Lake) {
@@ -358,12 +358,12 @@ async fn dau_on(lake: &Lake, date: chrono::NaiveDate) -> i64 {
 #[tokio::test]
 async fn generated_stream_reconciles_and_gold_equals_from_scratch() {
     let (_dir, lake) = lake();
-    let mut cfg = clickstream::generator::GeneratorConfig::new(4_000);
+    let mut cfg = clickstream_generator::GeneratorConfig::new(4_000);
     cfg.days = 3;
     cfg.late_rate = 0.05;
     cfg.duplicate_rate = 0.03;
     cfg.invalid_rate = 0.02;
-    let records: Vec<Vec<u8>> = clickstream::generator::Generator::new(cfg).collect();
+    let records: Vec<Vec<u8>> = clickstream_generator::Generator::new(cfg).collect();
     let (mut valid, mut quarantined, mut dups) = (0, 0, 0);
     for (i, chunk) in records.chunks(700).enumerate() {
         let (v, q, d) = run(

@@ -328,7 +328,7 @@ mod tests {
         let mut ids = std::collections::HashSet::new();
         let (mut dups, mut invalid, mut valid) = (0, 0, 0);
         for raw in Generator::new(cfg(20_000)) {
-            match crate::event::validate(&raw, now) {
+            match clickstream::event::validate(&raw, now) {
                 Ok(e) => {
                     valid += 1;
                     if !ids.insert(e.event_id) {

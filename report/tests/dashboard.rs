@@ -4,10 +4,10 @@
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{Date32Type, Int64Type};
 use chrono::{Duration, Utc};
-use clickstream::dashboard::{load, render_html, render_report};
 use clickstream::functions::{self, BronzeTrigger, commit_event, parse_funnel};
 use clickstream::lake::{Lake, Table};
 use clickstream::trigger::{KafkaMessage, kafka_event};
+use clickstream_report::dashboard::{load, render_html, render_report};
 use serde_json::json;
 
 fn event(id: &str, user: &str, at: chrono::DateTime<Utc>, kind: &str, path: &str) -> Vec<u8> {
@@ -229,7 +229,7 @@ async fn figures_equal_gold_with_a_gap_of_missing_days() {
     );
     // A chosen range shows only its days.
     let first_day = clickstream::gold::from_days(rows[0].0);
-    let range = clickstream::dashboard::DateRange {
+    let range = clickstream_report::dashboard::DateRange {
         from: None,
         to: Some(first_day),
     };

@@ -11,12 +11,12 @@ use futures::StreamExt;
 use plotters::prelude::*;
 use serde::Serialize;
 
-use crate::error::Result;
+use clickstream::Result;
 use deltalake::datafusion::prelude::{Expr, col, lit};
 use deltalake::datafusion::scalar::ScalarValue;
 
-use crate::gold::{from_days, to_days};
-use crate::lake::{Lake, Table};
+use clickstream::gold::{from_days, to_days};
+use clickstream::lake::{Lake, Table};
 
 /// Name of the dashboard file under `exports/`.
 pub const DASHBOARD_FILE: &str = "dashboard.html";
