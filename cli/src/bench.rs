@@ -159,8 +159,10 @@ pub async fn freshness(lake: &Lake, config: FreshnessConfig) -> Result<()> {
             let silver = lake.table(Table::Silver).await?;
             for v in seen + 1..=done {
                 for batch in read_added_rows(&silver, v, &["extra"]).await? {
-                    use arrow::array::AsArray;
-                    for extra in batch.column(0).as_string::<i32>().iter().flatten() {
+                    let extras = clickstream::lake::typed_column::<arrow::array::StringArray>(
+                        &batch, "extra",
+                    )?;
+                    for extra in extras.iter().flatten() {
                         let sent = serde_json::from_str::<serde_json::Value>(extra)
                             .ok()
                             .and_then(|e| e[SENT_FIELD].as_i64());

@@ -4,19 +4,19 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{Date32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
+use arrow::array::{
+    Array, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
 use chrono::{DateTime, NaiveDate, Utc};
+use clickstream::Result;
+use clickstream::gold::{from_days, to_days};
+use clickstream::lake::{Lake, Table, typed_column};
+use deltalake::datafusion::prelude::{Expr, col, lit};
+use deltalake::datafusion::scalar::ScalarValue;
 use futures::StreamExt;
 use plotters::prelude::*;
 use serde::Serialize;
-
-use clickstream::Result;
-use deltalake::datafusion::prelude::{Expr, col, lit};
-use deltalake::datafusion::scalar::ScalarValue;
-
-use clickstream::gold::{from_days, to_days};
-use clickstream::lake::{Lake, Table};
 
 /// Name of the dashboard file under `exports/`.
 pub const DASHBOARD_FILE: &str = "dashboard.html";
@@ -133,33 +133,14 @@ pub async fn load(lake: &Lake, range: DateRange) -> Result<DashboardData> {
         ..Default::default()
     };
     for b in read(lake, Table::DailyMetrics, &[], range.filter("date")).await? {
-        let i64s = |n: &str| {
-            b.column_by_name(n)
-                .map(|c| c.as_primitive::<Int64Type>().clone())
-        };
-        let f64s = |n: &str| {
-            b.column_by_name(n)
-                .map(|c| c.as_primitive::<Float64Type>().clone())
-        };
-        let (Some(date), Some(dau), Some(wau), Some(mau), Some(sessions), Some(events), Some(pv)) = (
-            b.column_by_name("date")
-                .map(|c| c.as_primitive::<Date32Type>().clone()),
-            i64s("dau"),
-            i64s("wau"),
-            i64s("mau"),
-            i64s("sessions"),
-            i64s("events"),
-            i64s("page_views"),
-        ) else {
-            continue;
-        };
-        let (Some(dur), Some(bounce), Some(conv)) = (
-            f64s("avg_session_duration_s"),
-            f64s("bounce_rate"),
-            f64s("conversion_rate"),
-        ) else {
-            continue;
-        };
+        let date = typed_column::<Date32Array>(&b, "date")?;
+        let [dau, wau, mau, sessions, events, pv] =
+            ["dau", "wau", "mau", "sessions", "events", "page_views"]
+                .map(|n| typed_column::<Int64Array>(&b, n));
+        let (dau, wau, mau, sessions, events, pv) = (dau?, wau?, mau?, sessions?, events?, pv?);
+        let [dur, bounce, conv] = ["avg_session_duration_s", "bounce_rate", "conversion_rate"]
+            .map(|n| typed_column::<Float64Array>(&b, n));
+        let (dur, bounce, conv) = (dur?, bounce?, conv?);
         for i in 0..b.num_rows() {
             data.days.push(Day {
                 date: from_days(date.value(i)),
@@ -186,11 +167,9 @@ pub async fn load(lake: &Lake, range: DateRange) -> Result<DashboardData> {
     )
     .await?
     {
-        let (idx, step, users) = (
-            b.column(0).as_primitive::<Int32Type>(),
-            b.column(1).as_string::<i32>(),
-            b.column(2).as_primitive::<Int64Type>(),
-        );
+        let idx = typed_column::<Int32Array>(&b, "step_index")?;
+        let step = typed_column::<StringArray>(&b, "step")?;
+        let users = typed_column::<Int64Array>(&b, "users")?;
         for i in 0..b.num_rows() {
             let e = steps
                 .entry(idx.value(i))
@@ -221,11 +200,9 @@ pub async fn load(lake: &Lake, range: DateRange) -> Result<DashboardData> {
     )
     .await?
     {
-        let (path, views, entry) = (
-            b.column(0).as_string::<i32>(),
-            b.column(1).as_primitive::<Int64Type>(),
-            b.column(2).as_primitive::<Int64Type>(),
-        );
+        let path = typed_column::<StringArray>(&b, "page_path")?;
+        let views = typed_column::<Int64Array>(&b, "page_views")?;
+        let entry = typed_column::<Int64Array>(&b, "entries")?;
         for i in 0..b.num_rows() {
             *pages.entry(path.value(i).to_string()).or_default() += views.value(i);
             *entries.entry(path.value(i).to_string()).or_default() += entry.value(i);
@@ -254,11 +231,13 @@ pub async fn load(lake: &Lake, range: DateRange) -> Result<DashboardData> {
     )
     .await?
     {
-        let dur = b.column(0).as_primitive::<Float64Type>();
-        let ev = b.column(1).as_primitive::<Int64Type>();
-        let end = b.column(5).as_primitive::<TimestampMicrosecondType>();
-        let label = |c: usize, i: usize, none: &str| {
-            let a = b.column(c).as_string::<i32>();
+        let dur = typed_column::<Float64Array>(&b, "duration_s")?;
+        let ev = typed_column::<Int64Array>(&b, "events")?;
+        let end = typed_column::<TimestampMicrosecondArray>(&b, "session_end")?;
+        let referrer = typed_column::<StringArray>(&b, "referrer_host")?;
+        let device = typed_column::<StringArray>(&b, "device_type")?;
+        let country = typed_column::<StringArray>(&b, "country")?;
+        let label = |a: &StringArray, i: usize, none: &str| {
             if a.is_valid(i) {
                 a.value(i).to_string()
             } else {
@@ -268,9 +247,9 @@ pub async fn load(lake: &Lake, range: DateRange) -> Result<DashboardData> {
         for i in 0..b.num_rows() {
             durations.push(dur.value(i));
             events.push(ev.value(i) as f64);
-            *referrers.entry(label(2, i, "(direct)")).or_default() += 1;
-            *devices.entry(label(3, i, "(unknown)")).or_default() += 1;
-            *countries.entry(label(4, i, "(unknown)")).or_default() += 1;
+            *referrers.entry(label(referrer, i, "(direct)")).or_default() += 1;
+            *devices.entry(label(device, i, "(unknown)")).or_default() += 1;
+            *countries.entry(label(country, i, "(unknown)")).or_default() += 1;
             let t = DateTime::from_timestamp_micros(end.value(i));
             data.latest_event_time = data.latest_event_time.max(t);
         }
@@ -291,7 +270,7 @@ pub async fn load(lake: &Lake, range: DateRange) -> Result<DashboardData> {
         .map(|b| b.num_rows() as i64)
         .sum();
     for b in read(lake, Table::Quarantine, &["reason"], None).await? {
-        for r in b.column(0).as_string::<i32>().iter().flatten() {
+        for r in typed_column::<StringArray>(&b, "reason")?.iter().flatten() {
             *data.quarantined.entry(r.to_string()).or_default() += 1;
         }
     }
