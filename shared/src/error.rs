@@ -28,6 +28,15 @@ pub enum Error {
     /// A trigger event does not have the shape the function expects.
     #[error("invalid trigger event: {0}")]
     Trigger(String),
+    /// A commit the stage must read is not in the table's log (removed by log cleanup after its
+    /// retention, or never written).
+    #[error(
+        "{table}: commit {version} is not in the log (log retention passed, or the table was replaced)"
+    )]
+    MissingCommit { table: String, version: i64 },
+    /// A stage task of the embedded pipeline stopped or failed to join.
+    #[error("embedded pipeline: {0}")]
+    Embedded(String),
     /// A landed file could not be read.
     #[error("landed file {key}: {reason}")]
     LandedFile { key: String, reason: String },
@@ -90,6 +99,7 @@ impl Error {
         use object_store::Error as O;
         match self {
             Error::Trigger(_)
+            | Error::MissingCommit { .. }
             | Error::LandedFile { .. }
             | Error::Location { .. }
             | Error::Column { .. }
@@ -127,6 +137,8 @@ impl Error {
             Error::Parquet(_) => "Parquet",
             Error::Location { .. } => "Location",
             Error::Trigger(_) => "Trigger",
+            Error::MissingCommit { .. } => "MissingCommit",
+            Error::Embedded(_) => "Embedded",
             Error::LandedFile { .. } => "LandedFile",
             Error::Json(_) => "Json",
             Error::Io(_) => "Io",

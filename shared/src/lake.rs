@@ -516,11 +516,9 @@ pub async fn added_files(
         .read_commit_entry(version as _)
         .await
         .map_err(Error::delta(table.table_url().to_string()))?
-        .ok_or_else(|| {
-            Error::Trigger(format!(
-                "commit {version} of {} not found",
-                table.table_url()
-            ))
+        .ok_or_else(|| Error::MissingCommit {
+            table: table.table_url().to_string(),
+            version,
         })?;
     let mut adds = Vec::new();
     for line in entry.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {

@@ -166,7 +166,7 @@ impl Pipeline {
                 t.bronze_last_version = t.bronze_last_version.max(Some(v));
                 self.to_silver
                     .send(functions::commit_event(&self.lake, Table::Bronze, v))
-                    .map_err(|_| Error::Trigger("silver stage stopped".into()))?;
+                    .map_err(|_| Error::Embedded("the silver stage stopped".into()))?;
             }
         }
         Ok(())
@@ -176,7 +176,7 @@ impl Pipeline {
     pub async fn finish(self) -> Result<Totals> {
         drop(self.to_silver);
         let joined = |r: std::result::Result<Result<()>, tokio::task::JoinError>| {
-            r.map_err(|e| Error::Trigger(format!("stage task failed: {e}")))?
+            r.map_err(|e| Error::Embedded(format!("a stage task failed: {e}")))?
         };
         joined(self.silver.await)?;
         joined(self.gold.await)?;
