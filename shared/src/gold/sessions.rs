@@ -1,0 +1,204 @@
+//! Sessionization: silver events -> sessions (30-minute gap, 24-hour cap), per user run.
+
+use super::*;
+
+/// One silver event, borrowed from Arrow arrays.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Event<'a> {
+    pub(super) event_id: &'a str,
+    pub(super) event_type: &'a str,
+    pub(super) time: i64,
+    pub(super) user_key: &'a str,
+    /// [`user_hash`] of `user_key`: grouping by it is cheaper than comparing strings.
+    pub(super) user: u128,
+    pub(super) page_url: Option<&'a str>,
+    pub(super) page_path: Option<&'a str>,
+    pub(super) referrer: Option<&'a str>,
+    pub(super) device_type: Option<&'a str>,
+    pub(super) country: Option<&'a str>,
+}
+
+/// One computed session (a row of gold/sessions), plus the funnel step it reached.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    pub session_id: String,
+    pub user_key: String,
+    pub start: i64,
+    pub end: i64,
+    pub events: i64,
+    pub page_views: i64,
+    pub entry_page: Option<String>,
+    pub exit_page: Option<String>,
+    pub is_bounce: bool,
+    pub converted: bool,
+    pub device_type: Option<String>,
+    pub country: Option<String>,
+    pub referrer_host: Option<String>,
+    pub utm_source: Option<String>,
+    /// UTC date of `start`, as days since the epoch.
+    pub date: i32,
+    /// Number of funnel steps reached in order (0..=steps).
+    pub funnel_reached: usize,
+}
+
+/// A maximal run of one user's events with no gap over 30 minutes (its sessions depend only on it).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Run {
+    pub(super) user: u128,
+    pub(super) first: i64,
+    pub(super) last: i64,
+    pub(super) first_date: i32,
+    pub(super) last_session_date: i32,
+}
+
+pub(super) fn events_of(batches: &[RecordBatch]) -> Result<Vec<Event<'_>>> {
+    let mut out = Vec::with_capacity(batches.iter().map(RecordBatch::num_rows).sum());
+    for b in batches {
+        let s = |name: &str| typed_column::<StringArray>(b, name);
+        let (id, ty, user, url, path, refr, dev, ctry) = (
+            s("event_id")?,
+            s("event_type")?,
+            s("user_key")?,
+            s("page_url")?,
+            s("page_path")?,
+            s("referrer")?,
+            s("device_type")?,
+            s("country")?,
+        );
+        let time = typed_column::<TimestampMicrosecondArray>(b, "event_time")?;
+        for i in 0..b.num_rows() {
+            out.push(Event {
+                event_id: id.value(i),
+                event_type: ty.value(i),
+                time: time.value(i),
+                user_key: user.value(i),
+                user: user_hash(user.value(i)),
+                page_url: opt(url, i),
+                page_path: opt(path, i),
+                referrer: opt(refr, i),
+                device_type: opt(dev, i),
+                country: opt(ctry, i),
+            });
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn session_id(user_key: &str, start: i64) -> String {
+    let mut bytes = Vec::with_capacity(user_key.len() + 9);
+    bytes.extend_from_slice(user_key.as_bytes());
+    bytes.push(0);
+    bytes.extend_from_slice(&start.to_le_bytes());
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes))
+}
+
+pub(super) fn host_of(url: &str) -> Option<String> {
+    url::Url::parse(url).ok()?.host_str().map(str::to_string)
+}
+
+pub(super) fn utm_source_of(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    parsed
+        .query_pairs()
+        .find(|(k, _)| k == "utm_source")
+        .map(|(_, v)| v.into_owned())
+}
+
+pub(super) fn build_session(user_key: &str, events: &[Event<'_>], funnel: &[String]) -> Session {
+    let first = events[0];
+    let last = events[events.len() - 1];
+    let page_views: Vec<&Event<'_>> = events
+        .iter()
+        .filter(|e| e.event_type == "page_view")
+        .collect();
+    let mut reached = 0;
+    for e in events {
+        if reached < funnel.len() && e.event_type == funnel[reached] {
+            reached += 1;
+        }
+    }
+    Session {
+        session_id: session_id(user_key, first.time),
+        user_key: user_key.to_string(),
+        start: first.time,
+        end: last.time,
+        events: events.len() as i64,
+        page_views: page_views.len() as i64,
+        entry_page: page_views
+            .first()
+            .and_then(|e| e.page_path)
+            .map(str::to_string),
+        exit_page: page_views
+            .last()
+            .and_then(|e| e.page_path)
+            .map(str::to_string),
+        is_bounce: events.len() == 1 && page_views.len() == 1,
+        converted: events.iter().any(|e| e.event_type == "purchase"),
+        device_type: events
+            .iter()
+            .find_map(|e| e.device_type)
+            .map(str::to_string),
+        country: events.iter().find_map(|e| e.country).map(str::to_string),
+        referrer_host: events.iter().find_map(|e| e.referrer).and_then(host_of),
+        utm_source: events
+            .iter()
+            .find_map(|e| e.page_url)
+            .and_then(utm_source_of),
+        date: day_of(first.time),
+        funnel_reached: reached,
+    }
+}
+
+/// Splits silver events into sessions: per user_key ordered by (event_time, event_id), a new session
+/// starts after a gap of more than 30 minutes or when the session would exceed 24 hours.
+pub fn sessionize(silver: &[RecordBatch], funnel: &[String]) -> Result<Vec<Session>> {
+    Ok(sessionize_runs(&mut events_of(silver)?, funnel, |_| true).0)
+}
+
+/// Sessions of the runs `wanted` picks, with those runs (the others cost only their sort).
+pub(super) fn sessionize_runs(
+    events: &mut [Event<'_>],
+    funnel: &[String],
+    wanted: impl Fn(&Run) -> bool,
+) -> (Vec<Session>, Vec<Run>) {
+    // Grouped by user (in hash order: the order of users does not matter), then by
+    // (event_time, event_id) as the session rule says.
+    events.sort_unstable_by(|a, b| {
+        (a.user, a.time)
+            .cmp(&(b.user, b.time))
+            .then_with(|| a.event_id.cmp(b.event_id))
+    });
+    let mut sessions = Vec::new();
+    let mut runs = Vec::new();
+    for user_events in events.chunk_by(|a, b| a.user == b.user) {
+        for run_events in user_events.chunk_by(|a, b| b.time - a.time <= SESSION_GAP_US) {
+            // Sessions of the run: a new one when the current one would exceed 24 hours.
+            let mut starts = vec![0];
+            for k in 1..run_events.len() {
+                if run_events[k].time - run_events[starts[starts.len() - 1]].time > SESSION_MAX_US {
+                    starts.push(k);
+                }
+            }
+            let run = Run {
+                user: run_events[0].user,
+                first: run_events[0].time,
+                last: run_events[run_events.len() - 1].time,
+                first_date: day_of(run_events[0].time),
+                last_session_date: day_of(run_events[starts[starts.len() - 1]].time),
+            };
+            if !wanted(&run) {
+                continue;
+            }
+            let ends = starts.iter().skip(1).copied().chain([run_events.len()]);
+            for (start, end) in starts.iter().zip(ends) {
+                sessions.push(build_session(
+                    run_events[0].user_key,
+                    &run_events[*start..end],
+                    funnel,
+                ));
+            }
+            runs.push(run);
+        }
+    }
+    (sessions, runs)
+}
