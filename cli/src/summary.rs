@@ -9,10 +9,13 @@ use clickstream::pipeline::Totals;
 use clickstream_report::dashboard::Day;
 use serde_json::json;
 
-/// Headline figures: the latest day of gold/daily_metrics, and totals over all days.
+/// Headline figures: the latest complete day of gold/daily_metrics (or the day in progress when
+/// there is no complete day yet), and totals over all days.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct Headline {
     pub latest: Option<Day>,
+    /// `latest` is the day in progress (gold has no complete day yet).
+    pub latest_is_partial: bool,
     pub dates: usize,
     pub total_sessions: i64,
     pub total_events: i64,
@@ -20,8 +23,10 @@ pub struct Headline {
 
 async fn headline(lake: &Lake) -> Result<Headline> {
     let data = clickstream_report::dashboard::load(lake, Default::default()).await?;
+    let shown = data.headline(None);
     Ok(Headline {
-        latest: data.headline(None).map(|(d, _)| d.clone()),
+        latest: shown.map(|h| h.day.clone()),
+        latest_is_partial: shown.is_some_and(|h| h.day_is_partial),
         dates: data.days.len(),
         total_sessions: data.days.iter().map(|d| d.sessions).sum(),
         total_events: data.days.iter().map(|d| d.events).sum(),
@@ -163,8 +168,16 @@ pub async fn print(
     println!();
     if let Some(d) = &h.latest {
         println!(
-            "Gold ({} days, {} sessions, {} events); latest day {}:",
-            h.dates, h.total_sessions, h.total_events, d.date
+            "Gold ({} days, {} sessions, {} events); {} {}:",
+            h.dates,
+            h.total_sessions,
+            h.total_events,
+            if h.latest_is_partial {
+                "no complete day yet; in progress"
+            } else {
+                "latest complete day"
+            },
+            d.date
         );
         println!(
             "  DAU {}  WAU {}  MAU {}  sessions {}  page views {}",

@@ -287,14 +287,53 @@ pub async fn load(lake: &Lake, range: DateRange) -> Result<DashboardData> {
     Ok(data)
 }
 
+/// What a headline shows: a day's figures, the day they are compared with, and the day still in
+/// progress, apart.
+#[derive(Debug, Clone, Copy)]
+pub struct Headline<'a> {
+    /// The latest complete day (or the day asked for; or, in a lake with no complete day yet,
+    /// the partial one).
+    pub day: &'a Day,
+    /// `day` is still in progress: its figures are not compared with anything.
+    pub day_is_partial: bool,
+    /// The calendar day before `day`, when gold has it and `day` is complete: like with like.
+    pub previous: Option<&'a Day>,
+    /// The day in progress, shown apart, when it is not `day`.
+    pub partial: Option<&'a Day>,
+}
+
 impl DashboardData {
-    /// The day shown in the headline: `date`, or the latest.
-    pub fn headline(&self, date: Option<NaiveDate>) -> Option<(&Day, Option<&Day>)> {
-        let i = match date {
-            Some(d) => self.days.iter().position(|x| x.date == d)?,
-            None => self.days.len().checked_sub(1)?,
+    /// A day is complete once the UTC date the figures were read on has moved past it; later
+    /// days are still receiving events (a few events past midnight make a day, not a complete
+    /// one).
+    pub fn is_complete(&self, day: &Day) -> bool {
+        day.date < self.generated_at.date_naive()
+    }
+
+    /// The headline for `date`, or for the latest complete day; `None` when gold has no such day.
+    pub fn headline(&self, date: Option<NaiveDate>) -> Option<Headline<'_>> {
+        let partial = self.days.iter().rev().find(|d| !self.is_complete(d));
+        let day = match date {
+            Some(wanted) => self.days.iter().find(|d| d.date == wanted)?,
+            None => self
+                .days
+                .iter()
+                .rev()
+                .find(|d| self.is_complete(d))
+                .or(partial)?,
         };
-        Some((&self.days[i], i.checked_sub(1).map(|p| &self.days[p])))
+        let day_is_partial = !self.is_complete(day);
+        let before = day.date.pred_opt();
+        let previous = self
+            .days
+            .iter()
+            .find(|d| !day_is_partial && Some(d.date) == before);
+        Some(Headline {
+            day,
+            day_is_partial,
+            previous,
+            partial: partial.filter(|p| p.date != day.date),
+        })
     }
 }
 
@@ -365,11 +404,22 @@ fn show(v: f64, f: Format) -> String {
     }
 }
 
-fn change(v: f64, prev: Option<f64>) -> String {
+/// The change from the day before, as a tile says it.
+fn change(v: f64, prev: Option<f64>, h: &Headline) -> String {
     match prev {
-        Some(p) if p != 0.0 => format!("{:+.1}%", (v - p) / p * 100.0),
-        Some(_) => "n/a".into(),
-        None => "first day".into(),
+        Some(p) if p != 0.0 => format!("{:+.1}% vs the day before", (v - p) / p * 100.0),
+        Some(_) => "n/a vs the day before".into(),
+        None if h.day_is_partial => "so far today".into(),
+        None => "no figures for the day before".into(),
+    }
+}
+
+/// The headline's title: which day, and whether it is complete.
+fn headline_title(h: &Headline) -> String {
+    if h.day_is_partial {
+        format!("{} (in progress, no complete day yet)", h.day.date)
+    } else {
+        format!("{} (latest complete day)", h.day.date)
     }
 }
 
@@ -515,21 +565,37 @@ pub fn render_html(data: &DashboardData) -> String {
         "<header><h1>Clickstream</h1><p class=\"range\" data-range=\"{range}\">{range}</p></header>\n"
     );
     match data.headline(None) {
-        Some((day, prev)) => {
+        Some(h) => {
             let _ = write!(
                 body,
-                "<h2>Latest day: <span data-headline-date=\"{}\">{}</span></h2><div class=\"tiles\">",
-                day.date, day.date
+                "<h2 data-headline-date=\"{}\" data-partial=\"{}\">{}</h2><div class=\"tiles\">",
+                h.day.date,
+                h.day_is_partial,
+                headline_title(&h)
             );
-            for (key, label, v, p, f) in tiles(day, prev) {
+            for (key, label, v, p, f) in tiles(h.day, h.previous) {
                 let _ = write!(
                     body,
-                    "<div class=\"tile\" data-metric=\"{key}\" data-value=\"{v}\"><div class=\"label\">{label}</div><div class=\"value\">{}</div><div class=\"change\">{} vs previous day</div></div>",
+                    "<div class=\"tile\" data-metric=\"{key}\" data-value=\"{v}\"><div class=\"label\">{label}</div><div class=\"value\">{}</div><div class=\"change\">{}</div></div>",
                     show(v, f),
-                    change(v, p)
+                    change(v, p, &h)
                 );
             }
             body.push_str("</div>\n");
+            if let Some(today) = h.partial {
+                let _ = write!(
+                    body,
+                    "<p class=\"partial\" data-partial-date=\"{}\" data-dau=\"{}\" data-sessions=\"{}\" data-page-views=\"{}\">{} so far (in progress): {} active users, {} sessions, {} page views</p>\n",
+                    today.date,
+                    today.dau,
+                    today.sessions,
+                    today.page_views,
+                    today.date,
+                    today.dau,
+                    today.sessions,
+                    today.page_views
+                );
+            }
         }
         None => body.push_str("<p class=\"empty\">Gold is empty: run the pipeline first.</p>\n"),
     }
@@ -632,18 +698,21 @@ footer{color:#555;font-size:.85em;margin-top:16px}";
 pub fn render_report(data: &DashboardData, date: Option<NaiveDate>) -> String {
     let mut out = String::new();
     match data.headline(date) {
-        Some((day, prev)) => {
-            let _ = writeln!(out, "Clickstream report for {}", day.date);
-            let _ = writeln!(
-                out,
-                "{:<22} {:>12} {:>14}",
-                "metric", "value", "vs previous"
-            );
-            for (key, _, v, p, f) in tiles(day, prev) {
-                let _ = writeln!(out, "{:<22} {:>12} {:>14}", key, show(v, f), change(v, p));
+        Some(h) => {
+            let _ = writeln!(out, "Clickstream report for {}", headline_title(&h));
+            let _ = writeln!(out, "{:<22} {:>12}  change", "metric", "value");
+            for (key, _, v, p, f) in tiles(h.day, h.previous) {
+                let _ = writeln!(out, "{:<22} {:>12}  {}", key, show(v, f), change(v, p, &h));
             }
-            let _ = writeln!(out, "{:<22} {:>12}", "wau", day.wau);
-            let _ = writeln!(out, "{:<22} {:>12}", "mau", day.mau);
+            let _ = writeln!(out, "{:<22} {:>12}", "wau", h.day.wau);
+            let _ = writeln!(out, "{:<22} {:>12}", "mau", h.day.mau);
+            if let Some(today) = h.partial {
+                let _ = writeln!(
+                    out,
+                    "\n{} so far (in progress): {} active users, {} sessions, {} page views",
+                    today.date, today.dau, today.sessions, today.page_views
+                );
+            }
         }
         None => {
             let _ = writeln!(

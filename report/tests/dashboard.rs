@@ -156,11 +156,26 @@ async fn figures_equal_gold_with_a_gap_of_missing_days() {
     }
     rows.sort();
     assert_eq!(rows.len(), 2, "two days with a gap between them");
-    let latest = rows.last().unwrap();
+    // The headline is the latest complete day (before the UTC date the page was made on); the
+    // day in progress is shown apart, and a day after a gap is compared with nothing.
+    let today_date = clickstream::gold::to_days(data.generated_at.date_naive());
+    let (complete, in_progress): (Vec<_>, Vec<_>) = rows.iter().partition(|r| r.0 < today_date);
+    let latest = complete.last().copied().unwrap_or(&rows[1]);
     assert_eq!(tile(&html, "dau"), latest.1 as f64);
     assert_eq!(tile(&html, "sessions"), latest.2 as f64);
     assert_eq!(tile(&html, "page_views"), latest.3 as f64);
-    assert_eq!(tile(&html, "dau"), 2.0);
+    let headline_date = clickstream::gold::from_days(latest.0).to_string();
+    assert_eq!(attrs(&html, "<h2", "data-headline-date"), [headline_date.clone()]);
+    if let Some(today) = in_progress.last().filter(|t| t.0 != latest.0) {
+        assert_eq!(
+            attrs(&html, "<p class=\"partial\"", "data-dau"),
+            [today.1.to_string()]
+        );
+        assert!(
+            html.contains("no figures for the day before"),
+            "a gap before it"
+        );
+    }
 
     // Top pages = page views summed over gold/page_daily.
     let mut pages = std::collections::BTreeMap::new();
@@ -222,6 +237,7 @@ async fn figures_equal_gold_with_a_gap_of_missing_days() {
     }
     // The report shows the same headline.
     let report = render_report(&data, None);
+    assert!(report.contains(&format!("Clickstream report for {headline_date}")));
     let dau_line = report.lines().find(|l| l.starts_with("dau ")).unwrap();
     assert_eq!(
         dau_line.split_whitespace().nth(1).unwrap(),
@@ -244,7 +260,58 @@ async fn figures_equal_gold_with_a_gap_of_missing_days() {
 async fn one_day_lake_renders() {
     let t = Utc::now() - Duration::hours(3);
     let (_dir, lake) = lake_with(vec![event("x", "u", t, "page_view", "/")]).await;
-    let html = render_html(&load(&lake, Default::default()).await.unwrap());
+    let data = load(&lake, Default::default()).await.unwrap();
+    let html = render_html(&data);
     assert_eq!(tile(&html, "dau"), 1.0);
-    assert!(html.contains("first day"));
+    // Three hours ago is today (a day in progress) unless the test runs before 03:00 UTC.
+    if data.is_complete(&data.days[0]) {
+        assert!(
+            html.contains("latest complete day") && html.contains("no figures for the day before")
+        );
+    } else {
+        assert!(html.contains("no complete day yet") && html.contains("so far today"));
+        assert!(
+            !html.contains("class=\"partial\""),
+            "the partial day is the headline"
+        );
+    }
+}
+
+/// A lake whose latest day holds a few events past midnight (as the demo's does) headlines the
+/// day before, complete, compared with the day before it; the few events are shown apart.
+#[tokio::test]
+async fn a_few_events_past_midnight_do_not_make_the_headline() {
+    let midnight = Utc::now()
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    let mut events = Vec::new();
+    for (day, users) in [(2, 4), (1, 3)] {
+        for u in 0..users {
+            let at = midnight - Duration::days(day) + Duration::hours(12);
+            events.push(event(
+                &format!("d{day}u{u}"),
+                &format!("u{u}"),
+                at,
+                "page_view",
+                "/",
+            ));
+        }
+    }
+    let just_now = (midnight + Duration::minutes(1)).min(Utc::now());
+    events.push(event("late", "u0", just_now, "page_view", "/"));
+    let (_dir, lake) = lake_with(events).await;
+    let data = load(&lake, Default::default()).await.unwrap();
+    let html = render_html(&data);
+    let yesterday = (midnight - Duration::days(1)).date_naive().to_string();
+    assert_eq!(attrs(&html, "<h2", "data-headline-date"), [yesterday]);
+    assert_eq!(tile(&html, "dau"), 3.0);
+    assert!(
+        html.contains("-25.0% vs the day before"),
+        "3 users against 4"
+    );
+    assert_eq!(attrs(&html, "<p class=\"partial\"", "data-dau"), ["1"]);
+    let report = render_report(&data, None);
+    assert!(report.contains("(latest complete day)") && report.contains("so far (in progress)"));
 }
