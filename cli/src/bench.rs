@@ -115,13 +115,18 @@ pub async fn freshness(lake: &Lake, config: FreshnessConfig) -> Result<()> {
         generator.invalid_rate,
         generator.late_rate,
     ) = (0.0, 0.0, 0.0);
-    let stamped = clickstream_generator::Generator::new(generator).map(|line| {
-        let mut event: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(&line).expect("generated events are JSON objects");
-        let sent = chrono::Utc::now().timestamp_millis();
-        event.insert(SENT_FIELD.into(), sent.into());
-        serde_json::to_vec(&event).expect("JSON")
-    });
+    let started = chrono::Utc::now();
+    let rate = config.rate;
+    let stamped = clickstream_generator::Generator::new(generator)
+        .enumerate()
+        .map(move |(i, line)| {
+            let due = started + chrono::Duration::microseconds((i as f64 / rate * 1e6) as i64);
+            let mut event: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_slice(&line).expect("generated events are JSON objects");
+            let sent = chrono::Utc::now().timestamp_millis();
+            event.insert(SENT_FIELD.into(), sent.into());
+            (Some(due), serde_json::to_vec(&event).expect("JSON"))
+        });
     let mut seen = processed_silver_version(lake).await?.unwrap_or(-1);
     println!(
         "freshness: {events} events at {} events/s to {} ({}), lake {}",
@@ -131,10 +136,11 @@ pub async fn freshness(lake: &Lake, config: FreshnessConfig) -> Result<()> {
         lake.root()
     );
     let bar = ProgressBar::new(events as u64);
-    let (brokers, topic, rate) = (config.brokers.clone(), config.topic.clone(), config.rate);
+    let (brokers, topic) = (config.brokers.clone(), config.topic.clone());
     let mut producer = tokio::spawn({
         let bar = bar.clone();
-        async move { crate::kafka::produce(&brokers, &topic, stamped, rate, &bar).await }
+        let never = std::sync::atomic::AtomicBool::new(false);
+        async move { crate::kafka::produce(&brokers, &topic, stamped, &never, &bar).await }
     });
 
     let mut latencies_ms: Vec<i64> = Vec::with_capacity(events);

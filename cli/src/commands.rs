@@ -126,36 +126,117 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
     .await
 }
 
-pub async fn generate(mut args: GenerateArgs) -> Result<()> {
-    if let Some(seconds) = args.duration {
-        if args.rate <= 0.0 || seconds <= 0.0 {
-            bail!("--duration needs a positive --rate and duration");
+/// A flag set when Ctrl-C is pressed (the producer then stops and waits for acknowledgements).
+fn stop_on_ctrl_c() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        args.events = (args.rate * seconds).round() as usize;
-    }
-    let cfg = generator_config(args.events, &args.generator)?;
-    if let (Some(brokers), None) = (&args.brokers, &args.output) {
-        let bar = bar(args.events as u64, "acknowledged");
-        let produced =
-            crate::kafka::produce(brokers, &args.topic, Generator::new(cfg), args.rate, &bar)
-                .await?;
-        bar.finish_and_clear();
-        eprintln!(
-            "{} records acknowledged by {brokers} (topic {}) in {:.1}s, {:.0} records/s{}",
-            produced.acknowledged,
-            args.topic,
-            produced.elapsed.as_secs_f64(),
-            produced.acknowledged as f64 / produced.elapsed.as_secs_f64().max(1e-9),
-            if produced.failed > 0 {
-                format!("; {} NOT acknowledged", produced.failed)
-            } else {
-                String::new()
-            }
-        );
+    });
+    stop
+}
+
+/// Prints what a produce run did; an error when records were not acknowledged.
+fn report_produced(produced: &crate::kafka::Produced, brokers: &str, topic: &str) -> Result<()> {
+    eprintln!(
+        "{} records acknowledged by {brokers} (topic {topic}) in {:.1}s, {:.0} records/s{}",
+        produced.acknowledged,
+        produced.elapsed.as_secs_f64(),
+        produced.acknowledged as f64 / produced.elapsed.as_secs_f64().max(1e-9),
         if produced.failed > 0 {
-            bail!("{} records were not acknowledged", produced.failed);
+            format!("; {} NOT acknowledged", produced.failed)
+        } else {
+            String::new()
         }
-        return Ok(());
+    );
+    if produced.failed > 0 {
+        bail!("{} records were not acknowledged", produced.failed);
+    }
+    Ok(())
+}
+
+/// `generate --live`: optionally a backfill of past days, then live traffic until Ctrl-C or
+/// --duration, with a live line of the rate and the records acknowledged.
+async fn generate_live(args: GenerateArgs) -> Result<()> {
+    let Some(brokers) = &args.brokers else {
+        bail!(
+            "live traffic goes to Kafka: give --brokers (or KAFKA_BROKERS), or --events for a batch"
+        );
+    };
+    let rate = if args.rate > 0.0 { args.rate } else { 100.0 };
+    let cfg = generator_config(0, &args.generator)?;
+    let stop = stop_on_ctrl_c();
+    let now = chrono::Utc::now();
+    if args.backfill_days > 0 {
+        let days = args.backfill_days as usize;
+        let mut history = cfg.clone();
+        history.events = days * args.backfill_per_day;
+        let bar = bar(history.events as u64, "history acknowledged");
+        let from = now - chrono::Duration::days(days as i64);
+        let records = Generator::over(history, from, now).map(|line| (None, line));
+        let produced = crate::kafka::produce(brokers, &args.topic, records, &stop, &bar).await?;
+        bar.finish_and_clear();
+        report_produced(&produced, brokers, &args.topic)?;
+    }
+    let until = args
+        .duration
+        .map(|s| chrono::Utc::now() + chrono::Duration::milliseconds((s * 1000.0) as i64));
+    let mut live =
+        clickstream_generator::Live::new(cfg, rate, args.daily_curve, chrono::Utc::now());
+    let records = std::iter::from_fn(move || {
+        let (at, line) = live.next_due();
+        until.is_none_or(|u| at < u).then_some((Some(at), line))
+    });
+    eprintln!(
+        "live traffic to {brokers} (topic {}): {rate} events/s on average{}, event times from the \
+         wall clock; {}",
+        args.topic,
+        if args.daily_curve {
+            " over a daily curve"
+        } else {
+            ""
+        },
+        match args.duration {
+            Some(s) => format!("for {s} s (Ctrl-C stops sooner)"),
+            None => "Ctrl-C stops".to_string(),
+        }
+    );
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {pos} acknowledged, {per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let produced = crate::kafka::produce(brokers, &args.topic, records, &stop, &bar).await?;
+    bar.finish_and_clear();
+    report_produced(&produced, brokers, &args.topic)
+}
+
+pub async fn generate(args: GenerateArgs) -> Result<()> {
+    if args.is_live() {
+        return generate_live(args).await;
+    }
+    let events = match args.duration {
+        Some(seconds) if args.rate > 0.0 && seconds > 0.0 => (args.rate * seconds).round() as usize,
+        Some(_) => bail!("a batch with --duration needs a positive --rate and duration"),
+        None => args.events.unwrap_or(10_000),
+    };
+    let cfg = generator_config(events, &args.generator)?;
+    if let (Some(brokers), None) = (&args.brokers, &args.output) {
+        let bar = bar(events as u64, "acknowledged");
+        let started = chrono::Utc::now();
+        let rate = args.rate;
+        let records = Generator::new(cfg).enumerate().map(move |(i, line)| {
+            let due = (rate > 0.0)
+                .then(|| started + chrono::Duration::microseconds((i as f64 / rate * 1e6) as i64));
+            (due, line)
+        });
+        let produced =
+            crate::kafka::produce(brokers, &args.topic, records, &stop_on_ctrl_c(), &bar).await?;
+        bar.finish_and_clear();
+        return report_produced(&produced, brokers, &args.topic);
     }
     let out: Box<dyn Write> = match &args.output {
         Some(path) => {
@@ -171,10 +252,7 @@ pub async fn generate(mut args: GenerateArgs) -> Result<()> {
         }
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    let bar = args
-        .output
-        .as_ref()
-        .map(|_| bar(args.events as u64, "records"));
+    let bar = args.output.as_ref().map(|_| bar(events as u64, "records"));
     let mut out = out;
     for (i, line) in Generator::new(cfg).enumerate() {
         out.write_all(&line)?;
@@ -189,7 +267,7 @@ pub async fn generate(mut args: GenerateArgs) -> Result<()> {
     drop(out);
     if let (Some(b), Some(path)) = (bar, &args.output) {
         b.finish_and_clear();
-        eprintln!("wrote {} records to {}", args.events, path.display());
+        eprintln!("wrote {events} records to {}", path.display());
     }
     Ok(())
 }

@@ -33,13 +33,13 @@ fn user_key(line: &[u8]) -> Option<String> {
     who.user_id.or(who.anonymous_id)
 }
 
-/// Produces `lines` to `topic`, at most `rate` records per second (unlimited when zero), and
-/// waits for every acknowledgement.
+/// Produces `records` to `topic`, each when the wall clock reaches its time (at once when it has
+/// none), until they end or `stop` is set, and waits for every acknowledgement.
 pub async fn produce(
     brokers: &str,
     topic: &str,
-    lines: impl Iterator<Item = Vec<u8>>,
-    rate: f64,
+    records: impl Iterator<Item = (Option<chrono::DateTime<chrono::Utc>>, Vec<u8>)>,
+    stop: &std::sync::atomic::AtomicBool,
     bar: &ProgressBar,
 ) -> Result<Produced> {
     let producer: FutureProducer = ClientConfig::new()
@@ -62,12 +62,12 @@ pub async fn produce(
         }
         Err(_) => produced.failed += 1,
     };
-    for (i, line) in lines.enumerate() {
-        if rate > 0.0 {
-            let due = started + Duration::from_secs_f64(i as f64 / rate);
-            if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                tokio::time::sleep(wait).await;
-            }
+    for (due, line) in records {
+        if let Some(wait) = due.and_then(|at| (at - chrono::Utc::now()).to_std().ok()) {
+            tokio::time::sleep(wait).await;
+        }
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
         }
         let key = user_key(&line);
         let mut record = FutureRecord::to(topic).payload(&line);

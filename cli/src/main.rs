@@ -272,14 +272,9 @@ struct DemoArgs {
 
 #[derive(Args, Debug)]
 struct GenerateArgs {
-    /// Number of records to write.
-    #[arg(
-        long,
-        env = "CLICKSTREAM_EVENTS",
-        default_value_t = 10_000,
-        conflicts_with = "duration"
-    )]
-    events: usize,
+    /// Number of records to write (default 10,000); a batch of past days, not live traffic.
+    #[arg(long, env = "CLICKSTREAM_EVENTS", conflicts_with = "duration")]
+    events: Option<usize>,
     /// Output file (.jsonl, or .jsonl.gz to compress); standard output when neither this nor
     /// --brokers is given.
     #[arg(long, short)]
@@ -290,14 +285,42 @@ struct GenerateArgs {
     /// Topic to produce to.
     #[arg(long, env = "KAFKA_TOPIC", default_value = "clickstream-events")]
     topic: String,
-    /// Records per second to produce (0: as fast as the broker takes them).
+    /// Records per second to produce: live, the mean (default 100); a batch, the most (0: as
+    /// fast as the broker takes them).
     #[arg(long, default_value_t = 0.0)]
     rate: f64,
-    /// Produce for this many seconds at --rate (instead of --events).
-    #[arg(long, requires = "rate")]
+    /// Produce for this many seconds (live; or a batch of --rate times this many records).
+    #[arg(long)]
     duration: Option<f64>,
+    /// Live traffic stamped with the wall clock, until Ctrl-C or --duration: the default when
+    /// producing to Kafka without --events.
+    #[arg(long, conflicts_with_all = ["batch", "output", "events"])]
+    live: bool,
+    /// A batch of past days to Kafka, as to a file, instead of live traffic.
+    #[arg(long)]
+    batch: bool,
+    /// Live: traffic follows a daily curve (--rate is its mean; highest at 16:00 UTC).
+    #[arg(long)]
+    daily_curve: bool,
+    /// Live: first produce this many days of history, then go live.
+    #[arg(long, default_value_t = 0)]
+    backfill_days: u32,
+    /// Live: records per day of --backfill-days.
+    #[arg(long, default_value_t = 20_000)]
+    backfill_per_day: usize,
     #[command(flatten)]
     generator: GeneratorArgs,
+}
+
+impl GenerateArgs {
+    /// Live traffic: asked for, or producing to Kafka without a number of events or --batch.
+    fn is_live(&self) -> bool {
+        self.live
+            || (self.brokers.is_some()
+                && self.output.is_none()
+                && self.events.is_none()
+                && !self.batch)
+    }
 }
 
 #[derive(Args, Debug)]

