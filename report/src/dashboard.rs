@@ -68,6 +68,18 @@ pub struct DashboardData {
     pub silver_events: i64,
     pub quarantined: BTreeMap<String, i64>,
     pub duplicates: i64,
+    /// Weekly retention cohorts (gold/retention_weekly, all of history), oldest cohort first.
+    pub retention: Vec<Cohort>,
+}
+
+/// One weekly cohort: users first seen in the week from `week` (a Monday), and how many of them
+/// were active in that week and each week after.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Cohort {
+    pub week: NaiveDate,
+    pub users: i64,
+    /// Active users in week 0 (the cohort's own), 1, 2, ...
+    pub active: Vec<i64>,
 }
 
 fn top(counts: HashMap<String, i64>) -> Vec<(String, i64)> {
@@ -274,6 +286,26 @@ pub async fn load(lake: &Lake, range: DateRange) -> Result<DashboardData> {
             *data.quarantined.entry(r.to_string()).or_default() += 1;
         }
     }
+    let mut cohorts: BTreeMap<i32, Cohort> = BTreeMap::new();
+    for b in read(lake, Table::RetentionWeekly, &[], None).await? {
+        let week = typed_column::<Date32Array>(&b, "cohort_week")?;
+        let index = typed_column::<Int32Array>(&b, "week_index")?;
+        let users = typed_column::<Int64Array>(&b, "cohort_users")?;
+        let active = typed_column::<Int64Array>(&b, "active_users")?;
+        for i in 0..b.num_rows() {
+            let cohort = cohorts.entry(week.value(i)).or_insert_with(|| Cohort {
+                week: from_days(week.value(i)),
+                users: users.value(i),
+                active: Vec::new(),
+            });
+            let at = index.value(i).max(0) as usize;
+            if cohort.active.len() <= at {
+                cohort.active.resize(at + 1, 0);
+            }
+            cohort.active[at] = active.value(i);
+        }
+    }
+    data.retention = cohorts.into_values().collect();
     let silver = lake.table(Table::Silver).await?;
     let mut history = silver.history(None);
     while let Some(commit) = history.next().await {
@@ -537,6 +569,43 @@ fn figure(key: &str, svg: &str) -> String {
     format!("<figure class=\"chart\" data-chart=\"{key}\">{svg}</figure>\n")
 }
 
+/// The retention cohorts as a heatmap: a row per cohort, a cell per week after it, shaded by the
+/// share still active.
+fn retention_heatmap(cohorts: &[Cohort]) -> String {
+    let weeks = cohorts.iter().map(|c| c.active.len()).max().unwrap_or(0);
+    let mut html = String::from(
+        "<section class=\"retention\"><h3>Weekly retention: users by first week, share active in each week after</h3>",
+    );
+    if cohorts.is_empty() {
+        html.push_str(
+            "<p class=\"empty\">No cohorts yet (the exporter computes them).</p></section>\n",
+        );
+        return html;
+    }
+    html.push_str("<table data-retention><tr><th>first seen (week of)</th><th>users</th>");
+    for w in 0..weeks {
+        let _ = write!(html, "<th>week {w}</th>");
+    }
+    html.push_str("</tr>");
+    for c in cohorts {
+        let _ = write!(html, "<tr><td>{}</td><td>{}</td>", c.week, c.users);
+        for (w, active) in c.active.iter().enumerate() {
+            let share = *active as f64 / c.users.max(1) as f64;
+            let _ = write!(
+                html,
+                "<td data-cohort=\"{}\" data-week=\"{w}\" data-active=\"{active}\" style=\"background:rgba(0,114,178,{:.2})\" title=\"{active} of {} users\">{:.0}%</td>",
+                c.week,
+                share,
+                c.users,
+                share * 100.0
+            );
+        }
+        html.push_str("</tr>");
+    }
+    html.push_str("</table></section>\n");
+    html
+}
+
 fn list_table(key: &str, title: &str, head: &str, rows: &[(String, i64)]) -> String {
     let mut html = format!(
         "<section class=\"list\"><h3>{title}</h3><table data-list=\"{key}\"><tr><th>{head}</th><th>count</th></tr>"
@@ -661,6 +730,7 @@ pub fn render_html(data: &DashboardData) -> String {
     body += &list_table("devices", "Devices", "device", &data.devices);
     body += &list_table("countries", "Countries", "country", &data.countries);
     body.push_str("</div>\n");
+    body += &retention_heatmap(&data.retention);
     let latest = data
         .latest_event_time
         .map_or("none".to_string(), |t| t.to_rfc3339());
@@ -733,6 +803,26 @@ pub fn render_report(data: &DashboardData, date: Option<NaiveDate>) -> String {
     list("Referrers (sessions)", &data.referrers);
     list("Devices (sessions)", &data.devices);
     list("Countries (sessions)", &data.countries);
+    if !data.retention.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nWeekly retention (users by first week; share active in week 0, 1, ...)"
+        );
+        for c in &data.retention {
+            let shares: Vec<String> = c
+                .active
+                .iter()
+                .map(|a| format!("{:>4.0}%", *a as f64 / c.users.max(1) as f64 * 100.0))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  {} {:>8} users {}",
+                c.week,
+                c.users,
+                shares.join(" ")
+            );
+        }
+    }
     let _ = writeln!(out, "\nFunnel (user-days)");
     for s in &data.funnel {
         let _ = writeln!(

@@ -318,3 +318,70 @@ async fn a_few_events_past_midnight_do_not_make_the_headline() {
     let report = render_report(&data, None);
     assert!(report.contains("(latest complete day)") && report.contains("so far (in progress)"));
 }
+
+/// The retention heatmap shows gold/retention_weekly as the exporter computes it: a row per
+/// first-seen week, a cell per week after it with the cohort's active users.
+#[tokio::test]
+async fn retention_heatmap_equals_the_retention_table() {
+    let now = Utc::now() - Duration::hours(1);
+    let mut events = Vec::new();
+    for (user, days_ago) in [
+        ("a", 20),
+        ("a", 13),
+        ("a", 1),
+        ("b", 20),
+        ("c", 13),
+        ("c", 6),
+        ("d", 6),
+    ] {
+        let id = format!("{user}{days_ago}");
+        events.push(event(
+            &id,
+            user,
+            now - Duration::days(days_ago),
+            "page_view",
+            "/",
+        ));
+    }
+    let (_dir, lake) = lake_with(events).await;
+    let cells = clickstream::gold::retention::refresh(&lake).await.unwrap();
+    assert!(cells > 0);
+    let html = render_html(&load(&lake, Default::default()).await.unwrap());
+    let mut expected = Vec::new();
+    for b in gold_rows(&lake, Table::RetentionWeekly).await {
+        let week = b
+            .column_by_name("cohort_week")
+            .unwrap()
+            .as_primitive::<Date32Type>();
+        let index = b
+            .column_by_name("week_index")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Int32Type>();
+        let active = b
+            .column_by_name("active_users")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        for i in 0..b.num_rows() {
+            let week = clickstream::gold::from_days(week.value(i)).to_string();
+            expected.push((
+                week,
+                index.value(i).to_string(),
+                active.value(i).to_string(),
+            ));
+        }
+    }
+    expected.sort();
+    let cohorts = attrs(&html, "<td ", "data-cohort");
+    let weeks = attrs(&html, "<td ", "data-week");
+    let active = attrs(&html, "<td ", "data-active");
+    let mut shown: Vec<_> = (0..cohorts.len())
+        .map(|i| (cohorts[i].clone(), weeks[i].clone(), active[i].clone()))
+        .collect();
+    shown.sort();
+    assert_eq!(shown, expected);
+    assert_eq!(expected.len(), cells);
+    assert!(
+        render_report(&load(&lake, Default::default()).await.unwrap(), None)
+            .contains("Weekly retention")
+    );
+}

@@ -120,12 +120,14 @@ pub async fn gold_transformer(
     }
 }
 
-/// exporter: writes the exports (the scheduled event's content does not matter).
+/// exporter: recomputes the weekly retention cohorts, then writes the exports (the scheduled
+/// event's content does not matter).
 #[cfg(feature = "duckdb")]
 pub async fn exporter(
     lake: &Lake,
     _event: &EventBridgeEvent,
 ) -> Result<crate::export::ExportOutcome> {
+    crate::gold::retention::refresh(lake).await?;
     crate::export::export(lake).await
 }
 

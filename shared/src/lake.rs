@@ -49,11 +49,12 @@ pub enum Table {
     FunnelDaily,
     PageDaily,
     DailyUsers,
+    RetentionWeekly,
 }
 
 impl Table {
     /// Every table, in pipeline order.
-    pub const ALL: [Table; 9] = [
+    pub const ALL: [Table; 10] = [
         Table::Bronze,
         Table::FailedFiles,
         Table::Silver,
@@ -63,13 +64,15 @@ impl Table {
         Table::FunnelDaily,
         Table::PageDaily,
         Table::DailyUsers,
+        Table::RetentionWeekly,
     ];
     /// The gold tables, as exported.
-    pub const GOLD: [Table; 4] = [
+    pub const GOLD: [Table; 5] = [
         Table::Sessions,
         Table::DailyMetrics,
         Table::FunnelDaily,
         Table::PageDaily,
+        Table::RetentionWeekly,
     ];
 
     /// Location relative to the lake root.
@@ -84,6 +87,7 @@ impl Table {
             Table::FunnelDaily => "gold/funnel_daily",
             Table::PageDaily => "gold/page_daily",
             Table::DailyUsers => "gold/daily_users",
+            Table::RetentionWeekly => "gold/retention_weekly",
         }
     }
 
@@ -104,6 +108,7 @@ impl Table {
             Table::FunnelDaily => schema::FUNNEL_DAILY.clone(),
             Table::PageDaily => schema::PAGE_DAILY.clone(),
             Table::DailyUsers => schema::DAILY_USERS.clone(),
+            Table::RetentionWeekly => schema::RETENTION_WEEKLY.clone(),
         }
     }
 

@@ -39,6 +39,18 @@ pub static FAILED_FILES: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+/// `gold/retention_weekly`: users by the week they were first seen (`cohort_week`, a Monday) and
+/// how many of them were active `week_index` weeks later.
+pub static RETENTION_WEEKLY: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("cohort_week", DataType::Date32, false),
+        Field::new("week_index", DataType::Int32, false),
+        Field::new("cohort_users", DataType::Int64, false),
+        Field::new("active_users", DataType::Int64, false),
+        Field::new("share", DataType::Float64, false),
+    ]))
+});
+
 /// `silver/events`: typed, valid events with a unique event_id, partitioned by `event_date`.
 pub static SILVER: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![

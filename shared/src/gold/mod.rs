@@ -24,6 +24,7 @@ use serde_json::json;
 
 mod batches;
 mod metrics;
+pub mod retention;
 mod sessions;
 
 use batches::*;

@@ -1,0 +1,160 @@
+//! Weekly retention cohorts: users by the week they were first seen, and the share of each cohort
+//! active in each following week (`gold/retention_weekly`). Computed from `gold/daily_users` on the
+//! exporter's schedule rather than per batch: a cohort table spans the whole history.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::Datelike;
+
+use super::*;
+
+/// Monday of the ISO week holding `day` (days since the epoch).
+fn week_of(day: i32) -> i32 {
+    let weekday = from_days(day).weekday().num_days_from_monday() as i32;
+    day - weekday
+}
+
+/// One cell of the retention table.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetentionCell {
+    /// Monday of the week the cohort's users were first seen (days since the epoch).
+    pub cohort_week: i32,
+    /// Weeks after the cohort's week (0: the week itself).
+    pub week_index: i32,
+    /// Users of the cohort.
+    pub cohort_users: i64,
+    /// Users of the cohort active in that week.
+    pub active_users: i64,
+}
+
+/// The retention cells of the distinct users per date in `daily_users` (gold/daily_users rows),
+/// in (cohort_week, week_index) order, up to the latest week in the data.
+pub fn weekly_cohorts(daily_users: &[RecordBatch]) -> Result<Vec<RetentionCell>> {
+    let mut weeks_of_user: HashMap<&str, HashSet<i32>> = HashMap::new();
+    for batch in daily_users {
+        let users = typed_column::<StringArray>(batch, "user_key")?;
+        let dates = typed_column::<Date32Array>(batch, "date")?;
+        for i in 0..batch.num_rows() {
+            weeks_of_user
+                .entry(users.value(i))
+                .or_default()
+                .insert(week_of(dates.value(i)));
+        }
+    }
+    let last_week = weeks_of_user.values().flatten().max().copied();
+    let mut cohort_users: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut active: HashMap<(i32, i32), i64> = HashMap::new();
+    for weeks in weeks_of_user.values() {
+        let cohort = *weeks.iter().min().expect("a user has at least one date");
+        *cohort_users.entry(cohort).or_default() += 1;
+        for w in weeks {
+            *active.entry((cohort, (w - cohort) / 7)).or_default() += 1;
+        }
+    }
+    let mut cells = Vec::new();
+    for (&cohort, &users) in &cohort_users {
+        let weeks = last_week.map_or(0, |last| (last - cohort) / 7);
+        for week_index in 0..=weeks {
+            cells.push(RetentionCell {
+                cohort_week: cohort,
+                week_index,
+                cohort_users: users,
+                active_users: active.get(&(cohort, week_index)).copied().unwrap_or(0),
+            });
+        }
+    }
+    Ok(cells)
+}
+
+/// The cells as a gold/retention_weekly batch.
+fn retention_batch(cells: &[RetentionCell]) -> Result<RecordBatch> {
+    let share = |c: &RetentionCell| c.active_users as f64 / c.cohort_users.max(1) as f64;
+    Ok(RecordBatch::try_new(
+        Table::RetentionWeekly.schema(),
+        vec![
+            Arc::new(Date32Array::from_iter_values(
+                cells.iter().map(|c| c.cohort_week),
+            )),
+            Arc::new(Int32Array::from_iter_values(
+                cells.iter().map(|c| c.week_index),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                cells.iter().map(|c| c.cohort_users),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                cells.iter().map(|c| c.active_users),
+            )),
+            Arc::new(Float64Array::from_iter_values(cells.iter().map(share))),
+        ],
+    )?)
+}
+
+/// Recomputes gold/retention_weekly from gold/daily_users (a whole overwrite: running it again
+/// gives the same table); returns the number of cells.
+pub async fn refresh(lake: &Lake) -> Result<usize> {
+    let daily_users = lake.table(Table::DailyUsers).await?;
+    let rows = if has_data_files(&daily_users) {
+        lake.read(&daily_users, &["user_key", "date"], None).await?
+    } else {
+        Vec::new()
+    };
+    let cells = weekly_cohorts(&rows)?;
+    let table = lake.table(Table::RetentionWeekly).await?;
+    let written = table
+        .write(vec![retention_batch(&cells)?])
+        .with_save_mode(SaveMode::Overwrite)
+        .await
+        .map_err(Error::delta(Table::RetentionWeekly.path()))?;
+    lake.keep(Table::RetentionWeekly, &written);
+    Ok(cells.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn daily_users(rows: &[(&str, NaiveDate)]) -> RecordBatch {
+        RecordBatch::try_new(
+            Table::DailyUsers.schema(),
+            vec![
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+                Arc::new(Date32Array::from_iter_values(
+                    rows.iter().map(|r| to_days(r.1)),
+                )),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn cohorts_by_first_week_and_the_share_active_after() {
+        let d = |m: u32, day: u32| NaiveDate::from_ymd_opt(2026, m, day).unwrap();
+        // Mon 2026-11-02, Mon 11-09, Mon 11-16. a: weeks 0 and 2; b: weeks 0 and 1; c: week 1.
+        let batch = daily_users(&[
+            ("a", d(11, 2)),
+            ("a", d(11, 3)),
+            ("b", d(11, 8)),
+            ("b", d(11, 9)),
+            ("a", d(11, 20)),
+            ("c", d(11, 15)),
+        ]);
+        let cells = weekly_cohorts(&[batch]).unwrap();
+        let cell = |cohort: NaiveDate, week: i32| {
+            cells
+                .iter()
+                .find(|c| c.cohort_week == to_days(cohort) && c.week_index == week)
+                .map(|c| (c.cohort_users, c.active_users))
+        };
+        assert_eq!(cell(d(11, 2), 0), Some((2, 2)));
+        assert_eq!(cell(d(11, 2), 1), Some((2, 1)), "b in its second week");
+        assert_eq!(cell(d(11, 2), 2), Some((2, 1)), "a back in week 2");
+        assert_eq!(
+            cell(d(11, 9), 0),
+            Some((1, 1)),
+            "c first seen on Sunday 11-15"
+        );
+        assert_eq!(cell(d(11, 9), 1), Some((1, 0)));
+        assert_eq!(cell(d(11, 9), 2), None, "no week after the data");
+        assert_eq!(cells.len(), 5);
+    }
+}
