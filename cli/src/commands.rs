@@ -416,3 +416,8 @@ pub async fn freshness(args: crate::FreshnessArgs) -> Result<()> {
     };
     crate::bench::freshness(&lake, config).await
 }
+
+pub async fn serve(args: crate::ServeArgs) -> Result<()> {
+    let lake = open_lake(&args.lake.lake)?;
+    crate::serve::serve(lake, std::net::SocketAddr::new(args.bind, args.port)).await
+}

@@ -5,6 +5,7 @@ mod bench_stages;
 mod bridge;
 mod commands;
 mod kafka;
+mod serve;
 mod summary;
 
 use std::path::PathBuf;
@@ -33,6 +34,8 @@ enum Command {
     Report(ReportArgs),
     /// Regenerate exports/dashboard.html from gold.
     Dashboard(DashboardArgs),
+    /// Serve the dashboard over HTTP (read-only), refreshed in the browser when gold changes.
+    Serve(ServeArgs),
     /// Compact, checkpoint and vacuum every table (what the maintenance function does).
     Maintain(MaintainArgs),
     /// Benchmarks besides the demo.
@@ -212,6 +215,18 @@ struct DashboardArgs {
 }
 
 #[derive(Args, Debug)]
+struct ServeArgs {
+    /// Port to listen on (0: any free port, printed).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Address to listen on; only this machine by default.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: std::net::IpAddr,
+    #[command(flatten)]
+    lake: LakeArgs,
+}
+
+#[derive(Args, Debug)]
 struct MaintainArgs {
     /// VACUUM keeps files removed less than this many hours ago.
     #[arg(long, env = "VACUUM_RETENTION_HOURS", default_value_t = clickstream::maintenance::DEFAULT_VACUUM_RETENTION_HOURS)]
@@ -355,6 +370,7 @@ async fn main() -> std::process::ExitCode {
         Command::Export(args) => commands::export(args).await,
         Command::Report(args) => commands::report(args).await,
         Command::Dashboard(args) => commands::dashboard(args).await,
+        Command::Serve(args) => commands::serve(args).await,
         Command::Maintain(args) => commands::maintain(args).await,
         Command::Bench(BenchCommand::TableOpen { commits }) => bench::table_open(commits).await,
         Command::Bench(BenchCommand::Freshness(args)) => commands::freshness(args).await,

@@ -9,7 +9,7 @@ use std::process::Command;
 
 /// Chromium (`CHROMIUM`, or /usr/bin/chromium), or `None` (the test is skipped) when it is not
 /// installed; see [`crate::available`].
-fn chromium() -> Option<PathBuf> {
+pub fn chromium() -> Option<PathBuf> {
     let path =
         PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
     let missing: Vec<String> = (!path.exists())
@@ -19,7 +19,7 @@ fn chromium() -> Option<PathBuf> {
     crate::available("the browser test", &missing).then_some(path)
 }
 
-fn headless(chromium: &Path, profile: &Path) -> Command {
+pub fn headless(chromium: &Path, profile: &Path) -> Command {
     let mut c = Command::new(chromium);
     c.args([
         "--headless",

@@ -7,6 +7,7 @@ mod demo;
 mod faults;
 mod live;
 mod local_stack;
+mod serve;
 mod stack;
 
 /// Tests that load the whole machine (the local stack, eight writers at once) take turns, so that
