@@ -336,7 +336,7 @@ pub struct Live {
 /// Seconds of sessions [`Live`] generates at a time.
 const LIVE_WINDOW_S: i64 = 10;
 /// How far before its start [`Live`] begins simulating, so that it starts with sessions in
-/// progress (a session lasts up to about 15 minutes) rather than ramping up.
+/// progress rather than ramping up (a session lasts up to about 15 minutes).
 const LIVE_WARM_UP_S: i64 = 20 * 60;
 
 impl Live {
@@ -449,7 +449,7 @@ mod tests {
         let span = (records.last().unwrap().0 - from).num_milliseconds() as f64 / 1000.0;
         assert!(
             (50.0..70.0).contains(&span),
-            "12,000 events at 200/s took {span} s"
+            "3,000 events at 50/s took {span} s"
         );
         // Event times are the send times (late events excepted), and sessions interleave: the
         // first 200 records come from many users.

@@ -16,6 +16,7 @@ fn live_traffic_is_stamped_with_the_wall_clock_and_all_acknowledged() {
         .args(["--rate", "200", "--duration", "5"])
         .output()
         .unwrap();
+    let ended = chrono::Utc::now();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -35,7 +36,7 @@ fn live_traffic_is_stamped_with_the_wall_clock_and_all_acknowledged() {
     // The broker stamps a whole batch with one time, so the check is against the run's own clock:
     // the events are stamped with times spread over the run as it happened, bar the late ones the
     // simulator sends on purpose (about 1%).
-    let (from, to) = (started - chrono::Duration::seconds(1), chrono::Utc::now());
+    let (from, to) = (started - chrono::Duration::seconds(1), ended);
     let mut times = Vec::new();
     for m in &messages {
         let raw = m.value.as_deref().unwrap_or_default();
@@ -49,13 +50,12 @@ fn live_traffic_is_stamped_with_the_wall_clock_and_all_acknowledged() {
         "{during} of {} valid events stamped during the run ({from} to {to})",
         times.len()
     );
-    let (first, last) = (times.iter().min().unwrap(), times.iter().max().unwrap());
+    // Spread over the 5 s of traffic (the process's own start may take seconds on a loaded machine).
+    let mut during_run: Vec<_> = times.iter().filter(|t| (from..=to).contains(*t)).collect();
+    during_run.sort();
+    let spread = *during_run[during_run.len() - 1] - *during_run[0];
     assert!(
-        *first - from < chrono::Duration::seconds(3),
-        "first event at {first}"
-    );
-    assert!(
-        to - *last < chrono::Duration::seconds(3),
-        "last event at {last}"
+        spread >= chrono::Duration::seconds(4),
+        "events stamped over {spread} of a 5 s run"
     );
 }
