@@ -258,7 +258,8 @@ fn ingest_lands_files_and_reaches_gold() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported file type"));
 }
 
-fn clickstream(args: &[&str]) -> (bool, String, String) {
+/// Runs `clickstream` with `args`: whether it succeeded, its stdout and its stderr.
+pub fn clickstream(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_clickstream"))
         .args(args)
         .output()

@@ -18,16 +18,10 @@ impl Drop for Server {
     }
 }
 
+/// Runs `clickstream` with `args`, which must succeed.
 fn clickstream(args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_clickstream"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "clickstream {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, _, stderr) = crate::demo::clickstream(args);
+    assert!(ok, "clickstream {args:?}: {stderr}");
 }
 
 /// The value of `name="..."` in the first tag holding `marker`.
