@@ -329,9 +329,12 @@ pub struct Live {
     from: DateTime<Utc>,
     window_start: DateTime<Utc>,
     window: u64,
-    due: std::collections::BinaryHeap<std::cmp::Reverse<(DateTime<Utc>, u64, Vec<u8>)>>,
+    due: std::collections::BinaryHeap<Due>,
     sequence: u64,
 }
+
+/// A generated record waiting for its time: (time, order generated, record), earliest first.
+type Due = std::cmp::Reverse<(DateTime<Utc>, u64, Vec<u8>)>;
 
 /// Seconds of sessions [`Live`] generates at a time.
 const LIVE_WINDOW_S: i64 = 10;
@@ -398,14 +401,14 @@ impl Live {
     /// The next record and when to send it, in time order.
     pub fn next_due(&mut self) -> (DateTime<Utc>, Vec<u8>) {
         loop {
-            if let Some(std::cmp::Reverse((at, _, _))) = self.due.peek() {
-                if *at < self.window_start {
-                    let std::cmp::Reverse((at, _, line)) = self.due.pop().expect("peeked");
-                    if at >= self.from {
-                        return (at, line);
-                    }
-                    continue;
+            if let Some(std::cmp::Reverse((at, _, _))) = self.due.peek()
+                && *at < self.window_start
+            {
+                let std::cmp::Reverse((at, _, line)) = self.due.pop().expect("peeked");
+                if at >= self.from {
+                    return (at, line);
                 }
+                continue;
             }
             self.generate_window();
         }
