@@ -115,18 +115,14 @@ pub async fn freshness(lake: &Lake, config: FreshnessConfig) -> Result<()> {
         generator.invalid_rate,
         generator.late_rate,
     ) = (0.0, 0.0, 0.0);
-    let started = chrono::Utc::now();
-    let rate = config.rate;
-    let stamped = clickstream_generator::Generator::new(generator)
-        .enumerate()
-        .map(move |(i, line)| {
-            let due = started + chrono::Duration::microseconds((i as f64 / rate * 1e6) as i64);
-            let mut event: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_slice(&line).expect("generated events are JSON objects");
-            let sent = chrono::Utc::now().timestamp_millis();
-            event.insert(SENT_FIELD.into(), sent.into());
-            (Some(due), serde_json::to_vec(&event).expect("JSON"))
-        });
+    let stamped = clickstream_generator::Generator::new(generator).map(|line| {
+        let mut event: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&line).expect("generated events are JSON objects");
+        let sent = chrono::Utc::now().timestamp_millis();
+        event.insert(SENT_FIELD.into(), sent.into());
+        serde_json::to_vec(&event).expect("JSON")
+    });
+    let stamped = crate::kafka::paced(stamped, config.rate);
     let mut seen = processed_silver_version(lake).await?.unwrap_or(-1);
     println!(
         "freshness: {events} events at {} events/s to {} ({}), lake {}",

@@ -226,13 +226,7 @@ pub async fn generate(args: GenerateArgs) -> Result<()> {
     let cfg = generator_config(events, &args.generator)?;
     if let (Some(brokers), None) = (&args.brokers, &args.output) {
         let bar = bar(events as u64, "acknowledged");
-        let started = chrono::Utc::now();
-        let rate = args.rate;
-        let records = Generator::new(cfg).enumerate().map(move |(i, line)| {
-            let due = (rate > 0.0)
-                .then(|| started + chrono::Duration::microseconds((i as f64 / rate * 1e6) as i64));
-            (due, line)
-        });
+        let records = crate::kafka::paced(Generator::new(cfg), args.rate);
         let produced =
             crate::kafka::produce(brokers, &args.topic, records, &stop_on_ctrl_c(), &bar).await?;
         bar.finish_and_clear();

@@ -33,6 +33,20 @@ fn user_key(line: &[u8]) -> Option<String> {
     who.user_id.or(who.anonymous_id)
 }
 
+/// `lines` paced at `rate` per second from now (the i-th due i / rate seconds later), as
+/// [`produce`] takes them; not paced when `rate` is zero.
+pub fn paced(
+    lines: impl Iterator<Item = Vec<u8>>,
+    rate: f64,
+) -> impl Iterator<Item = (Option<chrono::DateTime<chrono::Utc>>, Vec<u8>)> {
+    let started = chrono::Utc::now();
+    lines.enumerate().map(move |(i, line)| {
+        let due = (rate > 0.0)
+            .then(|| started + chrono::Duration::microseconds((i as f64 / rate * 1e6) as i64));
+        (due, line)
+    })
+}
+
 /// Produces `records` to `topic`, each when the wall clock reaches its time (at once when it has
 /// none), until they end or `stop` is set, and waits for every acknowledgement.
 pub async fn produce(
