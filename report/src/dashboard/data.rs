@@ -1,0 +1,572 @@
+//! What the dashboard and the report show, read from gold: [`load`] fills a [`DashboardData`],
+//! one reader per gold table.
+
+use std::collections::{BTreeMap, HashMap};
+
+use arrow::array::{
+    Array, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch,
+    StringArray, TimestampMicrosecondArray,
+};
+use chrono::{DateTime, NaiveDate, Utc};
+use clickstream::Result;
+use clickstream::gold::{from_days, to_days};
+use clickstream::lake::{Lake, Table, typed_column};
+use deltalake::datafusion::prelude::{Expr, col, lit};
+use deltalake::datafusion::scalar::ScalarValue;
+use futures::StreamExt;
+use serde::Serialize;
+
+/// Rows shown in each top list.
+const TOP: usize = 10;
+/// Values of a breakdown (device, country, source) shown by name; the rest count as "other".
+const BREAKDOWN_VALUES: usize = 6;
+/// Pages whose daily figures the page keeps (the most viewed in the range).
+const PAGES_KEPT: usize = 30;
+
+/// Session duration bins: lower edge in seconds, label.
+pub const DURATION_BINS: [(f64, &str); 8] = [
+    (0.0, "under 10 s"),
+    (10.0, "10-30 s"),
+    (30.0, "30 s-1 min"),
+    (60.0, "1-3 min"),
+    (180.0, "3-10 min"),
+    (600.0, "10-30 min"),
+    (1800.0, "30-60 min"),
+    (3600.0, "1 h or more"),
+];
+/// Events-per-session bins: lower edge, label.
+pub const EVENTS_BINS: [(f64, &str); 7] = [
+    (1.0, "1"),
+    (2.0, "2"),
+    (3.0, "3-4"),
+    (5.0, "5-7"),
+    (8.0, "8-12"),
+    (13.0, "13-20"),
+    (21.0, "21 or more"),
+];
+
+/// One row of gold/daily_metrics.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Day {
+    pub date: NaiveDate,
+    pub dau: i64,
+    pub wau: i64,
+    pub mau: i64,
+    pub sessions: i64,
+    pub events: i64,
+    pub page_views: i64,
+    pub avg_session_duration_s: f64,
+    pub bounce_rate: f64,
+    pub conversion_rate: f64,
+}
+
+/// A funnel step summed over the date range (user-days).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FunnelStep {
+    pub step_index: i32,
+    pub step: String,
+    pub users: i64,
+    pub conversion_from_start: f64,
+    pub conversion_from_previous: f64,
+}
+
+/// A funnel step on one day (a row of gold/funnel_daily).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FunnelDay {
+    pub date: NaiveDate,
+    pub step_index: i32,
+    pub step: String,
+    pub users: i64,
+}
+
+/// A page's views and entries on one day (a row of gold/page_daily).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PageDay {
+    pub date: NaiveDate,
+    pub page: String,
+    pub page_views: i64,
+    pub entries: i64,
+}
+
+/// Sessions of one day that share a value of a breakdown, and how many of them converted.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct SessionsBy {
+    pub date: NaiveDate,
+    /// `device`, `country` or `source` (utm_source, else the referrer's host).
+    pub dimension: &'static str,
+    pub value: String,
+    pub sessions: i64,
+    pub conversions: i64,
+}
+
+/// Sessions of one day per bin ([`DURATION_BINS`] or [`EVENTS_BINS`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BinnedDay {
+    pub date: NaiveDate,
+    pub counts: Vec<i64>,
+}
+
+/// One weekly cohort: users first seen in the week from `week` (a Monday), and how many of them
+/// were active in that week and each week after.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Cohort {
+    pub week: NaiveDate,
+    pub users: i64,
+    /// Active users in week 0 (the cohort's own), 1, 2, ...
+    pub active: Vec<i64>,
+}
+
+/// Everything the dashboard and the report show: daily figures (which the page sums over the
+/// range a reader picks) and their sums over the loaded range (which the report prints).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DashboardData {
+    pub days: Vec<Day>,
+    pub funnel: Vec<FunnelStep>,
+    pub funnel_daily: Vec<FunnelDay>,
+    /// The [`PAGES_KEPT`] most viewed pages of the range, per day.
+    pub pages_daily: Vec<PageDay>,
+    /// (page_path, page_views) over the range
+    pub top_pages: Vec<(String, i64)>,
+    pub entry_pages: Vec<(String, i64)>,
+    /// (value, sessions) over the range
+    pub sources: Vec<(String, i64)>,
+    pub devices: Vec<(String, i64)>,
+    pub countries: Vec<(String, i64)>,
+    /// Sessions and conversions per day by device, country and source.
+    pub sessions_by: Vec<SessionsBy>,
+    pub duration_bins: Vec<&'static str>,
+    pub duration_daily: Vec<BinnedDay>,
+    pub events_bins: Vec<&'static str>,
+    pub events_daily: Vec<BinnedDay>,
+    pub latest_event_time: Option<DateTime<Utc>>,
+    pub generated_at: DateTime<Utc>,
+    pub silver_events: i64,
+    pub quarantined: BTreeMap<String, i64>,
+    pub duplicates: i64,
+    /// Weekly retention cohorts (gold/retention_weekly, all of history), oldest cohort first.
+    pub retention: Vec<Cohort>,
+}
+
+/// A date range (inclusive); `None` ends are open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DateRange {
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+}
+
+impl DateRange {
+    /// The filter on `column` (a date column), if the range is bounded.
+    fn filter(&self, column: &str) -> Option<Expr> {
+        let day = |d: NaiveDate| lit(ScalarValue::Date32(Some(to_days(d))));
+        let lower = self.from.map(|d| col(column).gt_eq(day(d)));
+        let upper = self.to.map(|d| col(column).lt_eq(day(d)));
+        match (lower, upper) {
+            (Some(l), Some(u)) => Some(l.and(u)),
+            (l, u) => l.or(u),
+        }
+    }
+}
+
+/// Reads gold within `range` (and the silver, quarantine and retention figures, which span all
+/// of history) into [`DashboardData`].
+pub async fn load(lake: &Lake, range: DateRange) -> Result<DashboardData> {
+    let mut data = DashboardData {
+        generated_at: Utc::now(),
+        duration_bins: DURATION_BINS.iter().map(|b| b.1).collect(),
+        events_bins: EVENTS_BINS.iter().map(|b| b.1).collect(),
+        ..Default::default()
+    };
+    load_days(lake, range, &mut data).await?;
+    load_funnel(lake, range, &mut data).await?;
+    load_pages(lake, range, &mut data).await?;
+    load_sessions(lake, range, &mut data).await?;
+    load_reconciliation(lake, &mut data).await?;
+    data.retention = load_retention(lake).await?;
+    Ok(data)
+}
+
+async fn read(
+    lake: &Lake,
+    table: Table,
+    columns: &[&str],
+    filter: Option<Expr>,
+) -> Result<Vec<RecordBatch>> {
+    let t = lake.table(table).await?;
+    lake.read(&t, columns, filter).await
+}
+
+/// gold/daily_metrics, oldest day first.
+async fn load_days(lake: &Lake, range: DateRange, data: &mut DashboardData) -> Result<()> {
+    for b in read(lake, Table::DailyMetrics, &[], range.filter("date")).await? {
+        let date = typed_column::<Date32Array>(&b, "date")?;
+        let count = |name| typed_column::<Int64Array>(&b, name);
+        let (dau, wau, mau) = (count("dau")?, count("wau")?, count("mau")?);
+        let (sessions, events, pv) = (count("sessions")?, count("events")?, count("page_views")?);
+        let rate = |name| typed_column::<Float64Array>(&b, name);
+        let (dur, bounce) = (rate("avg_session_duration_s")?, rate("bounce_rate")?);
+        let conversion = rate("conversion_rate")?;
+        for i in 0..b.num_rows() {
+            data.days.push(Day {
+                date: from_days(date.value(i)),
+                dau: dau.value(i),
+                wau: wau.value(i),
+                mau: mau.value(i),
+                sessions: sessions.value(i),
+                events: events.value(i),
+                page_views: pv.value(i),
+                avg_session_duration_s: dur.value(i),
+                bounce_rate: bounce.value(i),
+                conversion_rate: conversion.value(i),
+            });
+        }
+    }
+    data.days.sort_by_key(|d| d.date);
+    Ok(())
+}
+
+/// gold/funnel_daily: each day's steps, and the steps summed over the range.
+async fn load_funnel(lake: &Lake, range: DateRange, data: &mut DashboardData) -> Result<()> {
+    let columns = ["date", "step_index", "step", "users"];
+    for b in read(lake, Table::FunnelDaily, &columns, range.filter("date")).await? {
+        let date = typed_column::<Date32Array>(&b, "date")?;
+        let index = typed_column::<Int32Array>(&b, "step_index")?;
+        let step = typed_column::<StringArray>(&b, "step")?;
+        let users = typed_column::<Int64Array>(&b, "users")?;
+        for i in 0..b.num_rows() {
+            data.funnel_daily.push(FunnelDay {
+                date: from_days(date.value(i)),
+                step_index: index.value(i),
+                step: step.value(i).to_string(),
+                users: users.value(i),
+            });
+        }
+    }
+    data.funnel_daily
+        .sort_by(|a, b| (a.date, a.step_index).cmp(&(b.date, b.step_index)));
+    let mut steps: BTreeMap<i32, (String, i64)> = BTreeMap::new();
+    for d in &data.funnel_daily {
+        let step = steps
+            .entry(d.step_index)
+            .or_insert_with(|| (d.step.clone(), 0));
+        step.1 += d.users;
+    }
+    let first = steps.values().next().map_or(0, |s| s.1);
+    let mut previous = first;
+    for (step_index, (step, users)) in steps {
+        data.funnel.push(FunnelStep {
+            step_index,
+            step,
+            users,
+            conversion_from_start: ratio(users, first),
+            conversion_from_previous: ratio(users, previous),
+        });
+        previous = users;
+    }
+    Ok(())
+}
+
+fn ratio(a: i64, b: i64) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+/// gold/page_daily: the top pages and entry pages of the range, and the most viewed pages' days.
+async fn load_pages(lake: &Lake, range: DateRange, data: &mut DashboardData) -> Result<()> {
+    let columns = ["date", "page_path", "page_views", "entries"];
+    let mut rows = Vec::new();
+    for b in read(lake, Table::PageDaily, &columns, range.filter("date")).await? {
+        let date = typed_column::<Date32Array>(&b, "date")?;
+        let path = typed_column::<StringArray>(&b, "page_path")?;
+        let views = typed_column::<Int64Array>(&b, "page_views")?;
+        let entries = typed_column::<Int64Array>(&b, "entries")?;
+        for i in 0..b.num_rows() {
+            rows.push(PageDay {
+                date: from_days(date.value(i)),
+                page: path.value(i).to_string(),
+                page_views: views.value(i),
+                entries: entries.value(i),
+            });
+        }
+    }
+    let (mut views, mut entries) = (HashMap::new(), HashMap::new());
+    for r in &rows {
+        *views.entry(r.page.clone()).or_default() += r.page_views;
+        *entries.entry(r.page.clone()).or_default() += r.entries;
+    }
+    entries.retain(|_, n: &mut i64| *n > 0);
+    let kept: HashMap<String, i64> = ranked(views.clone(), PAGES_KEPT).into_iter().collect();
+    rows.retain(|r| kept.contains_key(&r.page));
+    rows.sort_by(|a, b| (a.date, &a.page).cmp(&(b.date, &b.page)));
+    data.pages_daily = rows;
+    data.top_pages = ranked(views, TOP);
+    data.entry_pages = ranked(entries, TOP);
+    Ok(())
+}
+
+/// The `n` largest counts, largest first (ties by name).
+fn ranked(counts: HashMap<String, i64>, n: usize) -> Vec<(String, i64)> {
+    let mut v: Vec<(String, i64)> = counts.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v.truncate(n);
+    v
+}
+
+/// The bin of `value`: the last bin whose lower edge it reaches (the first bin below all).
+fn bin(value: f64, bins: &[(f64, &str)]) -> usize {
+    bins.iter().rposition(|b| value >= b.0).unwrap_or(0)
+}
+
+/// gold/sessions: the breakdowns by device, country and source per day, the histograms per day,
+/// and the latest session end.
+async fn load_sessions(lake: &Lake, range: DateRange, data: &mut DashboardData) -> Result<()> {
+    let columns = [
+        "session_date",
+        "duration_s",
+        "events",
+        "converted",
+        "referrer_host",
+        "utm_source",
+        "device_type",
+        "country",
+        "session_end",
+    ];
+    type Key = (NaiveDate, &'static str, String);
+    let mut by: HashMap<Key, (i64, i64)> = HashMap::new();
+    let mut durations: BTreeMap<NaiveDate, Vec<i64>> = BTreeMap::new();
+    let mut events: BTreeMap<NaiveDate, Vec<i64>> = BTreeMap::new();
+    for b in read(
+        lake,
+        Table::Sessions,
+        &columns,
+        range.filter("session_date"),
+    )
+    .await?
+    {
+        let date = typed_column::<Date32Array>(&b, "session_date")?;
+        let duration = typed_column::<Float64Array>(&b, "duration_s")?;
+        let count = typed_column::<Int64Array>(&b, "events")?;
+        let converted = typed_column::<BooleanArray>(&b, "converted")?;
+        let end = typed_column::<TimestampMicrosecondArray>(&b, "session_end")?;
+        let text = |name| typed_column::<StringArray>(&b, name);
+        let (referrer, utm) = (text("referrer_host")?, text("utm_source")?);
+        let (device, country) = (text("device_type")?, text("country")?);
+        let value = |a: &StringArray, i: usize| a.is_valid(i).then(|| a.value(i).to_string());
+        for i in 0..b.num_rows() {
+            let day = from_days(date.value(i));
+            let source = value(utm, i)
+                .or_else(|| value(referrer, i))
+                .unwrap_or_else(|| "(direct)".into());
+            let unknown = || "(unknown)".to_string();
+            for (dimension, v) in [
+                ("device", value(device, i).unwrap_or_else(unknown)),
+                ("country", value(country, i).unwrap_or_else(unknown)),
+                ("source", source),
+            ] {
+                let cell = by.entry((day, dimension, v)).or_default();
+                cell.0 += 1;
+                cell.1 += i64::from(converted.value(i));
+            }
+            let d = durations
+                .entry(day)
+                .or_insert_with(|| vec![0; DURATION_BINS.len()]);
+            d[bin(duration.value(i), &DURATION_BINS)] += 1;
+            let e = events
+                .entry(day)
+                .or_insert_with(|| vec![0; EVENTS_BINS.len()]);
+            e[bin(count.value(i) as f64, &EVENTS_BINS)] += 1;
+            let t = DateTime::from_timestamp_micros(end.value(i));
+            data.latest_event_time = data.latest_event_time.max(t);
+        }
+    }
+    let binned = |m: BTreeMap<NaiveDate, Vec<i64>>| {
+        m.into_iter()
+            .map(|(date, counts)| BinnedDay { date, counts })
+            .collect()
+    };
+    data.duration_daily = binned(durations);
+    data.events_daily = binned(events);
+
+    let total = |dimension: &str| {
+        let mut sums: HashMap<String, i64> = HashMap::new();
+        for ((_, d, v), (n, _)) in &by {
+            if *d == dimension {
+                *sums.entry(v.clone()).or_default() += n;
+            }
+        }
+        sums
+    };
+    data.sources = ranked(total("source"), TOP);
+    data.devices = ranked(total("device"), TOP);
+    data.countries = ranked(total("country"), TOP);
+    let named: HashMap<&str, Vec<String>> = ["device", "country", "source"]
+        .into_iter()
+        .map(|d| {
+            let top = ranked(total(d), BREAKDOWN_VALUES);
+            (d, top.into_iter().map(|(v, _)| v).collect())
+        })
+        .collect();
+    let mut grouped: BTreeMap<Key, (i64, i64)> = BTreeMap::new();
+    for ((date, dimension, value), (sessions, conversions)) in by {
+        let value = if named[dimension].contains(&value) {
+            value
+        } else {
+            "other".to_string()
+        };
+        let cell = grouped.entry((date, dimension, value)).or_default();
+        cell.0 += sessions;
+        cell.1 += conversions;
+    }
+    data.sessions_by = grouped
+        .into_iter()
+        .map(
+            |((date, dimension, value), (sessions, conversions))| SessionsBy {
+                date,
+                dimension,
+                value,
+                sessions,
+                conversions,
+            },
+        )
+        .collect();
+    Ok(())
+}
+
+/// The silver, quarantine and duplicate counts the footer reconciles.
+async fn load_reconciliation(lake: &Lake, data: &mut DashboardData) -> Result<()> {
+    data.silver_events = read(lake, Table::Silver, &["event_id"], None)
+        .await?
+        .iter()
+        .map(|b| b.num_rows() as i64)
+        .sum();
+    for b in read(lake, Table::Quarantine, &["reason"], None).await? {
+        for r in typed_column::<StringArray>(&b, "reason")?.iter().flatten() {
+            *data.quarantined.entry(r.to_string()).or_default() += 1;
+        }
+    }
+    let silver = lake.table(Table::Silver).await?;
+    let mut history = silver.history(None);
+    while let Some(commit) = history.next().await {
+        if let Some(n) = commit
+            .ok()
+            .and_then(|c| c.info.get("duplicates").and_then(|v| v.as_i64()))
+        {
+            data.duplicates += n;
+        }
+    }
+    Ok(())
+}
+
+/// gold/retention_weekly as cohorts, oldest first.
+async fn load_retention(lake: &Lake) -> Result<Vec<Cohort>> {
+    let mut cohorts: BTreeMap<i32, Cohort> = BTreeMap::new();
+    for b in read(lake, Table::RetentionWeekly, &[], None).await? {
+        let week = typed_column::<Date32Array>(&b, "cohort_week")?;
+        let index = typed_column::<Int32Array>(&b, "week_index")?;
+        let users = typed_column::<Int64Array>(&b, "cohort_users")?;
+        let active = typed_column::<Int64Array>(&b, "active_users")?;
+        for i in 0..b.num_rows() {
+            let cohort = cohorts.entry(week.value(i)).or_insert_with(|| Cohort {
+                week: from_days(week.value(i)),
+                users: users.value(i),
+                active: Vec::new(),
+            });
+            let at = index.value(i).max(0) as usize;
+            if cohort.active.len() <= at {
+                cohort.active.resize(at + 1, 0);
+            }
+            cohort.active[at] = active.value(i);
+        }
+    }
+    Ok(cohorts.into_values().collect())
+}
+
+/// What a headline shows: a day's figures, the day they are compared with, and the day still in
+/// progress, apart.
+#[derive(Debug, Clone, Copy)]
+pub struct Headline<'a> {
+    /// The latest complete day (or the day asked for; or, in a lake with no complete day yet,
+    /// the partial one).
+    pub day: &'a Day,
+    /// `day` is still in progress: its figures are not compared with anything.
+    pub day_is_partial: bool,
+    /// The calendar day before `day`, when gold has it and `day` is complete: like with like.
+    pub previous: Option<&'a Day>,
+    /// The day in progress, shown apart, when it is not `day`.
+    pub partial: Option<&'a Day>,
+}
+
+impl DashboardData {
+    /// A day is complete once the UTC date the figures were read on has moved past it; later
+    /// days are still receiving events (a few events past midnight make a day, not a complete
+    /// one).
+    pub fn is_complete(&self, day: &Day) -> bool {
+        day.date < self.generated_at.date_naive()
+    }
+
+    /// The headline for `date`, or for the latest complete day; `None` when gold has no such day.
+    pub fn headline(&self, date: Option<NaiveDate>) -> Option<Headline<'_>> {
+        let partial = self.days.iter().rev().find(|d| !self.is_complete(d));
+        let day = match date {
+            Some(wanted) => self.days.iter().find(|d| d.date == wanted)?,
+            None => self
+                .days
+                .iter()
+                .rev()
+                .find(|d| self.is_complete(d))
+                .or(partial)?,
+        };
+        let day_is_partial = !self.is_complete(day);
+        let before = day.date.pred_opt();
+        let previous = self
+            .days
+            .iter()
+            .find(|d| !day_is_partial && Some(d.date) == before);
+        Some(Headline {
+            day,
+            day_is_partial,
+            previous,
+            partial: partial.filter(|p| p.date != day.date),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_fall_in_the_bin_whose_range_holds_them() {
+        let events: Vec<&str> = [1.0, 2.0, 3.0, 4.0, 5.0, 12.0, 13.0, 20.0, 21.0, 500.0]
+            .map(|v| EVENTS_BINS[bin(v, &EVENTS_BINS)].1)
+            .to_vec();
+        assert_eq!(
+            events,
+            [
+                "1",
+                "2",
+                "3-4",
+                "3-4",
+                "5-7",
+                "8-12",
+                "13-20",
+                "13-20",
+                "21 or more",
+                "21 or more"
+            ]
+        );
+        let durations: Vec<&str> = [0.0, 9.9, 10.0, 59.0, 60.0, 3599.0, 86_400.0]
+            .map(|v| DURATION_BINS[bin(v, &DURATION_BINS)].1)
+            .to_vec();
+        assert_eq!(
+            durations,
+            [
+                "under 10 s",
+                "under 10 s",
+                "10-30 s",
+                "30 s-1 min",
+                "1-3 min",
+                "30-60 min",
+                "1 h or more"
+            ]
+        );
+    }
+}
