@@ -32,29 +32,9 @@ pub fn chromium() -> Option<PathBuf> {
     crate::available("the browser test", &missing).then_some(path)
 }
 
-/// Chromium in headless mode with a profile of its own under `profile`.
-pub fn headless(chromium: &Path, profile: &Path) -> Command {
-    let mut c = Command::new(chromium);
-    c.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-        "--enable-logging=stderr",
-        "--v=0",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()));
-    c
-}
-
-/// The puppeteer script and Chromium, or `None` (skipped) when Node.js, the driver
-/// (`npm ci` in cli/tests/browser, done by scripts/tools.sh) or Chromium is missing.
-fn driver() -> Option<(PathBuf, PathBuf)> {
+/// The folder of the puppeteer scripts (cli/tests/browser) and Chromium, or `None` (skipped) when
+/// Node.js, the driver (`npm ci` there, done by scripts/tools.sh) or Chromium is missing.
+pub fn driver() -> Option<(PathBuf, PathBuf)> {
     let dir = repo().join("cli/tests/browser");
     let mut missing = Vec::new();
     if Command::new("node").arg("--version").output().is_err() {
@@ -66,7 +46,7 @@ fn driver() -> Option<(PathBuf, PathBuf)> {
     if !crate::available("the browser test", &missing) {
         return None;
     }
-    Some((dir.join("dashboard.mjs"), chromium()?))
+    Some((dir, chromium()?))
 }
 
 /// One row of gold/daily_metrics, by column name.
@@ -141,7 +121,7 @@ fn grouped(n: i64) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_in_a_browser_shows_gold() {
-    let Some((script, chromium)) = driver() else {
+    let Some((scripts, chromium)) = driver() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -165,7 +145,7 @@ async fn dashboard_in_a_browser_shows_gold() {
     let shots = dir.path().join("shots");
     std::fs::create_dir_all(&shots).unwrap();
     let out = Command::new("node")
-        .arg(&script)
+        .arg(scripts.join("dashboard.mjs"))
         .env("CHROMIUM", &chromium)
         .env("PAGE_URL", format!("file://{}", page.display()))
         .env("RANGE_FROM", picked.0.to_string())

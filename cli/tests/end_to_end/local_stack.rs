@@ -2,7 +2,8 @@
 //! as its own process behind cargo-lambda's Lambda runtime API, and the bridge, on ports this test
 //! picks; `localstack/down` stops them. Events go in through Kafka and through an S3 put, the
 //! bridge is SIGKILLed mid-stream and restarted, and the lake is checked: nothing lost, nothing
-//! duplicated, gold equal to a full recomputation, the DuckDB export readable.
+//! duplicated, gold equal to a full recomputation, the DuckDB export readable, and
+//! `clickstream serve` on the s3:// lake following gold.
 //!
 //! Needs the tools `scripts/test` installs and the function binaries next to this test's
 //! (`cargo build --workspace --bins`, which scripts/test runs); a plain `cargo test` without them
@@ -15,6 +16,9 @@ use clickstream::lake::Table;
 use clickstream::trigger::{KafkaMessage, kafka_event};
 use object_store::{ObjectStoreExt, PutPayload};
 
+use clickstream_report::dashboard::{load, render_html};
+
+use crate::serve::{Server, gold_version, headline_dau};
 use crate::stack::{
     BUCKET, Stack, TOPIC, assert_every_record_once, count, read_lines, read_partition, repo,
     wait_for,
@@ -88,6 +92,25 @@ async fn events_through_kafka_and_s3_reach_gold_exactly_once() {
     )
     .await;
 
+    // `clickstream serve` on the s3:// lake shows gold's headline and version (a version between
+    // those read just before and just after; maintenance may commit meanwhile).
+    let lake_uri = format!("s3://{BUCKET}/");
+    let gold_version_now = async || {
+        let v = clickstream::gold::processed_silver_version(&lake).await;
+        v.unwrap().expect("gold has processed silver")
+    };
+    let before = gold_version_now().await;
+    let (server, page) = Server::start(&lake_uri, &stack.env()).await;
+    let after = gold_version_now().await;
+    let expected = render_html(&load(&lake, Default::default()).await.unwrap());
+    assert_eq!(headline_dau(&page), headline_dau(&expected));
+    let shown_version = gold_version(&page);
+    let shown: i64 = shown_version.parse().unwrap();
+    assert!(
+        (before..=after).contains(&shown),
+        "{shown} not in {before}..={after}"
+    );
+
     // bronze-writer handed an already-processed batch again (as Kafka redelivers): the first
     // records of partition 0, read back from the broker. Nothing changes.
     let first = read_partition(&brokers, TOPIC, 0, 50);
@@ -157,6 +180,11 @@ async fn events_through_kafka_and_s3_reach_gold_exactly_once() {
             panic!("{function} failed on events/{sample}: {e}");
         }
     }
+    // Gold has moved on (the racing silver commits, the samples): so has the served page.
+    server
+        .changed_from(&shown_version, Duration::from_secs(10))
+        .await;
+    drop(server);
 
     // Eight ingests at once into another lake on the same S3 store (a prefix the bridge does not
     // watch): nothing lost or doubled there either.
