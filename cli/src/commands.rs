@@ -19,7 +19,7 @@ use crate::{
 };
 
 /// Topic name used in the Kafka batches of the demo.
-const DEMO_TOPIC: &str = "clickstream-events";
+const DEMO_TOPIC: &str = clickstream::settings::DEFAULT_TOPIC;
 /// Partitions of the simulated topic.
 const DEMO_PARTITIONS: i32 = 3;
 

@@ -11,6 +11,12 @@ mod summary;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use clickstream::settings;
+
+/// Environment variable: the Kafka brokers (the bridge, `generate`, `local`).
+const ENV_KAFKA_BROKERS: &str = "KAFKA_BROKERS";
+/// Environment variable: the Kafka topic.
+const ENV_KAFKA_TOPIC: &str = "KAFKA_TOPIC";
 
 /// Real-time clickstream analytics on Delta Lake: bronze -> silver -> gold -> DuckDB/CSV/Parquet.
 #[derive(Parser, Debug)]
@@ -55,10 +61,10 @@ enum LocalCommand {
 #[derive(Args, Debug)]
 struct BridgeArgs {
     /// Kafka bootstrap servers.
-    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    #[arg(long, env = ENV_KAFKA_BROKERS, default_value = "127.0.0.1:9092")]
     brokers: String,
     /// Topic to consume.
-    #[arg(long, env = "KAFKA_TOPIC", default_value = "clickstream-events")]
+    #[arg(long, env = ENV_KAFKA_TOPIC, default_value = settings::DEFAULT_TOPIC)]
     topic: String,
     /// Consumer group of the event source mapping.
     #[arg(long, env = "KAFKA_GROUP", default_value = "clickstream-bronze-writer")]
@@ -173,10 +179,10 @@ struct FreshnessArgs {
     #[arg(long, default_value_t = 120.0)]
     drain: f64,
     /// Kafka bootstrap servers.
-    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    #[arg(long, env = ENV_KAFKA_BROKERS, default_value = "127.0.0.1:9092")]
     brokers: String,
     /// Topic the bridge consumes.
-    #[arg(long, env = "KAFKA_TOPIC", default_value = "clickstream-events")]
+    #[arg(long, env = ENV_KAFKA_TOPIC, default_value = settings::DEFAULT_TOPIC)]
     topic: String,
     #[command(flatten)]
     lake: LakeArgs,
@@ -229,7 +235,7 @@ struct ServeArgs {
 #[derive(Args, Debug)]
 struct MaintainArgs {
     /// VACUUM keeps files removed less than this many hours ago.
-    #[arg(long, env = "VACUUM_RETENTION_HOURS", default_value_t = clickstream::maintenance::DEFAULT_VACUUM_RETENTION_HOURS)]
+    #[arg(long, env = settings::VACUUM_RETENTION_HOURS, default_value_t = clickstream::maintenance::DEFAULT_VACUUM_RETENTION_HOURS)]
     retention_hours: i64,
     #[command(flatten)]
     lake: LakeArgs,
@@ -238,7 +244,7 @@ struct MaintainArgs {
 #[derive(Args, Debug, Clone)]
 struct LakeArgs {
     /// Lake root: a local directory or s3://bucket/prefix (S3 settings from AWS_* variables).
-    #[arg(long, env = "LAKE_URI", default_value = "lake")]
+    #[arg(long, env = settings::LAKE_URI, default_value = "lake")]
     lake: String,
 }
 
@@ -274,7 +280,7 @@ struct DemoArgs {
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     batch_size: u32,
     /// Comma-separated funnel steps.
-    #[arg(long, env = "FUNNEL_STEPS")]
+    #[arg(long, env = settings::FUNNEL_STEPS)]
     funnel: Option<String>,
     /// Print the summary as JSON instead of text.
     #[arg(long)]
@@ -295,10 +301,10 @@ struct GenerateArgs {
     #[arg(long, short)]
     output: Option<PathBuf>,
     /// Produce to Kafka at these bootstrap servers instead (unless --output is given).
-    #[arg(long, env = "KAFKA_BROKERS")]
+    #[arg(long, env = ENV_KAFKA_BROKERS)]
     brokers: Option<String>,
     /// Topic to produce to.
-    #[arg(long, env = "KAFKA_TOPIC", default_value = "clickstream-events")]
+    #[arg(long, env = ENV_KAFKA_TOPIC, default_value = settings::DEFAULT_TOPIC)]
     topic: String,
     /// Records per second to produce: live, the mean (default 100); a batch, the most (0: as
     /// fast as the broker takes them).
@@ -344,7 +350,7 @@ struct IngestArgs {
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// Comma-separated funnel steps.
-    #[arg(long, env = "FUNNEL_STEPS")]
+    #[arg(long, env = settings::FUNNEL_STEPS)]
     funnel: Option<String>,
     #[command(flatten)]
     lake: LakeArgs,
@@ -447,12 +453,12 @@ pub(crate) fn error_report(error: &anyhow::Error) -> String {
         })
     }) || report.contains("HTTP error: error sending request");
     if no_answer {
-        let seconds = std::env::var(clickstream::lake::ENV_LAKE_TIMEOUT_SECONDS)
+        let seconds = std::env::var(clickstream::settings::LAKE_TIMEOUT_SECONDS)
             .unwrap_or_else(|_| clickstream::lake::DEFAULT_LAKE_TIMEOUT_SECONDS.to_string());
         report.push_str(&format!(
             "\n  the object store did not answer within {seconds} s ({}): it may be down, \
              unreachable or overloaded; nothing was half-done, and running again is safe",
-            clickstream::lake::ENV_LAKE_TIMEOUT_SECONDS
+            clickstream::settings::LAKE_TIMEOUT_SECONDS
         ));
     }
     report

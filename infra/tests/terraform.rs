@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clickstream::bronze::LANDING_PREFIX;
 use clickstream::lake::Table;
+use clickstream::settings;
 use infra_checks::hcl::{Block, Expression};
 use infra_checks::{
     attr, blocks, labels, nested, object_get, object_keys, of_type, string, strings, text,
@@ -58,18 +59,9 @@ fn rust_sources() -> Vec<(PathBuf, String)> {
     files
 }
 
-/// `pub const ENV_X: &str = "NAME";` declarations: the variables the functions read.
+/// The variables the functions read: [`clickstream::settings::ALL`].
 fn env_constants() -> BTreeSet<String> {
-    let mut vars = BTreeSet::new();
-    for (_, text) in rust_sources() {
-        for line in text.lines() {
-            let line = line.trim();
-            if line.starts_with("pub const ENV_") && line.contains(": &str = \"") {
-                vars.insert(line.split('"').nth(1).unwrap().to_string());
-            }
-        }
-    }
-    vars
+    settings::ALL.iter().map(|v| v.to_string()).collect()
 }
 
 #[test]
@@ -130,7 +122,8 @@ fn env_vars_match_what_the_code_reads() {
         code.contains("LAKE_URI") && code.contains("FUNNEL_STEPS"),
         "{code:?}"
     );
-    // Every read goes through a named constant, so the list above is complete.
+    // Every read goes through a named constant of clickstream::settings, so the list above is
+    // complete.
     for (path, text) in rust_sources() {
         assert!(
             !text.contains("env::var(\""),
@@ -165,17 +158,13 @@ fn env_vars_match_what_the_code_reads() {
                 "{name}: Terraform sets {k}, which no code reads"
             );
         }
-        if main.contains("funnel_from_env") {
-            assert!(
-                keys.contains(&"FUNNEL_STEPS".to_string()),
-                "{name} reads FUNNEL_STEPS"
-            );
-        }
-        if main.contains("retention_from_env") {
-            assert!(
-                keys.contains(&"VACUUM_RETENTION_HOURS".to_string()),
-                "{name} reads VACUUM_RETENTION_HOURS"
-            );
+        for (settings_type, var) in [
+            ("GoldSettings", settings::FUNNEL_STEPS),
+            ("MaintenanceSettings", settings::VACUUM_RETENTION_HOURS),
+        ] {
+            if main.contains(settings_type) {
+                assert!(keys.contains(&var.to_string()), "{name} reads {var}");
+            }
         }
         set.extend(keys);
     }
@@ -190,6 +179,20 @@ fn env_vars_match_what_the_code_reads() {
         assert!(known, "Terraform sets unknown variable {var}");
     }
     assert!(set.contains("LAKE_URI") && set.contains("RUST_LOG"));
+}
+
+/// The README's table of environment variables lists every variable the functions read.
+#[test]
+fn the_readme_lists_every_variable() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    for var in settings::ALL {
+        assert!(
+            readme
+                .lines()
+                .any(|l| l.starts_with(&format!("| `{var}` |"))),
+            "README.md's table of environment variables lacks {var}"
+        );
+    }
 }
 
 #[test]

@@ -12,25 +12,6 @@ use crate::lake::{Lake, Table};
 use crate::silver::{self, SilverOutcome};
 use crate::trigger;
 
-/// Environment variable naming the lake root URI (every function reads it).
-pub const ENV_LAKE_URI: &str = "LAKE_URI";
-/// Environment variable with comma-separated funnel steps (gold-transformer; optional).
-pub const ENV_FUNNEL_STEPS: &str = "FUNNEL_STEPS";
-
-/// The lake named by `LAKE_URI`.
-pub fn lake_from_env() -> Result<Lake> {
-    let uri = std::env::var(ENV_LAKE_URI).map_err(|_| Error::Location {
-        uri: String::new(),
-        reason: format!("{ENV_LAKE_URI} is not set"),
-    })?;
-    Lake::open(&uri)
-}
-
-/// Funnel steps from `FUNNEL_STEPS`, or the default funnel.
-pub fn funnel_from_env() -> Vec<String> {
-    parse_funnel(std::env::var(ENV_FUNNEL_STEPS).ok().as_deref())
-}
-
 /// Parses a comma-separated list of funnel steps; the default funnel when empty.
 pub fn parse_funnel(steps: Option<&str>) -> Vec<String> {
     let steps: Vec<String> = steps

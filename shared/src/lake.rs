@@ -166,39 +166,20 @@ pub(crate) struct Warm {
     pub(crate) gold: tokio::sync::Mutex<Option<crate::gold::GoldState>>,
 }
 
-/// Environment variable: seconds one request to the lake's object store may take, and how long
-/// retrying a failed request may go on, before the operation fails (default
-/// [`DEFAULT_LAKE_TIMEOUT_SECONDS`]).
-pub const ENV_LAKE_TIMEOUT_SECONDS: &str = "LAKE_TIMEOUT_SECONDS";
-/// Default of [`ENV_LAKE_TIMEOUT_SECONDS`]: a store that accepts connections but never answers
+/// Default of [`LAKE_TIMEOUT_SECONDS`](crate::settings::LAKE_TIMEOUT_SECONDS): a store that accepts connections but never answers
 /// fails an operation after about this long, instead of after object_store's 3 minutes of retries.
 pub const DEFAULT_LAKE_TIMEOUT_SECONDS: u64 = 30;
 
-/// The whole number in environment variable `name` (counting `unit`), or `default` when it is
-/// unset; a clear error when it is not a whole number.
-pub(crate) fn whole_number_from_env<T>(name: &str, default: T, unit: &str) -> Result<T>
-where
-    T: std::str::FromStr,
-    T::Err: std::fmt::Display,
-{
-    match std::env::var(name) {
-        Ok(v) => v.trim().parse().map_err(|e| Error::Location {
-            uri: v.clone(),
-            reason: format!("{name} must be a whole number of {unit}: {e}"),
-        }),
-        Err(_) => Ok(default),
-    }
-}
-
 /// Storage options of an S3 lake: the `AWS_*` environment variables (lowercased, as delta-rs and
-/// object_store name them) and the request and retry timeouts of [`ENV_LAKE_TIMEOUT_SECONDS`].
+/// object_store name them) and the request and retry timeouts of [`LAKE_TIMEOUT_SECONDS`](crate::settings::LAKE_TIMEOUT_SECONDS).
 fn storage_options_from_env() -> Result<HashMap<String, String>> {
     let mut options: HashMap<String, String> = std::env::vars()
         .filter(|(k, _)| k.starts_with("AWS_"))
         .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect();
-    let seconds: u64 = whole_number_from_env(
-        ENV_LAKE_TIMEOUT_SECONDS,
+    let seconds: u64 = crate::settings::whole_number(
+        &crate::settings::Environment,
+        crate::settings::LAKE_TIMEOUT_SECONDS,
         DEFAULT_LAKE_TIMEOUT_SECONDS,
         "seconds",
     )?;
@@ -215,7 +196,7 @@ fn storage_options_from_env() -> Result<HashMap<String, String>> {
 impl Lake {
     /// Opens a lake at a local directory (created if missing) or an `s3://bucket/prefix` URI.
     /// For S3, storage options come from the usual `AWS_*` environment variables, with the
-    /// timeouts of [`ENV_LAKE_TIMEOUT_SECONDS`].
+    /// timeouts of [`LAKE_TIMEOUT_SECONDS`](crate::settings::LAKE_TIMEOUT_SECONDS).
     pub fn open(uri: &str) -> Result<Lake> {
         let location = |reason: String| Error::Location {
             uri: uri.to_string(),

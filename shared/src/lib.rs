@@ -15,6 +15,7 @@ pub mod lake;
 pub mod maintenance;
 pub mod pipeline;
 pub mod schema;
+pub mod settings;
 pub mod silver;
 pub mod telemetry;
 pub mod trigger;

@@ -6,8 +6,6 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::lake::{Lake, Table};
 
-/// Environment variable with VACUUM's retention in hours (maintenance function).
-pub const ENV_VACUUM_RETENTION_HOURS: &str = "VACUUM_RETENTION_HOURS";
 /// Default VACUUM retention: a week, like Delta's default.
 pub const DEFAULT_VACUUM_RETENTION_HOURS: i64 = 168;
 
@@ -22,16 +20,6 @@ pub struct TableMaintenance {
     pub version: i64,
     /// Files VACUUM deleted.
     pub vacuumed: usize,
-}
-
-/// VACUUM retention from `VACUUM_RETENTION_HOURS`, or the default.
-pub fn retention_from_env() -> Result<chrono::Duration> {
-    let hours: i64 = crate::lake::whole_number_from_env(
-        ENV_VACUUM_RETENTION_HOURS,
-        DEFAULT_VACUUM_RETENTION_HOURS,
-        "hours",
-    )?;
-    Ok(chrono::Duration::hours(hours))
 }
 
 /// Compacts, checkpoints and vacuums every table of the lake. A retention shorter than a week

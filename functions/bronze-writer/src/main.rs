@@ -2,7 +2,7 @@
 
 use clickstream::bronze::BronzeOutcome;
 use clickstream::functions::{self, BronzeTrigger};
-use clickstream::{Lake, Result};
+use clickstream::{Lake, Result, settings};
 use serde_json::Value;
 
 async fn handler(lake: &Lake, payload: Value) -> Result<Vec<BronzeOutcome>> {
@@ -16,7 +16,7 @@ static ALLOCATOR: clickstream_lambda::MiMalloc = clickstream_lambda::MiMalloc;
 #[tokio::main]
 async fn main() -> Result<(), clickstream_lambda::RuntimeError> {
     clickstream_lambda::init();
-    let lake = functions::lake_from_env()?;
+    let lake = settings::LakeSettings::from_env()?.open()?;
     clickstream_lambda::serve(|payload| handler(&lake, payload)).await
 }
 

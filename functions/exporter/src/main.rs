@@ -2,7 +2,7 @@
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use clickstream::export::ExportOutcome;
-use clickstream::{Lake, Result, functions};
+use clickstream::{Lake, Result, settings};
 
 async fn handler(lake: &Lake, event: EventBridgeEvent) -> Result<ExportOutcome> {
     clickstream_report::exporter(lake, &event).await
@@ -14,7 +14,7 @@ static ALLOCATOR: clickstream_lambda::MiMalloc = clickstream_lambda::MiMalloc;
 #[tokio::main]
 async fn main() -> Result<(), clickstream_lambda::RuntimeError> {
     clickstream_lambda::init();
-    let lake = functions::lake_from_env()?;
+    let lake = settings::LakeSettings::from_env()?.open()?;
     clickstream_lambda::serve(|event| handler(&lake, event)).await
 }
 

@@ -1,9 +1,9 @@
 //! gold-transformer: silver commit notifications -> the gold tables.
 
 use aws_lambda_events::event::s3::S3Event;
-use clickstream::functions;
 use clickstream::gold::GoldOutcome;
 use clickstream::{Lake, Result};
+use clickstream::{functions, settings};
 
 async fn handler(lake: &Lake, funnel: &[String], event: S3Event) -> Result<Vec<GoldOutcome>> {
     functions::gold_transformer(lake, &event, funnel).await
@@ -15,9 +15,9 @@ static ALLOCATOR: clickstream_lambda::MiMalloc = clickstream_lambda::MiMalloc;
 #[tokio::main]
 async fn main() -> Result<(), clickstream_lambda::RuntimeError> {
     clickstream_lambda::init();
-    let lake = functions::lake_from_env()?;
-    let funnel = functions::funnel_from_env();
-    clickstream_lambda::serve(|event| handler(&lake, &funnel, event)).await
+    let settings = settings::GoldSettings::from_env()?;
+    let lake = settings.lake.open()?;
+    clickstream_lambda::serve(|event| handler(&lake, &settings.funnel, event)).await
 }
 
 #[cfg(test)]

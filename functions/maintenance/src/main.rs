@@ -2,7 +2,7 @@
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use clickstream::maintenance::{self, TableMaintenance};
-use clickstream::{Lake, Result, functions};
+use clickstream::{Lake, Result, settings};
 
 async fn handler(
     lake: &Lake,
@@ -18,9 +18,9 @@ static ALLOCATOR: clickstream_lambda::MiMalloc = clickstream_lambda::MiMalloc;
 #[tokio::main]
 async fn main() -> Result<(), clickstream_lambda::RuntimeError> {
     clickstream_lambda::init();
-    let lake = functions::lake_from_env()?;
-    let retention = maintenance::retention_from_env()?;
-    clickstream_lambda::serve(|event| handler(&lake, retention, event)).await
+    let settings = settings::MaintenanceSettings::from_env()?;
+    let lake = settings.lake.open()?;
+    clickstream_lambda::serve(|event| handler(&lake, settings.vacuum_retention, event)).await
 }
 
 #[cfg(test)]

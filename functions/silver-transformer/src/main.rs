@@ -3,7 +3,7 @@
 use aws_lambda_events::event::s3::S3Event;
 use clickstream::functions;
 use clickstream::silver::SilverOutcome;
-use clickstream::{Lake, Result};
+use clickstream::{Lake, Result, settings};
 
 async fn handler(lake: &Lake, event: S3Event) -> Result<Vec<SilverOutcome>> {
     functions::silver_transformer(lake, &event).await
@@ -15,7 +15,7 @@ static ALLOCATOR: clickstream_lambda::MiMalloc = clickstream_lambda::MiMalloc;
 #[tokio::main]
 async fn main() -> Result<(), clickstream_lambda::RuntimeError> {
     clickstream_lambda::init();
-    let lake = functions::lake_from_env()?;
+    let lake = settings::LakeSettings::from_env()?.open()?;
     clickstream_lambda::serve(|event| handler(&lake, event)).await
 }
 

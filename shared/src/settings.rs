@@ -1,0 +1,186 @@
+//! Each function's settings, read from the environment in one place. The variables' names are
+//! the constants here: the CLI's `env =` attributes, Terraform's check
+//! (`infra/tests/terraform.rs`) and the README's table of variables use the same names.
+
+use crate::error::{Error, Result};
+use crate::lake::Lake;
+
+/// Lake root: a directory or `s3://bucket/prefix` (every function; required).
+pub const LAKE_URI: &str = "LAKE_URI";
+/// Seconds one request to the lake's store, and its retries, may take (every function; default
+/// [`crate::lake::DEFAULT_LAKE_TIMEOUT_SECONDS`]).
+pub const LAKE_TIMEOUT_SECONDS: &str = "LAKE_TIMEOUT_SECONDS";
+/// Comma-separated funnel steps (gold-transformer; default [`crate::gold::DEFAULT_FUNNEL`]).
+pub const FUNNEL_STEPS: &str = "FUNNEL_STEPS";
+/// VACUUM's retention in hours (maintenance; default
+/// [`crate::maintenance::DEFAULT_VACUUM_RETENTION_HOURS`]).
+pub const VACUUM_RETENTION_HOURS: &str = "VACUUM_RETENTION_HOURS";
+/// Every variable above.
+pub const ALL: [&str; 4] = [
+    LAKE_URI,
+    LAKE_TIMEOUT_SECONDS,
+    FUNNEL_STEPS,
+    VACUUM_RETENTION_HOURS,
+];
+
+/// The Kafka topic the pipeline reads by default.
+pub const DEFAULT_TOPIC: &str = "clickstream-events";
+
+/// A variable's value by name: the process environment, or a map in tests.
+pub trait Variables {
+    /// The value of `name`, if set.
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct Environment;
+
+impl Variables for Environment {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl Variables for std::collections::HashMap<&str, &str> {
+    fn get(&self, name: &str) -> Option<String> {
+        self.get(name).map(|v| v.to_string())
+    }
+}
+
+/// Settings of bronze-writer, silver-transformer and exporter: where the lake is.
+#[derive(Debug, Clone)]
+pub struct LakeSettings {
+    pub lake_uri: String,
+}
+
+impl LakeSettings {
+    /// From [`LAKE_URI`]; an error names the variable when it is unset.
+    pub fn from_env() -> Result<LakeSettings> {
+        LakeSettings::from(&Environment)
+    }
+
+    /// From [`LAKE_URI`] in `vars`.
+    pub fn from(vars: &impl Variables) -> Result<LakeSettings> {
+        let lake_uri = vars.get(LAKE_URI).ok_or_else(|| Error::Location {
+            uri: String::new(),
+            reason: format!("{LAKE_URI} is not set"),
+        })?;
+        Ok(LakeSettings { lake_uri })
+    }
+
+    /// Opens the lake (its store's timeouts from [`LAKE_TIMEOUT_SECONDS`]).
+    pub fn open(&self) -> Result<Lake> {
+        Lake::open(&self.lake_uri)
+    }
+}
+
+/// Settings of gold-transformer: the lake and the funnel.
+#[derive(Debug, Clone)]
+pub struct GoldSettings {
+    pub lake: LakeSettings,
+    pub funnel: Vec<String>,
+}
+
+impl GoldSettings {
+    /// From [`LAKE_URI`] and [`FUNNEL_STEPS`].
+    pub fn from_env() -> Result<GoldSettings> {
+        GoldSettings::from(&Environment)
+    }
+
+    /// From [`LAKE_URI`] and [`FUNNEL_STEPS`] in `vars`.
+    pub fn from(vars: &impl Variables) -> Result<GoldSettings> {
+        Ok(GoldSettings {
+            lake: LakeSettings::from(vars)?,
+            funnel: crate::functions::parse_funnel(vars.get(FUNNEL_STEPS).as_deref()),
+        })
+    }
+}
+
+/// Settings of maintenance: the lake and how long VACUUM keeps files no longer in a table.
+#[derive(Debug, Clone)]
+pub struct MaintenanceSettings {
+    pub lake: LakeSettings,
+    pub vacuum_retention: chrono::Duration,
+}
+
+impl MaintenanceSettings {
+    /// From [`LAKE_URI`] and [`VACUUM_RETENTION_HOURS`]; an error when the hours are not a whole
+    /// number.
+    pub fn from_env() -> Result<MaintenanceSettings> {
+        MaintenanceSettings::from(&Environment)
+    }
+
+    /// From [`LAKE_URI`] and [`VACUUM_RETENTION_HOURS`] in `vars`.
+    pub fn from(vars: &impl Variables) -> Result<MaintenanceSettings> {
+        let hours: i64 = whole_number(
+            vars,
+            VACUUM_RETENTION_HOURS,
+            crate::maintenance::DEFAULT_VACUUM_RETENTION_HOURS,
+            "hours",
+        )?;
+        Ok(MaintenanceSettings {
+            lake: LakeSettings::from(vars)?,
+            vacuum_retention: chrono::Duration::hours(hours),
+        })
+    }
+}
+
+/// The whole number in variable `name` of `vars` (counting `unit`), or `default` when it is
+/// unset; a clear error when it is not a whole number.
+pub(crate) fn whole_number<T>(
+    vars: &impl Variables,
+    name: &str,
+    default: T,
+    unit: &str,
+) -> Result<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    match vars.get(name) {
+        Some(v) => v.trim().parse().map_err(|e| Error::Location {
+            uri: v.clone(),
+            reason: format!("{name} must be a whole number of {unit}: {e}"),
+        }),
+        None => Ok(default),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[test]
+    fn each_function_reads_its_variables_with_defaults() {
+        let vars = HashMap::from([(LAKE_URI, "s3://b/p")]);
+        let gold = GoldSettings::from(&vars).unwrap();
+        assert_eq!(gold.lake.lake_uri, "s3://b/p");
+        assert_eq!(gold.funnel, crate::functions::parse_funnel(None));
+        let maintenance = MaintenanceSettings::from(&vars).unwrap();
+        assert_eq!(maintenance.vacuum_retention, chrono::Duration::hours(168));
+
+        let vars = HashMap::from([
+            (LAKE_URI, "lake"),
+            (FUNNEL_STEPS, "a, b"),
+            (VACUUM_RETENTION_HOURS, " 24 "),
+        ]);
+        assert_eq!(GoldSettings::from(&vars).unwrap().funnel, ["a", "b"]);
+        let maintenance = MaintenanceSettings::from(&vars).unwrap();
+        assert_eq!(maintenance.vacuum_retention, chrono::Duration::hours(24));
+    }
+
+    #[test]
+    fn a_missing_or_malformed_variable_is_named_in_the_error() {
+        let none: HashMap<&str, &str> = HashMap::new();
+        let e = LakeSettings::from(&none).unwrap_err().to_string();
+        assert!(e.contains(LAKE_URI), "{e}");
+        let vars = HashMap::from([(LAKE_URI, "lake"), (VACUUM_RETENTION_HOURS, "a week")]);
+        let e = MaintenanceSettings::from(&vars).unwrap_err().to_string();
+        assert!(
+            e.contains("VACUUM_RETENTION_HOURS must be a whole number of hours"),
+            "{e}"
+        );
+    }
+}
