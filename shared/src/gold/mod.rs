@@ -221,20 +221,103 @@ async fn added_silver_rows(
     Ok((batches, dates, last))
 }
 
+/// The gold tables as a run found them, each with the silver version its watermark says.
+struct OpenGold(Vec<(Table, DeltaTable, i64)>);
+
+impl OpenGold {
+    async fn open(lake: &Lake) -> Result<OpenGold> {
+        let mut tables = Vec::with_capacity(WRITTEN.len());
+        for t in WRITTEN {
+            let table = lake.table(t).await?;
+            let v = txn_version(&table, GOLD_APP_ID).await?.unwrap_or(-1);
+            tables.push((t, table, v));
+        }
+        Ok(OpenGold(tables))
+    }
+
+    /// The silver version every gold table reflects.
+    fn watermark(&self) -> i64 {
+        self.0.iter().map(|t| t.2).min().unwrap_or(-1)
+    }
+
+    /// The table `kind`, as the run found it.
+    fn table(&self, kind: Table) -> &DeltaTable {
+        let found = self.0.iter().find(|t| t.0 == kind);
+        &found.expect("gold opens every table it writes").1
+    }
+
+    /// Commits to each table still below `silver_version` what `contents` gives for it (rows,
+    /// and the rows they replace; none to append), with the watermark and `meta`.
+    async fn commit(
+        self,
+        lake: &Lake,
+        silver_version: i64,
+        meta: serde_json::Value,
+        contents: impl Fn(Table) -> (RecordBatch, Option<Expr>),
+    ) -> Result<()> {
+        for (t, table, v) in self.0 {
+            if v >= silver_version {
+                continue;
+            }
+            let (batch, predicate) = contents(t);
+            let written = replace(table, t, batch, predicate, silver_version, meta.clone()).await?;
+            lake.keep(t, &written);
+        }
+        Ok(())
+    }
+}
+
+/// The silver rows a run adds, each batch with its event date.
+struct NewRows {
+    batches: Vec<RecordBatch>,
+    dates: Vec<Option<i32>>,
+}
+
+impl NewRows {
+    /// Each batch with its date.
+    fn dated(&self) -> impl Iterator<Item = (&RecordBatch, i32)> {
+        self.batches
+            .iter()
+            .zip(&self.dates)
+            .map(|(b, d)| (b, d.unwrap_or_default()))
+    }
+
+    /// The event times of each user the rows touch, sorted.
+    fn times_by_user(&self) -> Result<HashMap<u128, Vec<i64>>> {
+        let mut times: HashMap<u128, Vec<i64>> = HashMap::new();
+        for b in &self.batches {
+            let users = typed_column::<StringArray>(b, "user_key")?;
+            let at = typed_column::<TimestampMicrosecondArray>(b, "event_time")?;
+            for (user, time) in users.iter().zip(at.iter()) {
+                if let (Some(user), Some(time)) = (user, time) {
+                    times.entry(user_hash(user)).or_default().push(time);
+                }
+            }
+        }
+        for t in times.values_mut() {
+            t.sort_unstable();
+        }
+        Ok(times)
+    }
+}
+
+/// The sessions recomputed by a run: those of the changed runs of events, and the session
+/// dates `lo..=hi` they span.
+struct Resessionized {
+    sessions: Vec<Session>,
+    changed_runs: Vec<Run>,
+    lo: i32,
+    hi: i32,
+}
+
 async fn try_catch_up(
     lake: &Lake,
     warm: &mut Option<GoldState>,
     funnel: &[String],
 ) -> Result<GoldOutcome> {
     let mut outcome = GoldOutcome::default();
-    let mut gold = Vec::new();
-    let mut done = i64::MAX;
-    for t in WRITTEN {
-        let table = lake.table(t).await?;
-        let v = txn_version(&table, GOLD_APP_ID).await?.unwrap_or(-1);
-        done = done.min(v);
-        gold.push((t, table, v));
-    }
+    let gold = OpenGold::open(lake).await?;
+    let done = gold.watermark();
     let mut silver = lake.table(Table::Silver).await?;
     let latest = silver.version().map_or(-1, |v| v as i64);
     if latest <= done {
@@ -242,11 +325,12 @@ async fn try_catch_up(
         outcome.up_to_version = Some(done);
         return Ok(outcome);
     }
-    let (new_rows, new_dates, last) = added_silver_rows(&silver, done + 1, latest).await?;
+    let (batches, dates, last) = added_silver_rows(&silver, done + 1, latest).await?;
+    let new = NewRows { batches, dates };
     outcome.silver_versions = Some((done + 1, last));
     outcome.up_to_version = Some(last);
     outcome.remaining = last < latest;
-    outcome.new_events = new_rows.iter().map(RecordBatch::num_rows).sum();
+    outcome.new_events = new.batches.iter().map(RecordBatch::num_rows).sum();
     if last < latest {
         // Everything below reads silver as of `last`, the version the watermark will say.
         silver
@@ -254,8 +338,110 @@ async fn try_catch_up(
             .await
             .map_err(Error::delta(Table::Silver.path()))?;
     }
+    let state = warm_state(warm, &silver, done);
 
-    // Warm state at `done`, or a fresh one to be loaded from the tables.
+    let touched: BTreeSet<i32> = new.dates.iter().flatten().copied().collect();
+    let (Some(&first), Some(&last_date)) = (touched.first(), touched.last()) else {
+        // Commits without rows (all duplicates or invalid): only the watermark moves.
+        let meta = json!({ "silver_version": last });
+        gold.commit(lake, last, meta, |t| {
+            (RecordBatch::new_empty(t.schema()), None)
+        })
+        .await?;
+        state.version = last;
+        return Ok(outcome);
+    };
+
+    // 1. Sessions of the users the new rows touch, over every run of events they belong to.
+    let mut touched_users: HashSet<&str> = HashSet::new();
+    for b in &new.batches {
+        touched_users.extend(typed_column::<StringArray>(b, "user_key")?.iter().flatten());
+    }
+    outcome.users = touched_users.len();
+    let touched_hashes: HashSet<u128> = touched_users.iter().map(|u| user_hash(u)).collect();
+    // The new rows join the dates the state holds; dates it lacks are read whole from silver
+    // (as of `last`, so they hold the new rows already).
+    let warm_dates: HashSet<i32> = state.days.keys().copied().collect();
+    for (b, d) in new.dated() {
+        if let Some(day) = state.days.get_mut(&d) {
+            day.add(b.clone())?;
+        }
+    }
+    let recomputed = resessionize(
+        lake,
+        &silver,
+        state,
+        &new,
+        &touched_hashes,
+        (first, last_date),
+        funnel,
+    )
+    .await?;
+    let (lo, hi) = (recomputed.lo, recomputed.hi);
+
+    // 2. The other sessions of those dates stay as gold has them.
+    let kept = kept_sessions(lake, gold.table(Table::Sessions), &recomputed).await?;
+    let new_sessions: Vec<&Session> = recomputed.sessions.iter().collect();
+    let new_batch = sessions_batch(&new_sessions)?;
+    let mut facts = facts_of(&kept)?;
+    facts.extend(new_sessions.iter().map(|s| SessionFacts::from(*s)));
+    let by_date = session_days(facts);
+
+    // 3. Distinct users of the dates WAU/MAU need; users new to a date go to gold/daily_users.
+    let users_needed = (lo - 29..=last_date.max(hi) + 29)
+        .filter(|d| !state.users.contains_key(d))
+        .collect::<Vec<_>>();
+    load_daily_users(lake, gold.table(Table::DailyUsers), state, &users_needed).await?;
+    let new_user_rows = new_users(state, &new)?;
+    for (b, d) in new.dated() {
+        if let Some(day) = state.days.get_mut(&d).filter(|_| warm_dates.contains(&d)) {
+            for_each_activity(std::slice::from_ref(b), &[Some(d)], |_, user, ty, path| {
+                day.figures.add(ty, path, user);
+            })?;
+        }
+    }
+
+    // 4. daily_metrics from `lo` to where a 30-day window still reaches a recomputed date.
+    let (metrics, metrics_hi) =
+        metrics_rows_from(lake, &gold, state, &touched, &by_date, lo, hi).await?;
+
+    // 5. page_daily of lo..=hi: touched dates from the event figures, the others as gold has them.
+    let pages = page_rows_from(lake, gold.table(Table::PageDaily), state, &touched, lo, hi).await?;
+
+    // 6. One commit per table, each carrying the watermark.
+    let sessions_out = arrow::compute::concat_batches(
+        &Table::Sessions.schema(),
+        kept.iter().chain(std::iter::once(&new_batch)),
+    )?;
+    let daily_users = daily_users_batch(&new_user_rows)?;
+    let funnel_out = funnel_batch(by_date.iter(), funnel)?;
+    let pages_out = page_batch(pages, &by_date)?;
+    let metrics_out = metrics_batch(&metrics)?;
+    outcome.dates = Some((from_days(lo), from_days(hi)));
+    outcome.sessions = sessions_out.num_rows();
+    outcome.daily_metrics = metrics_out.num_rows();
+    outcome.funnel_daily = funnel_out.num_rows();
+    outcome.page_daily = pages_out.num_rows();
+    let meta = json!({ "silver_version": last, "from": from_days(lo), "to": from_days(hi) });
+    gold.commit(lake, last, meta, |t| match t {
+        Table::DailyUsers => (daily_users.clone(), None),
+        Table::Sessions => (sessions_out.clone(), Some(between("session_date", lo, hi))),
+        Table::DailyMetrics => (metrics_out.clone(), Some(between("date", lo, metrics_hi))),
+        Table::FunnelDaily => (funnel_out.clone(), Some(between("date", lo, hi))),
+        _ => (pages_out.clone(), Some(between("date", lo, hi))),
+    })
+    .await?;
+    state.version = last;
+    state.evict(&touched);
+    Ok(outcome)
+}
+
+/// The warm state at silver version `done`, or a fresh one (loaded from the tables as needed).
+fn warm_state<'a>(
+    warm: &'a mut Option<GoldState>,
+    silver: &DeltaTable,
+    done: i64,
+) -> &'a mut GoldState {
     let id = silver.snapshot().map(|s| s.metadata().id().to_string());
     let table_id = format!("{}#{}", silver.table_url(), id.unwrap_or_default());
     if !warm
@@ -269,101 +455,69 @@ async fn try_catch_up(
             users: BTreeMap::new(),
         });
     }
-    let state = warm.as_mut().expect("state was just set");
+    warm.as_mut().expect("state was just set")
+}
 
-    let touched: BTreeSet<i32> = new_dates.iter().flatten().copied().collect();
-    let (Some(&first), Some(&last_date)) = (touched.first(), touched.last()) else {
-        // Commits without rows (all duplicates or invalid): only the watermark moves.
-        for (t, table, v) in gold {
-            if v < last {
-                let empty = RecordBatch::new_empty(t.schema());
-                let written = replace(
-                    table,
-                    t,
-                    empty,
-                    None,
-                    last,
-                    json!({ "silver_version": last }),
-                )
-                .await?;
-                lake.keep(t, &written);
-            }
-        }
-        state.version = last;
-        return Ok(outcome);
-    };
-
-    // 1. Sessions of the users the new rows touch, over every run of events they belong to.
-    let mut touched_users: HashSet<&str> = HashSet::new();
-    for b in &new_rows {
-        touched_users.extend(typed_column::<StringArray>(b, "user_key")?.iter().flatten());
-    }
-    outcome.users = touched_users.len();
-    let touched_hashes: HashSet<u128> = touched_users.iter().map(|u| user_hash(u)).collect();
-    // The new rows join the dates the state holds; dates it lacks are read whole from silver
-    // (as of `last`, so they hold the new rows already).
-    let warm_dates: HashSet<i32> = state.days.keys().copied().collect();
-    for (b, d) in new_rows.iter().zip(&new_dates) {
-        let d = d.unwrap_or_default();
-        if let Some(day) = state.days.get_mut(&d) {
-            day.add(b.clone())?;
-        }
-    }
-    // A run of a user's events changes only when it holds a new event; only the sessions of
-    // changed runs are recomputed, and the dates rewritten are the touched dates widened to
-    // every date those sessions start on.
-    let mut new_times: HashMap<u128, Vec<i64>> = HashMap::new();
-    for b in &new_rows {
-        let users = typed_column::<StringArray>(b, "user_key")?;
-        let times = typed_column::<TimestampMicrosecondArray>(b, "event_time")?;
-        for (user, time) in users.iter().zip(times.iter()) {
-            if let (Some(user), Some(time)) = (user, time) {
-                new_times.entry(user_hash(user)).or_default().push(time);
-            }
-        }
-    }
-    for times in new_times.values_mut() {
-        times.sort_unstable();
-    }
+/// Step 1: a run of a user's events changes only when it holds a new event; only the sessions of
+/// changed runs are recomputed, and the dates rewritten are the touched dates `touched` widened
+/// to every date those sessions start on.
+async fn resessionize(
+    lake: &Lake,
+    silver: &DeltaTable,
+    state: &mut GoldState,
+    new: &NewRows,
+    users: &HashSet<u128>,
+    touched: (i32, i32),
+    funnel: &[String],
+) -> Result<Resessionized> {
+    let new_times = new.times_by_user()?;
     let changed = |run: &Run| {
         new_times.get(&run.user).is_some_and(|times| {
             let i = times.partition_point(|t| *t < run.first);
             times.get(i).is_some_and(|t| *t <= run.last)
         })
     };
-    let (mut lo, mut hi) = (first, last_date);
-    let (new_sessions, changed_runs) = loop {
+    let (mut lo, mut hi) = touched;
+    loop {
         let missing: Vec<i32> = (lo - 1..=hi + 1)
             .filter(|d| !state.days.contains_key(d))
             .collect();
-        load_days(lake, &silver, state, &missing).await?;
+        load_days(lake, silver, state, &missing).await?;
         let window = (lo - 1..=hi + 1)
             .filter_map(|d| state.days.get(&d))
-            .map(|day| day.rows_of(&touched_hashes))
+            .map(|day| day.rows_of(users))
             .collect::<Result<Vec<_>>>()?
             .concat();
-        let (sessions, runs) = sessionize_runs(&mut events_of(&window)?, funnel, changed);
-        let (new_lo, new_hi) = widened(&runs, lo, hi);
+        let (sessions, changed_runs) = sessionize_runs(&mut events_of(&window)?, funnel, changed);
+        let (new_lo, new_hi) = widened(&changed_runs, lo, hi);
         if (new_lo, new_hi) == (lo, hi) {
-            break (sessions, runs);
+            return Ok(Resessionized {
+                sessions,
+                changed_runs,
+                lo,
+                hi,
+            });
         }
         (lo, hi) = (new_lo, new_hi);
-    };
-    let new_sessions: Vec<&Session> = new_sessions.iter().collect();
+    }
+}
+
+/// Step 2: gold's sessions of the recomputed dates but those inside a changed run (which that
+/// run's new sessions replace).
+async fn kept_sessions(
+    lake: &Lake,
+    sessions: &DeltaTable,
+    recomputed: &Resessionized,
+) -> Result<Vec<RecordBatch>> {
     let mut changed_spans: HashMap<u128, Vec<(i64, i64)>> = HashMap::new();
-    for r in &changed_runs {
+    for r in &recomputed.changed_runs {
         changed_spans
             .entry(r.user)
             .or_default()
             .push((r.first, r.last));
     }
-
-    // 2. The other sessions of those dates stay as gold has them; an old session inside a
-    //    changed run is replaced by that run's sessions.
-    let sessions_table = &gold[1].1;
-    let old_sessions = lake
-        .read(sessions_table, &[], Some(between("session_date", lo, hi)))
-        .await?;
+    let between_dates = between("session_date", recomputed.lo, recomputed.hi);
+    let old_sessions = lake.read(sessions, &[], Some(between_dates)).await?;
     let mut kept = Vec::with_capacity(old_sessions.len());
     for b in &old_sessions {
         let users = typed_column::<StringArray>(b, "user_key")?;
@@ -388,42 +542,43 @@ async fn try_catch_up(
             &Table::Sessions.schema(),
         )?);
     }
-    let new_batch = sessions_batch(&new_sessions)?;
-    let mut facts = facts_of(&kept)?;
-    facts.extend(new_sessions.iter().map(|s| SessionFacts::from(*s)));
-    let by_date = session_days(facts);
+    Ok(kept)
+}
 
-    // 3. Distinct users of the dates WAU/MAU need; users new to a date go to gold/daily_users.
-    let users_needed = (lo - 29..=last_date.max(hi) + 29)
-        .filter(|d| !state.users.contains_key(d))
-        .collect::<Vec<_>>();
-    load_daily_users(lake, &gold[0].1, state, &users_needed).await?;
-    let mut new_user_rows: BTreeMap<i32, Vec<&str>> = BTreeMap::new();
-    {
-        // Users new to a date go to gold/daily_users.
-        for (b, d) in new_rows.iter().zip(&new_dates) {
-            let d = d.unwrap_or_default();
-            let set = state.users.entry(d).or_default();
-            for u in typed_column::<StringArray>(b, "user_key")?.iter().flatten() {
-                if set.insert(user_hash(u)) {
-                    new_user_rows.entry(d).or_default().push(u);
-                }
+/// Step 3: the users of the new rows that are new to their date (now also in the state), which
+/// go to gold/daily_users.
+fn new_users<'a>(state: &mut GoldState, new: &'a NewRows) -> Result<BTreeMap<i32, Vec<&'a str>>> {
+    let mut rows: BTreeMap<i32, Vec<&str>> = BTreeMap::new();
+    for (b, d) in new.dated() {
+        let set = state.users.entry(d).or_default();
+        for u in typed_column::<StringArray>(b, "user_key")?.iter().flatten() {
+            if set.insert(user_hash(u)) {
+                rows.entry(d).or_default().push(u);
             }
         }
     }
-    for (b, d) in new_rows.iter().zip(&new_dates) {
-        let d = d.unwrap_or_default();
-        if let Some(day) = state.days.get_mut(&d).filter(|_| warm_dates.contains(&d)) {
-            for_each_activity(std::slice::from_ref(b), &[Some(d)], |_, user, ty, path| {
-                day.figures.add(ty, path, user);
-            })?;
-        }
-    }
+    Ok(rows)
+}
 
-    // 4. daily_metrics from `lo` to where a 30-day window still reaches a recomputed date.
+/// Step 4: daily_metrics rows from `lo` to where a 30-day window still reaches a recomputed date
+/// (returned with the rows): touched dates from the event figures, the dates up to `hi` with
+/// their sessions recomputed, later ones as gold has them but with WAU/MAU again.
+async fn metrics_rows_from(
+    lake: &Lake,
+    gold: &OpenGold,
+    state: &mut GoldState,
+    touched: &BTreeSet<i32>,
+    by_date: &BTreeMap<i32, SessionDay<'_>>,
+    lo: i32,
+    hi: i32,
+) -> Result<(Vec<MetricsRow>, i32)> {
     let old_metrics = metrics_rows(
         &lake
-            .read(&gold[2].1, &[], Some(between("date", lo, hi + 29)))
+            .read(
+                gold.table(Table::DailyMetrics),
+                &[],
+                Some(between("date", lo, hi + 29)),
+            )
             .await?,
     )?;
     let old_by_date: BTreeMap<i32, MetricsRow> = old_metrics.iter().map(|r| (r.date, *r)).collect();
@@ -463,13 +618,24 @@ async fn try_catch_up(
     let missing_users: Vec<i32> = (lo - 29..=metrics_hi)
         .filter(|d| !state.users.contains_key(d))
         .collect();
-    load_daily_users(lake, &gold[0].1, state, &missing_users).await?;
+    load_daily_users(lake, gold.table(Table::DailyUsers), state, &missing_users).await?;
     fill_active_users(&mut metrics, &state.users);
+    Ok((metrics, metrics_hi))
+}
 
-    // 5. page_daily of lo..=hi: touched dates from the event figures, the others as gold has them.
+/// Step 5: page_daily rows of `lo..=hi`: touched dates from the event figures, the others as
+/// gold has them.
+async fn page_rows_from(
+    lake: &Lake,
+    page_daily: &DeltaTable,
+    state: &GoldState,
+    touched: &BTreeSet<i32>,
+    lo: i32,
+    hi: i32,
+) -> Result<BTreeMap<(i32, String), PageRow>> {
     let mut pages: BTreeMap<(i32, String), PageRow> = BTreeMap::new();
     for b in lake
-        .read(&gold[4].1, &[], Some(between("date", lo, hi)))
+        .read(page_daily, &[], Some(between("date", lo, hi)))
         .await?
     {
         let date = typed_column::<Date32Array>(&b, "date")?;
@@ -494,38 +660,7 @@ async fn try_catch_up(
             .iter()
             .filter_map(|d| Some((*d, &state.days.get(d)?.figures))),
     ));
-
-    // 6. One commit per table, each carrying the watermark.
-    let mut sessions_out = kept.clone();
-    sessions_out.push(new_batch);
-    let sessions_out = arrow::compute::concat_batches(&Table::Sessions.schema(), &sessions_out)?;
-    let daily_users = daily_users_batch(&new_user_rows)?;
-    let funnel_out = funnel_batch(by_date.iter(), funnel)?;
-    let pages_out = page_batch(pages, &by_date)?;
-    let metrics_out = metrics_batch(&metrics)?;
-    outcome.dates = Some((from_days(lo), from_days(hi)));
-    outcome.sessions = sessions_out.num_rows();
-    outcome.daily_metrics = metrics_out.num_rows();
-    outcome.funnel_daily = funnel_out.num_rows();
-    outcome.page_daily = pages_out.num_rows();
-    let meta = json!({ "silver_version": last, "from": from_days(lo), "to": from_days(hi) });
-    for (t, table, v) in gold {
-        if v >= last {
-            continue;
-        }
-        let (batch, predicate) = match t {
-            Table::DailyUsers => (daily_users.clone(), None),
-            Table::Sessions => (sessions_out.clone(), Some(between("session_date", lo, hi))),
-            Table::DailyMetrics => (metrics_out.clone(), Some(between("date", lo, metrics_hi))),
-            Table::FunnelDaily => (funnel_out.clone(), Some(between("date", lo, hi))),
-            _ => (pages_out.clone(), Some(between("date", lo, hi))),
-        };
-        let written = replace(table, t, batch, predicate, last, meta.clone()).await?;
-        lake.keep(t, &written);
-    }
-    state.version = last;
-    state.evict(&touched);
-    Ok(outcome)
+    Ok(pages)
 }
 
 /// The range `lo..=hi` of session dates widened to hold every session of the changed `runs`
