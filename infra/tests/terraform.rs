@@ -103,8 +103,9 @@ fn every_function_crate_has_a_lambda() {
         let main =
             std::fs::read_to_string(root().join(format!("functions/{name}/src/main.rs"))).unwrap();
         assert!(
-            main.contains("clickstream_lambda::serve"),
-            "{name} serves its handler with clickstream_lambda::serve"
+            main.contains("clickstream_lambda::serve")
+                || main.contains("clickstream_lambda::lake_function!"),
+            "{name} serves its handler with clickstream_lambda"
         );
     }
     let shared = std::fs::read_to_string(root().join("functions/lambda/src/lib.rs")).unwrap();

@@ -93,6 +93,18 @@ pub mod samples {
         Gold,
     }
 
+    /// A new lake in a temporary directory (removed when the returned guard drops), fed the
+    /// samples up to `through` ([`feed`]).
+    pub async fn fed_lake(through: Stage) -> (tempfile::TempDir, Lake) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().to_str().expect("a UTF-8 temporary path");
+        let lake = Lake::open(path).expect("a lake in a new directory");
+        feed(&lake, through)
+            .await
+            .expect("the samples go through the handlers");
+        (dir, lake)
+    }
+
     /// Runs the samples through the handlers up to `through`: `kafka.json` into bronze, then the
     /// bronze commit sample into silver, then the silver commit sample into gold.
     pub async fn feed(lake: &Lake, through: Stage) -> Result<()> {

@@ -2,7 +2,7 @@
 
 use clickstream::bronze::BronzeOutcome;
 use clickstream::functions::{self, BronzeTrigger};
-use clickstream::{Lake, Result, settings};
+use clickstream::{Lake, Result};
 use serde_json::Value;
 
 async fn handler(lake: &Lake, payload: Value) -> Result<Vec<BronzeOutcome>> {
@@ -10,15 +10,7 @@ async fn handler(lake: &Lake, payload: Value) -> Result<Vec<BronzeOutcome>> {
     functions::bronze_writer(lake, &trigger).await
 }
 
-#[global_allocator]
-static ALLOCATOR: clickstream_lambda::MiMalloc = clickstream_lambda::MiMalloc;
-
-#[tokio::main]
-async fn main() -> Result<(), clickstream_lambda::RuntimeError> {
-    clickstream_lambda::init();
-    let lake = settings::LakeSettings::from_env()?.open()?;
-    clickstream_lambda::serve(|payload| handler(&lake, payload)).await
-}
+clickstream_lambda::lake_function!(handler);
 
 #[cfg(test)]
 mod tests {

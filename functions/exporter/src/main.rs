@@ -2,21 +2,13 @@
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use clickstream::export::ExportOutcome;
-use clickstream::{Lake, Result, settings};
+use clickstream::{Lake, Result};
 
 async fn handler(lake: &Lake, event: EventBridgeEvent) -> Result<ExportOutcome> {
     clickstream_report::exporter(lake, &event).await
 }
 
-#[global_allocator]
-static ALLOCATOR: clickstream_lambda::MiMalloc = clickstream_lambda::MiMalloc;
-
-#[tokio::main]
-async fn main() -> Result<(), clickstream_lambda::RuntimeError> {
-    clickstream_lambda::init();
-    let lake = settings::LakeSettings::from_env()?.open()?;
-    clickstream_lambda::serve(|event| handler(&lake, event)).await
-}
+clickstream_lambda::lake_function!(handler);
 
 #[cfg(test)]
 mod tests {
@@ -25,9 +17,7 @@ mod tests {
 
     #[tokio::test]
     async fn schedule_sample_exports_every_gold_table() {
-        let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-        samples::feed(&lake, Stage::Gold).await.unwrap();
+        let (dir, lake) = samples::fed_lake(Stage::Gold).await;
 
         let out = handler(&lake, samples::load("eventbridge-schedule.json").unwrap())
             .await

@@ -27,9 +27,7 @@ mod tests {
 
     #[tokio::test]
     async fn silver_commit_sample_updates_gold() {
-        let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-        samples::feed(&lake, Stage::Silver).await.unwrap();
+        let (_dir, lake) = samples::fed_lake(Stage::Silver).await;
 
         let funnel = functions::parse_funnel(None);
         let event: S3Event = samples::load("s3-silver-commit.json").unwrap();

@@ -48,6 +48,36 @@ where
     .await
 }
 
+/// The `main` of a function whose handler needs only the lake: [`init`], the lake named by
+/// [`LakeSettings`](clickstream::settings::LakeSettings), then [`serve`] with `handler`.
+pub async fn serve_lake<E, R>(
+    handler: impl AsyncFn(&clickstream::Lake, E) -> clickstream::Result<R>,
+) -> Result<(), RuntimeError>
+where
+    E: DeserializeOwned + Send,
+    R: Serialize,
+{
+    init();
+    let lake = clickstream::settings::LakeSettings::from_env()?.open()?;
+    serve(|event| handler(&lake, event)).await
+}
+
+/// Declares a function binary's global allocator ([`MiMalloc`]) and its `main`, which serves
+/// `handler` (an `async fn(&Lake, Event) -> Result<Outcome>`) with [`serve_lake`]: the whole
+/// `main.rs` of a function that needs only the lake, besides its handler and tests.
+#[macro_export]
+macro_rules! lake_function {
+    ($handler:path) => {
+        #[global_allocator]
+        static ALLOCATOR: $crate::MiMalloc = $crate::MiMalloc;
+
+        #[tokio::main]
+        async fn main() -> Result<(), $crate::RuntimeError> {
+            $crate::serve_lake($handler).await
+        }
+    };
+}
+
 /// A stage error as Lambda reports it: `errorType` is `Retryable.KIND` when the same event may
 /// succeed later (a store that did not answer, a lost commit race) and `Permanent.KIND` when it
 /// will fail the same way again (a malformed trigger event, a table without a column the stage

@@ -30,9 +30,7 @@ mod tests {
 
     #[tokio::test]
     async fn schedule_sample_maintains_every_table() {
-        let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-        samples::feed(&lake, Stage::Bronze).await.unwrap();
+        let (_dir, lake) = samples::fed_lake(Stage::Bronze).await;
         let out = handler(
             &lake,
             chrono::Duration::hours(168),

@@ -3,21 +3,13 @@
 use aws_lambda_events::event::s3::S3Event;
 use clickstream::functions;
 use clickstream::silver::SilverOutcome;
-use clickstream::{Lake, Result, settings};
+use clickstream::{Lake, Result};
 
 async fn handler(lake: &Lake, event: S3Event) -> Result<Vec<SilverOutcome>> {
     functions::silver_transformer(lake, &event).await
 }
 
-#[global_allocator]
-static ALLOCATOR: clickstream_lambda::MiMalloc = clickstream_lambda::MiMalloc;
-
-#[tokio::main]
-async fn main() -> Result<(), clickstream_lambda::RuntimeError> {
-    clickstream_lambda::init();
-    let lake = settings::LakeSettings::from_env()?.open()?;
-    clickstream_lambda::serve(|event| handler(&lake, event)).await
-}
+clickstream_lambda::lake_function!(handler);
 
 #[cfg(test)]
 mod tests {
@@ -26,9 +18,7 @@ mod tests {
 
     #[tokio::test]
     async fn bronze_commit_sample_is_processed_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-        samples::feed(&lake, Stage::Bronze).await.unwrap();
+        let (_dir, lake) = samples::fed_lake(Stage::Bronze).await;
 
         let event: S3Event = samples::load("s3-bronze-commit.json").unwrap();
         let out = handler(&lake, event.clone()).await.unwrap();

@@ -729,6 +729,18 @@ impl Day {
     }
 }
 
+/// Enters `dates` into `loaded` (empty until read); true when `table` has files to read them from.
+fn start_loading<V: Default>(
+    loaded: &mut BTreeMap<i32, V>,
+    dates: &[i32],
+    table: &DeltaTable,
+) -> bool {
+    for d in dates {
+        loaded.entry(*d).or_default();
+    }
+    !dates.is_empty() && has_data_files(table)
+}
+
 /// Reads the silver rows of `dates` (as of the `silver` handle's version) into the state, with
 /// their event figures.
 async fn load_days(
@@ -737,13 +749,7 @@ async fn load_days(
     state: &mut GoldState,
     dates: &[i32],
 ) -> Result<()> {
-    if dates.is_empty() {
-        return Ok(());
-    }
-    for d in dates {
-        state.days.insert(*d, Day::default());
-    }
-    if !has_data_files(silver) {
+    if !start_loading(&mut state.days, dates, silver) {
         return Ok(());
     }
     let mut columns = SESSION_INPUT.to_vec();
@@ -788,13 +794,7 @@ async fn load_daily_users(
     state: &mut GoldState,
     dates: &[i32],
 ) -> Result<()> {
-    if dates.is_empty() {
-        return Ok(());
-    }
-    for d in dates {
-        state.users.entry(*d).or_default();
-    }
-    if !has_data_files(daily_users) {
+    if !start_loading(&mut state.users, dates, daily_users) {
         return Ok(());
     }
     let (lo, hi) = (dates[0], dates[dates.len() - 1]);
