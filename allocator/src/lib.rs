@@ -12,6 +12,8 @@
 //! mimalloc, because Arrow and Parquet make many short-lived allocations, where glibc's allocator
 //! spends time consolidating and keeps memory.
 
+#![deny(missing_docs)]
+
 pub use mimalloc::MiMalloc;
 
 /// mimalloc's `mi_option_purge_delay`: its index in the vendored v3 `mimalloc.h` (the Rust bindings

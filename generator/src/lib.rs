@@ -2,6 +2,8 @@
 //! and UTM tags, with a configurable share of duplicates, invalid records and late events.
 //! Deterministic for a given seed and start date.
 
+#![deny(missing_docs)]
+
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -49,6 +51,7 @@ const USER_AGENTS: [&str; 3] = [
 pub struct GeneratorConfig {
     /// Records to produce (including duplicates and invalid ones).
     pub events: usize,
+    /// Seed of the random choices: the same seed gives the same records.
     pub seed: u64,
     /// First day of the simulated period (UTC).
     pub start: NaiveDate,

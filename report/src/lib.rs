@@ -1,6 +1,8 @@
 //! What people look at: the HTML dashboard and the terminal report, both read from gold. The
 //! exporter function and the CLI link it; no other function does.
 
+#![deny(missing_docs)]
+
 pub mod dashboard;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;

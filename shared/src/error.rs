@@ -6,7 +6,9 @@ pub enum Error {
     /// A Delta table operation failed.
     #[error("delta table {table}: {source}")]
     Delta {
+        /// The table's path under the lake root.
         table: String,
+        /// What delta-rs reported.
         #[source]
         source: deltalake::DeltaTableError,
     },
@@ -24,7 +26,12 @@ pub enum Error {
     Parquet(#[from] parquet::errors::ParquetError),
     /// The lake URI or a table location is not usable.
     #[error("invalid lake location {uri:?}: {reason}")]
-    Location { uri: String, reason: String },
+    Location {
+        /// The location given.
+        uri: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
     /// A trigger event does not have the shape the function expects.
     #[error("invalid trigger event: {0}")]
     Trigger(String),
@@ -33,13 +40,23 @@ pub enum Error {
     #[error(
         "{table}: commit {version} is not in the log (log retention passed, or the table was replaced)"
     )]
-    MissingCommit { table: String, version: i64 },
+    MissingCommit {
+        /// The table's path under the lake root.
+        table: String,
+        /// The commit's version.
+        version: i64,
+    },
     /// A stage task of the embedded pipeline stopped or failed to join.
     #[error("embedded pipeline: {0}")]
     Embedded(String),
     /// A landed file could not be read.
     #[error("landed file {key}: {reason}")]
-    LandedFile { key: String, reason: String },
+    LandedFile {
+        /// The file's key in the lake.
+        key: String,
+        /// Why it cannot be read.
+        reason: String,
+    },
     /// JSON (de)serialisation of an event or log entry failed.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
@@ -48,10 +65,20 @@ pub enum Error {
     Io(#[from] std::io::Error),
     /// A table lacks a column the stage reads, or has it with another type.
     #[error("column {column:?}: {reason}")]
-    Column { column: String, reason: String },
+    Column {
+        /// The column's name.
+        column: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Another writer kept committing to the table first; every attempt re-checked and lost.
     #[error("{table}: lost the commit race {attempts} times to concurrent writers")]
-    Contended { table: String, attempts: u32 },
+    Contended {
+        /// The table (or stage) whose commits kept losing.
+        table: String,
+        /// Attempts made.
+        attempts: u32,
+    },
     /// Exporting failed outside DuckDB itself.
     #[error("export: {0}")]
     Export(String),

@@ -90,7 +90,9 @@ impl RejectReason {
 /// A rejected record: reason code plus a human-readable detail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
+    /// Why the record was rejected.
     pub reason: RejectReason,
+    /// What exactly was wrong, for a person.
     pub detail: String,
 }
 
@@ -104,17 +106,29 @@ fn reject(reason: RejectReason, detail: impl Into<String>) -> Rejection {
 /// A record that passed validation, typed as in `silver/events`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidEvent {
+    /// The client's id of the event (duplicates share it).
     pub event_id: String,
+    /// What happened (page_view, purchase, ...).
     pub event_type: String,
+    /// When it happened (UTC).
     pub event_time: DateTime<Utc>,
+    /// The signed-in user, if any.
     pub user_id: Option<String>,
+    /// The browser's anonymous id, if any.
     pub anonymous_id: Option<String>,
+    /// The client's session id, if sent.
     pub client_session_id: Option<String>,
+    /// The page's full URL.
     pub page_url: Option<String>,
+    /// The path of `page_url`.
     pub page_path: Option<String>,
+    /// The referring URL.
     pub referrer: Option<String>,
+    /// The browser's user agent.
     pub user_agent: Option<String>,
+    /// mobile, desktop or tablet.
     pub device_type: Option<String>,
+    /// ISO country code.
     pub country: Option<String>,
     /// The `properties` object as JSON text.
     pub properties: Option<String>,

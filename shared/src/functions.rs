@@ -31,7 +31,9 @@ pub fn parse_funnel(steps: Option<&str>) -> Vec<String> {
 /// The bronze-writer's trigger: a Kafka batch or a landed-file notification.
 #[derive(Debug, Clone)]
 pub enum BronzeTrigger {
+    /// A batch from the Kafka event source mapping.
     Kafka(KafkaEvent),
+    /// S3 notifications of files landed under `landing/`.
     Landed(S3Event),
 }
 

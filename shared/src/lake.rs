@@ -40,15 +40,25 @@ pub const EXPORTS_PREFIX: &str = "exports/";
 /// The tables of the lake layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Table {
+    /// bronze/events: every record as received.
     Bronze,
+    /// bronze/failed_files: landed files that could not be read.
     FailedFiles,
+    /// silver/events: valid events, deduplicated.
     Silver,
+    /// silver/quarantine: invalid records with a reason.
     Quarantine,
+    /// gold/sessions.
     Sessions,
+    /// gold/daily_metrics.
     DailyMetrics,
+    /// gold/funnel_daily.
     FunnelDaily,
+    /// gold/page_daily.
     PageDaily,
+    /// gold/daily_users: gold's own state.
     DailyUsers,
+    /// gold/retention_weekly.
     RetentionWeekly,
 }
 

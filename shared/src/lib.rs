@@ -4,6 +4,8 @@
 //! Arrow batches and Delta tables ([`bronze`], [`silver`], [`gold`], [`export`]); [`functions`]
 //! holds the handlers the Lambda binaries and the embedded [`pipeline`] call.
 
+#![deny(missing_docs)]
+
 pub mod bronze;
 pub mod error;
 pub mod event;

@@ -12,9 +12,11 @@ pub const DEFAULT_VACUUM_RETENTION_HOURS: i64 = 168;
 /// What maintenance did to one table.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct TableMaintenance {
+    /// The table's path under the lake root.
     pub table: String,
-    /// Active data files before and after compaction.
+    /// Active data files before compaction.
     pub files_before: usize,
+    /// Active data files after compaction.
     pub files_after: usize,
     /// Table version after maintenance (the checkpoint is written at it).
     pub version: i64,

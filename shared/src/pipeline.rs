@@ -25,22 +25,31 @@ pub struct Totals {
     pub bronze_written: usize,
     /// Records bronze skipped as already written (redeliveries).
     pub bronze_already_written: usize,
+    /// Bronze commits written.
     pub bronze_commits: usize,
     /// The highest bronze version this run wrote.
     pub bronze_last_version: Option<i64>,
     /// Bronze rows read by silver.
     pub silver_input: usize,
+    /// Records silver found valid.
     pub valid: usize,
+    /// Records silver quarantined.
     pub quarantined: usize,
+    /// Records silver dropped as duplicates.
     pub duplicates: usize,
+    /// Quarantined records by reason.
     pub quarantined_by_reason: BTreeMap<String, usize>,
+    /// Silver commits written.
     pub silver_commits: usize,
-    /// Gold invocations, and how many of them found gold already up to date.
+    /// Gold invocations.
     pub gold_invocations: usize,
+    /// Gold invocations that found gold already up to date.
     pub gold_up_to_date: usize,
-    /// Time spent inside each stage's handler (stages run concurrently).
+    /// Seconds spent inside bronze's handler (the stages run concurrently).
     pub bronze_seconds: f64,
+    /// Seconds spent inside silver's handler.
     pub silver_seconds: f64,
+    /// Seconds spent inside gold's handler.
     pub gold_seconds: f64,
     /// What bronze found odd about the input (see [`crate::bronze::BronzeOutcome::warning`]).
     pub warnings: Vec<String>,
@@ -51,8 +60,11 @@ pub struct Totals {
 /// Live counters for progress display.
 #[derive(Debug, Default)]
 pub struct Progress {
+    /// Records written to bronze so far.
     pub bronze_records: AtomicUsize,
+    /// Bronze records silver has processed so far.
     pub silver_records: AtomicUsize,
+    /// Gold invocations so far.
     pub gold_invocations: AtomicUsize,
 }
 

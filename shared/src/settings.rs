@@ -50,6 +50,7 @@ impl Variables for std::collections::HashMap<&str, &str> {
 /// Settings of bronze-writer, silver-transformer and exporter: where the lake is.
 #[derive(Debug, Clone)]
 pub struct LakeSettings {
+    /// The lake root: a directory or `s3://bucket/prefix`.
     pub lake_uri: String,
 }
 
@@ -77,7 +78,9 @@ impl LakeSettings {
 /// Settings of gold-transformer: the lake and the funnel.
 #[derive(Debug, Clone)]
 pub struct GoldSettings {
+    /// Where the lake is.
     pub lake: LakeSettings,
+    /// The funnel steps, in order.
     pub funnel: Vec<String>,
 }
 
@@ -99,7 +102,9 @@ impl GoldSettings {
 /// Settings of maintenance: the lake and how long VACUUM keeps files no longer in a table.
 #[derive(Debug, Clone)]
 pub struct MaintenanceSettings {
+    /// Where the lake is.
     pub lake: LakeSettings,
+    /// Files no longer in a table are deleted once this old.
     pub vacuum_retention: chrono::Duration,
 }
 

@@ -12,9 +12,13 @@ use crate::error::{Error, Result};
 /// One object named by an S3 notification, with its key URL-decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectRef {
+    /// The bucket.
     pub bucket: String,
+    /// The object's key, URL-decoded.
     pub key: String,
+    /// Size in bytes, when the notification says.
     pub size: Option<i64>,
+    /// The object's ETag, when the notification says.
     pub etag: Option<String>,
 }
 
@@ -93,13 +97,19 @@ pub fn objects(event: &S3Event) -> Result<Vec<ObjectRef>> {
 /// One Kafka message as handed to [`kafka_event`].
 #[derive(Debug, Clone, Default)]
 pub struct KafkaMessage {
+    /// The partition.
     pub partition: i32,
+    /// The offset in the partition.
     pub offset: i64,
+    /// The message timestamp, ms since the epoch.
     pub timestamp_ms: i64,
     /// The timestamp is the broker's append time rather than the producer's create time.
     pub log_append_time: bool,
+    /// The message key.
     pub key: Option<Vec<u8>>,
+    /// The message value.
     pub value: Option<Vec<u8>>,
+    /// The message headers.
     pub headers: Vec<(String, Vec<u8>)>,
 }
 

@@ -2,6 +2,8 @@
 //! `events/` ([`samples`]) and gold as a full recomputation gives it
 //! ([`differences_from_scratch`]). Not linked into any function.
 
+#![deny(missing_docs)]
+
 use arrow::record_batch::RecordBatch;
 use clickstream::Result;
 use clickstream::gold::compute_from_scratch;
@@ -88,8 +90,11 @@ pub mod samples {
     /// How far [`feed`] takes the samples.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
     pub enum Stage {
+        /// Through bronze.
         Bronze,
+        /// Through silver.
         Silver,
+        /// Through gold.
         Gold,
     }
 

@@ -1,6 +1,8 @@
 //! What every function binary shares: process setup, one log line per invocation, and errors that
 //! tell Lambda (and its destinations and alarms) whether a retry can help.
 
+#![deny(missing_docs)]
+
 use std::future::Future;
 use std::time::Instant;
 

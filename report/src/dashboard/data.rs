@@ -48,61 +48,90 @@ pub const EVENTS_BINS: [(f64, &str); 7] = [
 /// One row of gold/daily_metrics.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Day {
+    /// The event date (UTC).
     pub date: NaiveDate,
+    /// Distinct users active on the date.
     pub dau: i64,
+    /// Distinct users active in the 7 days ending on the date.
     pub wau: i64,
+    /// Distinct users active in the 30 days ending on the date.
     pub mau: i64,
+    /// Sessions starting on the date.
     pub sessions: i64,
+    /// Events on the date.
     pub events: i64,
+    /// Page views on the date.
     pub page_views: i64,
+    /// Mean session duration in seconds.
     pub avg_session_duration_s: f64,
+    /// Share of sessions with one page view.
     pub bounce_rate: f64,
+    /// Share of sessions that converted.
     pub conversion_rate: f64,
 }
 
 /// A funnel step summed over the date range (user-days).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FunnelStep {
+    /// Position of the step in the funnel, from 1.
     pub step_index: i32,
+    /// The step (an event type).
     pub step: String,
+    /// User-days reaching the step in order.
     pub users: i64,
+    /// `users` over the first step's users.
     pub conversion_from_start: f64,
+    /// `users` over the step before's users.
     pub conversion_from_previous: f64,
 }
 
 /// A funnel step on one day (a row of gold/funnel_daily).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FunnelDay {
+    /// The date.
     pub date: NaiveDate,
+    /// Position of the step in the funnel, from 1.
     pub step_index: i32,
+    /// The step (an event type).
     pub step: String,
+    /// Users reaching the step that day.
     pub users: i64,
 }
 
 /// A page's views and entries on one day (a row of gold/page_daily).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PageDay {
+    /// The date.
     pub date: NaiveDate,
+    /// The page path.
     pub page: String,
+    /// Page views of the page that day.
     pub page_views: i64,
+    /// Sessions that started on the page that day.
     pub entries: i64,
 }
 
 /// Sessions of one day that share a value of a breakdown, and how many of them converted.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct SessionsBy {
+    /// The session date.
     pub date: NaiveDate,
     /// `device`, `country` or `source` (utm_source, else the referrer's host).
     pub dimension: &'static str,
+    /// The value ("other" for the values outside the top few).
     pub value: String,
+    /// Sessions with the value that day.
     pub sessions: i64,
+    /// Of those, sessions that converted.
     pub conversions: i64,
 }
 
 /// Sessions of one day per bin ([`DURATION_BINS`] or [`EVENTS_BINS`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BinnedDay {
+    /// The session date.
     pub date: NaiveDate,
+    /// Sessions per bin, in the bins' order.
     pub counts: Vec<i64>,
 }
 
@@ -110,7 +139,9 @@ pub struct BinnedDay {
 /// were active in that week and each week after.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Cohort {
+    /// The Monday of the week the cohort's users were first seen.
     pub week: NaiveDate,
+    /// Users in the cohort.
     pub users: i64,
     /// Active users in week 0 (the cohort's own), 1, 2, ...
     pub active: Vec<i64>,
@@ -120,28 +151,43 @@ pub struct Cohort {
 /// range a reader picks) and their sums over the loaded range (which the report prints).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct DashboardData {
+    /// gold/daily_metrics rows, oldest first.
     pub days: Vec<Day>,
+    /// The funnel summed over the range.
     pub funnel: Vec<FunnelStep>,
+    /// gold/funnel_daily rows.
     pub funnel_daily: Vec<FunnelDay>,
     /// The [`PAGES_KEPT`] most viewed pages of the range, per day.
     pub pages_daily: Vec<PageDay>,
     /// (page_path, page_views) over the range
     pub top_pages: Vec<(String, i64)>,
+    /// (page_path, sessions started there) over the range.
     pub entry_pages: Vec<(String, i64)>,
     /// (value, sessions) over the range
     pub sources: Vec<(String, i64)>,
+    /// (device, sessions) over the range.
     pub devices: Vec<(String, i64)>,
+    /// (country, sessions) over the range.
     pub countries: Vec<(String, i64)>,
     /// Sessions and conversions per day by device, country and source.
     pub sessions_by: Vec<SessionsBy>,
+    /// Labels of the session-duration bins ([`DURATION_BINS`]).
     pub duration_bins: Vec<&'static str>,
+    /// Sessions per duration bin, per day.
     pub duration_daily: Vec<BinnedDay>,
+    /// Labels of the events-per-session bins ([`EVENTS_BINS`]).
     pub events_bins: Vec<&'static str>,
+    /// Sessions per events bin, per day.
     pub events_daily: Vec<BinnedDay>,
+    /// End of the latest session gold holds.
     pub latest_event_time: Option<DateTime<Utc>>,
+    /// When the figures were read.
     pub generated_at: DateTime<Utc>,
+    /// Rows in silver/events.
     pub silver_events: i64,
+    /// Quarantined records by reason.
     pub quarantined: BTreeMap<String, i64>,
+    /// Duplicates silver dropped (from its commits' metadata).
     pub duplicates: i64,
     /// Weekly retention cohorts (gold/retention_weekly, all of history), oldest cohort first.
     pub retention: Vec<Cohort>,
@@ -150,7 +196,9 @@ pub struct DashboardData {
 /// A date range (inclusive); `None` ends are open.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DateRange {
+    /// First day, or open.
     pub from: Option<NaiveDate>,
+    /// Last day, or open.
     pub to: Option<NaiveDate>,
 }
 

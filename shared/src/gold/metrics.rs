@@ -6,9 +6,13 @@ use super::*;
 /// The four gold tables as Arrow batches.
 #[derive(Debug, Clone)]
 pub struct GoldTables {
+    /// gold/sessions.
     pub sessions: RecordBatch,
+    /// gold/daily_metrics.
     pub daily_metrics: RecordBatch,
+    /// gold/funnel_daily.
     pub funnel_daily: RecordBatch,
+    /// gold/page_daily.
     pub page_daily: RecordBatch,
 }
 

@@ -104,8 +104,11 @@ pub struct GoldOutcome {
     pub dates: Option<(NaiveDate, NaiveDate)>,
     /// Rows written per gold table.
     pub sessions: usize,
+    /// Rows written to gold/daily_metrics.
     pub daily_metrics: usize,
+    /// Rows written to gold/funnel_daily.
     pub funnel_daily: usize,
+    /// Rows written to gold/page_daily.
     pub page_daily: usize,
     /// More silver commits wait than one run takes: call again.
     pub remaining: bool,

@@ -21,19 +21,33 @@ pub(super) struct Event<'a> {
 /// One computed session (a row of gold/sessions), plus the funnel step it reached.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Session {
+    /// The session's id (the user's key and its start).
     pub session_id: String,
+    /// coalesce(user_id, anonymous_id).
     pub user_key: String,
+    /// First event time, µs since the epoch.
     pub start: i64,
+    /// Last event time, µs since the epoch.
     pub end: i64,
+    /// Events in the session.
     pub events: i64,
+    /// Page views in the session.
     pub page_views: i64,
+    /// Path of the first page viewed.
     pub entry_page: Option<String>,
+    /// Path of the last page viewed.
     pub exit_page: Option<String>,
+    /// One page view or fewer.
     pub is_bounce: bool,
+    /// Holds a purchase.
     pub converted: bool,
+    /// Device of the first event.
     pub device_type: Option<String>,
+    /// Country of the first event.
     pub country: Option<String>,
+    /// Host of the first event's referrer.
     pub referrer_host: Option<String>,
+    /// utm_source of the first page's URL.
     pub utm_source: Option<String>,
     /// UTC date of `start`, as days since the epoch.
     pub date: i32,
