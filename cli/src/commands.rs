@@ -251,10 +251,10 @@ pub async fn generate(args: GenerateArgs) -> Result<()> {
     for (i, line) in Generator::new(cfg).enumerate() {
         out.write_all(&line)?;
         out.write_all(b"\n")?;
-        if let Some(b) = &bar {
-            if i % 10_000 == 0 {
-                b.set_position(i as u64);
-            }
+        if let Some(b) = &bar
+            && i % 10_000 == 0
+        {
+            b.set_position(i as u64);
         }
     }
     out.flush()?;
@@ -351,10 +351,10 @@ pub async fn report(args: ReportArgs) -> Result<()> {
         "{}",
         clickstream_report::dashboard::render_report(&data, args.date)
     );
-    if let Some(date) = args.date {
-        if data.headline(Some(date)).is_none() {
-            bail!("gold has no figures for {date}");
-        }
+    if let Some(date) = args.date
+        && data.headline(Some(date)).is_none()
+    {
+        bail!("gold has no figures for {date}");
     }
     Ok(())
 }

@@ -170,7 +170,7 @@ async fn figures_equal_gold_with_a_gap_of_missing_days() {
     let headline_date = clickstream::gold::from_days(latest.0).to_string();
     assert_eq!(
         attrs(&html, "<h2", "data-headline-date"),
-        [headline_date.clone()]
+        std::slice::from_ref(&headline_date)
     );
     if let Some(today) = in_progress.last().filter(|t| t.0 != latest.0) {
         assert_eq!(

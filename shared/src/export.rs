@@ -157,7 +157,16 @@ fn to_duckdb_arrow(batch: &RecordBatch) -> Result<duckdb::arrow::record_batch::R
     let (array, schema): (
         duckdb::arrow::ffi::FFI_ArrowArray,
         duckdb::arrow::ffi::FFI_ArrowSchema,
-    ) = unsafe { (std::mem::transmute(array), std::mem::transmute(schema)) };
+    ) = unsafe {
+        (
+            std::mem::transmute::<arrow::ffi::FFI_ArrowArray, duckdb::arrow::ffi::FFI_ArrowArray>(
+                array,
+            ),
+            std::mem::transmute::<arrow::ffi::FFI_ArrowSchema, duckdb::arrow::ffi::FFI_ArrowSchema>(
+                schema,
+            ),
+        )
+    };
     // SAFETY: `array` and `schema` were produced together by `to_ffi` above.
     let data = unsafe { duckdb::arrow::ffi::from_ffi(array, &schema) }
         .map_err(|e| Error::Export(format!("arrow ffi: {e}")))?;

@@ -385,10 +385,10 @@ impl Lake {
 
     async fn open_or_create(&self, table: Table) -> Result<DeltaTable> {
         let url = self.url(&format!("{}/", table.path()))?;
-        if url.scheme() == "file" {
-            if let Ok(dir) = url.to_file_path() {
-                std::fs::create_dir_all(dir)?;
-            }
+        if url.scheme() == "file"
+            && let Ok(dir) = url.to_file_path()
+        {
+            std::fs::create_dir_all(dir)?;
         }
         // Another writer may be creating the table at the same moment: then our create fails, and
         // the table is opened again (a few times: its first commit may not be listed at once).

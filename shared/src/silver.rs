@@ -413,12 +413,15 @@ fn hash_id(id: &str) -> u128 {
     xxhash_rust::xxh3::xxh3_128(id.as_bytes())
 }
 
+/// A validated event with its source and ingest time: one row of silver/events.
+pub type SilverRow<'a> = (ValidEvent, &'a str, DateTime<Utc>);
+
 /// Builds a silver/events batch from validated events with their source and ingest time.
-pub fn silver_batch(events: &[(ValidEvent, &str, DateTime<Utc>)]) -> Result<RecordBatch> {
+pub fn silver_batch(events: &[SilverRow]) -> Result<RecordBatch> {
     let text = |f: fn(&ValidEvent) -> Option<&str>| -> ArrayRef {
         Arc::new(events.iter().map(|(e, _, _)| f(e)).collect::<StringArray>())
     };
-    let time = |f: &dyn Fn(&(ValidEvent, &str, DateTime<Utc>)) -> i64| -> ArrayRef {
+    let time = |f: &dyn Fn(&SilverRow) -> i64| -> ArrayRef {
         Arc::new(
             TimestampMicrosecondArray::from_iter_values(events.iter().map(f)).with_timezone("UTC"),
         )

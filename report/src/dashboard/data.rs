@@ -289,8 +289,7 @@ async fn load_funnel(lake: &Lake, range: DateRange, data: &mut DashboardData) ->
             });
         }
     }
-    data.funnel_daily
-        .sort_by(|a, b| (a.date, a.step_index).cmp(&(b.date, b.step_index)));
+    data.funnel_daily.sort_by_key(|a| (a.date, a.step_index));
     let mut steps: BTreeMap<i32, (String, i64)> = BTreeMap::new();
     for d in &data.funnel_daily {
         let step = steps

@@ -813,10 +813,10 @@ async fn load_daily_users(
         let date = typed_column::<Date32Array>(&b, "date")?;
         let user = typed_column::<StringArray>(&b, "user_key")?;
         for i in 0..b.num_rows() {
-            if wanted.contains(&date.value(i)) {
-                if let Some(set) = state.users.get_mut(&date.value(i)) {
-                    set.insert(user_hash(user.value(i)));
-                }
+            if wanted.contains(&date.value(i))
+                && let Some(set) = state.users.get_mut(&date.value(i))
+            {
+                set.insert(user_hash(user.value(i)));
             }
         }
     }
