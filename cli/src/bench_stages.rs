@@ -71,7 +71,11 @@ async fn streaming(corpus: &Path, lake: &Lake, batch_size: usize) -> Result<Tota
         if messages.is_empty() {
             break;
         }
-        let event = trigger::kafka_event("bench:9092", "clickstream-events", &messages);
+        let event = trigger::kafka_event(
+            "bench:9092",
+            clickstream::settings::DEFAULT_TOPIC,
+            &messages,
+        );
         pipeline.bronze(&BronzeTrigger::Kafka(event)).await?;
     }
     Ok(pipeline.finish().await?)
@@ -334,7 +338,7 @@ fn new_batch(n: usize, batch_events: usize, first_offset: i64) -> BronzeTrigger 
         .collect();
     BronzeTrigger::Kafka(trigger::kafka_event(
         "bench:9092",
-        "clickstream-events",
+        clickstream::settings::DEFAULT_TOPIC,
         &messages,
     ))
 }
