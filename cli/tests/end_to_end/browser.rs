@@ -222,6 +222,17 @@ async fn dashboard_in_a_browser_shows_gold() {
         "picked range",
     );
     assert_ne!(initial["tiles"], after["tiles"]);
+    // ... and every chart over time shows the picked days.
+    let picked_days: Vec<Value> = (0..=(picked.1 - picked.0).num_days())
+        .map(|i| Value::from((picked.0 + chrono::Duration::days(i)).to_string()))
+        .collect();
+    for chart in ["active_users", "traffic", "sessions_by", "conversion_by"] {
+        assert_eq!(
+            after["charts"][chart]["labels"],
+            Value::Array(picked_days.clone()),
+            "{chart}"
+        );
+    }
 
     // All of history: the funnel, the top pages and every retention cell are gold's.
     let all = &seen["all"];
