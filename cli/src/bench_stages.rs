@@ -343,25 +343,48 @@ fn new_batch(n: usize, batch_events: usize, first_offset: i64) -> BronzeTrigger 
     ))
 }
 
+/// Milliseconds one batch spent in each stage.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct StageMs {
+    /// In bronze-writer.
+    pub bronze: f64,
+    /// In silver-transformer, over the bronze commits.
+    pub silver: f64,
+    /// In gold-transformer, over the silver commits.
+    pub gold: f64,
+}
+
+impl StageMs {
+    /// The same times to a tenth of a millisecond, for printing.
+    fn rounded(self) -> StageMs {
+        let tenth = |t: f64| (t * 10.0).round() / 10.0;
+        StageMs {
+            bronze: tenth(self.bronze),
+            silver: tenth(self.silver),
+            gold: tenth(self.gold),
+        }
+    }
+}
+
 /// One batch through bronze, silver and gold, as the functions would run it; the time in each.
-pub async fn run_batch(lake: &Lake, batch: &BronzeTrigger) -> Result<[f64; 3]> {
+pub async fn run_batch(lake: &Lake, batch: &BronzeTrigger) -> Result<StageMs> {
     let funnel = parse_funnel(None);
-    let mut ms = [0.0; 3];
+    let mut ms = StageMs::default();
     let started = Instant::now();
     let bronze = functions::bronze_writer(lake, batch).await?;
-    ms[0] = started.elapsed().as_secs_f64() * 1e3;
+    ms.bronze = started.elapsed().as_secs_f64() * 1e3;
     for b in bronze {
         let Some(v) = b.version else { continue };
         let started = Instant::now();
         let silver =
             functions::silver_transformer(lake, &commit_event(lake, Table::Bronze, v)).await?;
-        ms[1] += started.elapsed().as_secs_f64() * 1e3;
+        ms.silver += started.elapsed().as_secs_f64() * 1e3;
         for s in silver {
             if let Some(sv) = s.silver_version {
                 let started = Instant::now();
                 functions::gold_transformer(lake, &commit_event(lake, Table::Silver, sv), &funnel)
                     .await?;
-                ms[2] += started.elapsed().as_secs_f64() * 1e3;
+                ms.gold += started.elapsed().as_secs_f64() * 1e3;
             }
         }
     }
@@ -413,7 +436,7 @@ pub async fn history(config: HistoryConfig) -> Result<()> {
         run_batch(&lake, &new_batch(1, config.batch_events, offset)).await?;
         offset += config.batch_events as i64;
         let mut times = Vec::with_capacity(config.batches);
-        let mut stages: [Vec<f64>; 3] = Default::default();
+        let (mut bronze, mut silver, mut gold) = (Vec::new(), Vec::new(), Vec::new());
         let bar = indicatif::ProgressBar::new(config.batches as u64);
         for n in 0..config.batches {
             let batch = new_batch(n + 2, config.batch_events, offset);
@@ -421,13 +444,13 @@ pub async fn history(config: HistoryConfig) -> Result<()> {
             let started = Instant::now();
             let per_stage = run_batch(&lake, &batch).await?;
             times.push(started.elapsed().as_secs_f64() * 1e3);
-            for (all, t) in stages.iter_mut().zip(per_stage) {
-                all.push(t);
-            }
+            bronze.push(per_stage.bronze);
+            silver.push(per_stage.silver);
+            gold.push(per_stage.gold);
             bar.inc(1);
         }
         bar.finish_and_clear();
-        for all in &mut stages {
+        for all in [&mut bronze, &mut silver, &mut gold] {
             all.sort_by(f64::total_cmp);
         }
         let differences =
@@ -451,9 +474,9 @@ pub async fn history(config: HistoryConfig) -> Result<()> {
         println!(
             "{:>8} warm p50 per stage: bronze {:.1}ms, silver {:.1}ms, gold {:.1}ms; cold: {}",
             "",
-            percentile(&stages[0], 0.5),
-            percentile(&stages[1], 0.5),
-            percentile(&stages[2], 0.5),
+            percentile(&bronze, 0.5),
+            percentile(&silver, 0.5),
+            percentile(&gold, 0.5),
             cold["stages_ms"]
         );
         if let Some(keep) = &config.keep {
@@ -491,7 +514,7 @@ pub async fn history_batch(
         "{}",
         serde_json::json!({
             "batch_ms": batch_ms,
-            "stages_ms": stages_ms.map(|t| (t * 10.0).round() / 10.0),
+            "stages_ms": stages_ms.rounded(),
             "peak_rss_mib": peak_rss_mib()
         })
     );
