@@ -116,40 +116,10 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
         return Ok(outcome);
     }
 
-    // The commits to take, and the rows they added.
-    let mut commits = Vec::new();
-    let mut rows_read = 0;
-    let mut last = done;
-    for version in done + 1..=latest {
-        if commits.len() >= MAX_COMMITS_PER_RUN || rows_read >= MAX_ROWS_PER_RUN {
-            break;
-        }
-        let batches =
-            read_added_rows(&bronze, version, &["payload", "source", "ingest_time"]).await?;
-        rows_read += batches.iter().map(RecordBatch::num_rows).sum::<usize>();
-        commits.push((version, batches));
-        last = version;
-    }
+    let (commits, last) = added_bronze(&bronze, done, latest).await?;
     outcome.bronze_versions = Some((done + 1, last));
     outcome.remaining = last < latest;
-
-    let mut rows = Vec::with_capacity(rows_read);
-    for (version, batches) in &commits {
-        for batch in batches {
-            let payload = typed_column::<BinaryArray>(batch, "payload")?;
-            let source = typed_column::<StringArray>(batch, "source")?;
-            let ingest = typed_column::<TimestampMicrosecondArray>(batch, "ingest_time")?;
-            for i in 0..batch.num_rows() {
-                rows.push(Row {
-                    bronze_version: *version,
-                    raw: payload.value(i),
-                    source: source.value(i),
-                    ingest_time: DateTime::from_timestamp_micros(ingest.value(i))
-                        .unwrap_or_else(Utc::now),
-                });
-            }
-        }
-    }
+    let rows = bronze_rows(&commits)?;
     let (mut valid, mut rejected) = (Vec::new(), Vec::new());
     for (row, checked) in validate_all(&rows).into_iter().enumerate() {
         match checked {
@@ -193,19 +163,8 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
         "duplicates": outcome.duplicates,
     });
 
-    // Quarantine first: after a crash between the two commits, the next run skips the rejected
-    // rows of the bronze versions quarantine already covers.
-    let quarantine = lake.table(Table::Quarantine).await?;
-    let quarantine_done = txn_version(&quarantine, WATERMARK_APP_ID)
-        .await?
-        .unwrap_or(-1);
-    rejected.retain(|(_, row)| row.bronze_version > quarantine_done);
-    if !rejected.is_empty() {
-        let batch = quarantine_batch(&rejected)?;
-        let written = append(quarantine, Table::Quarantine, batch, last, counts.clone()).await?;
-        lake.keep(Table::Quarantine, &written);
-    }
-    let events: Vec<(ValidEvent, &str, DateTime<Utc>)> = valid
+    write_quarantine(lake, rejected, last, counts.clone()).await?;
+    let events: Vec<SilverRow> = valid
         .into_iter()
         .map(|(e, row)| (e, row.source, row.ingest_time))
         .collect();
@@ -222,6 +181,73 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
         );
     }
     Ok(outcome)
+}
+
+/// The bronze commits after `done` one run takes (at most [`MAX_COMMITS_PER_RUN`] commits or
+/// about [`MAX_ROWS_PER_RUN`] rows), each with the rows it added, and the last version taken.
+async fn added_bronze(
+    bronze: &DeltaTable,
+    done: i64,
+    latest: i64,
+) -> Result<(Vec<(i64, Vec<RecordBatch>)>, i64)> {
+    let mut commits = Vec::new();
+    let mut rows_read = 0;
+    let mut last = done;
+    for version in done + 1..=latest {
+        if commits.len() >= MAX_COMMITS_PER_RUN || rows_read >= MAX_ROWS_PER_RUN {
+            break;
+        }
+        let batches =
+            read_added_rows(bronze, version, &["payload", "source", "ingest_time"]).await?;
+        rows_read += batches.iter().map(RecordBatch::num_rows).sum::<usize>();
+        commits.push((version, batches));
+        last = version;
+    }
+    Ok((commits, last))
+}
+
+/// The bronze rows of `commits`, each with the version that added it.
+fn bronze_rows(commits: &[(i64, Vec<RecordBatch>)]) -> Result<Vec<Row<'_>>> {
+    let mut rows = Vec::new();
+    for (version, batches) in commits {
+        for batch in batches {
+            let payload = typed_column::<BinaryArray>(batch, "payload")?;
+            let source = typed_column::<StringArray>(batch, "source")?;
+            let ingest = typed_column::<TimestampMicrosecondArray>(batch, "ingest_time")?;
+            for i in 0..batch.num_rows() {
+                rows.push(Row {
+                    bronze_version: *version,
+                    raw: payload.value(i),
+                    source: source.value(i),
+                    ingest_time: DateTime::from_timestamp_micros(ingest.value(i))
+                        .unwrap_or_else(Utc::now),
+                });
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Appends the `rejected` rows to silver/quarantine with the watermark `last`. It is written
+/// before silver: after a crash between the two commits, the next run skips the rejected rows of
+/// the bronze versions quarantine already covers.
+async fn write_quarantine(
+    lake: &Lake,
+    mut rejected: Vec<(Rejection, &Row<'_>)>,
+    last: i64,
+    counts: serde_json::Value,
+) -> Result<()> {
+    let quarantine = lake.table(Table::Quarantine).await?;
+    let quarantine_done = txn_version(&quarantine, WATERMARK_APP_ID)
+        .await?
+        .unwrap_or(-1);
+    rejected.retain(|(_, row)| row.bronze_version > quarantine_done);
+    if !rejected.is_empty() {
+        let batch = quarantine_batch(&rejected)?;
+        let written = append(quarantine, Table::Quarantine, batch, last, counts).await?;
+        lake.keep(Table::Quarantine, &written);
+    }
+    Ok(())
 }
 
 /// Validates `rows` on every core (each thread takes one slice, in order).
