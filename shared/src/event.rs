@@ -153,73 +153,9 @@ impl ValidEvent {
 
 /// Validates one raw record received at `ingest_time`.
 pub fn validate(raw: &[u8], ingest_time: DateTime<Utc>) -> Result<ValidEvent, Rejection> {
-    if raw.len() > MAX_RECORD_BYTES {
-        return Err(reject(
-            RejectReason::TooLarge,
-            format!("record is {} bytes, limit is {MAX_RECORD_BYTES}", raw.len()),
-        ));
-    }
-    let text = std::str::from_utf8(raw)
-        .map_err(|e| reject(RejectReason::NotUtf8, format!("invalid UTF-8: {e}")))?;
-    // A byte order mark (as Windows tools write at the start of a file) is not part of the JSON.
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    // Top-level fields as they are written: `properties` and unknown fields are kept verbatim
-    // (a Value would turn integers past 64 bits into floats); contract fields are parsed alone.
-    let mut fields: BTreeMap<String, &RawValue> =
-        serde_json::from_str(text).map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => reject(
-                RejectReason::NotObject,
-                format!("expected a JSON object, got {}", json_text_kind(text)),
-            ),
-            _ => reject(RejectReason::NotJson, format!("invalid JSON: {e}")),
-        })?;
-    let mut obj = Map::new();
-    for field in KNOWN_FIELDS {
-        if field == "properties" {
-            continue;
-        }
-        if let Some(raw) = fields.remove(field) {
-            let value = serde_json::from_str(raw.get())
-                .map_err(|e| reject(RejectReason::InvalidField, format!("{field}: {e}")))?;
-            obj.insert(field.to_string(), value);
-        }
-    }
-
-    let event_id = required_string(&mut obj, "event_id")?;
-    if event_id.is_empty() || event_id.chars().count() > 128 {
-        return Err(reject(
-            RejectReason::InvalidField,
-            "event_id must be 1-128 characters",
-        ));
-    }
-    let event_type = required_string(&mut obj, "event_type")?;
-    if !is_event_type(&event_type) {
-        return Err(reject(
-            RejectReason::InvalidField,
-            format!("event_type {event_type:?} must match [a-z0-9_]{{1,64}}"),
-        ));
-    }
-    let event_time = match obj.remove("event_time") {
-        None | Some(Value::Null) => {
-            return Err(reject(RejectReason::MissingField, "event_time is required"));
-        }
-        Some(v) => parse_event_time(&v)?,
-    };
-    if event_time > ingest_time + MAX_FUTURE {
-        return Err(reject(
-            RejectReason::FutureEventTime,
-            format!("event_time {event_time} is more than 1 hour after ingest time {ingest_time}"),
-        ));
-    }
-    if event_time.timestamp_millis() < MIN_EVENT_TIME_MS {
-        return Err(reject(
-            RejectReason::PastEventTime,
-            format!(
-                "event_time {event_time} is before 2000-01-01T00:00:00Z, the earliest accepted"
-            ),
-        ));
-    }
-
+    let (mut obj, mut fields) = contract_fields(raw)?;
+    let (event_id, event_type) = identity(&mut obj)?;
+    let event_time = event_time(&mut obj, ingest_time)?;
     let user_id = optional_string(&mut obj, "user_id")?.filter(|s| !s.is_empty());
     let anonymous_id = optional_string(&mut obj, "anonymous_id")?.filter(|s| !s.is_empty());
     if user_id.is_none() && anonymous_id.is_none() {
@@ -228,36 +164,8 @@ pub fn validate(raw: &[u8], ingest_time: DateTime<Utc>) -> Result<ValidEvent, Re
             "anonymous_id is required when user_id is absent",
         ));
     }
-    let page_url = optional_string(&mut obj, "page_url")?;
-    let page_path = match &page_url {
-        Some(u) => Some(page_path(u).ok_or_else(|| {
-            reject(
-                RejectReason::InvalidField,
-                format!("page_url {u:?} is not an absolute URL"),
-            )
-        })?),
-        None if event_type == "page_view" => {
-            return Err(reject(
-                RejectReason::MissingField,
-                "page_url is required for page_view",
-            ));
-        }
-        None => None,
-    };
-    let properties = match fields.remove("properties") {
-        None => None,
-        Some(raw) if raw.get() == "null" => None,
-        Some(raw) if raw.get().starts_with('{') => Some(raw.get().to_string()),
-        Some(raw) => {
-            return Err(reject(
-                RejectReason::InvalidField,
-                format!(
-                    "properties must be an object, got {}",
-                    json_text_kind(raw.get())
-                ),
-            ));
-        }
-    };
+    let (page_url, page_path) = page(&mut obj, &event_type)?;
+    let properties = properties(&mut fields)?;
     let event = ValidEvent {
         event_id,
         event_type,
@@ -284,6 +192,131 @@ pub fn validate(raw: &[u8], ingest_time: DateTime<Utc>) -> Result<ValidEvent, Re
         )
     };
     Ok(ValidEvent { extra, ..event })
+}
+
+/// The record's contract fields parsed (but `properties`), and the other top-level fields as they
+/// are written: `properties` and unknown fields are kept verbatim (a Value would turn integers
+/// past 64 bits into floats).
+fn contract_fields(
+    raw: &[u8],
+) -> Result<(Map<String, Value>, BTreeMap<String, &RawValue>), Rejection> {
+    if raw.len() > MAX_RECORD_BYTES {
+        return Err(reject(
+            RejectReason::TooLarge,
+            format!("record is {} bytes, limit is {MAX_RECORD_BYTES}", raw.len()),
+        ));
+    }
+    let text = std::str::from_utf8(raw)
+        .map_err(|e| reject(RejectReason::NotUtf8, format!("invalid UTF-8: {e}")))?;
+    // A byte order mark (as Windows tools write at the start of a file) is not part of the JSON.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut fields: BTreeMap<String, &RawValue> =
+        serde_json::from_str(text).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => reject(
+                RejectReason::NotObject,
+                format!("expected a JSON object, got {}", json_text_kind(text)),
+            ),
+            _ => reject(RejectReason::NotJson, format!("invalid JSON: {e}")),
+        })?;
+    let mut obj = Map::new();
+    for field in KNOWN_FIELDS {
+        if field == "properties" {
+            continue;
+        }
+        if let Some(raw) = fields.remove(field) {
+            let value = serde_json::from_str(raw.get())
+                .map_err(|e| reject(RejectReason::InvalidField, format!("{field}: {e}")))?;
+            obj.insert(field.to_string(), value);
+        }
+    }
+    Ok((obj, fields))
+}
+
+/// event_id (1-128 characters) and event_type (`[a-z0-9_]{1,64}`).
+fn identity(obj: &mut Map<String, Value>) -> Result<(String, String), Rejection> {
+    let event_id = required_string(obj, "event_id")?;
+    if event_id.is_empty() || event_id.chars().count() > 128 {
+        return Err(reject(
+            RejectReason::InvalidField,
+            "event_id must be 1-128 characters",
+        ));
+    }
+    let event_type = required_string(obj, "event_type")?;
+    if !is_event_type(&event_type) {
+        return Err(reject(
+            RejectReason::InvalidField,
+            format!("event_type {event_type:?} must match [a-z0-9_]{{1,64}}"),
+        ));
+    }
+    Ok((event_id, event_type))
+}
+
+/// event_time: required, at most [`MAX_FUTURE`] after `ingest_time`, not before 2000.
+fn event_time(
+    obj: &mut Map<String, Value>,
+    ingest_time: DateTime<Utc>,
+) -> Result<DateTime<Utc>, Rejection> {
+    let event_time = match obj.remove("event_time") {
+        None | Some(Value::Null) => {
+            return Err(reject(RejectReason::MissingField, "event_time is required"));
+        }
+        Some(v) => parse_event_time(&v)?,
+    };
+    if event_time > ingest_time + MAX_FUTURE {
+        return Err(reject(
+            RejectReason::FutureEventTime,
+            format!("event_time {event_time} is more than 1 hour after ingest time {ingest_time}"),
+        ));
+    }
+    if event_time.timestamp_millis() < MIN_EVENT_TIME_MS {
+        return Err(reject(
+            RejectReason::PastEventTime,
+            format!(
+                "event_time {event_time} is before 2000-01-01T00:00:00Z, the earliest accepted"
+            ),
+        ));
+    }
+    Ok(event_time)
+}
+
+/// page_url (an absolute URL; required for page_view) and its path.
+fn page(
+    obj: &mut Map<String, Value>,
+    event_type: &str,
+) -> Result<(Option<String>, Option<String>), Rejection> {
+    let page_url = optional_string(obj, "page_url")?;
+    let page_path = match &page_url {
+        Some(u) => Some(page_path(u).ok_or_else(|| {
+            reject(
+                RejectReason::InvalidField,
+                format!("page_url {u:?} is not an absolute URL"),
+            )
+        })?),
+        None if event_type == "page_view" => {
+            return Err(reject(
+                RejectReason::MissingField,
+                "page_url is required for page_view",
+            ));
+        }
+        None => None,
+    };
+    Ok((page_url, page_path))
+}
+
+/// `properties` as written, when it is an object (or absent or null).
+fn properties(fields: &mut BTreeMap<String, &RawValue>) -> Result<Option<String>, Rejection> {
+    match fields.remove("properties") {
+        None => Ok(None),
+        Some(raw) if raw.get() == "null" => Ok(None),
+        Some(raw) if raw.get().starts_with('{') => Ok(Some(raw.get().to_string())),
+        Some(raw) => Err(reject(
+            RejectReason::InvalidField,
+            format!(
+                "properties must be an object, got {}",
+                json_text_kind(raw.get())
+            ),
+        )),
+    }
 }
 
 /// Parses the accepted forms of event_time: an RFC 3339 string or integer epoch milliseconds. A
