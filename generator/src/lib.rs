@@ -234,40 +234,7 @@ impl Generator {
         let ua = USER_AGENTS[DEVICES.iter().position(|(d, _)| *d == device).unwrap_or(0)];
         let session_id = format!("s-{:x}-{}", self.cfg.seed, self.session_no);
 
-        // The page flow: browse, maybe search, maybe go down the funnel.
-        let mut flow: Vec<(&'static str, String)> = Vec::new();
-        let landing = CONTENT_PAGES[self.rng.random_range(0..CONTENT_PAGES.len())];
-        let landing = match utm {
-            Some(src) => format!("{landing}?utm_source={src}&utm_medium=referral"),
-            None => landing.to_string(),
-        };
-        flow.push(("page_view", landing));
-        let browse = self.rng.random_range(0..4);
-        for _ in 0..browse {
-            if self.rng.random_bool(0.2) {
-                flow.push(("search", "/search?q=shoes".to_string()));
-            }
-            let product = self.rng.random_range(1..200);
-            flow.push(("page_view", format!("/products/{product}")));
-            flow.push(("view_product", format!("/products/{product}")));
-            if self.rng.random_bool(0.35) {
-                flow.push(("add_to_cart", format!("/products/{product}")));
-                if self.rng.random_bool(0.1) {
-                    flow.push(("remove_from_cart", "/cart".to_string()));
-                }
-            }
-        }
-        if flow.iter().any(|(t, _)| *t == "add_to_cart") && self.rng.random_bool(0.5) {
-            flow.push(("page_view", "/cart".to_string()));
-            flow.push(("begin_checkout", "/checkout".to_string()));
-            if self.rng.random_bool(0.6) {
-                flow.push(("purchase", "/checkout/complete".to_string()));
-            }
-        }
-        if self.rng.random_bool(0.05) {
-            flow.push(("signup", "/signup".to_string()));
-        }
-
+        let flow = self.page_flow(utm);
         let mut times = vec![self.clock];
         for _ in 1..flow.len() {
             let gap = Duration::milliseconds(self.rng.random_range(3_000..120_000));
@@ -312,6 +279,44 @@ impl Generator {
             let line = serde_json::to_vec(&event).unwrap_or_default();
             self.pending.push_back((t, line));
         }
+    }
+
+    /// The page flow of a session: browse, maybe search, maybe go down the funnel; each step an
+    /// event type and the page's path (the landing page tagged with `utm`).
+    fn page_flow(&mut self, utm: Option<&str>) -> Vec<(&'static str, String)> {
+        let mut flow: Vec<(&'static str, String)> = Vec::new();
+        let landing = CONTENT_PAGES[self.rng.random_range(0..CONTENT_PAGES.len())];
+        let landing = match utm {
+            Some(src) => format!("{landing}?utm_source={src}&utm_medium=referral"),
+            None => landing.to_string(),
+        };
+        flow.push(("page_view", landing));
+        let browse = self.rng.random_range(0..4);
+        for _ in 0..browse {
+            if self.rng.random_bool(0.2) {
+                flow.push(("search", "/search?q=shoes".to_string()));
+            }
+            let product = self.rng.random_range(1..200);
+            flow.push(("page_view", format!("/products/{product}")));
+            flow.push(("view_product", format!("/products/{product}")));
+            if self.rng.random_bool(0.35) {
+                flow.push(("add_to_cart", format!("/products/{product}")));
+                if self.rng.random_bool(0.1) {
+                    flow.push(("remove_from_cart", "/cart".to_string()));
+                }
+            }
+        }
+        if flow.iter().any(|(t, _)| *t == "add_to_cart") && self.rng.random_bool(0.5) {
+            flow.push(("page_view", "/cart".to_string()));
+            flow.push(("begin_checkout", "/checkout".to_string()));
+            if self.rng.random_bool(0.6) {
+                flow.push(("purchase", "/checkout/complete".to_string()));
+            }
+        }
+        if self.rng.random_bool(0.05) {
+            flow.push(("signup", "/signup".to_string()));
+        }
+        flow
     }
 
     fn invalid(&mut self) -> Vec<u8> {

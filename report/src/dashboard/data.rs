@@ -376,8 +376,7 @@ async fn load_sessions(lake: &Lake, range: DateRange, data: &mut DashboardData) 
         "country",
         "session_end",
     ];
-    type Key = (NaiveDate, &'static str, String);
-    let mut by: HashMap<Key, (i64, i64)> = HashMap::new();
+    let mut by = Breakdown::new();
     let mut durations: BTreeMap<NaiveDate, Vec<i64>> = BTreeMap::new();
     let mut events: BTreeMap<NaiveDate, Vec<i64>> = BTreeMap::new();
     for b in read(
@@ -432,26 +431,39 @@ async fn load_sessions(lake: &Lake, range: DateRange, data: &mut DashboardData) 
     data.duration_daily = binned(durations);
     data.events_daily = binned(events);
 
-    let total = |dimension: &str| {
-        let mut sums: HashMap<String, i64> = HashMap::new();
-        for ((_, d, v), (n, _)) in &by {
-            if *d == dimension {
-                *sums.entry(v.clone()).or_default() += n;
-            }
-        }
-        sums
-    };
+    let total = |dimension: &str| sessions_per_value(&by, dimension);
     data.sources = ranked(total("source"), TOP);
     data.devices = ranked(total("device"), TOP);
     data.countries = ranked(total("country"), TOP);
+    data.sessions_by = top_values_per_day(by);
+    Ok(())
+}
+
+/// (date, dimension, value) -> (sessions, conversions).
+type Breakdown = HashMap<(NaiveDate, &'static str, String), (i64, i64)>;
+
+/// The sessions of each value of `dimension`, over all days.
+fn sessions_per_value(by: &Breakdown, dimension: &str) -> HashMap<String, i64> {
+    let mut sums: HashMap<String, i64> = HashMap::new();
+    for ((_, d, v), (n, _)) in by {
+        if *d == dimension {
+            *sums.entry(v.clone()).or_default() += n;
+        }
+    }
+    sums
+}
+
+/// The breakdown per day, with the values past each dimension's [`BREAKDOWN_VALUES`] most
+/// frequent summed as "other".
+fn top_values_per_day(by: Breakdown) -> Vec<SessionsBy> {
     let named: HashMap<&str, Vec<String>> = ["device", "country", "source"]
         .into_iter()
         .map(|d| {
-            let top = ranked(total(d), BREAKDOWN_VALUES);
+            let top = ranked(sessions_per_value(&by, d), BREAKDOWN_VALUES);
             (d, top.into_iter().map(|(v, _)| v).collect())
         })
         .collect();
-    let mut grouped: BTreeMap<Key, (i64, i64)> = BTreeMap::new();
+    let mut grouped: BTreeMap<(NaiveDate, &'static str, String), (i64, i64)> = BTreeMap::new();
     for ((date, dimension, value), (sessions, conversions)) in by {
         let value = if named[dimension].contains(&value) {
             value
@@ -462,7 +474,7 @@ async fn load_sessions(lake: &Lake, range: DateRange, data: &mut DashboardData) 
         cell.0 += sessions;
         cell.1 += conversions;
     }
-    data.sessions_by = grouped
+    grouped
         .into_iter()
         .map(
             |((date, dimension, value), (sessions, conversions))| SessionsBy {
@@ -473,8 +485,7 @@ async fn load_sessions(lake: &Lake, range: DateRange, data: &mut DashboardData) 
                 conversions,
             },
         )
-        .collect();
-    Ok(())
+        .collect()
 }
 
 /// The silver, quarantine and duplicate counts the footer reconciles.
