@@ -308,7 +308,7 @@
     to.value = r.to || "";
     for (const b of document.querySelectorAll("[data-preset]")) {
       const p = presetRange(b.dataset.preset);
-      b.setAttribute("aria-pressed", String(p.from === r.from && p.to === r.to));
+      b.setAttribute("aria-pressed", String(Boolean(firstDate) && p.from === r.from && p.to === r.to));
     }
     document.getElementById("dimension").value = state.dimension;
     document.getElementById("data-range").textContent = firstDate ? `gold holds ${firstDate} to ${lastDate}` : "no data yet";
