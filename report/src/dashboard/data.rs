@@ -431,11 +431,14 @@ async fn load_sessions(lake: &Lake, range: DateRange, data: &mut DashboardData) 
     data.duration_daily = binned(durations);
     data.events_daily = binned(events);
 
-    let total = |dimension: &str| sessions_per_value(&by, dimension);
-    data.sources = ranked(total("source"), TOP);
-    data.devices = ranked(total("device"), TOP);
-    data.countries = ranked(total("country"), TOP);
-    data.sessions_by = top_values_per_day(by);
+    let totals: HashMap<&str, HashMap<String, i64>> = ["device", "country", "source"]
+        .into_iter()
+        .map(|d| (d, sessions_per_value(&by, d)))
+        .collect();
+    data.sources = ranked(totals["source"].clone(), TOP);
+    data.devices = ranked(totals["device"].clone(), TOP);
+    data.countries = ranked(totals["country"].clone(), TOP);
+    data.sessions_by = top_values_per_day(by, &totals);
     Ok(())
 }
 
@@ -454,13 +457,16 @@ fn sessions_per_value(by: &Breakdown, dimension: &str) -> HashMap<String, i64> {
 }
 
 /// The breakdown per day, with the values past each dimension's [`BREAKDOWN_VALUES`] most
-/// frequent summed as "other".
-fn top_values_per_day(by: Breakdown) -> Vec<SessionsBy> {
-    let named: HashMap<&str, Vec<String>> = ["device", "country", "source"]
-        .into_iter()
-        .map(|d| {
-            let top = ranked(sessions_per_value(&by, d), BREAKDOWN_VALUES);
-            (d, top.into_iter().map(|(v, _)| v).collect())
+/// frequent (by `totals`, the sessions of each value over all days) summed as "other".
+fn top_values_per_day(
+    by: Breakdown,
+    totals: &HashMap<&str, HashMap<String, i64>>,
+) -> Vec<SessionsBy> {
+    let named: HashMap<&str, Vec<String>> = totals
+        .iter()
+        .map(|(d, values)| {
+            let top = ranked(values.clone(), BREAKDOWN_VALUES);
+            (*d, top.into_iter().map(|(v, _)| v).collect())
         })
         .collect();
     let mut grouped: BTreeMap<(NaiveDate, &'static str, String), (i64, i64)> = BTreeMap::new();
