@@ -238,6 +238,7 @@ impl Lake {
 
     /// A lake at `root` with explicit storage options.
     pub fn with_options(mut root: Url, storage_options: HashMap<String, String>) -> Lake {
+        crate::s3::register_with_delta();
         if !root.path().ends_with('/') {
             root.set_path(&format!("{}/", root.path()));
         }
@@ -294,33 +295,18 @@ impl Lake {
 
     /// Object store rooted at the lake root (for `landing/` and `exports/`).
     pub fn store(&self) -> Result<Arc<dyn ObjectStore>> {
-        if !matches!(self.root.scheme(), "s3" | "s3a") {
+        if !crate::s3::SCHEMES.contains(&self.root.scheme()) {
             let (store, prefix) = object_store::parse_url_opts(&self.root, &self.storage_options)?;
             return Ok(Arc::new(PrefixStore::new(store, prefix)));
-        }
-        // Built here rather than by `parse_url_opts`, which leaves out the retry timeout (a
-        // delta-rs option, not an S3 one).
-        let mut builder = object_store::aws::AmazonS3Builder::new().with_url(self.root.as_str());
-        for (key, value) in &self.storage_options {
-            if let Ok(key) = key.parse() {
-                builder = builder.with_config(key, value);
-            }
-        }
-        if let Some(seconds) = self
-            .storage_options
-            .get("retry_timeout")
-            .and_then(|v| v.strip_suffix('s')?.parse::<u64>().ok())
-        {
-            builder = builder.with_retry(object_store::RetryConfig {
-                retry_timeout: Duration::from_secs(seconds),
-                ..Default::default()
-            });
         }
         let prefix = Path::from_url_path(self.root.path()).map_err(|e| Error::Location {
             uri: self.root.to_string(),
             reason: e.to_string(),
         })?;
-        Ok(Arc::new(PrefixStore::new(builder.build()?, prefix)))
+        Ok(Arc::new(PrefixStore::new(
+            crate::s3::client(&self.root, &self.storage_options)?,
+            prefix,
+        )))
     }
 
     /// Fails with a clear error when the lake cannot be written, found by writing and deleting a

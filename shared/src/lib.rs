@@ -16,6 +16,7 @@ pub mod gold;
 pub mod lake;
 pub mod maintenance;
 pub mod pipeline;
+pub mod s3;
 pub mod schema;
 pub mod settings;
 pub mod silver;
