@@ -46,13 +46,15 @@ pub async fn export(lake: &Lake) -> Result<ExportOutcome> {
             batches.iter().map(RecordBatch::num_rows).sum(),
         );
 
+        let parquet = parquet_bytes(&schema, &batches)?;
+        let parquet_file = scratch.join(format!("{}.parquet", t.name()));
+        std::fs::write(&parquet_file, &parquet)?;
+        load_duckdb_table(&db, t.name(), &schema, &parquet_file)?;
         let parquet_key = format!("{EXPORTS_PREFIX}{}.parquet", t.name());
-        put(&*store, &parquet_key, parquet_bytes(&schema, &batches)?).await?;
+        put(&*store, &parquet_key, parquet).await?;
         let csv_key = format!("{EXPORTS_PREFIX}{}.csv", t.name());
         put(&*store, &csv_key, csv_bytes(&batches)?).await?;
         outcome.files.extend([parquet_key, csv_key]);
-
-        write_duckdb_table(&db, t.name(), &schema, &batches)?;
     }
     db.execute_batch("CHECKPOINT")?;
     drop(db);
@@ -63,20 +65,33 @@ pub async fn export(lake: &Lake) -> Result<ExportOutcome> {
     Ok(outcome)
 }
 
-/// Creates (or replaces) table `name` in a DuckDB database and appends `batches` to it.
-pub fn write_duckdb_table(
+/// Creates (or replaces) table `name` in a DuckDB database, typed by `schema`, and fills it from
+/// the Parquet file of the same rows, matching columns by name. DuckDB reads the file itself, so
+/// no batch crosses from this crate's Arrow to DuckDB's (another major version).
+pub fn load_duckdb_table(
     db: &duckdb::Connection,
     name: &str,
     schema: &Schema,
-    batches: &[RecordBatch],
+    parquet_file: &std::path::Path,
 ) -> Result<()> {
-    db.execute_batch(&create_table_sql(name, schema))?;
-    let mut appender = db.appender(name)?;
-    for b in batches.iter().filter(|b| b.num_rows() > 0) {
-        appender.append_record_batch(to_duckdb_arrow(b)?)?;
-    }
-    appender.flush()?;
+    let file = parquet_file.to_str().ok_or_else(|| {
+        Error::Export(format!("scratch path {} is not UTF-8", parquet_file.display()))
+    })?;
+    db.execute_batch(&format!(
+        "{}\nINSERT INTO {} BY NAME SELECT * FROM read_parquet({});",
+        create_table_sql(name, schema),
+        quoted_identifier(name),
+        quoted_literal(file),
+    ))?;
     Ok(())
+}
+
+fn quoted_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn quoted_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 fn tempfile_dir() -> Result<std::path::PathBuf> {
@@ -94,7 +109,8 @@ async fn put(store: &dyn ObjectStore, key: &str, bytes: Vec<u8>) -> Result<()> {
     Ok(())
 }
 
-fn parquet_bytes(schema: &std::sync::Arc<Schema>, batches: &[RecordBatch]) -> Result<Vec<u8>> {
+/// `batches` as one Parquet file of `schema`.
+pub fn parquet_bytes(schema: &std::sync::Arc<Schema>, batches: &[RecordBatch]) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
     let mut writer = parquet::arrow::ArrowWriter::try_new(&mut buf, schema.clone(), None)?;
     for b in batches {
@@ -133,44 +149,15 @@ fn create_table_sql(name: &str, schema: &Schema) -> String {
                 _ => "VARCHAR",
             };
             format!(
-                "\"{}\" {ty}{}",
-                f.name(),
+                "{} {ty}{}",
+                quoted_identifier(f.name()),
                 if f.is_nullable() { "" } else { " NOT NULL" }
             )
         })
         .collect();
     format!(
-        "CREATE OR REPLACE TABLE \"{name}\" ({});",
+        "CREATE OR REPLACE TABLE {} ({});",
+        quoted_identifier(name),
         columns.join(", ")
     )
-}
-
-/// Moves a batch from this crate's Arrow to DuckDB's Arrow (a different major version) through the
-/// Arrow C data interface, without copying buffers.
-fn to_duckdb_arrow(batch: &RecordBatch) -> Result<duckdb::arrow::record_batch::RecordBatch> {
-    use arrow::array::Array as _;
-    use duckdb::arrow::array::{Array as _, StructArray as DuckStructArray};
-    let data = arrow::array::StructArray::from(batch.clone()).into_data();
-    let (array, schema) = arrow::ffi::to_ffi(&data)?;
-    // SAFETY: both types are the `#[repr(C)]` structs of the Arrow C data interface
-    // (ArrowArray / ArrowSchema), identical in every arrow-rs version; ownership moves with them.
-    let (array, schema): (
-        duckdb::arrow::ffi::FFI_ArrowArray,
-        duckdb::arrow::ffi::FFI_ArrowSchema,
-    ) = unsafe {
-        (
-            std::mem::transmute::<arrow::ffi::FFI_ArrowArray, duckdb::arrow::ffi::FFI_ArrowArray>(
-                array,
-            ),
-            std::mem::transmute::<arrow::ffi::FFI_ArrowSchema, duckdb::arrow::ffi::FFI_ArrowSchema>(
-                schema,
-            ),
-        )
-    };
-    // SAFETY: `array` and `schema` were produced together by `to_ffi` above.
-    let data = unsafe { duckdb::arrow::ffi::from_ffi(array, &schema) }
-        .map_err(|e| Error::Export(format!("arrow ffi: {e}")))?;
-    let array = DuckStructArray::from(data);
-    debug_assert_eq!(array.len(), batch.num_rows());
-    Ok(duckdb::arrow::record_batch::RecordBatch::from(array))
 }

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use clickstream::export::write_duckdb_table;
+use clickstream::export::{load_duckdb_table, parquet_bytes};
 use clickstream::lake::{Lake, Table, conform};
 
 fn demo(lake_dir: &std::path::Path, events: usize) -> serde_json::Value {
@@ -116,7 +116,9 @@ async fn demo_reconciles_and_gold_matches_sql_from_scratch() {
             .iter()
             .map(|b| conform(b, &table.schema()).unwrap())
             .collect();
-        write_duckdb_table(&db, table.name(), &table.schema(), &batches).unwrap();
+        let file = dir.path().join(format!("{}.parquet", table.name()));
+        std::fs::write(&file, parquet_bytes(&table.schema(), &batches).unwrap()).unwrap();
+        load_duckdb_table(&db, table.name(), &table.schema(), &file).unwrap();
     }
     assert_eq!(scalar(&db, "SELECT count(*) FROM events"), valid);
     assert_eq!(
