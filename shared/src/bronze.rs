@@ -73,20 +73,30 @@ pub async fn ingest_kafka(lake: &Lake, event: &KafkaEvent) -> Result<BronzeOutco
     let mut outcome = BronzeOutcome::default();
     let mut records = Vec::new();
     let mut payloads = Vec::new();
+    // Per partition's app id: the highest offset already in bronze (read from the table once per
+    // partition, not once per record: a redelivered batch would otherwise replay the log for
+    // every record), raised as this batch's records are taken.
+    let mut highest: BTreeMap<String, i64> = BTreeMap::new();
+    // Per app id, the highest offset this commit writes (its `txn` actions).
     let mut txns = BTreeMap::new();
     for batch in event.records.values() {
         for r in batch {
             outcome.received += 1;
             let topic = r.topic.clone().unwrap_or_default();
             let app_id = format!("kafka:{topic}:{}", r.partition);
-            let done = match txns.get(&app_id) {
+            let done = match highest.get(&app_id) {
                 Some(v) => *v,
-                None => txn_version(&table, &app_id).await?.unwrap_or(-1),
+                None => {
+                    let v = txn_version(&table, &app_id).await?.unwrap_or(-1);
+                    highest.insert(app_id.clone(), v);
+                    v
+                }
             };
             if r.offset <= done {
                 outcome.already_written += 1;
                 continue;
             }
+            highest.insert(app_id.clone(), r.offset);
             payloads.push(
                 r.value
                     .as_deref()
