@@ -169,6 +169,8 @@ impl std::fmt::Debug for Lake {
 /// caches. A cold start begins with none of it and is correct, only slower.
 #[derive(Default)]
 pub(crate) struct Warm {
+    /// The S3 client of an S3 lake, built once (see [`Lake::s3_client`]).
+    s3: std::sync::Mutex<Option<Arc<object_store::aws::AmazonS3>>>,
     tables: std::sync::Mutex<HashMap<Table, DeltaTable>>,
     /// Silver's event_id index (see [`crate::silver`]); held for a whole silver invocation.
     pub(crate) silver: tokio::sync::Mutex<Option<crate::silver::DedupIndex>>,
@@ -206,7 +208,8 @@ fn storage_options_from_env() -> Result<HashMap<String, String>> {
 impl Lake {
     /// Opens a lake at a local directory (created if missing) or an `s3://bucket/prefix` URI.
     /// For S3, storage options come from the usual `AWS_*` environment variables, with the
-    /// timeouts of [`LAKE_TIMEOUT_SECONDS`](crate::settings::LAKE_TIMEOUT_SECONDS).
+    /// timeouts of [`LAKE_TIMEOUT_SECONDS`](crate::settings::LAKE_TIMEOUT_SECONDS), and the
+    /// lake's S3 client ([`Lake::s3_client`]) is built here.
     pub fn open(uri: &str) -> Result<Lake> {
         let location = |reason: String| Error::Location {
             uri: uri.to_string(),
@@ -228,12 +231,13 @@ impl Lake {
             let dir = std::fs::canonicalize(uri).map_err(|e| location(e.to_string()))?;
             Url::from_directory_path(&dir).map_err(|()| location("not an absolute path".into()))?
         };
-        let storage_options = if root.scheme() == "file" {
-            HashMap::new()
-        } else {
-            storage_options_from_env()?
-        };
-        Ok(Lake::with_options(root, storage_options))
+        if root.scheme() == "file" {
+            return Ok(Lake::with_options(root, HashMap::new()));
+        }
+        let lake = Lake::with_options(root, storage_options_from_env()?);
+        // Built now, in a function's init, rather than in its first invocation.
+        lake.s3_client()?;
+        Ok(lake)
     }
 
     /// A lake at `root` with explicit storage options.
@@ -293,6 +297,33 @@ impl Lake {
         })
     }
 
+    /// The S3 client of this S3 lake, built on first use and shared after by its clones, its tables
+    /// and its own objects. Building one loads the system's TLS roots (about 150 files), and a
+    /// shared client reuses its connections; before, every table opened built its own.
+    pub fn s3_client(&self) -> Result<Arc<object_store::aws::AmazonS3>> {
+        let mut slot = self.warm.s3.lock().expect("not poisoned");
+        if let Some(client) = &*slot {
+            return Ok(client.clone());
+        }
+        let client = Arc::new(crate::s3::client(&self.root, &self.storage_options)?);
+        *slot = Some(client.clone());
+        Ok(client)
+    }
+
+    /// A Delta table builder for `url` in this lake: its storage options, and on S3 the lake's
+    /// client.
+    fn table_builder(&self, url: &Url) -> DeltaResult<DeltaTableBuilder> {
+        let builder = DeltaTableBuilder::from_url(url.clone())?
+            .with_storage_options(self.storage_options.clone());
+        if !crate::s3::SCHEMES.contains(&self.root.scheme()) {
+            return Ok(builder);
+        }
+        let client = self
+            .s3_client()
+            .map_err(|e| DeltaTableError::Generic(e.to_string()))?;
+        Ok(builder.with_storage_backend(client, url.clone()))
+    }
+
     /// Object store rooted at the lake root (for `landing/` and `exports/`).
     pub fn store(&self) -> Result<Arc<dyn ObjectStore>> {
         if !crate::s3::SCHEMES.contains(&self.root.scheme()) {
@@ -303,10 +334,7 @@ impl Lake {
             uri: self.root.to_string(),
             reason: e.to_string(),
         })?;
-        Ok(Arc::new(PrefixStore::new(
-            crate::s3::client(&self.root, &self.storage_options)?,
-            prefix,
-        )))
+        Ok(Arc::new(PrefixStore::new(self.s3_client()?, prefix)))
     }
 
     /// Fails with a clear error when the lake cannot be written, found by writing and deleting a
@@ -398,10 +426,7 @@ impl Lake {
     }
 
     async fn open_table(&self, url: &Url) -> DeltaResult<DeltaTable> {
-        DeltaTableBuilder::from_url(url.clone())?
-            .with_storage_options(self.storage_options.clone())
-            .load()
-            .await
+        self.table_builder(url)?.load().await
     }
 
     /// Creates `table` empty, with its schema, partitioning and table properties.
@@ -411,8 +436,7 @@ impl Lake {
             .as_ref()
             .try_into_kernel()
             .map_err(|e: arrow::error::ArrowError| DeltaTableError::Generic(e.to_string()))?;
-        DeltaTableBuilder::from_url(url.clone())?
-            .with_storage_options(self.storage_options.clone())
+        self.table_builder(url)?
             .build()?
             .create()
             .with_table_name(table.name())

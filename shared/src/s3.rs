@@ -47,8 +47,9 @@ pub fn client(url: &Url, options: &HashMap<String, String>) -> object_store::Res
     builder.build()
 }
 
-/// Makes delta-rs open `s3://` and `s3a://` tables with [`client`] and its default log store.
-/// Idempotent; [`crate::Lake::open`] calls it.
+/// Makes delta-rs open `s3://` and `s3a://` tables with its default log store, and with [`client`]
+/// when a table is not given the lake's ([`crate::Lake::s3_client`]). Idempotent; every
+/// [`crate::Lake`] calls it.
 pub fn register_with_delta() {
     static REGISTERED: Once = Once::new();
     REGISTERED.call_once(|| {
@@ -112,6 +113,22 @@ mod tests {
         assert!(shown.contains("eu-west-1"), "{shown}");
         assert!(shown.contains("http://127.0.0.1:1"), "{shown}");
         assert!(shown.contains("retry_timeout: 7s"), "{shown}");
+    }
+
+    #[test]
+    fn an_s3_lake_builds_one_client_for_its_clones_tables_and_objects() {
+        let options = HashMap::from([
+            ("aws_endpoint_url".to_string(), "http://127.0.0.1:1".to_string()),
+            ("aws_region".to_string(), "us-east-1".to_string()),
+        ]);
+        let root = Url::parse("s3://lake/prefix").unwrap();
+        let lake = crate::Lake::with_options(root.clone(), options.clone());
+        let client = lake.s3_client().unwrap();
+        assert!(Arc::ptr_eq(&client, &lake.clone().s3_client().unwrap()));
+        lake.store().unwrap();
+        assert!(Arc::ptr_eq(&client, &lake.s3_client().unwrap()));
+        let other = crate::Lake::with_options(root, options);
+        assert!(!Arc::ptr_eq(&client, &other.s3_client().unwrap()));
     }
 
     #[test]
