@@ -194,12 +194,14 @@ pub fn validate(raw: &[u8], ingest_time: DateTime<Utc>) -> Result<ValidEvent, Re
     Ok(ValidEvent { extra, ..event })
 }
 
+/// A record split by [`contract_fields`]: the contract fields parsed, and the other top-level
+/// fields as written.
+type SplitRecord<'a> = (Map<String, Value>, BTreeMap<String, &'a RawValue>);
+
 /// The record's contract fields parsed (but `properties`), and the other top-level fields as they
 /// are written: `properties` and unknown fields are kept verbatim (a Value would turn integers
 /// past 64 bits into floats).
-fn contract_fields(
-    raw: &[u8],
-) -> Result<(Map<String, Value>, BTreeMap<String, &RawValue>), Rejection> {
+fn contract_fields(raw: &[u8]) -> Result<SplitRecord<'_>, Rejection> {
     if raw.len() > MAX_RECORD_BYTES {
         return Err(reject(
             RejectReason::TooLarge,
