@@ -75,7 +75,10 @@ pub fn load_duckdb_table(
     parquet_file: &std::path::Path,
 ) -> Result<()> {
     let file = parquet_file.to_str().ok_or_else(|| {
-        Error::Export(format!("scratch path {} is not UTF-8", parquet_file.display()))
+        Error::Export(format!(
+            "scratch path {} is not UTF-8",
+            parquet_file.display()
+        ))
     })?;
     db.execute_batch(&format!(
         "{}\nINSERT INTO {} BY NAME SELECT * FROM read_parquet({});",

@@ -217,7 +217,7 @@ impl Lake {
         };
         let root = if uri.contains("://") {
             let url = Url::parse(uri).map_err(|e| location(e.to_string()))?;
-            if !matches!(url.scheme(), "s3" | "s3a" | "file") {
+            if url.scheme() != "file" && !crate::s3::SCHEMES.contains(&url.scheme()) {
                 return Err(location(format!("unsupported scheme {:?}", url.scheme())));
             }
             url

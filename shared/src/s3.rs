@@ -1,5 +1,5 @@
 //! The lake's S3 client: object_store's own, for the lake's objects (`landing/`, `exports/`) and
-//! for delta-rs's tables alike.
+//! for delta-rs's tables alike (see [`crate::Lake::s3_client`]).
 //!
 //! delta-rs's `s3` feature would bring its own (`deltalake-aws`), which resolves credentials with
 //! the AWS SDK (aws-config and the STS, SSO and SSO-OIDC clients) and, in the end, commits through
@@ -12,14 +12,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
+use deltalake::DeltaResult;
 use deltalake::logstore::{
-    LogStore, LogStoreFactory, ObjectStoreFactory, ObjectStoreRef, StorageConfig, default_logstore,
-    logstore_factories, object_store_factories,
+    LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig, default_logstore, logstore_factories,
 };
-use deltalake::{DeltaResult, DeltaTableError};
-use object_store::ObjectStoreScheme;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
-use object_store::path::Path;
 use url::Url;
 
 /// The URL schemes of an S3 lake.
@@ -47,36 +44,21 @@ pub fn client(url: &Url, options: &HashMap<String, String>) -> object_store::Res
     builder.build()
 }
 
-/// Makes delta-rs open `s3://` and `s3a://` tables with its default log store, and with [`client`]
-/// when a table is not given the lake's ([`crate::Lake::s3_client`]). Idempotent; every
-/// [`crate::Lake`] calls it.
+/// Makes delta-rs commit to `s3://` and `s3a://` tables through its default log store. The tables
+/// are given the lake's client ([`crate::Lake::s3_client`]) when they are opened. Idempotent;
+/// every [`crate::Lake`] calls it.
 pub fn register_with_delta() {
     static REGISTERED: Once = Once::new();
     REGISTERED.call_once(|| {
         for scheme in SCHEMES {
             let url = Url::parse(&format!("{scheme}://")).expect("a scheme is a URL");
-            object_store_factories().insert(url.clone(), Arc::new(S3Tables));
             logstore_factories().insert(url, Arc::new(S3Tables));
         }
     });
 }
 
-/// delta-rs's factories for S3 tables.
+/// delta-rs's log store factory for S3 tables.
 struct S3Tables;
-
-impl ObjectStoreFactory for S3Tables {
-    fn parse_url_opts(
-        &self,
-        url: &Url,
-        config: &StorageConfig,
-    ) -> DeltaResult<(ObjectStoreRef, Path)> {
-        let store = client(url, &config.raw)?;
-        let (_, path) = ObjectStoreScheme::parse(url).map_err(|e| DeltaTableError::GenericError {
-            source: Box::new(e),
-        })?;
-        Ok((Arc::new(store), path))
-    }
-}
 
 impl LogStoreFactory for S3Tables {
     fn with_options(
@@ -102,7 +84,10 @@ mod tests {
     #[test]
     fn options_configure_the_client_and_unknown_ones_are_ignored() {
         let options = HashMap::from([
-            ("aws_endpoint_url".to_string(), "http://127.0.0.1:1".to_string()),
+            (
+                "aws_endpoint_url".to_string(),
+                "http://127.0.0.1:1".to_string(),
+            ),
             ("AWS_REGION".to_string(), "eu-west-1".to_string()),
             ("retry_timeout".to_string(), "7s".to_string()),
             ("not_an_s3_option".to_string(), "x".to_string()),
@@ -118,7 +103,10 @@ mod tests {
     #[test]
     fn an_s3_lake_builds_one_client_for_its_clones_tables_and_objects() {
         let options = HashMap::from([
-            ("aws_endpoint_url".to_string(), "http://127.0.0.1:1".to_string()),
+            (
+                "aws_endpoint_url".to_string(),
+                "http://127.0.0.1:1".to_string(),
+            ),
             ("aws_region".to_string(), "us-east-1".to_string()),
         ]);
         let root = Url::parse("s3://lake/prefix").unwrap();
@@ -136,12 +124,16 @@ mod tests {
         register_with_delta();
         let url = Url::parse("s3://lake/prefix/bronze/").unwrap();
         let options = HashMap::from([
-            ("aws_endpoint_url".to_string(), "http://127.0.0.1:1".to_string()),
+            (
+                "aws_endpoint_url".to_string(),
+                "http://127.0.0.1:1".to_string(),
+            ),
             ("aws_region".to_string(), "us-east-1".to_string()),
         ]);
-        let table = deltalake::DeltaTableBuilder::from_url(url)
+        let table = deltalake::DeltaTableBuilder::from_url(url.clone())
             .unwrap()
-            .with_storage_options(options)
+            .with_storage_options(options.clone())
+            .with_storage_backend(Arc::new(client(&url, &options).unwrap()), url)
             .build();
         let store = table.expect("an s3 table").log_store();
         assert_eq!(store.name(), "DefaultLogStore");
