@@ -1,6 +1,6 @@
 //! Bronze: raw records from Kafka batches and landed files, appended exactly once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::sync::Arc;
 
@@ -13,13 +13,12 @@ use aws_lambda_events::event::s3::S3Event;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
-use deltalake::protocol::SaveMode;
 use object_store::ObjectStoreExt;
 use serde::Serialize;
 use serde_json::json;
 
 use crate::error::{Error, Result};
-use crate::lake::{Lake, Table, commit_properties, txn_version};
+use crate::lake::{Lake, Table, retry_lost_races};
 use crate::schema;
 use crate::trigger;
 
@@ -69,81 +68,89 @@ struct RawRecord<'a> {
 /// a Delta `txn` (app id `kafka:TOPIC:PARTITION`) in the same commit; offsets at or below it are
 /// skipped, so a redelivered batch adds nothing.
 pub async fn ingest_kafka(lake: &Lake, event: &KafkaEvent) -> Result<BronzeOutcome> {
-    let mut table = lake.table(Table::Bronze).await?;
-    let mut outcome = BronzeOutcome::default();
-    let mut records = Vec::new();
-    let mut payloads = Vec::new();
-    // Per partition's app id: the highest offset already in bronze (read from the table once per
-    // partition, not once per record: a redelivered batch would otherwise replay the log for
-    // every record), raised as this batch's records are taken.
-    let mut highest: BTreeMap<String, i64> = BTreeMap::new();
-    // Per app id, the highest offset this commit writes (its `txn` actions).
-    let mut txns = BTreeMap::new();
-    for batch in event.records.values() {
-        for r in batch {
-            outcome.received += 1;
+    let messages: Vec<_> = event.records.values().flatten().collect();
+    let payloads: Vec<Vec<u8>> = messages
+        .iter()
+        .map(|r| {
+            r.value
+                .as_deref()
+                .map(|v| BASE64.decode(v).unwrap_or_else(|_| v.as_bytes().to_vec()))
+                .unwrap_or_default()
+        })
+        .collect();
+    let records: Vec<KafkaRecord> = messages
+        .iter()
+        .zip(&payloads)
+        .map(|(r, payload)| {
             let topic = r.topic.clone().unwrap_or_default();
-            let app_id = format!("kafka:{topic}:{}", r.partition);
-            let done = match highest.get(&app_id) {
-                Some(v) => *v,
-                None => {
-                    let v = txn_version(&table, &app_id).await?.unwrap_or(-1);
-                    highest.insert(app_id.clone(), v);
-                    v
-                }
-            };
-            if r.offset <= done {
-                outcome.already_written += 1;
-                continue;
+            KafkaRecord {
+                app_id: format!("kafka:{topic}:{}", r.partition),
+                offset: r.offset,
+                raw: RawRecord {
+                    payload,
+                    source: format!("kafka:{topic}/{}/{}", r.partition, r.offset),
+                    topic: Some(topic),
+                    partition: Some(r.partition as i32),
+                    offset: Some(r.offset),
+                    file_key: None,
+                    line: None,
+                    kafka_timestamp: DateTime::from_timestamp_millis(
+                        r.timestamp.0.timestamp_millis(),
+                    ),
+                },
             }
-            highest.insert(app_id.clone(), r.offset);
-            payloads.push(
-                r.value
-                    .as_deref()
-                    .map(|v| BASE64.decode(v).unwrap_or_else(|_| v.as_bytes().to_vec()))
-                    .unwrap_or_default(),
-            );
-            records.push(RawRecord {
-                payload: &[],
-                source: format!("kafka:{topic}/{}/{}", r.partition, r.offset),
-                topic: Some(topic),
-                partition: Some(r.partition as i32),
-                offset: Some(r.offset),
-                file_key: None,
-                line: None,
-                kafka_timestamp: DateTime::from_timestamp_millis(r.timestamp.0.timestamp_millis()),
-            });
-            txns.insert(app_id, r.offset);
+        })
+        .collect();
+    let (outcome, _) = retry_lost_races(Table::Bronze.path(), || {
+        append_new_kafka_records(lake, &records)
+    })
+    .await?;
+    Ok(outcome)
+}
+
+/// A Kafka record with the `txn` app id of its partition.
+struct KafkaRecord<'a> {
+    app_id: String,
+    offset: i64,
+    raw: RawRecord<'a>,
+}
+
+/// Appends the records above their partition's `txn` version in bronze, in one commit that raises
+/// those versions.
+async fn append_new_kafka_records(
+    lake: &Lake,
+    records: &[KafkaRecord<'_>],
+) -> Result<BronzeOutcome> {
+    let mut appender = lake.appender(Table::Bronze).await?;
+    let app_ids: BTreeSet<String> = records.iter().map(|r| r.app_id.clone()).collect();
+    let app_ids: Vec<String> = app_ids.into_iter().collect();
+    // Per partition: the highest offset in bronze, raised as this batch's records are taken.
+    let mut highest = appender.txn_versions(&app_ids).await?;
+    let mut outcome = BronzeOutcome {
+        received: records.len(),
+        ..Default::default()
+    };
+    let mut new = Vec::new();
+    // Per partition written: its highest offset now, the commit's `txn`.
+    let mut txns: BTreeMap<String, i64> = BTreeMap::new();
+    for record in records {
+        let done = highest.get(&record.app_id).copied().unwrap_or(-1);
+        if record.offset <= done {
+            outcome.already_written += 1;
+            continue;
         }
+        highest.insert(record.app_id.clone(), record.offset);
+        txns.insert(record.app_id.clone(), record.offset);
+        new.push(&record.raw);
     }
-    if records.is_empty() {
+    if new.is_empty() {
         return Ok(outcome);
     }
-    for (record, payload) in records.iter_mut().zip(&payloads) {
-        record.payload = payload;
-    }
-    outcome.written = records.len();
-    let batch = to_batch(&records, Utc::now())?;
-    let mut props = commit_properties(
-        "bronze",
-        0,
-        json!({ "source": "kafka", "records": records.len() }),
-    );
-    props = txns.into_iter().fold(props, |p, (app, v)| {
-        p.with_application_transaction(deltalake::kernel::Transaction::new_with_last_update(
-            app,
-            v,
-            Some(Utc::now().timestamp_millis()),
-        ))
-    });
-    table = table
-        .write(vec![batch])
-        .with_save_mode(SaveMode::Append)
-        .with_commit_properties(props)
-        .await
-        .map_err(Error::delta(Table::Bronze.path()))?;
-    outcome.version = table.version().map(|v| v as i64);
-    lake.keep(Table::Bronze, &table);
+    outcome.written = new.len();
+    let batch = to_batch(&new, Utc::now())?;
+    let txns: Vec<(String, i64)> = txns.into_iter().collect();
+    let info = json!({ "source": "kafka", "records": outcome.written });
+    outcome.version = Some(appender.append(lake, batch, &txns, info).await?);
     Ok(outcome)
 }
 
@@ -183,51 +190,34 @@ pub async fn ingest_landed(lake: &Lake, event: &S3Event) -> Result<Vec<BronzeOut
             }
             Err(e) => return Err(e),
         };
-        let mut table = lake.table(Table::Bronze).await?;
-        let chunks_done = txn_version(&table, &app_id).await?.unwrap_or(-1);
         let ingest_time = Utc::now();
         let mut line = 0;
         for (chunk, ranges) in records.ranges.chunks(LANDED_CHUNK_RECORDS).enumerate() {
-            let mut outcome = BronzeOutcome {
-                received: ranges.len(),
-                ..Default::default()
-            };
-            let first_line = line;
-            line += ranges.len();
-            if chunk as i64 <= chunks_done {
-                outcome.already_written = ranges.len();
-                outcomes.push(outcome);
-                continue;
-            }
             let chunk_records: Vec<RawRecord> = ranges
                 .iter()
                 .enumerate()
                 .map(|(i, range)| RawRecord {
                     payload: &records.buffer[range.clone()],
-                    source: format!("file:{key}#{}", first_line + i + 1),
+                    source: format!("file:{key}#{}", line + i + 1),
                     topic: None,
                     partition: None,
                     offset: None,
                     file_key: Some(key.to_string()),
-                    line: Some((first_line + i) as i64 + 1),
+                    line: Some((line + i) as i64 + 1),
                     kafka_timestamp: None,
                 })
                 .collect();
-            outcome.written = chunk_records.len();
-            let batch = to_batch(&chunk_records, ingest_time)?;
-            drop(chunk_records);
-            table = table
-                .write(vec![batch])
-                .with_save_mode(SaveMode::Append)
-                .with_commit_properties(commit_properties(
-                    &app_id,
-                    chunk as i64,
-                    json!({ "source": "landing", "file": key, "chunk": chunk, "records": outcome.written }),
-                ))
-                .await
-                .map_err(Error::delta(Table::Bronze.path()))?;
-            outcome.version = table.version().map(|v| v as i64);
-            lake.keep(Table::Bronze, &table);
+            line += ranges.len();
+            let landed = LandedChunk {
+                key,
+                file_id: &app_id,
+                chunk: chunk as i64,
+                records: chunk_records,
+                ingest_time,
+            };
+            let (outcome, _) =
+                retry_lost_races(Table::Bronze.path(), || append_landed_chunk(lake, &landed))
+                    .await?;
             outcomes.push(outcome);
         }
         if records.ranges.is_empty() {
@@ -239,6 +229,46 @@ pub async fn ingest_landed(lake: &Lake, event: &S3Event) -> Result<Vec<BronzeOut
         }
     }
     Ok(outcomes)
+}
+
+/// One chunk of a landed file's records.
+struct LandedChunk<'a> {
+    key: &'a str,
+    /// The file's [`landed_file_id`], its `txn` app id.
+    file_id: &'a str,
+    /// The chunk's index, its `txn` version.
+    chunk: i64,
+    records: Vec<RawRecord<'a>>,
+    ingest_time: DateTime<Utc>,
+}
+
+/// Appends a chunk of a landed file unless the file's `txn` says it is in bronze already.
+async fn append_landed_chunk(lake: &Lake, landed: &LandedChunk<'_>) -> Result<BronzeOutcome> {
+    let mut appender = lake.appender(Table::Bronze).await?;
+    let received = landed.records.len();
+    let done = appender.txn_versions(&[landed.file_id.to_string()]).await?;
+    if done.get(landed.file_id).is_some_and(|v| landed.chunk <= *v) {
+        return Ok(BronzeOutcome {
+            received,
+            already_written: received,
+            ..Default::default()
+        });
+    }
+    let batch = to_batch(
+        &landed.records.iter().collect::<Vec<_>>(),
+        landed.ingest_time,
+    )?;
+    let info = json!({
+        "source": "landing", "file": landed.key, "chunk": landed.chunk, "records": received
+    });
+    let txns = [(landed.file_id.to_string(), landed.chunk)];
+    let version = appender.append(lake, batch, &txns, info).await?;
+    Ok(BronzeOutcome {
+        received,
+        written: received,
+        version: Some(version),
+        ..Default::default()
+    })
 }
 
 /// Records a landed file that cannot be read in `bronze/failed_files`, under its
@@ -256,39 +286,39 @@ async fn record_failed_file(
         "cannot be read ({reason}): recorded in {}",
         Table::FailedFiles.path()
     );
-    let outcome = BronzeOutcome {
+    retry_lost_races(Table::FailedFiles.path(), || async {
+        let mut appender = lake.appender(Table::FailedFiles).await?;
+        if appender
+            .txn_versions(&[file_id.to_string()])
+            .await?
+            .is_empty()
+        {
+            let batch = RecordBatch::try_new(
+                Table::FailedFiles.schema(),
+                vec![
+                    Arc::new(arrow::array::StringArray::from(vec![key])) as ArrayRef,
+                    Arc::new(arrow::array::StringArray::from(vec![file_id])),
+                    Arc::new(arrow::array::Int64Array::from(vec![size as i64])),
+                    Arc::new(arrow::array::StringArray::from(vec![reason])),
+                    Arc::new(
+                        arrow::array::TimestampMicrosecondArray::from(vec![
+                            Utc::now().timestamp_micros(),
+                        ])
+                        .with_timezone("UTC"),
+                    ),
+                ],
+            )?;
+            let info = json!({ "source": "landing", "file": key, "unreadable": reason });
+            let txns = [(file_id.to_string(), 0)];
+            appender.append(lake, batch, &txns, info).await?;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(BronzeOutcome {
         unreadable: Some(format!("{key}: {reason}")),
         ..Default::default()
-    };
-    let table = lake.table(Table::FailedFiles).await?;
-    if txn_version(&table, file_id).await?.is_some() {
-        return Ok(outcome);
-    }
-    let batch = RecordBatch::try_new(
-        Table::FailedFiles.schema(),
-        vec![
-            Arc::new(arrow::array::StringArray::from(vec![key])) as ArrayRef,
-            Arc::new(arrow::array::StringArray::from(vec![file_id])),
-            Arc::new(arrow::array::Int64Array::from(vec![size as i64])),
-            Arc::new(arrow::array::StringArray::from(vec![reason])),
-            Arc::new(
-                arrow::array::TimestampMicrosecondArray::from(vec![Utc::now().timestamp_micros()])
-                    .with_timezone("UTC"),
-            ),
-        ],
-    )?;
-    let table = table
-        .write(vec![batch])
-        .with_save_mode(SaveMode::Append)
-        .with_commit_properties(commit_properties(
-            file_id,
-            0,
-            json!({ "source": "landing", "file": key, "unreadable": reason }),
-        ))
-        .await
-        .map_err(Error::delta(Table::FailedFiles.path()))?;
-    lake.keep(Table::FailedFiles, &table);
-    Ok(outcome)
+    })
 }
 
 /// The records of a landed file: one buffer and the byte range of each record in it, so that
@@ -534,10 +564,10 @@ pub fn raw_batch(messages: &[trigger::KafkaMessage], topic: &str) -> Result<Reco
             kafka_timestamp: DateTime::from_timestamp_millis(m.timestamp_ms),
         })
         .collect();
-    to_batch(&records, Utc::now())
+    to_batch(&records.iter().collect::<Vec<_>>(), Utc::now())
 }
 
-fn to_batch(records: &[RawRecord], ingest_time: DateTime<Utc>) -> Result<RecordBatch> {
+fn to_batch(records: &[&RawRecord], ingest_time: DateTime<Utc>) -> Result<RecordBatch> {
     let n = records.len();
     let mut payload =
         BinaryBuilder::with_capacity(n, records.iter().map(|r| r.payload.len()).sum());

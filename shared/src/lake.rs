@@ -172,6 +172,8 @@ pub(crate) struct Warm {
     /// The S3 client of an S3 lake, built once (see [`Lake::s3_client`]).
     s3: std::sync::Mutex<Option<Arc<object_store::aws::AmazonS3>>>,
     tables: std::sync::Mutex<HashMap<Table, DeltaTable>>,
+    /// The log snapshots of this process's appenders (see [`crate::appender`]).
+    pub(crate) appenders: std::sync::Mutex<HashMap<Table, delta_kernel::snapshot::SnapshotRef>>,
     /// Silver's event_id index (see [`crate::silver`]); held for a whole silver invocation.
     pub(crate) silver: tokio::sync::Mutex<Option<crate::silver::DedupIndex>>,
     /// Gold's per-day state (see [`crate::gold`]); held for a whole gold invocation.
@@ -312,7 +314,7 @@ impl Lake {
 
     /// A Delta table builder for `url` in this lake: its storage options, and on S3 the lake's
     /// client.
-    fn table_builder(&self, url: &Url) -> DeltaResult<DeltaTableBuilder> {
+    pub(crate) fn table_builder(&self, url: &Url) -> DeltaResult<DeltaTableBuilder> {
         let builder = DeltaTableBuilder::from_url(url.clone())?
             .with_storage_options(self.storage_options.clone());
         if !crate::s3::SCHEMES.contains(&self.root.scheme()) {
@@ -482,6 +484,36 @@ impl Lake {
             df = df.select_columns(columns)?;
         }
         df.collect().await?.iter().map(plain_types).collect()
+    }
+}
+
+/// How often a stage tries a commit that keeps losing races with other writers.
+pub const COMMIT_ATTEMPTS: u32 = 8;
+
+/// Runs `attempt` until it does not lose a commit race ([`Error::is_lost_race`]): each try starts
+/// from a fresh read of the tables, where it finds what the winner wrote. Returns the result and
+/// the races lost on the way; after [`COMMIT_ATTEMPTS`] lost races, [`Error::Contended`] on
+/// `writing` (a table or stage).
+pub async fn retry_lost_races<T, F, Fut>(writing: &str, mut attempt: F) -> Result<(T, u32)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut retries = 0;
+    loop {
+        match attempt().await {
+            Err(e) if e.is_lost_race() && retries + 1 < COMMIT_ATTEMPTS => {
+                retries += 1;
+                tracing::info!(error = %e, retries, "{writing} lost a commit race: re-checking");
+            }
+            Err(e) if e.is_lost_race() => {
+                return Err(Error::Contended {
+                    table: writing.into(),
+                    attempts: COMMIT_ATTEMPTS,
+                });
+            }
+            result => return result.map(|value| (value, retries)),
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 
 #![deny(missing_docs)]
 
+pub mod appender;
 pub mod bronze;
 pub mod error;
 pub mod event;

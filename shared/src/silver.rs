@@ -29,7 +29,7 @@ use crate::event::{RejectReason, Rejection, ValidEvent, validate};
 use crate::gold::to_days;
 use crate::lake::{
     Lake, Table, added_files, commit_properties, date_in, has_data_files, read_added_rows,
-    read_data_files, txn_version, typed_column,
+    read_data_files, retry_lost_races, txn_version, typed_column,
 };
 use crate::schema;
 
@@ -39,8 +39,6 @@ pub const WATERMARK_APP_ID: &str = "bronze";
 pub const MAX_COMMITS_PER_RUN: usize = 200;
 /// One invocation stops adding bronze commits once it holds this many rows.
 pub const MAX_ROWS_PER_RUN: usize = 100_000;
-/// How many times an invocation that lost a commit race re-reads the tables and tries again.
-const COMMIT_ATTEMPTS: u32 = 8;
 
 /// What one silver catch-up did. `input = valid + quarantined + duplicates` always holds.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -72,23 +70,8 @@ pub struct SilverOutcome {
 /// loses a race with another writer is retried from a fresh read of the tables, where it finds the
 /// other writer's rows (as duplicates) and watermark (as already processed).
 pub async fn catch_up(lake: &Lake) -> Result<SilverOutcome> {
-    let mut retries = 0;
-    loop {
-        match try_catch_up(lake).await {
-            Err(e) if e.is_lost_race() && retries + 1 < COMMIT_ATTEMPTS => {
-                retries += 1;
-                tracing::info!(error = %e, retries, "silver lost a commit race: re-checking");
-            }
-            Err(e) if e.is_lost_race() => {
-                return Err(Error::Contended {
-                    table: Table::Silver.path().into(),
-                    attempts: COMMIT_ATTEMPTS,
-                });
-            }
-            Ok(outcome) => return Ok(SilverOutcome { retries, ..outcome }),
-            Err(e) => return Err(e),
-        }
-    }
+    let (outcome, retries) = retry_lost_races(Table::Silver.path(), || try_catch_up(lake)).await?;
+    Ok(SilverOutcome { retries, ..outcome })
 }
 
 /// The highest bronze version silver has processed (-1 before the first).

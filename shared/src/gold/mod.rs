@@ -36,7 +36,7 @@ pub use sessions::{Session, sessionize};
 use crate::error::{Error, Result};
 use crate::lake::{
     Lake, Table, added_files, commit_properties, date_in, has_data_files, read_data_files,
-    txn_version, typed_column,
+    retry_lost_races, txn_version, typed_column,
 };
 
 /// A gap longer than this (µs) starts a new session.
@@ -130,8 +130,6 @@ pub const WRITTEN: [Table; 5] = [
 pub const MAX_COMMITS_PER_RUN: usize = 200;
 /// One run stops adding silver commits once it holds this many rows.
 pub const MAX_ROWS_PER_RUN: usize = 100_000;
-/// How many times a run that lost a commit race re-reads the tables and tries again.
-const COMMIT_ATTEMPTS: u32 = 8;
 /// Event dates whose silver rows and figures a warm process keeps; past it, the oldest go.
 const MAX_WARM_DATES: usize = 12;
 /// Days of distinct users a warm process keeps beyond the event dates it holds.
@@ -162,30 +160,17 @@ fn between(column: &str, lo: i32, hi: i32) -> Expr {
 /// table. Idempotent, and a commit that loses a race with another writer is retried from a fresh
 /// read of the tables.
 pub async fn catch_up(lake: &Lake, funnel: &[String]) -> Result<GoldOutcome> {
-    let mut retries = 0;
-    loop {
+    let (outcome, retries) = retry_lost_races("gold", || async {
         let mut state = lake.warm().gold.lock().await;
         let result = try_catch_up(lake, &mut state, funnel).await;
         if result.is_err() {
             // Whatever the failure left half-done, the next run starts from the tables.
             *state = None;
         }
-        drop(state);
-        match result {
-            Err(e) if e.is_lost_race() && retries + 1 < COMMIT_ATTEMPTS => {
-                retries += 1;
-                tracing::info!(error = %e, retries, "gold lost a commit race: re-checking");
-            }
-            Err(e) if e.is_lost_race() => {
-                return Err(Error::Contended {
-                    table: "gold".into(),
-                    attempts: COMMIT_ATTEMPTS,
-                });
-            }
-            Ok(outcome) => return Ok(GoldOutcome { retries, ..outcome }),
-            Err(e) => return Err(e),
-        }
-    }
+        result
+    })
+    .await?;
+    Ok(GoldOutcome { retries, ..outcome })
 }
 
 /// New silver rows with the event date of each batch (partition values are not in the files).

@@ -1,6 +1,7 @@
 //! Integration tests of the library on real Delta tables in temporary lakes, as one test binary
 //! (one link instead of one per file).
 
+mod appends;
 mod catch_up;
 mod input_contract;
 mod maintenance;

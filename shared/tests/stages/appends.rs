@@ -1,0 +1,110 @@
+//! Bronze's appends through the kernel (clickstream::appender): what they leave in the log for the
+//! next process, and what a writer that lost a race sees.
+
+use chrono::{Duration, Utc};
+use clickstream::bronze::ingest_kafka;
+use clickstream::lake::{Lake, Table};
+use clickstream::trigger::{KafkaMessage, kafka_event};
+use serde_json::Value;
+
+use crate::pipeline::{count, event, lake};
+
+fn one_record(partition: i32, offset: i64) -> aws_lambda_events::event::kafka::KafkaEvent {
+    let t = Utc::now() - Duration::hours(1);
+    let message = KafkaMessage {
+        partition,
+        offset,
+        timestamp_ms: Utc::now().timestamp_millis(),
+        value: Some(event(
+            &format!("e{partition}-{offset}"),
+            "u",
+            t,
+            "page_view",
+        )),
+        ..Default::default()
+    };
+    kafka_event("test:9092", "clickstream-events", &[message])
+}
+
+fn log_file(lake: &Lake, name: &str) -> std::path::PathBuf {
+    lake.root()
+        .to_file_path()
+        .unwrap()
+        .join(Table::Bronze.path())
+        .join("_delta_log")
+        .join(name)
+}
+
+#[tokio::test]
+async fn appends_leave_checksums_and_checkpoints_that_a_new_process_starts_from() {
+    let (dir, lake) = lake();
+    let mut last = 0;
+    for offset in 0..12 {
+        let outcome = ingest_kafka(&lake, &one_record(offset as i32 % 3, offset))
+            .await
+            .unwrap();
+        assert_eq!(outcome.written, 1);
+        last = outcome.version.unwrap();
+    }
+    // The version checksum of the last commit holds every partition's `txn`.
+    let crc: Value = serde_json::from_slice(
+        &std::fs::read(log_file(&lake, &format!("{last:020}.crc"))).unwrap(),
+    )
+    .unwrap();
+    let txns = crc["setTransactions"].as_array().expect("setTransactions");
+    for partition in 0..3 {
+        let app_id = format!("kafka:clickstream-events:{partition}");
+        let txn = txns.iter().find(|t| t["appId"] == app_id.as_str());
+        assert_eq!(txn.expect(&app_id)["version"], 9 + partition);
+    }
+    // Every delta.checkpointInterval (10) versions, a checkpoint.
+    let hint: Value =
+        serde_json::from_slice(&std::fs::read(log_file(&lake, "_last_checkpoint")).unwrap())
+            .unwrap();
+    assert_eq!(hint["version"], 10);
+
+    // A new process (no warm state) skips what is written and adds what is not.
+    let fresh = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    for offset in 0..12 {
+        let outcome = ingest_kafka(&fresh, &one_record(offset as i32 % 3, offset))
+            .await
+            .unwrap();
+        assert_eq!((outcome.written, outcome.already_written), (0, 1));
+    }
+    let outcome = ingest_kafka(&fresh, &one_record(0, 12)).await.unwrap();
+    assert_eq!(outcome.written, 1);
+    // delta-rs reads what the kernel wrote.
+    assert_eq!(count(&fresh, Table::Bronze).await, 13);
+}
+
+#[tokio::test]
+async fn an_append_behind_another_writer_loses_the_race_and_the_retry_skips_its_rows() {
+    let (dir, lake) = lake();
+    ingest_kafka(&lake, &one_record(0, 0)).await.unwrap();
+    let other = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let mut behind = other.appender(Table::Bronze).await.unwrap();
+    ingest_kafka(&lake, &one_record(0, 1)).await.unwrap();
+
+    // An appender still at the version before that commit cannot commit over it.
+    let batch = clickstream::bronze::raw_batch(
+        &[KafkaMessage {
+            partition: 0,
+            offset: 1,
+            value: Some(b"{}".to_vec()),
+            ..Default::default()
+        }],
+        "clickstream-events",
+    )
+    .unwrap();
+    let txns = [("kafka:clickstream-events:0".to_string(), 1)];
+    let lost = behind
+        .append(&other, batch, &txns, serde_json::json!({}))
+        .await
+        .unwrap_err();
+    assert!(lost.is_lost_race(), "{lost}");
+
+    // Through the stage, the same record is found written.
+    let outcome = ingest_kafka(&other, &one_record(0, 1)).await.unwrap();
+    assert_eq!((outcome.written, outcome.already_written), (0, 1));
+    assert_eq!(count(&other, Table::Bronze).await, 2);
+}
