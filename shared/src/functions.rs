@@ -63,6 +63,13 @@ pub async fn bronze_writer(lake: &Lake, trigger: &BronzeTrigger) -> Result<Vec<B
     }
 }
 
+/// bronze-writer's init: reads bronze's log (protocol, metadata and `txn`s; see
+/// [`crate::appender`]) before the first event, so the first invocation brings it up to date as a
+/// warm one does instead of reading it whole.
+pub async fn prepare_bronze_writer(lake: &Lake) -> Result<()> {
+    lake.appender(Table::Bronze).await.map(drop)
+}
+
 /// How long one invocation keeps catching up before it returns (the next notification, or the
 /// next invocation of the embedded pipeline, carries on); well inside Lambda's 15 minutes.
 pub const CATCH_UP_BUDGET: std::time::Duration = std::time::Duration::from_secs(120);

@@ -10,7 +10,7 @@ async fn handler(lake: &Lake, payload: Value) -> Result<Vec<BronzeOutcome>> {
     functions::bronze_writer(lake, &trigger).await
 }
 
-clickstream_lambda::lake_function!(handler);
+clickstream_lambda::lake_function!(handler, functions::prepare_bronze_writer);
 
 #[cfg(test)]
 mod tests {

@@ -51,31 +51,57 @@ where
 }
 
 /// The `main` of a function whose handler needs only the lake: [`init`], the lake named by
-/// [`LakeSettings`](clickstream::settings::LakeSettings), then [`serve`] with `handler`.
+/// [`LakeSettings`](clickstream::settings::LakeSettings), `prepare` (see [`PREPARE_TIMEOUT`]),
+/// then [`serve`] with `handler`.
 pub async fn serve_lake<E, R>(
     handler: impl AsyncFn(&clickstream::Lake, E) -> clickstream::Result<R>,
+    prepare: impl AsyncFnOnce(&clickstream::Lake) -> clickstream::Result<()>,
 ) -> Result<(), RuntimeError>
 where
     E: DeserializeOwned + Send,
     R: Serialize,
 {
+    let started = Instant::now();
     init();
     let lake = clickstream::settings::LakeSettings::from_env()?.open()?;
+    match tokio::time::timeout(PREPARE_TIMEOUT, prepare(&lake)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!("init: preparing failed, the first invocation will: {e}"),
+        Err(_) => tracing::warn!(
+            "init: preparing took over {PREPARE_TIMEOUT:?}, the first invocation will do it"
+        ),
+    }
+    let init_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(init_ms, "initialized");
     serve(|event| handler(&lake, event)).await
+}
+
+/// How long a function's init may spend preparing what its first invocation would otherwise read
+/// (Lambda allows an init 10 s). Preparing is only a head start: when it fails or takes longer,
+/// the function starts anyway and its first invocation does the work.
+pub const PREPARE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Nothing to prepare at init.
+pub async fn nothing_to_prepare(_: &clickstream::Lake) -> clickstream::Result<()> {
+    Ok(())
 }
 
 /// Declares a function binary's global allocator ([`MiMalloc`]) and its `main`, which serves
 /// `handler` (an `async fn(&Lake, Event) -> Result<Outcome>`) with [`serve_lake`]: the whole
-/// `main.rs` of a function that needs only the lake, besides its handler and tests.
+/// `main.rs` of a function that needs only the lake, besides its handler and tests. A second
+/// argument (an `async fn(&Lake) -> Result<()>`) is run at init, before the first event.
 #[macro_export]
 macro_rules! lake_function {
     ($handler:path) => {
+        $crate::lake_function!($handler, $crate::nothing_to_prepare);
+    };
+    ($handler:path, $prepare:path) => {
         #[global_allocator]
         static ALLOCATOR: $crate::MiMalloc = $crate::MiMalloc;
 
         #[tokio::main]
         async fn main() -> Result<(), $crate::RuntimeError> {
-            $crate::serve_lake($handler).await
+            $crate::serve_lake($handler, $prepare).await
         }
     };
 }
