@@ -16,19 +16,26 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
+use delta_kernel::FileMeta;
 use delta_kernel::committer::FileSystemCommitter;
-use delta_kernel::engine::arrow_conversion::TryIntoKernel;
+use delta_kernel::engine::arrow_conversion::{TryFromArrow, TryIntoKernel};
 use delta_kernel::engine::arrow_data::ArrowEngineData;
 use delta_kernel::engine_data::EngineData;
 use delta_kernel::snapshot::{Snapshot, SnapshotRef};
 use delta_kernel::transaction::BoundWriteContext;
 use delta_kernel::transaction::CommitResult;
-use delta_kernel_default_engine::DefaultEngine;
-use delta_kernel_default_engine::DefaultEngineBuilder;
 use delta_kernel_default_engine::executor::tokio::{
     TokioBackgroundExecutor, TokioMultiThreadExecutor,
 };
+use delta_kernel_default_engine::parquet::DataFileMetadata;
+use delta_kernel_default_engine::stats::collect_stats;
+use delta_kernel_default_engine::{DefaultEngine, DefaultEngineBuilder, build_add_file_metadata};
 use deltalake::DeltaTableError;
+use object_store::{ObjectStore, ObjectStoreExt};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::ArrowWriterOptions;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
 use tokio::runtime::RuntimeFlavor;
 
 use crate::error::{Error, Result};
@@ -62,18 +69,6 @@ impl Engine {
             Engine::Background(e) => e,
         }
     }
-
-    /// Writes `data` as one parquet file of the table, returning its `add` metadata.
-    async fn write_parquet(
-        &self,
-        data: &ArrowEngineData,
-        context: &BoundWriteContext,
-    ) -> delta_kernel::DeltaResult<Box<dyn EngineData>> {
-        match self {
-            Engine::Runtime(e) => e.write_parquet(data, context).await,
-            Engine::Background(e) => e.write_parquet(data, context).await,
-        }
-    }
 }
 
 /// Commits that fail with an I/O error the kernel calls retryable are tried this often.
@@ -85,6 +80,8 @@ const RETRYABLE_COMMIT_ATTEMPTS: u32 = 3;
 pub struct Appender {
     table: Table,
     engine: Arc<Engine>,
+    /// The object store the engine reads and writes (rooted at the bucket, or `/` for a directory).
+    store: Arc<dyn ObjectStore>,
     snapshot: SnapshotRef,
 }
 
@@ -102,7 +99,7 @@ impl Lake {
     /// one this process kept is brought up to date (a listing of the log and the new files in it)
     /// rather than opened again.
     pub async fn appender(&self, table: Table) -> Result<Appender> {
-        let engine = self.kernel_engine(table)?;
+        let (engine, store) = self.kernel_engine(table)?;
         let kept = self
             .warm()
             .appenders
@@ -134,6 +131,7 @@ impl Lake {
         let appender = Appender {
             table,
             engine,
+            store,
             snapshot,
         };
         self.keep_appender(&appender);
@@ -157,8 +155,9 @@ impl Lake {
     }
 
     /// A kernel engine over the object store delta-rs would give `table` (the lake's S3 client on
-    /// S3). Built per call: it holds the current runtime's handle, and costs nothing to build.
-    fn kernel_engine(&self, table: Table) -> Result<Arc<Engine>> {
+    /// S3), and that store. Built per call: it holds the current runtime's handle, and costs
+    /// nothing to build.
+    fn kernel_engine(&self, table: Table) -> Result<(Arc<Engine>, Arc<dyn ObjectStore>)> {
         let url = self.url(&format!("{}/", table.path()))?;
         let store = self
             .table_builder(&url)
@@ -166,7 +165,7 @@ impl Lake {
             .map_err(Error::delta(table.path()))?
             .log_store()
             .root_object_store(None);
-        Ok(Arc::new(Engine::new(store)))
+        Ok((Arc::new(Engine::new(store.clone())), store))
     }
 }
 
@@ -226,12 +225,7 @@ impl Appender {
             .write_state()
             .and_then(|state| state.unpartitioned_write_context())
             .map_err(kernel_error(table))?;
-        let added = self
-            .engine
-            .write_parquet(&ArrowEngineData::new(batch), &context)
-            .await
-            .map_err(kernel_error(table))?;
-        txn.add_files(added);
+        txn.add_files(self.write_data_file(batch, &context).await?);
         let committed = blocking(table, &self.engine, move |engine| {
             let mut attempt = 1;
             loop {
@@ -268,6 +262,65 @@ impl Appender {
             .await;
         lake.keep_appender(self);
         Ok(version as i64)
+    }
+
+    /// Writes `batch` as one Snappy-compressed parquet file of the table (the compression
+    /// delta-rs's writers use; the kernel's own writer does not compress), returning its `add`
+    /// action with the statistics the kernel collects.
+    async fn write_data_file(
+        &self,
+        batch: RecordBatch,
+        context: &BoundWriteContext,
+    ) -> Result<Box<dyn EngineData>> {
+        let kernel = kernel_error(self.table);
+        let logical_schema =
+            delta_kernel::schema::StructType::try_from_arrow(batch.schema().as_ref())
+                .map_err(|e| kernel(e.into()))?;
+        let physical = self
+            .engine
+            .kernel()
+            .evaluation_handler()
+            .new_expression_evaluator(
+                Arc::new(logical_schema),
+                context.logical_to_physical(),
+                context.physical_schema().clone().into(),
+            )
+            .and_then(|to_physical| to_physical.evaluate(&ArrowEngineData::new(batch)))
+            .and_then(ArrowEngineData::try_from_engine_data)
+            .map_err(kernel_error(self.table))?;
+        let batch = physical.record_batch();
+        let stats = collect_stats(batch, context.stats_columns(), context.physical_schema())
+            .map_err(kernel_error(self.table))?;
+        let mut bytes = Vec::new();
+        let options = ArrowWriterOptions::new()
+            .with_properties(
+                WriterProperties::builder()
+                    .set_compression(Compression::SNAPPY)
+                    .build(),
+            )
+            .with_skip_arrow_metadata(true);
+        let mut writer = ArrowWriter::try_new_with_options(&mut bytes, batch.schema(), options)?;
+        writer.write(batch)?;
+        writer.close()?;
+        let size = bytes.len() as u64;
+        let name = format!("part-00000-{}-c000.snappy.parquet", uuid::Uuid::new_v4());
+        let location = context
+            .write_dir()
+            .join(&name)
+            .map_err(|e| Error::Location {
+                uri: context.write_dir().to_string(),
+                reason: e.to_string(),
+            })?;
+        let path = object_store::path::Path::from_url_path(location.path()).map_err(|e| {
+            Error::Location {
+                uri: location.to_string(),
+                reason: e.to_string(),
+            }
+        })?;
+        self.store.put(&path, bytes.into()).await?;
+        let written = FileMeta::new(location, chrono::Utc::now().timestamp_millis(), size);
+        build_add_file_metadata(DataFileMetadata::new(written, stats), context)
+            .map_err(kernel_error(self.table))
     }
 
     /// The version checksum of the new version and, when due, a checkpoint. Both only speed up

@@ -75,6 +75,34 @@ async fn appends_leave_checksums_and_checkpoints_that_a_new_process_starts_from(
     assert_eq!(outcome.written, 1);
     // delta-rs reads what the kernel wrote.
     assert_eq!(count(&fresh, Table::Bronze).await, 13);
+
+    // The data files are Snappy-compressed, as delta-rs writes them (the kernel's own writer
+    // does not compress).
+    let table_dir = lake
+        .root()
+        .to_file_path()
+        .unwrap()
+        .join(Table::Bronze.path());
+    let data_files: Vec<_> = std::fs::read_dir(table_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    assert_eq!(data_files.len(), 13);
+    for file in data_files {
+        let reader = parquet::file::serialized_reader::SerializedFileReader::new(
+            std::fs::File::open(&file).unwrap(),
+        )
+        .unwrap();
+        let metadata = parquet::file::reader::FileReader::metadata(&reader);
+        for column in metadata.row_group(0).columns() {
+            assert_eq!(
+                column.compression(),
+                parquet::basic::Compression::SNAPPY,
+                "{file:?}"
+            );
+        }
+    }
 }
 
 #[tokio::test]
