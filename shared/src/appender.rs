@@ -6,8 +6,8 @@
 //! holds every file of the table with its statistics, which a fresh process reads from the
 //! checkpoint and the commits after it before its first append. An [`Appender`] holds
 //! delta-kernel's snapshot instead (protocol, metadata and the list of log files), writes the data
-//! file with the kernel's parquet writer, commits through the kernel's transaction with the `txn`
-//! actions, and then writes the commit's version checksum (`_delta_log/N.crc`, Delta protocol
+//! file (Snappy-compressed Parquet with the kernel's statistics), commits through the kernel's
+//! transaction with the `txn` actions, and then writes the commit's version checksum (`_delta_log/N.crc`, Delta protocol
 //! "Version Checksum File"). The checksum carries the table's protocol, metadata and every `txn`,
 //! so the next process that opens the table reads that one small file instead of replaying the
 //! checkpoint and the commits after it.
@@ -257,7 +257,6 @@ impl Appender {
                 blocking(table, &self.engine, move |e| builder.build(e)).await?
             }
         };
-        lake.keep_appender(self);
         self.after_commit(committed.post_commit_stats().commits_since_checkpoint)
             .await;
         lake.keep_appender(self);

@@ -1,4 +1,4 @@
-//! Table maintenance: compaction of small files (OPTIMIZE), a checkpoint, and VACUUM, for every
+//! Table maintenance: compaction of small files (OPTIMIZE), VACUUM and a checkpoint, for every
 //! table, so that opening a table stays fast as commits accumulate.
 
 use serde::Serialize;
@@ -24,7 +24,10 @@ pub struct TableMaintenance {
     pub vacuumed: usize,
 }
 
-/// Compacts, checkpoints and vacuums every table of the lake. A retention shorter than a week
+/// Compacts, vacuums and checkpoints every table of the lake. The checkpoint comes last, so a
+/// reader starts after every maintenance commit, and bronze's next append can write its version
+/// checksum again (see [`crate::appender`]: the kernel does not carry a checksum across
+/// VACUUM's commits, only from a checkpoint). A retention shorter than a week
 /// is allowed (the operator chose it); files younger than `retention` are never deleted.
 pub async fn maintain(lake: &Lake, retention: chrono::Duration) -> Result<Vec<TableMaintenance>> {
     lake.check_writable().await?;
@@ -36,13 +39,13 @@ pub async fn maintain(lake: &Lake, retention: chrono::Duration) -> Result<Vec<Ta
             .map(|s| s.log_data().num_files())
             .unwrap_or(0);
         let (table, _) = table.optimize().await.map_err(Error::delta(t.path()))?;
-        deltalake::checkpoints::create_checkpoint(&table, None)
-            .await
-            .map_err(Error::delta(t.path()))?;
         let (table, vacuum) = table
             .vacuum()
             .with_retention_period(retention)
             .with_enforce_retention_duration(false)
+            .await
+            .map_err(Error::delta(t.path()))?;
+        deltalake::checkpoints::create_checkpoint(&table, None)
             .await
             .map_err(Error::delta(t.path()))?;
         out.push(TableMaintenance {

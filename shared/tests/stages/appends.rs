@@ -136,3 +136,31 @@ async fn an_append_behind_another_writer_loses_the_race_and_the_retry_skips_its_
     assert_eq!((outcome.written, outcome.already_written), (0, 1));
     assert_eq!(count(&other, Table::Bronze).await, 2);
 }
+
+#[tokio::test]
+async fn after_maintenance_the_next_append_writes_a_checksum_again() {
+    let (dir, lake) = lake();
+    for offset in 0..3 {
+        ingest_kafka(&lake, &one_record(0, offset)).await.unwrap();
+    }
+    // With VACUUM deleting what OPTIMIZE replaced (its two commits), and without (none).
+    for retention in [Duration::zero(), Duration::days(7)] {
+        clickstream::maintenance::maintain(&lake, retention)
+            .await
+            .unwrap();
+        // The process that appends next is warm, or new (as a function's init prepares it).
+        for appender in [
+            lake.clone(),
+            Lake::open(dir.path().to_str().unwrap()).unwrap(),
+        ] {
+            appender.appender(Table::Bronze).await.unwrap();
+            let offset = count(&lake, Table::Bronze).await as i64;
+            let outcome = ingest_kafka(&appender, &one_record(0, offset))
+                .await
+                .unwrap();
+            let version = outcome.version.unwrap();
+            let crc = log_file(&lake, &format!("{version:020}.crc"));
+            assert!(crc.exists(), "no checksum at {version}");
+        }
+    }
+}
