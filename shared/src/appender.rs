@@ -138,6 +138,22 @@ impl Lake {
         Ok(appender)
     }
 
+    /// The latest version of `table`, from this process's view of its log (the one its appender
+    /// keeps): when warm a listing of the log, when cold the checkpoint hint, a listing and the
+    /// version checksum. Never the file list, which [`Lake::table`] loads.
+    pub async fn latest_version(&self, table: Table) -> Result<i64> {
+        Ok(self.appender(table).await?.version())
+    }
+
+    /// A handle of `table` for reading its commits and files by name (as
+    /// [`crate::lake::read_added_rows`] does), without loading its state.
+    pub fn unloaded_table(&self, table: Table) -> Result<deltalake::DeltaTable> {
+        let url = self.url(&format!("{}/", table.path()))?;
+        self.table_builder(&url)
+            .and_then(|b| b.build())
+            .map_err(Error::delta(table.path()))
+    }
+
     /// Keeps `appender`'s snapshot as this process's view of its table's log, unless the one kept
     /// is newer.
     fn keep_appender(&self, appender: &Appender) {
@@ -158,11 +174,8 @@ impl Lake {
     /// S3), and that store. Built per call: it holds the current runtime's handle, and costs
     /// nothing to build.
     fn kernel_engine(&self, table: Table) -> Result<(Arc<Engine>, Arc<dyn ObjectStore>)> {
-        let url = self.url(&format!("{}/", table.path()))?;
         let store = self
-            .table_builder(&url)
-            .and_then(|b| b.build())
-            .map_err(Error::delta(table.path()))?
+            .unloaded_table(table)?
             .log_store()
             .root_object_store(None);
         Ok((Arc::new(Engine::new(store.clone())), store))

@@ -70,6 +70,23 @@ pub async fn prepare_bronze_writer(lake: &Lake) -> Result<()> {
     lake.appender(Table::Bronze).await.map(drop)
 }
 
+/// silver-transformer's init: opens the silver tables it appends to and reads bronze's log, as
+/// its first invocation would.
+pub async fn prepare_silver_transformer(lake: &Lake) -> Result<()> {
+    lake.table(Table::Silver).await?;
+    lake.table(Table::Quarantine).await?;
+    lake.latest_version(Table::Bronze).await.map(drop)
+}
+
+/// gold-transformer's init: opens silver and the gold tables, as its first invocation would.
+pub async fn prepare_gold_transformer(lake: &Lake) -> Result<()> {
+    lake.table(Table::Silver).await?;
+    for table in Table::GOLD.into_iter().chain([Table::DailyUsers]) {
+        lake.table(table).await?;
+    }
+    Ok(())
+}
+
 /// How long one invocation keeps catching up before it returns (the next notification, or the
 /// next invocation of the embedded pipeline, carries on); well inside Lambda's 15 minutes.
 pub const CATCH_UP_BUDGET: std::time::Duration = std::time::Duration::from_secs(120);

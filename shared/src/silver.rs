@@ -92,13 +92,14 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
     let mut outcome = SilverOutcome::default();
     let silver = lake.table(Table::Silver).await?;
     let done = txn_version(&silver, WATERMARK_APP_ID).await?.unwrap_or(-1);
-    let bronze = lake.table(Table::Bronze).await?;
-    let latest = bronze.version().map_or(-1, |v| v as i64);
+    // Bronze's latest version and then its new commits by name: no need for its file list.
+    let latest = lake.latest_version(Table::Bronze).await?;
     if latest <= done {
         outcome.already_processed = true;
         return Ok(outcome);
     }
 
+    let bronze = lake.unloaded_table(Table::Bronze)?;
     let (commits, last) = added_bronze(&bronze, done, latest).await?;
     outcome.bronze_versions = Some((done + 1, last));
     outcome.remaining = last < latest;

@@ -17,6 +17,7 @@ async fn main() -> Result<(), clickstream_lambda::RuntimeError> {
     clickstream_lambda::init();
     let settings = settings::GoldSettings::from_env()?;
     let lake = settings.lake.open()?;
+    clickstream_lambda::prepare_at_init(&lake, functions::prepare_gold_transformer).await;
     clickstream_lambda::serve(|event| handler(&lake, &settings.funnel, event)).await
 }
 

@@ -13,9 +13,13 @@ use serde::de::DeserializeOwned;
 pub use clickstream_allocator::MiMalloc;
 pub use lambda_runtime::Error as RuntimeError;
 
+/// When [`init`] ran: the start of the function's init, for the `initialized` log line.
+static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
 /// Sets up the process: the allocator's tuning (the binary chooses [`MiMalloc`] as its global
 /// allocator) and JSON logs for CloudWatch. Call first in `main`.
 pub fn init() {
+    STARTED.get_or_init(Instant::now);
     clickstream_allocator::tune();
     clickstream::telemetry::init("info");
 }
@@ -61,19 +65,27 @@ where
     E: DeserializeOwned + Send,
     R: Serialize,
 {
-    let started = Instant::now();
     init();
     let lake = clickstream::settings::LakeSettings::from_env()?.open()?;
-    match tokio::time::timeout(PREPARE_TIMEOUT, prepare(&lake)).await {
+    prepare_at_init(&lake, prepare).await;
+    serve(|event| handler(&lake, event)).await
+}
+
+/// Runs a function's `prepare` at init (bounded by [`PREPARE_TIMEOUT`]; a failure is logged and
+/// left to the first invocation), then logs `initialized` with the init's duration.
+pub async fn prepare_at_init(
+    lake: &clickstream::Lake,
+    prepare: impl AsyncFnOnce(&clickstream::Lake) -> clickstream::Result<()>,
+) {
+    match tokio::time::timeout(PREPARE_TIMEOUT, prepare(lake)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!("init: preparing failed, the first invocation will: {e}"),
         Err(_) => tracing::warn!(
             "init: preparing took over {PREPARE_TIMEOUT:?}, the first invocation will do it"
         ),
     }
-    let init_ms = started.elapsed().as_millis() as u64;
+    let init_ms = STARTED.get().map_or(0, |t| t.elapsed().as_millis() as u64);
     tracing::info!(init_ms, "initialized");
-    serve(|event| handler(&lake, event)).await
 }
 
 /// How long a function's init may spend preparing what its first invocation would otherwise read

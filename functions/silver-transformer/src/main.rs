@@ -9,7 +9,7 @@ async fn handler(lake: &Lake, event: S3Event) -> Result<Vec<SilverOutcome>> {
     functions::silver_transformer(lake, &event).await
 }
 
-clickstream_lambda::lake_function!(handler);
+clickstream_lambda::lake_function!(handler, functions::prepare_silver_transformer);
 
 #[cfg(test)]
 mod tests {
