@@ -1,5 +1,6 @@
-//! Table maintenance: compaction of small files (OPTIMIZE), VACUUM and a checkpoint, for every
-//! table, so that opening a table stays fast as commits accumulate.
+//! Table maintenance: compaction of small files (OPTIMIZE), VACUUM, a checkpoint and the removal
+//! of expired log files, for every table, so that opening a table stays fast as commits
+//! accumulate.
 
 use serde::Serialize;
 
@@ -46,6 +47,11 @@ pub async fn maintain(lake: &Lake, retention: chrono::Duration) -> Result<Vec<Ta
             .await
             .map_err(Error::delta(t.path()))?;
         deltalake::checkpoints::create_checkpoint(&table, None)
+            .await
+            .map_err(Error::delta(t.path()))?;
+        // Log files older than the table's `delta.logRetentionDuration` (30 days) and a checkpoint
+        // after them: delta-rs's writers do this after their checkpoints, bronze's appends do not.
+        deltalake::checkpoints::cleanup_metadata(&table, None)
             .await
             .map_err(Error::delta(t.path()))?;
         out.push(TableMaintenance {

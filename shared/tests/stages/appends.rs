@@ -164,3 +164,34 @@ async fn after_maintenance_the_next_append_writes_a_checksum_again() {
         }
     }
 }
+
+#[tokio::test]
+async fn maintenance_removes_log_files_past_their_retention() {
+    let (_dir, lake) = lake();
+    for offset in 0..12 {
+        ingest_kafka(&lake, &one_record(0, offset)).await.unwrap();
+    }
+    // Commits 0 to 10 (and their checksums) as if written 40 days ago.
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(40 * 24 * 3600);
+    for version in 0..=10 {
+        for name in [format!("{version:020}.json"), format!("{version:020}.crc")] {
+            if let Ok(file) = std::fs::File::options()
+                .write(true)
+                .open(log_file(&lake, &name))
+            {
+                file.set_modified(old).unwrap();
+            }
+        }
+    }
+    clickstream::maintenance::maintain(&lake, Duration::days(7))
+        .await
+        .unwrap();
+    assert!(!log_file(&lake, &format!("{:020}.json", 0)).exists());
+    assert!(!log_file(&lake, &format!("{:020}.json", 9)).exists());
+    assert!(log_file(&lake, &format!("{:020}.json", 11)).exists());
+    // The table still opens, and a new process still finds what is written.
+    assert_eq!(count(&lake, Table::Bronze).await, 12);
+    let fresh = Lake::open(lake.root().to_file_path().unwrap().to_str().unwrap()).unwrap();
+    let again = ingest_kafka(&fresh, &one_record(0, 11)).await.unwrap();
+    assert_eq!((again.written, again.already_written), (0, 1));
+}
