@@ -74,7 +74,7 @@ pub async fn table_open(commits: usize) -> Result<()> {
         before.as_secs_f64() * 1e3
     );
     println!(
-        "  maintenance:             {:>8.1} ms  (OPTIMIZE + checkpoint + VACUUM, all tables)",
+        "  maintenance:             {:>8.1} ms  (OPTIMIZE + VACUUM + checkpoint, all tables)",
         maintain_time.as_secs_f64() * 1e3
     );
     println!(

@@ -76,7 +76,7 @@ async fn restarts_and_kills_mid_stream_lose_and_double_nothing() {
     .await;
     stack.kill_mid_invocation("exporter", CATCH).await;
 
-    // Maintenance (OPTIMIZE, checkpoint, VACUUM) while silver and gold write: once killed
+    // Maintenance (OPTIMIZE, VACUUM, checkpoint) while silver and gold write: once killed
     // mid-invocation, once to the end.
     all.extend(stack.produce("24", 2000));
     loop {
