@@ -1,4 +1,5 @@
-//! maintenance: on schedule, OPTIMIZE + VACUUM + checkpoint of every lake table, and removal of expired log files.
+//! maintenance: on schedule, OPTIMIZE + VACUUM + checkpoint of every lake table, and removal of
+//! expired log files.
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use clickstream::maintenance::{self, TableMaintenance};
