@@ -7,8 +7,8 @@
 //! checkpoint and the commits after it before its first append. An [`Appender`] holds
 //! delta-kernel's snapshot instead (protocol, metadata and the list of log files), writes the data
 //! file (Snappy-compressed Parquet with the kernel's statistics), commits through the kernel's
-//! transaction with the `txn` actions, and then writes the commit's version checksum (`_delta_log/N.crc`, Delta protocol
-//! "Version Checksum File"). The checksum carries the table's protocol, metadata and every `txn`,
+//! transaction with the `txn` actions, and then writes the commit's version checksum
+//! (`_delta_log/N.crc`, Delta protocol "Version Checksum File"). The checksum carries the table's protocol, metadata and every `txn`,
 //! so the next process that opens the table reads that one small file instead of replaying the
 //! checkpoint and the commits after it.
 
@@ -113,7 +113,7 @@ impl Lake {
                 blocking(table, &engine, move |e| builder.build(e)).await?
             }
             None => {
-                let url = self.url(&format!("{}/", table.path()))?;
+                let url = self.table_url(table)?;
                 let open = |url: url::Url| {
                     move |e: &dyn delta_kernel::Engine| Snapshot::builder_for(url).build(e)
                 };
@@ -148,8 +148,7 @@ impl Lake {
     /// A handle of `table` for reading its commits and files by name (as
     /// [`crate::lake::read_added_rows`] does), without loading its state.
     pub fn unloaded_table(&self, table: Table) -> Result<deltalake::DeltaTable> {
-        let url = self.url(&format!("{}/", table.path()))?;
-        self.table_builder(&url)
+        self.table_builder(&self.table_url(table)?)
             .and_then(|b| b.build())
             .map_err(Error::delta(table.path()))
     }
@@ -284,10 +283,9 @@ impl Appender {
         batch: RecordBatch,
         context: &BoundWriteContext,
     ) -> Result<Box<dyn EngineData>> {
-        let kernel = kernel_error(self.table);
         let logical_schema =
             delta_kernel::schema::StructType::try_from_arrow(batch.schema().as_ref())
-                .map_err(|e| kernel(e.into()))?;
+                .map_err(|e| kernel_error(self.table)(e.into()))?;
         let physical = self
             .engine
             .kernel()

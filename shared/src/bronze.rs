@@ -1,5 +1,6 @@
 //! Bronze: raw records from Kafka batches and landed files, appended exactly once.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::sync::Arc;
@@ -254,10 +255,7 @@ async fn append_landed_chunk(lake: &Lake, landed: &LandedChunk<'_>) -> Result<Br
             ..Default::default()
         });
     }
-    let batch = to_batch(
-        &landed.records.iter().collect::<Vec<_>>(),
-        landed.ingest_time,
-    )?;
+    let batch = to_batch(&landed.records, landed.ingest_time)?;
     let info = json!({
         "source": "landing", "file": landed.key, "chunk": landed.chunk, "records": received
     });
@@ -564,13 +562,17 @@ pub fn raw_batch(messages: &[trigger::KafkaMessage], topic: &str) -> Result<Reco
             kafka_timestamp: DateTime::from_timestamp_millis(m.timestamp_ms),
         })
         .collect();
-    to_batch(&records.iter().collect::<Vec<_>>(), Utc::now())
+    to_batch(&records, Utc::now())
 }
 
-fn to_batch(records: &[&RawRecord], ingest_time: DateTime<Utc>) -> Result<RecordBatch> {
+/// The bronze batch of `records` (owned, or borrowed from elsewhere).
+fn to_batch<'a, R: Borrow<RawRecord<'a>>>(
+    records: &[R],
+    ingest_time: DateTime<Utc>,
+) -> Result<RecordBatch> {
     let n = records.len();
     let mut payload =
-        BinaryBuilder::with_capacity(n, records.iter().map(|r| r.payload.len()).sum());
+        BinaryBuilder::with_capacity(n, records.iter().map(|r| r.borrow().payload.len()).sum());
     let mut source = StringBuilder::new();
     let mut topic = StringBuilder::new();
     let mut partition = Int32Builder::with_capacity(n);
@@ -579,7 +581,7 @@ fn to_batch(records: &[&RawRecord], ingest_time: DateTime<Utc>) -> Result<Record
     let mut line = Int64Builder::with_capacity(n);
     let mut kafka_ts = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
     let mut ingest = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-    for r in records {
+    for r in records.iter().map(R::borrow) {
         payload.append_value(r.payload);
         source.append_value(&r.source);
         topic.append_option(r.topic.as_deref());

@@ -299,6 +299,11 @@ impl Lake {
         })
     }
 
+    /// URI of `table`'s root (with the trailing `/` that delta-kernel joins paths onto).
+    pub fn table_url(&self, table: Table) -> Result<Url> {
+        self.url(&format!("{}/", table.path()))
+    }
+
     /// The S3 client of this S3 lake, built on first use and shared after by its clones, its tables
     /// and its own objects. Building one loads the system's TLS roots (about 150 files), and a
     /// shared client reuses its connections; before, every table opened built its own.
@@ -400,7 +405,7 @@ impl Lake {
     }
 
     async fn open_or_create(&self, table: Table) -> Result<DeltaTable> {
-        let url = self.url(&format!("{}/", table.path()))?;
+        let url = self.table_url(table)?;
         if url.scheme() == "file"
             && let Ok(dir) = url.to_file_path()
         {
