@@ -63,6 +63,8 @@ async fn appends_leave_checksums_and_checkpoints_that_a_new_process_starts_from(
             .unwrap();
     assert_eq!(hint["version"], 10);
 
+    // A crash between the last commit and its checksum leaves the one before as the newest.
+    std::fs::remove_file(log_file(&lake, &format!("{last:020}.crc"))).unwrap();
     // A new process (no warm state) skips what is written and adds what is not.
     let fresh = Lake::open(dir.path().to_str().unwrap()).unwrap();
     for offset in 0..12 {
