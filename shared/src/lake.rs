@@ -597,6 +597,182 @@ pub async fn read_added_rows(
     read_data_files(table, &files, columns).await
 }
 
+/// How many data files [`read_dates`] reads at once.
+const PARALLEL_FILE_READS: usize = 8;
+
+/// The rows of `table` (a `kind` table) whose date column `date_column` holds a date (Date32
+/// days) that `wanted` accepts: `columns` of them in that order, or every column of the table's
+/// schema when `columns` is empty. Read straight from the data files with the Parquet reader, no
+/// query engine: on a table partitioned by `date_column` only the files of wanted dates, each
+/// with only the columns asked for; on another table every file, its rows filtered. A fresh
+/// process's first read costs what any later one does, with no session or plan to build.
+pub async fn read_dates(
+    table: &DeltaTable,
+    kind: Table,
+    date_column: &str,
+    wanted: impl Fn(i32) -> bool,
+    columns: &[&str],
+) -> Result<Vec<RecordBatch>> {
+    use arrow::array::{Array, ArrayRef, BooleanArray, Date32Array};
+    use arrow::datatypes::{Field, Schema};
+    use futures::{StreamExt, TryStreamExt};
+    use parquet::arrow::ProjectionMask;
+    use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
+
+    let schema = kind.schema();
+    let columns: Vec<&str> = if columns.is_empty() {
+        schema.fields().iter().map(|f| f.name().as_str()).collect()
+    } else {
+        columns.to_vec()
+    };
+    let partitioned = kind.partition_columns().contains(&date_column);
+    // Partition values live in the log, not in the data files.
+    let mut file_columns: Vec<String> = columns
+        .iter()
+        .filter(|c| !kind.partition_columns().contains(c))
+        .map(|c| c.to_string())
+        .collect();
+    if !partitioned && !file_columns.iter().any(|c| c == date_column) {
+        file_columns.push(date_column.to_string());
+    }
+    let file_columns = Arc::new(file_columns);
+
+    let snapshot = table.snapshot().map_err(Error::delta(kind.path()))?;
+    let mut files = Vec::new();
+    for file in snapshot.log_data().iter() {
+        let date = if partitioned {
+            match partition_date(&file.partition_values_map(), date_column) {
+                Some(d) if wanted(d) => Some(d),
+                _ => continue,
+            }
+        } else {
+            None
+        };
+        files.push((file.path().into_owned(), file.size() as u64, date));
+    }
+
+    let store = table.object_store();
+    let reads = files.into_iter().map(|(path, size, date)| {
+        let (store, file_columns) = (store.clone(), file_columns.clone());
+        tokio::spawn(async move {
+            let reader = DataFileReader {
+                store,
+                path: Path::from(path.as_str()),
+                size,
+            };
+            let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
+            let mask = ProjectionMask::columns(
+                builder.parquet_schema(),
+                file_columns.iter().map(String::as_str),
+            );
+            let batches: Vec<RecordBatch> =
+                builder.with_projection(mask).build()?.try_collect().await?;
+            Ok::<_, Error>((date, batches))
+        })
+    });
+    let mut read = futures::stream::iter(reads).buffered(PARALLEL_FILE_READS);
+    let mut out = Vec::new();
+    while let Some(joined) = read.next().await {
+        let (date, batches) = match joined {
+            Ok(read) => read?,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => return Err(Error::Io(std::io::Error::other(e))),
+        };
+        for batch in batches {
+            let mut batch = plain_types(&batch)?;
+            if !partitioned {
+                let dates = typed_column::<Date32Array>(&batch, date_column)?;
+                let keep: BooleanArray =
+                    dates.iter().map(|d| Some(d.is_some_and(&wanted))).collect();
+                batch = arrow::compute::filter_record_batch(&batch, &keep)?;
+            }
+            let mut fields = Vec::with_capacity(columns.len());
+            let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len());
+            for &name in &columns {
+                let array: ArrayRef = match date {
+                    Some(d) if name == date_column => {
+                        Arc::new(Date32Array::from(vec![d; batch.num_rows()]))
+                    }
+                    _ => column(&batch, name)?.clone(),
+                };
+                let field = schema
+                    .field_with_name(name)
+                    .ok()
+                    .filter(|f| f.data_type() == array.data_type())
+                    .cloned()
+                    .unwrap_or_else(|| Field::new(name, array.data_type().clone(), true));
+                fields.push(field);
+                arrays.push(array);
+            }
+            out.push(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Bytes of a data file's end fetched with its footer: in one request, the footer and the
+/// metadata of the files the stages write.
+const FOOTER_PREFETCH: usize = 64 * 1024;
+
+/// One data file of a table for the async Parquet reader: ranges of it fetched from the store, the
+/// metadata with one request (its size is known from the log).
+struct DataFileReader {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    size: u64,
+}
+
+impl parquet::arrow::async_reader::AsyncFileReader for DataFileReader {
+    fn get_bytes(
+        &mut self,
+        range: std::ops::Range<u64>,
+    ) -> futures::future::BoxFuture<'_, parquet::errors::Result<bytes::Bytes>> {
+        Box::pin(async move {
+            self.store
+                .get_range(&self.path, range)
+                .await
+                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+        })
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<std::ops::Range<u64>>,
+    ) -> futures::future::BoxFuture<'_, parquet::errors::Result<Vec<bytes::Bytes>>> {
+        Box::pin(async move {
+            self.store
+                .get_ranges(&self.path, &ranges)
+                .await
+                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+        })
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a parquet::arrow::arrow_reader::ArrowReaderOptions>,
+    ) -> futures::future::BoxFuture<
+        'a,
+        parquet::errors::Result<Arc<parquet::file::metadata::ParquetMetaData>>,
+    > {
+        Box::pin(async move {
+            let size = self.size;
+            let metadata = parquet::file::metadata::ParquetMetaDataReader::new()
+                .with_arrow_reader_options(options)
+                .with_prefetch_hint(Some(FOOTER_PREFETCH))
+                .load_and_finish(self, size)
+                .await?;
+            Ok(Arc::new(metadata))
+        })
+    }
+}
+
+/// The date (Date32 days) an added file's partition values give `column`, if any.
+pub fn partition_date(parts: &HashMap<String, Option<String>>, column: &str) -> Option<i32> {
+    let text = parts.get(column)?.as_deref()?;
+    let date = text.parse::<chrono::NaiveDate>().ok()?;
+    Some(arrow::datatypes::Date32Type::from_naive_date(date))
+}
+
 /// Reads parquet data files of a table (no partition columns needed): `columns` of them, or every
 /// column when `columns` is empty.
 pub async fn read_data_files(
@@ -673,19 +849,6 @@ pub fn plain_types(batch: &RecordBatch) -> Result<RecordBatch> {
 /// Whether `table` has any data file (a read of an empty table is skipped).
 pub fn has_data_files(table: &DeltaTable) -> bool {
     table.snapshot().is_ok_and(|s| s.log_data().num_files() > 0)
-}
-
-/// The rows of `table` whose `column` (a date) is one of `dates`, as a filter for [`Lake::read`].
-pub fn date_in(column: &str, dates: &[i32]) -> Expr {
-    use deltalake::datafusion::prelude::{col, lit};
-    use deltalake::datafusion::scalar::ScalarValue;
-    col(column).in_list(
-        dates
-            .iter()
-            .map(|d| lit(ScalarValue::Date32(Some(*d))))
-            .collect(),
-        false,
-    )
 }
 
 /// The column `name` of `batch`, or an error naming it.

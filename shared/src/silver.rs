@@ -28,8 +28,8 @@ use crate::error::{Error, Result};
 use crate::event::{RejectReason, Rejection, ValidEvent, validate};
 use crate::gold::to_days;
 use crate::lake::{
-    Lake, Table, added_files, commit_properties, date_in, has_data_files, read_added_rows,
-    read_data_files, retry_lost_races, txn_version, typed_column,
+    Lake, Table, added_files, commit_properties, partition_date, read_added_rows, read_data_files,
+    read_dates, retry_lost_races, txn_version, typed_column,
 };
 use crate::schema;
 
@@ -122,7 +122,7 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
             [d - 1, d, d + 1]
         })
         .collect();
-    let index = DedupIndex::up_to_date(&mut warm_index, lake, &silver, &dates).await?;
+    let index = DedupIndex::up_to_date(&mut warm_index, &silver, &dates).await?;
     let mut seen = HashSet::with_capacity(valid.len());
     valid.retain(|(e, _)| {
         let id = hash_id(&e.event_id);
@@ -303,7 +303,6 @@ impl DedupIndex {
     /// Brings `cache` up to `silver`'s version and loads the `needed` dates it does not hold.
     async fn up_to_date<'a>(
         cache: &'a mut Option<DedupIndex>,
-        lake: &Lake,
         silver: &DeltaTable,
         needed: &HashSet<i32>,
     ) -> Result<&'a mut DedupIndex> {
@@ -327,7 +326,7 @@ impl DedupIndex {
             let files: Vec<(String, i32)> = added_files(silver, v)
                 .await?
                 .into_iter()
-                .filter_map(|(path, parts)| Some((path, partition_date(&parts)?)))
+                .filter_map(|(path, parts)| Some((path, partition_date(&parts, "event_date")?)))
                 .filter(|(_, d)| index.dates.contains_key(d))
                 .collect();
             for (path, date) in files {
@@ -353,21 +352,20 @@ impl DedupIndex {
             for &d in &missing {
                 index.dates.insert(d, HashSet::new());
             }
-            if has_data_files(silver) {
-                for b in lake
-                    .read(
-                        silver,
-                        &["event_id", "event_date"],
-                        Some(date_in("event_date", &missing)),
-                    )
-                    .await?
-                {
-                    let ids = typed_column::<StringArray>(&b, "event_id")?;
-                    let dates = typed_column::<Date32Array>(&b, "event_date")?;
-                    for (id, d) in ids.iter().zip(dates.values()) {
-                        if let Some(id) = id {
-                            index.dates.entry(*d).or_default().insert(hash_id(id));
-                        }
+            let batches = read_dates(
+                silver,
+                Table::Silver,
+                "event_date",
+                |d| missing.contains(&d),
+                &["event_id", "event_date"],
+            )
+            .await?;
+            for b in batches {
+                let ids = typed_column::<StringArray>(&b, "event_id")?;
+                let dates = typed_column::<Date32Array>(&b, "event_date")?;
+                for (id, d) in ids.iter().zip(dates.values()) {
+                    if let Some(id) = id {
+                        index.dates.entry(*d).or_default().insert(hash_id(id));
                     }
                 }
             }
@@ -411,12 +409,6 @@ impl DedupIndex {
             self.dates.remove(&d);
         }
     }
-}
-
-/// The `event_date` partition value of an added file, as a Date32 value.
-fn partition_date(parts: &HashMap<String, Option<String>>) -> Option<i32> {
-    let text = parts.get("event_date")?.as_deref()?;
-    text.parse::<chrono::NaiveDate>().ok().map(to_days)
 }
 
 fn hash_id(id: &str) -> u128 {

@@ -35,8 +35,8 @@ pub use sessions::{Session, sessionize};
 
 use crate::error::{Error, Result};
 use crate::lake::{
-    Lake, Table, added_files, commit_properties, date_in, has_data_files, read_data_files,
-    retry_lost_races, txn_version, typed_column,
+    Lake, Table, added_files, commit_properties, has_data_files, partition_date, read_data_files,
+    read_dates, retry_lost_races, txn_version, typed_column,
 };
 
 /// A gap longer than this (µs) starts a new session.
@@ -188,16 +188,10 @@ async fn added_silver_rows(
             break;
         }
         for (path, parts) in added_files(silver, version).await? {
-            let date = parts
-                .get("event_date")
-                .cloned()
-                .flatten()
-                .and_then(|d| d.parse::<NaiveDate>().ok())
-                .map(to_days)
-                .ok_or_else(|| Error::Column {
-                    column: "event_date".into(),
-                    reason: format!("silver file {path} has no event_date partition value"),
-                })?;
+            let date = partition_date(&parts, "event_date").ok_or_else(|| Error::Column {
+                column: "event_date".into(),
+                reason: format!("silver file {path} has no event_date partition value"),
+            })?;
             for b in read_data_files(silver, &[path], &SESSION_INPUT).await? {
                 rows += b.num_rows();
                 dates.push(Some(date));
@@ -356,7 +350,6 @@ async fn try_catch_up(
         }
     }
     let recomputed = resessionize(
-        lake,
         &silver,
         state,
         &new,
@@ -368,7 +361,7 @@ async fn try_catch_up(
     let (lo, hi) = (recomputed.lo, recomputed.hi);
 
     // 2. The other sessions of those dates stay as gold has them.
-    let kept = kept_sessions(lake, gold.table(Table::Sessions), &recomputed).await?;
+    let kept = kept_sessions(gold.table(Table::Sessions), &recomputed).await?;
     let new_sessions: Vec<&Session> = recomputed.sessions.iter().collect();
     let new_batch = sessions_batch(&new_sessions)?;
     let mut facts = facts_of(&kept)?;
@@ -379,7 +372,7 @@ async fn try_catch_up(
     let users_needed = (lo - 29..=last_date.max(hi) + 29)
         .filter(|d| !state.users.contains_key(d))
         .collect::<Vec<_>>();
-    load_daily_users(lake, gold.table(Table::DailyUsers), state, &users_needed).await?;
+    load_daily_users(gold.table(Table::DailyUsers), state, &users_needed).await?;
     let new_user_rows = new_users(state, &new)?;
     for (b, d) in new.dated() {
         if let Some(day) = state.days.get_mut(&d).filter(|_| warm_dates.contains(&d)) {
@@ -390,11 +383,10 @@ async fn try_catch_up(
     }
 
     // 4. daily_metrics from `lo` to where a 30-day window still reaches a recomputed date.
-    let (metrics, metrics_hi) =
-        metrics_rows_from(lake, &gold, state, &touched, &by_date, lo, hi).await?;
+    let (metrics, metrics_hi) = metrics_rows_from(&gold, state, &touched, &by_date, lo, hi).await?;
 
     // 5. page_daily of lo..=hi: touched dates from the event figures, the others as gold has them.
-    let pages = page_rows_from(lake, gold.table(Table::PageDaily), state, &touched, lo, hi).await?;
+    let pages = page_rows_from(gold.table(Table::PageDaily), state, &touched, lo, hi).await?;
 
     // 6. One commit per table, each carrying the watermark.
     let sessions_out = arrow::compute::concat_batches(
@@ -450,7 +442,6 @@ fn warm_state<'a>(
 /// changed runs are recomputed, and the dates rewritten are the touched dates `touched` widened
 /// to every date those sessions start on.
 async fn resessionize(
-    lake: &Lake,
     silver: &DeltaTable,
     state: &mut GoldState,
     new: &NewRows,
@@ -470,7 +461,7 @@ async fn resessionize(
         let missing: Vec<i32> = (lo - 1..=hi + 1)
             .filter(|d| !state.days.contains_key(d))
             .collect();
-        load_days(lake, silver, state, &missing).await?;
+        load_days(silver, state, &missing).await?;
         let window = (lo - 1..=hi + 1)
             .filter_map(|d| state.days.get(&d))
             .map(|day| day.rows_of(users))
@@ -493,7 +484,6 @@ async fn resessionize(
 /// Step 2: gold's sessions of the recomputed dates but those inside a changed run (which that
 /// run's new sessions replace).
 async fn kept_sessions(
-    lake: &Lake,
     sessions: &DeltaTable,
     recomputed: &Resessionized,
 ) -> Result<Vec<RecordBatch>> {
@@ -504,8 +494,15 @@ async fn kept_sessions(
             .or_default()
             .push((r.first, r.last));
     }
-    let between_dates = between("session_date", recomputed.lo, recomputed.hi);
-    let old_sessions = lake.read(sessions, &[], Some(between_dates)).await?;
+    let (lo, hi) = (recomputed.lo, recomputed.hi);
+    let old_sessions = read_dates(
+        sessions,
+        Table::Sessions,
+        "session_date",
+        |d| (lo..=hi).contains(&d),
+        &[],
+    )
+    .await?;
     let mut kept = Vec::with_capacity(old_sessions.len());
     for b in &old_sessions {
         let users = typed_column::<StringArray>(b, "user_key")?;
@@ -552,7 +549,6 @@ fn new_users<'a>(state: &mut GoldState, new: &'a NewRows) -> Result<BTreeMap<i32
 /// (returned with the rows): touched dates from the event figures, the dates up to `hi` with
 /// their sessions recomputed, later ones as gold has them but with WAU/MAU again.
 async fn metrics_rows_from(
-    lake: &Lake,
     gold: &OpenGold,
     state: &mut GoldState,
     touched: &BTreeSet<i32>,
@@ -561,13 +557,14 @@ async fn metrics_rows_from(
     hi: i32,
 ) -> Result<(Vec<MetricsRow>, i32)> {
     let old_metrics = metrics_rows(
-        &lake
-            .read(
-                gold.table(Table::DailyMetrics),
-                &[],
-                Some(between("date", lo, hi + 29)),
-            )
-            .await?,
+        &read_dates(
+            gold.table(Table::DailyMetrics),
+            Table::DailyMetrics,
+            "date",
+            |d| (lo..=hi + 29).contains(&d),
+            &[],
+        )
+        .await?,
     )?;
     let old_by_date: BTreeMap<i32, MetricsRow> = old_metrics.iter().map(|r| (r.date, *r)).collect();
     let metrics_hi = old_by_date
@@ -606,7 +603,7 @@ async fn metrics_rows_from(
     let missing_users: Vec<i32> = (lo - 29..=metrics_hi)
         .filter(|d| !state.users.contains_key(d))
         .collect();
-    load_daily_users(lake, gold.table(Table::DailyUsers), state, &missing_users).await?;
+    load_daily_users(gold.table(Table::DailyUsers), state, &missing_users).await?;
     fill_active_users(&mut metrics, &state.users);
     Ok((metrics, metrics_hi))
 }
@@ -614,7 +611,6 @@ async fn metrics_rows_from(
 /// Step 5: page_daily rows of `lo..=hi`: touched dates from the event figures, the others as
 /// gold has them.
 async fn page_rows_from(
-    lake: &Lake,
     page_daily: &DeltaTable,
     state: &GoldState,
     touched: &BTreeSet<i32>,
@@ -622,10 +618,15 @@ async fn page_rows_from(
     hi: i32,
 ) -> Result<BTreeMap<(i32, String), PageRow>> {
     let mut pages: BTreeMap<(i32, String), PageRow> = BTreeMap::new();
-    for b in lake
-        .read(page_daily, &[], Some(between("date", lo, hi)))
-        .await?
-    {
+    let rows = read_dates(
+        page_daily,
+        Table::PageDaily,
+        "date",
+        |d| (lo..=hi).contains(&d),
+        &[],
+    )
+    .await?;
+    for b in rows {
         let date = typed_column::<Date32Array>(&b, "date")?;
         let path = typed_column::<StringArray>(&b, "page_path")?;
         let views = typed_column::<Int64Array>(&b, "page_views")?;
@@ -731,21 +732,22 @@ fn start_loading<V: Default>(
 
 /// Reads the silver rows of `dates` (as of the `silver` handle's version) into the state, with
 /// their event figures.
-async fn load_days(
-    lake: &Lake,
-    silver: &DeltaTable,
-    state: &mut GoldState,
-    dates: &[i32],
-) -> Result<()> {
+async fn load_days(silver: &DeltaTable, state: &mut GoldState, dates: &[i32]) -> Result<()> {
     if !start_loading(&mut state.days, dates, silver) {
         return Ok(());
     }
     let mut columns = SESSION_INPUT.to_vec();
     columns.push("event_date");
-    for batch in lake
-        .read(silver, &columns, Some(date_in("event_date", dates)))
-        .await?
-    {
+    let wanted: HashSet<i32> = dates.iter().copied().collect();
+    let rows = read_dates(
+        silver,
+        Table::Silver,
+        "event_date",
+        |d| wanted.contains(&d),
+        &columns,
+    )
+    .await?;
+    for batch in rows {
         let event_dates = typed_column::<Date32Array>(&batch, "event_date")?;
         let mut present: Vec<i32> = event_dates.values().to_vec();
         present.sort_unstable();
@@ -777,7 +779,6 @@ async fn load_days(
 /// Loads the distinct users of `dates` from gold/daily_users into the state (empty for dates
 /// without users).
 async fn load_daily_users(
-    lake: &Lake,
     daily_users: &DeltaTable,
     state: &mut GoldState,
     dates: &[i32],
@@ -785,22 +786,20 @@ async fn load_daily_users(
     if !start_loading(&mut state.users, dates, daily_users) {
         return Ok(());
     }
-    let (lo, hi) = (dates[0], dates[dates.len() - 1]);
     let wanted: HashSet<i32> = dates.iter().copied().collect();
-    for b in lake
-        .read(
-            daily_users,
-            &["date", "user_key"],
-            Some(between("date", lo, hi)),
-        )
-        .await?
-    {
+    let rows = read_dates(
+        daily_users,
+        Table::DailyUsers,
+        "date",
+        |d| wanted.contains(&d),
+        &["date", "user_key"],
+    )
+    .await?;
+    for b in rows {
         let date = typed_column::<Date32Array>(&b, "date")?;
         let user = typed_column::<StringArray>(&b, "user_key")?;
         for i in 0..b.num_rows() {
-            if wanted.contains(&date.value(i))
-                && let Some(set) = state.users.get_mut(&date.value(i))
-            {
+            if let Some(set) = state.users.get_mut(&date.value(i)) {
                 set.insert(user_hash(user.value(i)));
             }
         }

@@ -93,11 +93,14 @@ fn retention_batch(cells: &[RetentionCell]) -> Result<RecordBatch> {
 /// gives the same table); returns the number of cells.
 pub async fn refresh(lake: &Lake) -> Result<usize> {
     let daily_users = lake.table(Table::DailyUsers).await?;
-    let rows = if has_data_files(&daily_users) {
-        lake.read(&daily_users, &["user_key", "date"], None).await?
-    } else {
-        Vec::new()
-    };
+    let rows = read_dates(
+        &daily_users,
+        Table::DailyUsers,
+        "date",
+        |_| true,
+        &["user_key", "date"],
+    )
+    .await?;
     let cells = weekly_cohorts(&rows)?;
     let table = lake.table(Table::RetentionWeekly).await?;
     let written = table

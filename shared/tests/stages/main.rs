@@ -6,4 +6,5 @@ mod catch_up;
 mod input_contract;
 mod maintenance;
 mod pipeline;
+mod reads;
 mod sessions;

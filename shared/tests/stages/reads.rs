@@ -1,0 +1,126 @@
+//! `lake::read_dates`, the stages' engine-free read of a table's dates: the same rows as a
+//! DataFusion scan of the table filtered to those dates, on partitioned and unpartitioned tables.
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::Date32Type;
+use chrono::{Duration, Utc};
+use clickstream::lake::{Table, read_dates, typed_column};
+
+use crate::pipeline::{batch, event, lake, read_all, run};
+
+/// Every row of `batches` as text (`columns` of it, in that order), sorted.
+fn rows(batches: &[RecordBatch], columns: &[&str]) -> Vec<String> {
+    let mut rows = Vec::new();
+    for b in batches {
+        let shown: Vec<_> = columns
+            .iter()
+            .map(|c| {
+                let column = b
+                    .column_by_name(c)
+                    .unwrap_or_else(|| panic!("no column {c}"));
+                arrow::util::display::ArrayFormatter::try_new(column.as_ref(), &Default::default())
+                    .unwrap()
+            })
+            .collect();
+        for i in 0..b.num_rows() {
+            rows.push(
+                shown
+                    .iter()
+                    .map(|f| f.value(i).to_string())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            );
+        }
+    }
+    rows.sort();
+    rows
+}
+
+#[tokio::test]
+async fn read_dates_gives_the_rows_of_the_wanted_dates_as_a_query_engine_does() {
+    let (_dir, lake) = lake();
+    // Events on four days, over two batches, so tables have several files per date.
+    let now = Utc::now();
+    for (partition, first) in [(0, 0), (1, 0)] {
+        let values = (0..40)
+            .map(|i| {
+                let at = now - Duration::days((i / 4) % 4) - Duration::minutes(i);
+                let kind = ["page_view", "add_to_cart", "checkout", "purchase"][i as usize % 4];
+                event(
+                    &format!("r{partition}-{i}"),
+                    &format!("u{}", i % 7),
+                    at,
+                    kind,
+                )
+            })
+            .collect();
+        run(&lake, &batch(partition, first, values)).await;
+    }
+    let today = Date32Type::from_naive_date(now.date_naive());
+    let wanted = |d: i32| d == today - 1 || d == today - 3;
+    for (table, date_column) in [
+        (Table::Silver, "event_date"),
+        (Table::Sessions, "session_date"),
+        (Table::DailyUsers, "date"),
+        (Table::DailyMetrics, "date"),
+        (Table::PageDaily, "date"),
+    ] {
+        let handle = lake.table(table).await.unwrap();
+        let all_columns: Vec<String> = table
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let all_columns: Vec<&str> = all_columns.iter().map(String::as_str).collect();
+        // The oracle: every row through DataFusion, filtered here.
+        let mut kept = Vec::new();
+        for b in &read_all(&lake, table).await {
+            let dates = typed_column::<arrow::array::Date32Array>(b, date_column).unwrap();
+            let keep: arrow::array::BooleanArray =
+                dates.iter().map(|d| Some(d.is_some_and(wanted))).collect();
+            kept.push(arrow::compute::filter_record_batch(b, &keep).unwrap());
+        }
+        let expected = rows(&kept, &all_columns);
+        assert!(
+            !expected.is_empty(),
+            "{table:?} has rows on the wanted dates"
+        );
+
+        let read = read_dates(&handle, table, date_column, wanted, &[])
+            .await
+            .unwrap();
+        for b in &read {
+            let names: Vec<String> = b
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+            assert_eq!(
+                names, all_columns,
+                "{table:?}: every column, in the table's order"
+            );
+        }
+        assert_eq!(rows(&read, &all_columns), expected, "{table:?}");
+
+        // Some columns, in the order asked for, the date column first.
+        let some = [date_column, all_columns[0]];
+        let read = read_dates(&handle, table, date_column, wanted, &some)
+            .await
+            .unwrap();
+        for b in &read {
+            let names: Vec<String> = b
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+            assert_eq!(
+                names, some,
+                "{table:?}: the columns asked for, in that order"
+            );
+        }
+        assert_eq!(rows(&read, &some), rows(&kept, &some), "{table:?}");
+    }
+}
