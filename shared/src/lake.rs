@@ -722,6 +722,11 @@ struct DataFileReader {
     size: u64,
 }
 
+/// A store failure as the Parquet reader's error.
+fn store_error(e: object_store::Error) -> parquet::errors::ParquetError {
+    parquet::errors::ParquetError::External(Box::new(e))
+}
+
 impl parquet::arrow::async_reader::AsyncFileReader for DataFileReader {
     fn get_bytes(
         &mut self,
@@ -731,7 +736,7 @@ impl parquet::arrow::async_reader::AsyncFileReader for DataFileReader {
             self.store
                 .get_range(&self.path, range)
                 .await
-                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+                .map_err(store_error)
         })
     }
 
@@ -743,7 +748,7 @@ impl parquet::arrow::async_reader::AsyncFileReader for DataFileReader {
             self.store
                 .get_ranges(&self.path, &ranges)
                 .await
-                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+                .map_err(store_error)
         })
     }
 

@@ -36,6 +36,16 @@ fn rows(batches: &[RecordBatch], columns: &[&str]) -> Vec<String> {
     rows
 }
 
+/// The names of `batch`'s columns, in order.
+fn column_names(batch: &RecordBatch) -> Vec<String> {
+    batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect()
+}
+
 #[tokio::test]
 async fn read_dates_gives_the_rows_of_the_wanted_dates_as_a_query_engine_does() {
     let (_dir, lake) = lake();
@@ -91,14 +101,9 @@ async fn read_dates_gives_the_rows_of_the_wanted_dates_as_a_query_engine_does() 
             .await
             .unwrap();
         for b in &read {
-            let names: Vec<String> = b
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect();
             assert_eq!(
-                names, all_columns,
+                column_names(b),
+                all_columns,
                 "{table:?}: every column, in the table's order"
             );
         }
@@ -110,14 +115,9 @@ async fn read_dates_gives_the_rows_of_the_wanted_dates_as_a_query_engine_does() 
             .await
             .unwrap();
         for b in &read {
-            let names: Vec<String> = b
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect();
             assert_eq!(
-                names, some,
+                column_names(b),
+                some,
                 "{table:?}: the columns asked for, in that order"
             );
         }
