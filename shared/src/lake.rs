@@ -597,8 +597,10 @@ pub async fn read_added_rows(
     read_data_files(table, &files, columns).await
 }
 
-/// How many data files [`read_dates`] reads at once.
-const PARALLEL_FILE_READS: usize = 8;
+/// How many data files [`read_dates`] reads at once: enough that a cold process's read of a date's
+/// small files (one per commit until maintenance compacts them) waits for a few round trips to the
+/// store, not dozens; each file is one or two requests and a few MB at most.
+const PARALLEL_FILE_READS: usize = 32;
 
 /// The rows of `table` (a `kind` table) whose date column `date_column` holds a date (Date32
 /// days) that `wanted` accepts: `columns` of them in that order, or every column of the table's
@@ -655,11 +657,7 @@ pub async fn read_dates(
     let reads = files.into_iter().map(|(path, size, date)| {
         let (store, file_columns) = (store.clone(), file_columns.clone());
         tokio::spawn(async move {
-            let reader = DataFileReader {
-                store,
-                path: Path::from(path.as_str()),
-                size,
-            };
+            let reader = DataFileReader::new(store, &path, size);
             let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
             let mask = ProjectionMask::columns(
                 builder.parquet_schema(),
@@ -715,11 +713,33 @@ pub async fn read_dates(
 const FOOTER_PREFETCH: usize = 64 * 1024;
 
 /// One data file of a table for the async Parquet reader: ranges of it fetched from the store, the
-/// metadata with one request (its size is known from the log).
+/// metadata with one request (its size is known from the log). A file no larger than
+/// [`FOOTER_PREFETCH`] (a small commit's) is fetched whole with that request and read from memory,
+/// so it costs one request, not two.
 struct DataFileReader {
     store: Arc<dyn ObjectStore>,
     path: Path,
     size: u64,
+    /// The whole file, once fetched.
+    whole: Option<bytes::Bytes>,
+}
+
+impl DataFileReader {
+    fn new(store: Arc<dyn ObjectStore>, path: &str, size: u64) -> DataFileReader {
+        DataFileReader {
+            store,
+            path: Path::from(path),
+            size,
+            whole: None,
+        }
+    }
+
+    /// `range` of the whole file, when it was fetched whole.
+    fn cached(&self, range: &std::ops::Range<u64>) -> Option<bytes::Bytes> {
+        let whole = self.whole.as_ref()?;
+        (range.end <= whole.len() as u64)
+            .then(|| whole.slice(range.start as usize..range.end as usize))
+    }
 }
 
 /// A store failure as the Parquet reader's error.
@@ -733,10 +753,14 @@ impl parquet::arrow::async_reader::AsyncFileReader for DataFileReader {
         range: std::ops::Range<u64>,
     ) -> futures::future::BoxFuture<'_, parquet::errors::Result<bytes::Bytes>> {
         Box::pin(async move {
-            self.store
-                .get_range(&self.path, range)
-                .await
-                .map_err(store_error)
+            match self.cached(&range) {
+                Some(bytes) => Ok(bytes),
+                None => self
+                    .store
+                    .get_range(&self.path, range)
+                    .await
+                    .map_err(store_error),
+            }
         })
     }
 
@@ -745,6 +769,9 @@ impl parquet::arrow::async_reader::AsyncFileReader for DataFileReader {
         ranges: Vec<std::ops::Range<u64>>,
     ) -> futures::future::BoxFuture<'_, parquet::errors::Result<Vec<bytes::Bytes>>> {
         Box::pin(async move {
+            if let Some(cached) = ranges.iter().map(|r| self.cached(r)).collect() {
+                return Ok(cached);
+            }
             self.store
                 .get_ranges(&self.path, &ranges)
                 .await
@@ -761,6 +788,10 @@ impl parquet::arrow::async_reader::AsyncFileReader for DataFileReader {
     > {
         Box::pin(async move {
             let size = self.size;
+            if size <= FOOTER_PREFETCH as u64 && self.whole.is_none() {
+                let whole = self.store.get_range(&self.path, 0..size).await;
+                self.whole = Some(whole.map_err(store_error)?);
+            }
             let metadata = parquet::file::metadata::ParquetMetaDataReader::new()
                 .with_arrow_reader_options(options)
                 .with_prefetch_hint(Some(FOOTER_PREFETCH))

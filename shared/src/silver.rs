@@ -221,6 +221,9 @@ async fn write_quarantine(
     last: i64,
     counts: serde_json::Value,
 ) -> Result<()> {
+    if rejected.is_empty() {
+        return Ok(());
+    }
     let quarantine = lake.table(Table::Quarantine).await?;
     let quarantine_done = txn_version(&quarantine, WATERMARK_APP_ID)
         .await?
@@ -363,6 +366,10 @@ impl DedupIndex {
             for b in batches {
                 let ids = typed_column::<StringArray>(&b, "event_id")?;
                 let dates = typed_column::<Date32Array>(&b, "event_date")?;
+                // A batch holds one file's rows, of one date: room for them all at once.
+                if let Some(d) = dates.values().first() {
+                    index.dates.entry(*d).or_default().reserve(b.num_rows());
+                }
                 for (id, d) in ids.iter().zip(dates.values()) {
                     if let Some(id) = id {
                         index.dates.entry(*d).or_default().insert(hash_id(id));
