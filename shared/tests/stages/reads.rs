@@ -66,8 +66,32 @@ async fn read_dates_gives_the_rows_of_the_wanted_dates_as_a_query_engine_does() 
             .collect();
         run(&lake, &batch(partition, first, values)).await;
     }
+    // And one large file on a wanted date, with ids that do not compress: read by ranges, where
+    // the small files are fetched whole.
+    let values = (0..6_000u64)
+        .map(|i| {
+            let id = format!("big-{:016x}", i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let at = now - Duration::days(1) - Duration::seconds(i as i64);
+            event(&id, &format!("u{}", i % 50), at, "page_view")
+        })
+        .collect();
+    run(&lake, &batch(2, 0, values)).await;
     let today = Date32Type::from_naive_date(now.date_naive());
     let wanted = |d: i32| d == today - 1 || d == today - 3;
+    let silver = lake.table(Table::Silver).await.unwrap();
+    let sizes: Vec<i64> = silver
+        .snapshot()
+        .unwrap()
+        .log_data()
+        .iter()
+        .map(|f| f.size())
+        .collect();
+    // The reader's footer prefetch (64 KB): files up to it are fetched whole.
+    let prefetch = 64 * 1024;
+    assert!(
+        sizes.iter().any(|&s| s <= prefetch) && sizes.iter().any(|&s| s > prefetch),
+        "silver has files on both sides of the footer prefetch: {sizes:?}"
+    );
     for (table, date_column) in [
         (Table::Silver, "event_date"),
         (Table::Sessions, "session_date"),
