@@ -67,3 +67,71 @@ pub async fn maintain(lake: &Lake, retention: chrono::Duration) -> Result<Vec<Ta
     }
     Ok(out)
 }
+
+/// A data file smaller than this is small: one commit's rows of one date, typically.
+pub const SMALL_FILE_BYTES: u64 = 1 << 20;
+/// A date partition is compacted in passing ([`compact_small_files`]) once it holds this many
+/// small files.
+pub const COMPACT_AT_SMALL_FILES: usize = 16;
+
+/// Compacts, in passing, the small files of those `dates` (Date32 days) of `table` (a `kind`
+/// table partitioned by `date_column`) that hold at least [`COMPACT_AT_SMALL_FILES`] of them,
+/// into files of up to [`SMALL_FILE_BYTES`]: one OPTIMIZE commit over the due dates, whose adds
+/// carry `dataChange = false` (readers of new rows skip them). A writer that adds a file per
+/// commit calls it after its commit, so that a date holds a bounded number of files between the
+/// scheduled [`maintain`] runs and a fresh process's read of a date costs a bounded number of
+/// requests. Returns the table after and how many files fewer it has; with no date due, the
+/// table as it was and 0.
+pub async fn compact_small_files(
+    table: deltalake::DeltaTable,
+    kind: Table,
+    date_column: &str,
+    dates: &std::collections::BTreeSet<i32>,
+) -> Result<(deltalake::DeltaTable, usize)> {
+    use deltalake::{FilterOp, FilterValue};
+
+    let mut small = std::collections::BTreeMap::<i32, usize>::new();
+    if let Ok(snapshot) = table.snapshot() {
+        for file in snapshot.log_data().iter() {
+            let date = crate::lake::partition_date(&file.partition_values_map(), date_column);
+            match date {
+                Some(d) if dates.contains(&d) && (file.size() as u64) < SMALL_FILE_BYTES => {
+                    *small.entry(d).or_default() += 1
+                }
+                _ => {}
+            }
+        }
+    }
+    let due: Vec<String> = small
+        .into_iter()
+        .filter(|&(_, files)| files >= COMPACT_AT_SMALL_FILES)
+        .filter_map(|(d, _)| arrow::datatypes::Date32Type::to_naive_date_opt(d))
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .collect();
+    if due.is_empty() {
+        return Ok((table, 0));
+    }
+    let filters = [(
+        date_column,
+        FilterOp::In,
+        FilterValue::Set(due.iter().map(String::as_str).collect()),
+    )];
+    let target = std::num::NonZeroU64::new(SMALL_FILE_BYTES).expect("a positive size");
+    let (table, metrics) = table
+        .optimize()
+        .with_filters(&filters)
+        .with_target_size(target)
+        .await
+        .map_err(Error::delta(kind.path()))?;
+    let fewer = metrics
+        .num_files_removed
+        .saturating_sub(metrics.num_files_added);
+    tracing::info!(
+        table = kind.path(),
+        dates = ?due,
+        files_removed = metrics.num_files_removed,
+        files_added = metrics.num_files_added,
+        "compacted small files"
+    );
+    Ok((table, fewer as usize))
+}

@@ -31,6 +31,7 @@ use crate::lake::{
     Lake, Table, added_files, commit_properties, partition_date, read_added_rows, read_data_files,
     read_dates, retry_lost_races, txn_version, typed_column,
 };
+use crate::maintenance::compact_small_files;
 use crate::schema;
 
 /// `txn` app id in silver/events and silver/quarantine: the highest bronze version processed.
@@ -63,6 +64,9 @@ pub struct SilverOutcome {
     pub remaining: bool,
     /// Commit races lost (and retried) on the way.
     pub retries: u32,
+    /// Small silver/events files merged away by the compaction in passing of the dates written
+    /// ([`crate::maintenance::compact_small_files`]).
+    pub compacted_files: usize,
 }
 
 /// Processes the bronze commits above silver's watermark (at most [`MAX_COMMITS_PER_RUN`] commits
@@ -163,6 +167,22 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
                 .iter()
                 .map(|(e, _, _)| (to_days(e.event_date()), hash_id(&e.event_id))),
         );
+    }
+    drop(warm_index);
+    let written_dates = events
+        .iter()
+        .map(|(e, _, _)| to_days(e.event_date()))
+        .collect();
+    // The append stands whatever happens here: a failed compaction is left to the next run or
+    // to maintenance.
+    match compact_small_files(written, Table::Silver, "event_date", &written_dates).await {
+        Ok((compacted, fewer)) => {
+            if fewer > 0 {
+                lake.keep(Table::Silver, &compacted);
+            }
+            outcome.compacted_files = fewer;
+        }
+        Err(e) => tracing::warn!(error = %e, "silver's small files not compacted"),
     }
     Ok(outcome)
 }

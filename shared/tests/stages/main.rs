@@ -3,6 +3,7 @@
 
 mod appends;
 mod catch_up;
+mod compaction;
 mod input_contract;
 mod maintenance;
 mod pipeline;

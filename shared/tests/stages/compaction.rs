@@ -1,0 +1,131 @@
+//! Silver's compaction in passing: once a date holds [`COMPACT_AT_SMALL_FILES`] small files,
+//! silver merges them after its commit, keeping every row, its dedup and gold exact, also with
+//! two writers at once and in a fresh process.
+
+use chrono::{DateTime, Duration, Utc};
+use clickstream::functions::{self, commit_event};
+use clickstream::lake::{Lake, Table, partition_date};
+use clickstream::maintenance::COMPACT_AT_SMALL_FILES;
+
+use crate::pipeline::{assert_gold_equals_from_scratch, batch, event, lake, read_all, run};
+
+/// Noon yesterday: every event of these tests falls on that one date.
+fn yesterday_noon() -> DateTime<Utc> {
+    (Utc::now() - Duration::days(1))
+        .date_naive()
+        .and_hms_opt(12, 0, 0)
+        .unwrap()
+        .and_utc()
+}
+
+/// `n` events `{prefix}{i}`, a minute apart from `at`.
+fn events(prefix: &str, n: usize, at: DateTime<Utc>) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let at = at + Duration::minutes(i as i64);
+            event(&format!("{prefix}{i}"), &format!("u{}", i % 3), at, "page_view")
+        })
+        .collect()
+}
+
+/// silver/events' data files (their count) on the date of `at`.
+async fn silver_files_on(lake: &Lake, at: DateTime<Utc>) -> usize {
+    let date = arrow::datatypes::Date32Type::from_naive_date(at.date_naive());
+    let silver = lake.table(Table::Silver).await.unwrap();
+    silver
+        .snapshot()
+        .unwrap()
+        .log_data()
+        .iter()
+        .filter(|f| partition_date(&f.partition_values_map(), "event_date") == Some(date))
+        .count()
+}
+
+/// silver/events' event_ids, each once (a repeat fails the test), sorted.
+async fn silver_ids(lake: &Lake) -> Vec<String> {
+    use arrow::array::AsArray;
+    let mut ids = Vec::new();
+    for b in read_all(lake, Table::Silver).await {
+        let column = b.column_by_name("event_id").unwrap().as_string::<i32>();
+        ids.extend(column.iter().map(|id| id.unwrap().to_string()));
+    }
+    ids.sort();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), before, "an event_id is in silver twice");
+    ids
+}
+
+#[tokio::test]
+async fn a_dates_small_files_are_compacted_and_keep_rows_dedup_and_gold() {
+    let (dir, lake) = lake();
+    let at = yesterday_noon();
+    let commits = COMPACT_AT_SMALL_FILES + 4;
+    for c in 0..commits {
+        let values = events(&format!("s{c}-"), 5, at + Duration::minutes(10 * c as i64));
+        assert_eq!(run(&lake, &batch(0, 10 * c as i64, values)).await, (5, 0, 0));
+    }
+    let files = silver_files_on(&lake, at).await;
+    assert!(
+        files < COMPACT_AT_SMALL_FILES,
+        "{commits} commits on one date leave {files} files: compacted on the way"
+    );
+    assert_eq!(silver_ids(&lake).await.len(), 5 * commits);
+    assert_gold_equals_from_scratch(&lake).await;
+
+    // A fresh process (no warm dedup index) still finds the first commits' events, now in the
+    // compacted file, and counts them as duplicates.
+    let fresh = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let resent = events("s0-", 5, at);
+    assert_eq!(run(&fresh, &batch(1, 0, resent)).await, (0, 0, 5));
+    assert_eq!(silver_ids(&fresh).await.len(), 5 * commits);
+    assert_gold_equals_from_scratch(&fresh).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_writers_at_once_when_a_compaction_is_due_write_each_event_once() {
+    let (dir, lake) = lake();
+    let at = yesterday_noon();
+    // One small file short of a compaction.
+    for c in 0..COMPACT_AT_SMALL_FILES - 1 {
+        let values = events(&format!("w{c}-"), 3, at + Duration::minutes(10 * c as i64));
+        run(&lake, &batch(0, 10 * c as i64, values)).await;
+    }
+    // Two more bronze commits, the second repeating the first's events, then two silver
+    // processes at once.
+    let late = at + Duration::hours(5);
+    for partition in [1, 2] {
+        functions::bronze_writer(&lake, &batch(partition, 0, events("x-", 6, late)))
+            .await
+            .unwrap();
+    }
+    let latest = lake.table(Table::Bronze).await.unwrap().version().unwrap() as i64;
+    let writers = (0..2).map(|_| {
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        tokio::spawn(async move {
+            functions::silver_transformer(&lake, &commit_event(&lake, Table::Bronze, latest)).await
+        })
+    });
+    let (mut written, mut duplicates, mut compacted) = (0, 0, 0);
+    for w in futures::future::join_all(writers).await {
+        for o in w.unwrap().expect("both writers succeed") {
+            written += o.valid;
+            duplicates += o.duplicates;
+            compacted += o.compacted_files;
+        }
+    }
+    assert_eq!(written, 6, "each new event_id written by exactly one writer");
+    assert!(duplicates >= 6, "the repeated events are counted, not written");
+    assert!(compacted > 0, "a writer compacted the date's small files");
+    let ids = silver_ids(&lake).await;
+    assert_eq!(ids.len(), 3 * (COMPACT_AT_SMALL_FILES - 1) + 6);
+    assert!(silver_files_on(&lake, at).await < COMPACT_AT_SMALL_FILES);
+
+    // Gold catches up every silver commit, the compaction's too, and stays exact.
+    let silver = lake.table(Table::Silver).await.unwrap().version().unwrap() as i64;
+    let funnel = functions::parse_funnel(None);
+    functions::gold_transformer(&lake, &commit_event(&lake, Table::Silver, silver), &funnel)
+        .await
+        .unwrap();
+    assert_gold_equals_from_scratch(&lake).await;
+}
