@@ -138,20 +138,8 @@ async fn two_silver_writers_at_once_write_each_event_once() {
             .unwrap();
     }
     let latest = lake.table(Table::Bronze).await.unwrap().version().unwrap() as i64;
-    // Two processes: separate lake handles, so separate warm state (dedup index, table handles).
-    let writers = (0..2).map(|_| {
-        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-        tokio::spawn(async move {
-            functions::silver_transformer(&lake, &commit_event(&lake, Table::Bronze, latest)).await
-        })
-    });
-    let mut written = 0;
-    for w in futures::future::join_all(writers).await {
-        let outcomes = w
-            .unwrap()
-            .expect("both writers succeed (one may find nothing to do)");
-        written += outcomes.iter().map(|o| o.valid).sum::<usize>();
-    }
+    let outcomes = crate::pipeline::two_silver_processes_at_once(dir.path(), latest).await;
+    let written: usize = outcomes.iter().map(|o| o.valid).sum();
     assert_eq!(written, 40, "each event_id written by exactly one writer");
     assert_eq!(count(&lake, Table::Silver).await, 40);
     let ids = crate::pipeline::read_all(&lake, Table::Silver).await;

@@ -7,7 +7,10 @@ use clickstream::functions::{self, commit_event};
 use clickstream::lake::{Lake, Table, partition_date};
 use clickstream::maintenance::COMPACT_AT_SMALL_FILES;
 
-use crate::pipeline::{assert_gold_equals_from_scratch, batch, event, lake, read_all, run};
+use crate::pipeline::{
+    assert_gold_equals_from_scratch, batch, event, lake, read_all, run,
+    two_silver_processes_at_once,
+};
 
 /// Noon yesterday: every event of these tests falls on that one date.
 fn yesterday_noon() -> DateTime<Utc> {
@@ -23,7 +26,12 @@ fn events(prefix: &str, n: usize, at: DateTime<Utc>) -> Vec<Vec<u8>> {
     (0..n)
         .map(|i| {
             let at = at + Duration::minutes(i as i64);
-            event(&format!("{prefix}{i}"), &format!("u{}", i % 3), at, "page_view")
+            event(
+                &format!("{prefix}{i}"),
+                &format!("u{}", i % 3),
+                at,
+                "page_view",
+            )
         })
         .collect()
 }
@@ -63,7 +71,10 @@ async fn a_dates_small_files_are_compacted_and_keep_rows_dedup_and_gold() {
     let commits = COMPACT_AT_SMALL_FILES + 4;
     for c in 0..commits {
         let values = events(&format!("s{c}-"), 5, at + Duration::minutes(10 * c as i64));
-        assert_eq!(run(&lake, &batch(0, 10 * c as i64, values)).await, (5, 0, 0));
+        assert_eq!(
+            run(&lake, &batch(0, 10 * c as i64, values)).await,
+            (5, 0, 0)
+        );
     }
     let files = silver_files_on(&lake, at).await;
     assert!(
@@ -100,22 +111,20 @@ async fn two_writers_at_once_when_a_compaction_is_due_write_each_event_once() {
             .unwrap();
     }
     let latest = lake.table(Table::Bronze).await.unwrap().version().unwrap() as i64;
-    let writers = (0..2).map(|_| {
-        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-        tokio::spawn(async move {
-            functions::silver_transformer(&lake, &commit_event(&lake, Table::Bronze, latest)).await
-        })
-    });
     let (mut written, mut duplicates, mut compacted) = (0, 0, 0);
-    for w in futures::future::join_all(writers).await {
-        for o in w.unwrap().expect("both writers succeed") {
-            written += o.valid;
-            duplicates += o.duplicates;
-            compacted += o.compacted_files;
-        }
+    for o in two_silver_processes_at_once(dir.path(), latest).await {
+        written += o.valid;
+        duplicates += o.duplicates;
+        compacted += o.compacted_files;
     }
-    assert_eq!(written, 6, "each new event_id written by exactly one writer");
-    assert!(duplicates >= 6, "the repeated events are counted, not written");
+    assert_eq!(
+        written, 6,
+        "each new event_id written by exactly one writer"
+    );
+    assert!(
+        duplicates >= 6,
+        "the repeated events are counted, not written"
+    );
     assert!(compacted > 0, "a writer compacted the date's small files");
     let ids = silver_ids(&lake).await;
     assert_eq!(ids.len(), 3 * (COMPACT_AT_SMALL_FILES - 1) + 6);

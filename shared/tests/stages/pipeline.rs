@@ -5,6 +5,7 @@ use arrow::array::{AsArray, RecordBatch};
 use chrono::{Duration, Utc};
 use clickstream::functions::{self, BronzeTrigger, commit_event, parse_funnel};
 use clickstream::lake::{Lake, Table};
+use clickstream::silver::SilverOutcome;
 use clickstream::trigger::{KafkaMessage, kafka_event};
 use clickstream_testkit::differences_from_scratch;
 use serde_json::json;
@@ -63,6 +64,28 @@ pub async fn run(lake: &Lake, trigger: &BronzeTrigger) -> (usize, usize, usize) 
         }
     }
     (valid, quarantined, dups)
+}
+
+/// Two silver processes at once (separate lake handles, so separate warm state) catching up to
+/// bronze version `latest` of the lake in `dir`: every outcome of both.
+pub async fn two_silver_processes_at_once(
+    dir: &std::path::Path,
+    latest: i64,
+) -> Vec<SilverOutcome> {
+    let writers = (0..2).map(|_| {
+        let lake = Lake::open(dir.to_str().unwrap()).unwrap();
+        tokio::spawn(async move {
+            functions::silver_transformer(&lake, &commit_event(&lake, Table::Bronze, latest)).await
+        })
+    });
+    let mut outcomes = Vec::new();
+    for w in futures::future::join_all(writers).await {
+        outcomes.extend(
+            w.unwrap()
+                .expect("both writers succeed (one may find nothing to do)"),
+        );
+    }
+    outcomes
 }
 
 pub async fn read_all(lake: &Lake, table: Table) -> Vec<RecordBatch> {
