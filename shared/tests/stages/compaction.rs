@@ -8,7 +8,7 @@ use clickstream::lake::{Lake, Table, partition_date};
 use clickstream::maintenance::COMPACT_AT_SMALL_FILES;
 
 use crate::pipeline::{
-    assert_gold_equals_from_scratch, batch, event, lake, read_all, run,
+    assert_gold_equals_from_scratch, batch, events, lake, run, silver_ids,
     two_silver_processes_at_once,
 };
 
@@ -19,21 +19,6 @@ fn yesterday_noon() -> DateTime<Utc> {
         .and_hms_opt(12, 0, 0)
         .unwrap()
         .and_utc()
-}
-
-/// `n` events `{prefix}{i}`, a minute apart from `at`.
-fn events(prefix: &str, n: usize, at: DateTime<Utc>) -> Vec<Vec<u8>> {
-    (0..n)
-        .map(|i| {
-            let at = at + Duration::minutes(i as i64);
-            event(
-                &format!("{prefix}{i}"),
-                &format!("u{}", i % 3),
-                at,
-                "page_view",
-            )
-        })
-        .collect()
 }
 
 /// silver/events' data files (their count) on the date of `at`.
@@ -47,21 +32,6 @@ async fn silver_files_on(lake: &Lake, at: DateTime<Utc>) -> usize {
         .iter()
         .filter(|f| partition_date(&f.partition_values_map(), "event_date") == Some(date))
         .count()
-}
-
-/// silver/events' event_ids, each once (a repeat fails the test), sorted.
-async fn silver_ids(lake: &Lake) -> Vec<String> {
-    use arrow::array::AsArray;
-    let mut ids = Vec::new();
-    for b in read_all(lake, Table::Silver).await {
-        let column = b.column_by_name("event_id").unwrap().as_string::<i32>();
-        ids.extend(column.iter().map(|id| id.unwrap().to_string()));
-    }
-    ids.sort();
-    let before = ids.len();
-    ids.dedup();
-    assert_eq!(ids.len(), before, "an event_id is in silver twice");
-    ids
 }
 
 #[tokio::test]

@@ -27,6 +27,20 @@ pub fn event(id: &str, user: &str, at: chrono::DateTime<Utc>, kind: &str) -> Vec
     .unwrap()
 }
 
+/// `n` events `{prefix}{i}` of four users, a minute apart from `at`.
+pub fn events(prefix: &str, n: usize, at: chrono::DateTime<Utc>) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            event(
+                &format!("{prefix}{i}"),
+                &format!("u{}", i % 4),
+                at + Duration::minutes(i as i64),
+                if i % 3 == 0 { "page_view" } else { "click" },
+            )
+        })
+        .collect()
+}
+
 pub fn batch(partition: i32, first_offset: i64, values: Vec<Vec<u8>>) -> BronzeTrigger {
     let messages: Vec<KafkaMessage> = values
         .into_iter()
@@ -91,6 +105,20 @@ pub async fn two_silver_processes_at_once(
 pub async fn read_all(lake: &Lake, table: Table) -> Vec<RecordBatch> {
     let t = lake.table(table).await.unwrap();
     lake.read(&t, &[], None).await.unwrap()
+}
+
+/// silver/events' event_ids, each once (a repeat fails the test), sorted.
+pub async fn silver_ids(lake: &Lake) -> Vec<String> {
+    let mut ids = Vec::new();
+    for b in read_all(lake, Table::Silver).await {
+        let column = b.column_by_name("event_id").unwrap().as_string::<i32>();
+        ids.extend(column.iter().map(|id| id.unwrap().to_string()));
+    }
+    ids.sort();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), before, "an event_id is in silver twice");
+    ids
 }
 
 pub async fn count(lake: &Lake, table: Table) -> usize {
