@@ -619,6 +619,7 @@ pub async fn read_dates(
     use arrow::datatypes::{Field, Schema};
     use futures::{StreamExt, TryStreamExt};
     use parquet::arrow::ProjectionMask;
+    use parquet::arrow::arrow_reader::ArrowReaderOptions;
     use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 
     let schema = kind.schema();
@@ -658,7 +659,11 @@ pub async fn read_dates(
         let (store, file_columns) = (store.clone(), file_columns.clone());
         tokio::spawn(async move {
             let reader = DataFileReader::new(store, &path, size);
-            let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
+            // The Parquet types, not the Arrow schema a writer embedded: strings decode straight
+            // to the plain `Utf8` the stages read rather than to views cast afterwards.
+            let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
+            let builder =
+                ParquetRecordBatchStreamBuilder::new_with_options(reader, options).await?;
             let mask = ProjectionMask::columns(
                 builder.parquet_schema(),
                 file_columns.iter().map(String::as_str),

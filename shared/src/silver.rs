@@ -314,8 +314,12 @@ pub(crate) struct DedupIndex {
     table: String,
     /// Silver version the index reflects.
     version: i64,
-    dates: HashMap<i32, HashSet<u128>>,
+    dates: HashMap<i32, IdSet>,
 }
+
+/// A set of event id hashes. The ids are xxh3 hashes already, so the set hashes them with
+/// foldhash's fast fixed hasher rather than SipHash, which took most of a cold index build.
+type IdSet = HashSet<u128, foldhash::fast::FixedState>;
 
 /// Past this many silver commits by other writers, the index is rebuilt instead of caught up.
 const MAX_CATCH_UP_COMMITS: i64 = 200;
@@ -373,7 +377,7 @@ impl DedupIndex {
             .collect();
         if !missing.is_empty() {
             for &d in &missing {
-                index.dates.insert(d, HashSet::new());
+                index.dates.insert(d, IdSet::default());
             }
             let batches = read_dates(
                 silver,
@@ -383,18 +387,22 @@ impl DedupIndex {
                 &["event_id", "event_date"],
             )
             .await?;
+            // Each date's hashes first, then its set at its full size: growing the sets as files
+            // arrive rehashed them over and over.
+            let mut hashes: HashMap<i32, Vec<u128>> = HashMap::new();
             for b in batches {
                 let ids = typed_column::<StringArray>(&b, "event_id")?;
                 let dates = typed_column::<Date32Array>(&b, "event_date")?;
-                // A batch holds one file's rows, of one date: room for them all at once.
-                if let Some(d) = dates.values().first() {
-                    index.dates.entry(*d).or_default().reserve(b.num_rows());
-                }
                 for (id, d) in ids.iter().zip(dates.values()) {
                     if let Some(id) = id {
-                        index.dates.entry(*d).or_default().insert(hash_id(id));
+                        hashes.entry(*d).or_default().push(hash_id(id));
                     }
                 }
+            }
+            for (d, hashes) in hashes {
+                let ids = index.dates.entry(d).or_default();
+                ids.reserve(hashes.len());
+                ids.extend(hashes);
             }
         }
         index.evict(needed);
