@@ -234,7 +234,9 @@ fn bronze_rows(commits: &[(i64, Vec<RecordBatch>)]) -> Result<Vec<Row<'_>>> {
 
 /// Appends the `rejected` rows to silver/quarantine with the watermark `last`. It is written
 /// before silver: after a crash between the two commits, the next run skips the rejected rows of
-/// the bronze versions quarantine already covers.
+/// the bronze versions quarantine already covers. Quarantine only grows by appends, so it is
+/// written through an [`Appender`](crate::appender::Appender), as bronze is: from its log's
+/// `txn`s and version checksum, without loading its file list.
 async fn write_quarantine(
     lake: &Lake,
     mut rejected: Vec<(Rejection, &Row<'_>)>,
@@ -244,15 +246,18 @@ async fn write_quarantine(
     if rejected.is_empty() {
         return Ok(());
     }
-    let quarantine = lake.table(Table::Quarantine).await?;
-    let quarantine_done = txn_version(&quarantine, WATERMARK_APP_ID)
+    let mut quarantine = lake.appender(Table::Quarantine).await?;
+    let quarantine_done = quarantine
+        .txn_versions(&[WATERMARK_APP_ID.to_string()])
         .await?
+        .get(WATERMARK_APP_ID)
+        .copied()
         .unwrap_or(-1);
     rejected.retain(|(_, row)| row.bronze_version > quarantine_done);
     if !rejected.is_empty() {
         let batch = quarantine_batch(&rejected)?;
-        let written = append(quarantine, Table::Quarantine, batch, last, counts).await?;
-        lake.keep(Table::Quarantine, &written);
+        let txns = [(WATERMARK_APP_ID.to_string(), last)];
+        quarantine.append(lake, batch, &txns, counts).await?;
     }
     Ok(())
 }

@@ -117,9 +117,11 @@ async fn rows_of_a_failed_run_are_processed_by_the_next() {
 async fn two_silver_writers_at_once_write_each_event_once() {
     let (dir, lake) = lake();
     let at = Utc::now() - Duration::hours(3);
-    // Overlapping event_ids across the bronze commits: c0..c39 twice, in different commits.
+    // Overlapping event_ids across the bronze commits: c0..c39 twice, in different commits; and
+    // two invalid records in each, which both writers try to quarantine.
     for (partition, offset) in [(0, 0), (1, 0), (0, 100), (1, 100)] {
-        let values = events("ov-", 40, at);
+        let mut values = events("ov-", 40, at);
+        values.extend([b"not json".to_vec(), b"{\"event_id\": 1}".to_vec()]);
         functions::bronze_writer(&lake, &batch(partition, offset, values))
             .await
             .unwrap();
@@ -130,6 +132,11 @@ async fn two_silver_writers_at_once_write_each_event_once() {
     assert_eq!(written, 40, "each event_id written by exactly one writer");
     assert_eq!(count(&lake, Table::Silver).await, 40);
     assert_eq!(silver_ids(&lake).await.len(), 40);
+    assert_eq!(
+        count(&lake, Table::Quarantine).await,
+        8,
+        "each invalid record quarantined once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
