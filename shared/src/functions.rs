@@ -70,11 +70,11 @@ pub async fn prepare_bronze_writer(lake: &Lake) -> Result<()> {
     lake.appender(Table::Bronze).await.map(drop)
 }
 
-/// silver-transformer's init: opens the silver tables it appends to and reads bronze's log, as
-/// its first invocation would.
+/// silver-transformer's init: opens silver/events, and reads the logs of silver/quarantine and
+/// bronze (see [`crate::appender`]), as its first invocation would.
 pub async fn prepare_silver_transformer(lake: &Lake) -> Result<()> {
     lake.table(Table::Silver).await?;
-    lake.table(Table::Quarantine).await?;
+    lake.appender(Table::Quarantine).await?;
     lake.latest_version(Table::Bronze).await.map(drop)
 }
 

@@ -94,10 +94,13 @@ struct Row<'a> {
 
 async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
     let mut outcome = SilverOutcome::default();
-    let silver = lake.table(Table::Silver).await?;
+    // Silver's state and bronze's latest version (from its log alone: bronze's new commits are
+    // then read by name, without its file list), at once: a fresh process loads both.
+    let (silver, latest) = tokio::try_join!(
+        lake.table(Table::Silver),
+        lake.latest_version(Table::Bronze)
+    )?;
     let done = txn_version(&silver, WATERMARK_APP_ID).await?.unwrap_or(-1);
-    // Bronze's latest version and then its new commits by name: no need for its file list.
-    let latest = lake.latest_version(Table::Bronze).await?;
     if latest <= done {
         outcome.already_processed = true;
         return Ok(outcome);
