@@ -15,12 +15,19 @@ use clickstream_testkit::differences_from_scratch;
 pub const BUCKET: &str = "clickstream-lake";
 pub const TOPIC: &str = "clickstream-events";
 
+/// A free port on 127.0.0.1 below 55536: SeaweedFS takes a part's port + 10000 as its gRPC port in
+/// places, which must be a valid port too (see `localstack/up`).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if port <= 55535 {
+            return port;
+        }
+    }
 }
 
 pub fn repo() -> PathBuf {
