@@ -187,6 +187,12 @@ impl Appender {
         self.snapshot.version() as i64
     }
 
+    /// The version recorded for `app_id` in the table's `txn` actions, if any (see
+    /// [`Appender::txn_versions`]).
+    pub async fn txn_version(&self, app_id: &str) -> Result<Option<i64>> {
+        Ok(self.txn_versions(&[app_id.to_string()]).await?.remove(app_id))
+    }
+
     /// The versions recorded for `app_ids` in the table's `txn` actions (ids without one are
     /// absent). Served from the version checksum when there is one at this version; otherwise
     /// the log is replayed for them.

@@ -247,8 +247,8 @@ struct LandedChunk<'a> {
 async fn append_landed_chunk(lake: &Lake, landed: &LandedChunk<'_>) -> Result<BronzeOutcome> {
     let mut appender = lake.appender(Table::Bronze).await?;
     let received = landed.records.len();
-    let done = appender.txn_versions(&[landed.file_id.to_string()]).await?;
-    if done.get(landed.file_id).is_some_and(|v| landed.chunk <= *v) {
+    let done = appender.txn_version(landed.file_id).await?;
+    if done.is_some_and(|v| landed.chunk <= v) {
         return Ok(BronzeOutcome {
             received,
             already_written: received,
@@ -286,11 +286,7 @@ async fn record_failed_file(
     );
     retry_lost_races(Table::FailedFiles.path(), || async {
         let mut appender = lake.appender(Table::FailedFiles).await?;
-        if appender
-            .txn_versions(&[file_id.to_string()])
-            .await?
-            .is_empty()
-        {
+        if appender.txn_version(file_id).await?.is_none() {
             let batch = RecordBatch::try_new(
                 Table::FailedFiles.schema(),
                 vec![

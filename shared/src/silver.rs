@@ -160,7 +160,7 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
         .map(|(e, row)| (e, row.source, row.ingest_time))
         .collect();
     let batch = silver_batch(&events)?;
-    let written = append(silver, Table::Silver, batch, last, counts).await?;
+    let written = append(silver, batch, last, counts).await?;
     lake.keep(Table::Silver, &written);
     outcome.silver_version = written.version().map(|v| v as i64);
     if let Some(v) = outcome.silver_version {
@@ -250,12 +250,7 @@ async fn write_quarantine(
         return Ok(());
     }
     let mut quarantine = lake.appender(Table::Quarantine).await?;
-    let quarantine_done = quarantine
-        .txn_versions(&[WATERMARK_APP_ID.to_string()])
-        .await?
-        .get(WATERMARK_APP_ID)
-        .copied()
-        .unwrap_or(-1);
+    let quarantine_done = quarantine.txn_version(WATERMARK_APP_ID).await?.unwrap_or(-1);
     rejected.retain(|(_, row)| row.bronze_version > quarantine_done);
     if !rejected.is_empty() {
         let batch = quarantine_batch(&rejected)?;
@@ -296,20 +291,20 @@ fn validate_all(rows: &[Row<'_>]) -> Vec<std::result::Result<ValidEvent, Rejecti
     })
 }
 
+/// Appends `batch` to silver/events with the watermark `bronze_version` and the run's `counts`.
 async fn append(
-    table: DeltaTable,
-    kind: Table,
+    silver: DeltaTable,
     batch: RecordBatch,
     bronze_version: i64,
     counts: serde_json::Value,
 ) -> Result<DeltaTable> {
-    table
+    silver
         .write(vec![batch])
         .with_save_mode(SaveMode::Append)
-        .with_partition_columns(kind.partition_columns().iter().copied())
+        .with_partition_columns(Table::Silver.partition_columns().iter().copied())
         .with_commit_properties(commit_properties(WATERMARK_APP_ID, bronze_version, counts))
         .await
-        .map_err(Error::delta(kind.path()))
+        .map_err(Error::delta(Table::Silver.path()))
 }
 
 /// The event_ids in silver per event_date, as 128-bit hashes (xxh3; a false match among a billion
