@@ -113,6 +113,41 @@ async fn rows_of_a_failed_run_are_processed_by_the_next() {
     assert_eq!(count(&lake, Table::Silver).await, 7);
 }
 
+#[tokio::test]
+async fn a_crash_between_the_quarantine_and_silver_commits_quarantines_nothing_twice() {
+    let (dir, lake) = lake();
+    let bronze_version = bronze_commits(&lake, 1).await[0];
+    let notify = |lake: Lake| async move {
+        functions::silver_transformer(&lake, &commit_event(&lake, Table::Bronze, bronze_version))
+            .await
+            .unwrap()
+    };
+    notify(lake).await;
+    // The silver/events commit is lost, as if the process died after quarantine's commit: its
+    // data file stays, unreferenced.
+    let log = dir.path().join("silver/events/_delta_log");
+    let last = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .max()
+        .unwrap();
+    assert!(std::fs::read_to_string(&last).unwrap().contains("\"appId\":\"bronze\""));
+    std::fs::remove_file(&last).unwrap();
+
+    // A fresh process (no warm state) finds quarantine ahead of silver.
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    assert_eq!(count(&lake, Table::Silver).await, 0);
+    let again = notify(lake.clone()).await;
+    assert_eq!(again[0].valid, 4);
+    assert_eq!(count(&lake, Table::Silver).await, 4);
+    assert_eq!(
+        count(&lake, Table::Quarantine).await,
+        1,
+        "the invalid record is quarantined once"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_silver_writers_at_once_write_each_event_once() {
     let (dir, lake) = lake();
