@@ -131,10 +131,16 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
         .collect();
     let index = DedupIndex::up_to_date(&mut warm_index, &silver, &dates).await?;
     let mut seen = HashSet::with_capacity(valid.len());
+    // The (date, id hash) of each event kept, in order: for the index and the compaction after
+    // the commit.
+    let mut kept = Vec::with_capacity(valid.len());
     valid.retain(|(e, _)| {
-        let id = hash_id(&e.event_id);
-        let fresh = !index.contains_near(to_days(e.event_date()), id) && seen.insert(id);
+        let (date, id) = (to_days(e.event_date()), hash_id(&e.event_id));
+        let fresh = !index.contains_near(date, id) && seen.insert(id);
         outcome.duplicates += !fresh as usize;
+        if fresh {
+            kept.push((date, id));
+        }
         fresh
     });
     outcome.valid = valid.len();
@@ -164,18 +170,10 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
     lake.keep(Table::Silver, &written);
     outcome.silver_version = written.version().map(|v| v as i64);
     if let Some(v) = outcome.silver_version {
-        index.added(
-            v,
-            events
-                .iter()
-                .map(|(e, _, _)| (to_days(e.event_date()), hash_id(&e.event_id))),
-        );
+        index.added(v, kept.iter().copied());
     }
     drop(warm_index);
-    let written_dates = events
-        .iter()
-        .map(|(e, _, _)| to_days(e.event_date()))
-        .collect();
+    let written_dates = kept.iter().map(|&(date, _)| date).collect();
     // The append stands whatever happens here: a failed compaction is left to the next run or
     // to maintenance.
     match compact_small_files(written, Table::Silver, "event_date", &written_dates).await {
