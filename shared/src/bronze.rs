@@ -396,7 +396,7 @@ pub fn split_records(key: &str, bytes: bytes::Bytes) -> Result<LandedRecords> {
             Ok(_) => LandedRecords {
                 // An array is one record per element, each kept as written (re-serialising
                 // would change numbers); anything else is one record.
-                ranges: array_element_ranges(&data).unwrap_or_else(|| vec![0..data.len()]),
+                ranges: array_element_ranges(&data).unwrap_or_else(|| std::iter::once(0..data.len()).collect()),
                 buffer: data,
                 warning: None,
             },
@@ -426,7 +426,7 @@ pub fn split_records(key: &str, bytes: bytes::Bytes) -> Result<LandedRecords> {
                             "not valid JSON ({whole}): kept as one record, which silver \
                              quarantines as not_json"
                         )),
-                        ranges: vec![0..data.len()],
+                        ranges: std::iter::once(0..data.len()).collect(),
                         buffer: data,
                     }
                 }

@@ -8,9 +8,10 @@ pub enum Error {
     Delta {
         /// The table's path under the lake root.
         table: String,
-        /// What delta-rs reported.
+        /// What delta-rs reported (boxed: it is most of the error's size, and every `Result` of
+        /// the library carries the error inline).
         #[source]
-        source: deltalake::DeltaTableError,
+        source: Box<deltalake::DeltaTableError>,
     },
     /// An object store operation failed.
     #[error("object store: {0}")]
@@ -92,7 +93,10 @@ impl Error {
     /// Wraps a Delta error with the table it happened on.
     pub fn delta(table: impl Into<String>) -> impl FnOnce(deltalake::DeltaTableError) -> Error {
         let table = table.into();
-        move |source| Error::Delta { table, source }
+        move |source| Error::Delta {
+            table,
+            source: Box::new(source),
+        }
     }
 }
 
@@ -102,16 +106,16 @@ impl Error {
     pub fn is_lost_race(&self) -> bool {
         use deltalake::DeltaTableError as D;
         use deltalake::kernel::transaction::TransactionError as T;
-        matches!(
-            self,
-            Error::Delta {
-                source: D::VersionAlreadyExists(_)
+        match self {
+            Error::Delta { source, .. } => matches!(
+                **source,
+                D::VersionAlreadyExists(_)
                     | D::Transaction {
                         source: T::CommitConflict(_) | T::MaxCommitAttempts(_)
-                    },
-                ..
-            }
-        )
+                    }
+            ),
+            _ => false,
+        }
     }
 }
 
@@ -143,7 +147,7 @@ impl Error {
                     | O::UnknownConfigurationKey { .. }
             ),
             Error::Delta { source, .. } => !matches!(
-                source,
+                **source,
                 D::NotATable(_)
                     | D::InvalidTableLocation(_)
                     | D::SchemaMismatch { .. }

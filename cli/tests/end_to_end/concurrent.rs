@@ -86,7 +86,7 @@ async fn event_ids(lake: &Lake) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn eight_ingests_of_overlapping_files_at_once() {
-    let _turn = crate::machine_wide();
+    let _turn = crate::machine_wide().await;
     let dir = tempfile::tempdir().unwrap();
     let lake_dir = dir.path().join("lake");
     let lake_uri = lake_dir.to_str().unwrap();

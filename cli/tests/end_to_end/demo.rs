@@ -379,7 +379,7 @@ fn a_store_that_never_answers_fails_within_the_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ingest_killed_between_chunks_of_a_file_resumes_with_the_rest() {
     use std::time::{Duration, Instant};
-    let _turn = crate::machine_wide();
+    let _turn = crate::machine_wide().await;
     let dir = tempfile::tempdir().unwrap();
     let lake_dir = dir.path().join("lake");
     let lake_uri = lake_dir.to_str().unwrap();

@@ -19,7 +19,7 @@ const CATCH: Duration = Duration::from_secs(180);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarts_and_kills_mid_stream_lose_and_double_nothing() {
-    let _turn = crate::machine_wide();
+    let _turn = crate::machine_wide().await;
     let Some(stack) = Stack::up_with(
         "the fault-injection test",
         &[

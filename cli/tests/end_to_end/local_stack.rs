@@ -26,7 +26,7 @@ use crate::stack::{
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_through_kafka_and_s3_reach_gold_exactly_once() {
-    let _turn = crate::machine_wide();
+    let _turn = crate::machine_wide().await;
     let Some(stack) = Stack::up("the local-stack test") else {
         return;
     };

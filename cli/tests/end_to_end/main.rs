@@ -11,14 +11,13 @@ mod serve;
 mod stack;
 
 /// Tests that load the whole machine (the local stack, eight writers at once) take turns, so that
-/// neither's deadlines measure the other's load.
-pub static MACHINE_WIDE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// neither's deadlines measure the other's load. An async mutex: the turn is held across the
+/// test's awaits (and a failed test's turn is released as it unwinds).
+pub static MACHINE_WIDE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Holds [`MACHINE_WIDE`] (also after another such test failed while holding it).
-pub fn machine_wide() -> std::sync::MutexGuard<'static, ()> {
-    MACHINE_WIDE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+/// Waits for and holds [`MACHINE_WIDE`].
+pub async fn machine_wide() -> tokio::sync::MutexGuard<'static, ()> {
+    MACHINE_WIDE.lock().await
 }
 
 /// Set by `scripts/test` (and so in CI): a test whose tools or binaries are missing fails instead
