@@ -132,7 +132,11 @@ async fn a_crash_between_the_quarantine_and_silver_commits_quarantines_nothing_t
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .max()
         .unwrap();
-    assert!(std::fs::read_to_string(&last).unwrap().contains("\"appId\":\"bronze\""));
+    assert!(
+        std::fs::read_to_string(&last)
+            .unwrap()
+            .contains("\"appId\":\"bronze\"")
+    );
     std::fs::remove_file(&last).unwrap();
 
     // A fresh process (no warm state) finds quarantine ahead of silver.

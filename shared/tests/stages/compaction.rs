@@ -108,3 +108,79 @@ async fn two_writers_at_once_when_a_compaction_is_due_write_each_event_once() {
         .unwrap();
     assert_gold_equals_from_scratch(&lake).await;
 }
+
+#[tokio::test]
+async fn a_crash_during_a_compaction_loses_and_doubles_nothing() {
+    let (dir, lake) = lake();
+    let at = yesterday_noon();
+    let commits = COMPACT_AT_SMALL_FILES;
+    for c in 0..commits - 1 {
+        let values = events(&format!("k{c}-"), 5, at + Duration::minutes(10 * c as i64));
+        run(&lake, &batch(0, 10 * c as i64, values)).await;
+    }
+    // The commit that makes the date due, through bronze and silver only (gold has not seen
+    // what follows, as it could not have if the process had died).
+    let last = events("k-last-", 5, at + Duration::hours(4));
+    let bronze = functions::bronze_writer(&lake, &batch(0, 1_000, last))
+        .await
+        .unwrap();
+    let bronze_version = bronze[0].version.unwrap();
+    let silver =
+        functions::silver_transformer(&lake, &commit_event(&lake, Table::Bronze, bronze_version))
+            .await
+            .unwrap();
+    assert!(
+        silver[0].compacted_files > 0,
+        "the date was due for a compaction"
+    );
+
+    // The compaction's commit is lost, as if the process died after writing the merged files:
+    // they stay in the table's folder, referenced by nothing.
+    let log = dir.path().join("silver/events/_delta_log");
+    let compaction = silver[0].silver_version.unwrap() + 1;
+    let commit = log.join(format!("{compaction:020}.json"));
+    assert!(
+        std::fs::read_to_string(&commit)
+            .unwrap()
+            .contains("\"operation\":\"OPTIMIZE\"")
+    );
+    assert!(
+        !log.join(format!("{compaction:020}.checkpoint.parquet"))
+            .exists(),
+        "the test removes a commit without a checkpoint"
+    );
+    std::fs::remove_file(&commit).unwrap();
+    let _ = std::fs::remove_file(log.join(format!("{compaction:020}.crc")));
+
+    let folder = dir
+        .path()
+        .join(format!("silver/events/event_date={}", at.date_naive()));
+    let on_disk = std::fs::read_dir(&folder)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "parquet")
+        })
+        .count();
+    let fresh = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    assert!(
+        on_disk > silver_files_on(&fresh, at).await,
+        "the merged files are left on disk, outside the log"
+    );
+
+    // A fresh process reads each event once, counts a resent one as a duplicate, and compacts
+    // again when it next writes to the date; gold stays exact.
+    assert_eq!(silver_ids(&fresh).await.len(), 5 * commits);
+    assert_eq!(
+        run(&fresh, &batch(1, 0, events("k0-", 5, at))).await,
+        (0, 0, 5)
+    );
+    let more = events("k-more-", 5, at + Duration::hours(5));
+    assert_eq!(run(&fresh, &batch(1, 100, more)).await, (5, 0, 0));
+    assert!(silver_files_on(&fresh, at).await < COMPACT_AT_SMALL_FILES);
+    assert_eq!(silver_ids(&fresh).await.len(), 5 * (commits + 1));
+    assert_gold_equals_from_scratch(&fresh).await;
+}
