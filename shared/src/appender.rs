@@ -190,7 +190,10 @@ impl Appender {
     /// The version recorded for `app_id` in the table's `txn` actions, if any (see
     /// [`Appender::txn_versions`]).
     pub async fn txn_version(&self, app_id: &str) -> Result<Option<i64>> {
-        Ok(self.txn_versions(&[app_id.to_string()]).await?.remove(app_id))
+        Ok(self
+            .txn_versions(&[app_id.to_string()])
+            .await?
+            .remove(app_id))
     }
 
     /// The versions recorded for `app_ids` in the table's `txn` actions (ids without one are

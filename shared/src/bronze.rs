@@ -396,7 +396,8 @@ pub fn split_records(key: &str, bytes: bytes::Bytes) -> Result<LandedRecords> {
             Ok(_) => LandedRecords {
                 // An array is one record per element, each kept as written (re-serialising
                 // would change numbers); anything else is one record.
-                ranges: array_element_ranges(&data).unwrap_or_else(|| std::iter::once(0..data.len()).collect()),
+                ranges: array_element_ranges(&data)
+                    .unwrap_or_else(|| std::iter::once(0..data.len()).collect()),
                 buffer: data,
                 warning: None,
             },

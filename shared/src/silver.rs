@@ -248,7 +248,10 @@ async fn write_quarantine(
         return Ok(());
     }
     let mut quarantine = lake.appender(Table::Quarantine).await?;
-    let quarantine_done = quarantine.txn_version(WATERMARK_APP_ID).await?.unwrap_or(-1);
+    let quarantine_done = quarantine
+        .txn_version(WATERMARK_APP_ID)
+        .await?
+        .unwrap_or(-1);
     rejected.retain(|(_, row)| row.bronze_version > quarantine_done);
     if !rejected.is_empty() {
         let batch = quarantine_batch(&rejected)?;
