@@ -21,6 +21,7 @@ async fn main() -> Result<(), clickstream_lambda::RuntimeError> {
     clickstream_lambda::init();
     let settings = settings::MaintenanceSettings::from_env()?;
     let lake = settings.lake.open()?;
+    clickstream_lambda::prepare_at_init(&lake, clickstream_lambda::nothing_to_prepare).await;
     clickstream_lambda::serve(|event| handler(&lake, settings.vacuum_retention, event)).await
 }
 
