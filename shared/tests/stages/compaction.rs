@@ -8,7 +8,7 @@ use clickstream::lake::{Lake, Table, partition_date};
 use clickstream::maintenance::COMPACT_AT_SMALL_FILES;
 
 use crate::pipeline::{
-    assert_gold_equals_from_scratch, batch, events, lake, run, silver_ids,
+    assert_gold_equals_from_scratch, batch, events, lake, parquet_files_in, run, silver_ids,
     two_silver_processes_at_once,
 };
 
@@ -155,16 +155,7 @@ async fn a_crash_during_a_compaction_loses_and_doubles_nothing() {
     let folder = dir
         .path()
         .join(format!("silver/events/event_date={}", at.date_naive()));
-    let on_disk = std::fs::read_dir(&folder)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "parquet")
-        })
-        .count();
+    let on_disk = parquet_files_in(&folder);
     let fresh = Lake::open(dir.path().to_str().unwrap()).unwrap();
     assert!(
         on_disk > silver_files_on(&fresh, at).await,

@@ -7,6 +7,8 @@ use clickstream::lake::{Lake, Table};
 use clickstream::maintenance::maintain;
 use clickstream::trigger::{KafkaMessage, kafka_event};
 
+use crate::pipeline::parquet_files_in;
+
 async fn sorted_sources(lake: &Lake) -> Vec<String> {
     let table = lake.table(Table::Bronze).await.unwrap();
     let batches: Vec<RecordBatch> = lake.read(&table, &["source"], None).await.unwrap();
@@ -65,16 +67,6 @@ async fn compacts_checkpoints_and_keeps_the_data() {
         })
         .count();
     assert!(checkpoints >= 1);
-    let parquet_files = std::fs::read_dir(dir.path().join("bronze/events"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "parquet")
-        })
-        .count();
-    assert_eq!(parquet_files, 1);
+    assert_eq!(parquet_files_in(&dir.path().join("bronze/events")), 1);
     assert_eq!(sorted_sources(&lake).await, before);
 }

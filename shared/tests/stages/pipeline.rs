@@ -121,6 +121,20 @@ pub async fn silver_ids(lake: &Lake) -> Vec<String> {
     ids
 }
 
+/// How many Parquet data files lie in `folder` (on disk, whether the log references them or not).
+pub fn parquet_files_in(folder: &std::path::Path) -> usize {
+    std::fs::read_dir(folder)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "parquet")
+        })
+        .count()
+}
+
 pub async fn count(lake: &Lake, table: Table) -> usize {
     read_all(lake, table)
         .await
