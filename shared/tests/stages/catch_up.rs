@@ -5,7 +5,9 @@ use chrono::{Duration, Utc};
 use clickstream::functions::{self, commit_event, parse_funnel};
 use clickstream::lake::{Lake, Table};
 
-use crate::pipeline::{assert_gold_equals_from_scratch, batch, count, events, lake, silver_ids};
+use crate::pipeline::{
+    assert_gold_equals_from_scratch, batch, count, events, lake, lose_newest_commit, silver_ids,
+};
 
 /// Writes `n` bronze commits of 5 events each (one invalid), without running silver.
 async fn bronze_commits(lake: &Lake, n: usize) -> Vec<i64> {
@@ -125,19 +127,7 @@ async fn a_crash_between_the_quarantine_and_silver_commits_quarantines_nothing_t
     notify(lake).await;
     // The silver/events commit is lost, as if the process died after quarantine's commit: its
     // data file stays, unreferenced.
-    let log = dir.path().join("silver/events/_delta_log");
-    let last = std::fs::read_dir(&log)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .max()
-        .unwrap();
-    assert!(
-        std::fs::read_to_string(&last)
-            .unwrap()
-            .contains("\"appId\":\"bronze\"")
-    );
-    std::fs::remove_file(&last).unwrap();
+    lose_newest_commit(dir.path(), Table::Silver, "\"appId\":\"bronze\"");
 
     // A fresh process (no warm state) finds quarantine ahead of silver.
     let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();

@@ -121,6 +121,35 @@ pub async fn silver_ids(lake: &Lake) -> Vec<String> {
     ids
 }
 
+/// Removes the newest commit of `table` in the lake at `dir`, as if its writer died before the
+/// commit: the files it wrote stay on disk, referenced by nothing. Asserts that the commit holds
+/// `marker` and that no checkpoint was written at its version. Returns that version.
+pub fn lose_newest_commit(dir: &std::path::Path, table: Table, marker: &str) -> i64 {
+    let log = dir.join(table.path()).join("_delta_log");
+    let newest = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .max()
+        .unwrap();
+    assert!(std::fs::read_to_string(&newest).unwrap().contains(marker));
+    let version: i64 = newest
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        !log.join(format!("{version:020}.checkpoint.parquet"))
+            .exists(),
+        "a commit with a checkpoint is not removed"
+    );
+    std::fs::remove_file(&newest).unwrap();
+    let _ = std::fs::remove_file(log.join(format!("{version:020}.crc")));
+    version
+}
+
 /// How many Parquet data files lie in `folder` (on disk, whether the log references them or not).
 pub fn parquet_files_in(folder: &std::path::Path) -> usize {
     std::fs::read_dir(folder)
