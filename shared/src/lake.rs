@@ -597,7 +597,7 @@ pub async fn read_added_rows(
     read_data_files(table, &files, columns).await
 }
 
-/// How many data files [`read_dates`] reads at once: enough that a cold process's read of a date's
+/// How many data files [`fold_date_files`] reads at once: enough that a cold process's read of a date's
 /// small files (one per commit until maintenance compacts them) waits for a few round trips to the
 /// store, not dozens; each file is one or two requests and a few MB at most.
 const PARALLEL_FILE_READS: usize = 32;
@@ -617,10 +617,6 @@ pub async fn read_dates(
 ) -> Result<Vec<RecordBatch>> {
     use arrow::array::{Array, ArrayRef, BooleanArray, Date32Array};
     use arrow::datatypes::{Field, Schema};
-    use futures::{StreamExt, TryStreamExt};
-    use parquet::arrow::ProjectionMask;
-    use parquet::arrow::arrow_reader::ArrowReaderOptions;
-    use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 
     let schema = kind.schema();
     let columns: Vec<&str> = if columns.is_empty() {
@@ -638,51 +634,22 @@ pub async fn read_dates(
     if !partitioned && !file_columns.iter().any(|c| c == date_column) {
         file_columns.push(date_column.to_string());
     }
-    let file_columns = Arc::new(file_columns);
 
-    let snapshot = table.snapshot().map_err(Error::delta(kind.path()))?;
-    let mut files = Vec::new();
-    for file in snapshot.log_data().iter() {
-        let date = if partitioned {
-            match partition_date(&file.partition_values_map(), date_column) {
-                Some(d) if wanted(d) => Some(d),
-                _ => continue,
-            }
-        } else {
-            None
-        };
-        files.push((file.path().into_owned(), file.size() as u64, date));
-    }
-
-    let store = table.object_store();
-    let reads = files.into_iter().map(|(path, size, date)| {
-        let (store, file_columns) = (store.clone(), file_columns.clone());
-        tokio::spawn(async move {
-            let reader = DataFileReader::new(store, &path, size);
-            // The Parquet types, not the Arrow schema a writer embedded: strings decode straight
-            // to the plain `Utf8` the stages read rather than to views cast afterwards.
-            let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
-            let builder =
-                ParquetRecordBatchStreamBuilder::new_with_options(reader, options).await?;
-            let mask = ProjectionMask::columns(
-                builder.parquet_schema(),
-                file_columns.iter().map(String::as_str),
-            );
-            let batches: Vec<RecordBatch> =
-                builder.with_projection(mask).build()?.try_collect().await?;
-            Ok::<_, Error>((date, batches))
-        })
-    });
-    let mut read = futures::stream::iter(reads).buffered(PARALLEL_FILE_READS);
+    let files = fold_date_files(
+        table,
+        kind,
+        date_column,
+        &wanted,
+        file_columns,
+        |batches: &mut Vec<RecordBatch>, batch| {
+            batches.push(batch);
+            Ok(())
+        },
+    )
+    .await?;
     let mut out = Vec::new();
-    while let Some(joined) = read.next().await {
-        let (date, batches) = match joined {
-            Ok(read) => read?,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => return Err(Error::Io(std::io::Error::other(e))),
-        };
-        for batch in batches {
-            let mut batch = plain_types(&batch)?;
+    for (date, batches) in files {
+        for mut batch in batches {
             if !partitioned {
                 let dates = typed_column::<Date32Array>(&batch, date_column)?;
                 let keep: BooleanArray =
@@ -708,6 +675,79 @@ pub async fn read_dates(
                 arrays.push(array);
             }
             out.push(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Each data file of `table` (a `kind` table) that may hold a date `wanted` accepts, read with
+/// the columns `file_columns` in plain types ([`plain_types`]) and folded batch by batch into a
+/// `T` by `fold`, in the file's own task as its bytes arrive: the files' decoding runs on every
+/// core, beside the requests still under way, and a file's rows need not all be in memory at once.
+/// On a table partitioned by `date_column`, the files of wanted dates, each with its date; on
+/// another table every file, with no date (its rows are not filtered here).
+pub async fn fold_date_files<T, F>(
+    table: &DeltaTable,
+    kind: Table,
+    date_column: &str,
+    wanted: impl Fn(i32) -> bool,
+    file_columns: Vec<String>,
+    fold: F,
+) -> Result<Vec<(Option<i32>, T)>>
+where
+    T: Default + Send + 'static,
+    F: Fn(&mut T, RecordBatch) -> Result<()> + Send + Sync + 'static,
+{
+    use futures::{StreamExt, TryStreamExt};
+    use parquet::arrow::ProjectionMask;
+    use parquet::arrow::arrow_reader::ArrowReaderOptions;
+    use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
+
+    let partitioned = kind.partition_columns().contains(&date_column);
+    let snapshot = table.snapshot().map_err(Error::delta(kind.path()))?;
+    let mut files = Vec::new();
+    for file in snapshot.log_data().iter() {
+        let date = if partitioned {
+            match partition_date(&file.partition_values_map(), date_column) {
+                Some(d) if wanted(d) => Some(d),
+                _ => continue,
+            }
+        } else {
+            None
+        };
+        files.push((file.path().into_owned(), file.size() as u64, date));
+    }
+
+    let store = table.object_store();
+    let (file_columns, fold) = (Arc::new(file_columns), Arc::new(fold));
+    let reads = files.into_iter().map(|(path, size, date)| {
+        let (store, file_columns, fold) = (store.clone(), file_columns.clone(), fold.clone());
+        tokio::spawn(async move {
+            let reader = DataFileReader::new(store, &path, size);
+            // The Parquet types, not the Arrow schema a writer embedded: strings decode straight
+            // to the plain `Utf8` the stages read rather than to views cast afterwards.
+            let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
+            let builder =
+                ParquetRecordBatchStreamBuilder::new_with_options(reader, options).await?;
+            let mask = ProjectionMask::columns(
+                builder.parquet_schema(),
+                file_columns.iter().map(String::as_str),
+            );
+            let mut batches = builder.with_projection(mask).build()?;
+            let mut folded = T::default();
+            while let Some(batch) = batches.try_next().await? {
+                fold(&mut folded, plain_types(&batch)?)?;
+            }
+            Ok::<_, Error>((date, folded))
+        })
+    });
+    let mut read = futures::stream::iter(reads).buffered(PARALLEL_FILE_READS);
+    let mut out = Vec::new();
+    while let Some(joined) = read.next().await {
+        match joined {
+            Ok(read) => out.push(read?),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => return Err(Error::Io(std::io::Error::other(e))),
         }
     }
     Ok(out)

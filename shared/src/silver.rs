@@ -28,8 +28,8 @@ use crate::error::{Error, Result};
 use crate::event::{RejectReason, Rejection, ValidEvent, validate};
 use crate::gold::to_days;
 use crate::lake::{
-    Lake, Table, added_files, commit_properties, partition_date, read_added_rows, read_data_files,
-    read_dates, retry_lost_races, txn_version, typed_column,
+    Lake, Table, added_files, commit_properties, fold_date_files, partition_date, read_added_rows,
+    read_data_files, retry_lost_races, txn_version, typed_column,
 };
 use crate::maintenance::compact_small_files;
 use crate::schema;
@@ -119,8 +119,18 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
         }
     }
     outcome.input = valid.len() + rejected.len();
+    for (r, _) in &rejected {
+        *outcome
+            .quarantined_by_reason
+            .entry(r.reason.code().to_string())
+            .or_default() += 1;
+    }
+    outcome.quarantined = rejected.len();
 
-    // Dedup against the silver events of the same and adjacent dates, and within the run.
+    // Dedup against the silver events of the same and adjacent dates, and within the run. The
+    // dates the index does not hold (for a fresh process, every date the batch touches) are read
+    // while quarantine's commit is written: neither needs the other. Quarantine's commit is still
+    // written before silver's (see `write_quarantine`).
     let mut warm_index = lake.warm().silver.lock().await;
     let dates: HashSet<i32> = valid
         .iter()
@@ -129,14 +139,28 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
             [d - 1, d, d + 1]
         })
         .collect();
-    let index = DedupIndex::up_to_date(&mut warm_index, &silver, &dates).await?;
+    let index = DedupIndex::caught_up(&mut warm_index, &silver).await?;
+    let missing = index.missing(&dates);
+    let quarantine_counts = json!({
+        "bronze_from": done + 1,
+        "bronze_to": last,
+        "input": outcome.input,
+        "quarantined": outcome.quarantined,
+    });
+    let (loaded, ()) = tokio::try_join!(
+        LoadedDates::read(&silver, &missing),
+        write_quarantine(lake, rejected, last, quarantine_counts)
+    )?;
+    let candidates = valid.iter().map(|(e, _)| hash_id(&e.event_id)).collect();
+    let in_loaded = loaded.found(&candidates);
     let mut seen = HashSet::with_capacity(valid.len());
     // The (date, id hash) of each event kept, in order: for the index and the compaction after
     // the commit.
     let mut kept = Vec::with_capacity(valid.len());
     valid.retain(|(e, _)| {
         let (date, id) = (to_days(e.event_date()), hash_id(&e.event_id));
-        let fresh = !index.contains_near(date, id) && seen.insert(id);
+        let fresh =
+            !index.contains_near(date, id) && !in_loaded.contains_near(date, id) && seen.insert(id);
         outcome.duplicates += !fresh as usize;
         if fresh {
             kept.push((date, id));
@@ -144,13 +168,6 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
         fresh
     });
     outcome.valid = valid.len();
-    outcome.quarantined = rejected.len();
-    for (r, _) in &rejected {
-        *outcome
-            .quarantined_by_reason
-            .entry(r.reason.code().to_string())
-            .or_default() += 1;
-    }
     let counts = json!({
         "bronze_from": done + 1,
         "bronze_to": last,
@@ -160,13 +177,21 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
         "duplicates": outcome.duplicates,
     });
 
-    write_quarantine(lake, rejected, last, counts.clone()).await?;
     let events: Vec<SilverRow> = valid
         .into_iter()
         .map(|(e, row)| (e, row.source, row.ingest_time))
         .collect();
     let batch = silver_batch(&events)?;
-    let written = append(silver, batch, last, counts).await?;
+    // The loaded dates' id sets are built while silver's commit is written.
+    let building = tokio::task::spawn_blocking(move || loaded.into_sets());
+    let written = append(silver, batch, last, counts).await;
+    match building.await {
+        Ok(sets) => index.hold(sets),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => return Err(Error::Io(std::io::Error::other(e))),
+    }
+    index.evict(&dates);
+    let written = written?;
     lake.keep(Table::Silver, &written);
     outcome.silver_version = written.version().map(|v| v as i64);
     if let Some(v) = outcome.silver_version {
@@ -331,11 +356,11 @@ const MAX_CATCH_UP_COMMITS: i64 = 200;
 const MAX_INDEXED_DATES: usize = 40;
 
 impl DedupIndex {
-    /// Brings `cache` up to `silver`'s version and loads the `needed` dates it does not hold.
-    async fn up_to_date<'a>(
+    /// `cache` brought up to `silver`'s version: the ids of other writers' commits since, on the
+    /// dates it holds; a new index when there is none for this table or too many commits passed.
+    async fn caught_up<'a>(
         cache: &'a mut Option<DedupIndex>,
         silver: &DeltaTable,
-        needed: &HashSet<i32>,
     ) -> Result<&'a mut DedupIndex> {
         // The table's id as well as its URL: a table deleted and created again is another table.
         let id = silver.snapshot().map(|s| s.metadata().id().to_string());
@@ -352,7 +377,6 @@ impl DedupIndex {
             });
         }
         let index = cache.as_mut().expect("cache was just filled");
-        // Other writers' commits since: their ids on the dates held.
         for v in index.version + 1..=version {
             let files: Vec<(String, i32)> = added_files(silver, v)
                 .await?
@@ -374,43 +398,21 @@ impl DedupIndex {
             }
         }
         index.version = version;
-        let missing: Vec<i32> = needed
+        Ok(index)
+    }
+
+    /// The dates of `needed` the index does not hold.
+    fn missing(&self, needed: &HashSet<i32>) -> Vec<i32> {
+        needed
             .iter()
             .copied()
-            .filter(|d| !index.dates.contains_key(d))
-            .collect();
-        if !missing.is_empty() {
-            for &d in &missing {
-                index.dates.insert(d, IdSet::default());
-            }
-            let batches = read_dates(
-                silver,
-                Table::Silver,
-                "event_date",
-                |d| missing.contains(&d),
-                &["event_id", "event_date"],
-            )
-            .await?;
-            // Each date's hashes first, then its set at its full size: growing the sets as files
-            // arrive rehashed them over and over.
-            let mut hashes: HashMap<i32, Vec<u128>> = HashMap::new();
-            for b in batches {
-                let ids = typed_column::<StringArray>(&b, "event_id")?;
-                let dates = typed_column::<Date32Array>(&b, "event_date")?;
-                for (id, d) in ids.iter().zip(dates.values()) {
-                    if let Some(id) = id {
-                        hashes.entry(*d).or_default().push(hash_id(id));
-                    }
-                }
-            }
-            for (d, hashes) in hashes {
-                let ids = index.dates.entry(d).or_default();
-                ids.reserve(hashes.len());
-                ids.extend(hashes);
-            }
-        }
-        index.evict(needed);
-        Ok(index)
+            .filter(|d| !self.dates.contains_key(d))
+            .collect()
+    }
+
+    /// Holds the id sets of dates read at the index's version ([`LoadedDates::into_sets`]).
+    fn hold(&mut self, sets: Vec<(i32, IdSet)>) {
+        self.dates.extend(sets);
     }
 
     /// Whether `id` is in silver on `date` or an adjacent date.
@@ -452,6 +454,79 @@ impl DedupIndex {
 
 fn hash_id(id: &str) -> u128 {
     xxhash_rust::xxh3::xxh3_128(id.as_bytes())
+}
+
+/// The event id hashes of silver's events on some dates, read at one silver version, before they
+/// become the index's sets: a run checks its own events against them at once, and their sets are
+/// built while it writes.
+struct LoadedDates {
+    hashes: HashMap<i32, Vec<u128>>,
+}
+
+impl LoadedDates {
+    /// The id hashes of `silver`'s events on `dates` (every one of them, also those without
+    /// events), each file's hashed in its own task as it arrives.
+    async fn read(silver: &DeltaTable, dates: &[i32]) -> Result<LoadedDates> {
+        let mut hashes: HashMap<i32, Vec<u128>> = dates.iter().map(|&d| (d, Vec::new())).collect();
+        if dates.is_empty() {
+            return Ok(LoadedDates { hashes });
+        }
+        let files = fold_date_files(
+            silver,
+            Table::Silver,
+            "event_date",
+            |d| dates.contains(&d),
+            vec!["event_id".to_string()],
+            |hashes: &mut Vec<u128>, batch| {
+                let ids = typed_column::<StringArray>(&batch, "event_id")?;
+                hashes.extend(ids.iter().flatten().map(hash_id));
+                Ok(())
+            },
+        )
+        .await?;
+        for (date, file_hashes) in files {
+            if let Some(d) = date {
+                hashes.entry(d).or_default().extend(file_hashes);
+            }
+        }
+        Ok(LoadedDates { hashes })
+    }
+
+    /// Which of the `candidates` are on which loaded date: one pass over the loaded hashes, with
+    /// no set of them built.
+    fn found(&self, candidates: &IdSet) -> FoundIds {
+        let mut found = FoundIds::default();
+        for (&date, hashes) in &self.hashes {
+            for id in hashes.iter().filter(|id| candidates.contains(id)) {
+                found.0.insert((date, *id));
+            }
+        }
+        found
+    }
+
+    /// Each date's set, built at its full size: growing the sets as files arrive rehashed them
+    /// over and over.
+    fn into_sets(self) -> Vec<(i32, IdSet)> {
+        self.hashes
+            .into_iter()
+            .map(|(date, hashes)| {
+                let mut set = IdSet::with_capacity_and_hasher(hashes.len(), Default::default());
+                set.extend(hashes);
+                (date, set)
+            })
+            .collect()
+    }
+}
+
+/// (date, id hash) pairs found by [`LoadedDates::found`].
+#[derive(Default)]
+struct FoundIds(HashSet<(i32, u128)>);
+
+impl FoundIds {
+    /// Whether `id` was found on `date` or an adjacent date.
+    fn contains_near(&self, date: i32, id: u128) -> bool {
+        (date - 1..=date + 1).any(|d| self.0.contains(&(d, id)))
+    }
 }
 
 /// A validated event with its source and ingest time: one row of silver/events.

@@ -309,6 +309,42 @@ async fn duplicates_across_batches_are_counted_not_written() {
 }
 
 #[tokio::test]
+async fn a_fresh_process_finds_duplicates_on_the_same_and_adjacent_dates() {
+    let (dir, lake) = lake();
+    let noon = (Utc::now() - Duration::days(10))
+        .date_naive()
+        .and_hms_opt(12, 0, 0)
+        .unwrap()
+        .and_utc();
+    let day = Duration::days(1);
+    let first = vec![
+        event("same", "u", noon, "page_view"),
+        event("next", "u", noon, "click"),
+        event("far", "u", noon, "click"),
+    ];
+    assert_eq!(run(&lake, &batch(0, 0, first)).await, (3, 0, 0));
+
+    // A fresh process has no index: it reads the dates its batch touches and their neighbours.
+    // The same ids on the same date and on the next count as duplicates; two dates away, the
+    // dedup window's end, not.
+    let fresh = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let resent = vec![
+        event("same", "u", noon, "page_view"),
+        event("next", "u", noon + day, "click"),
+        event("far", "u", noon + day * 2, "click"),
+        event("new", "u", noon + day, "click"),
+    ];
+    assert_eq!(run(&fresh, &batch(0, 3, resent)).await, (2, 0, 2));
+    // The dates it read are now held: the same batch again in that process is all duplicates.
+    let again = vec![
+        event("new", "u", noon + day, "click"),
+        event("far", "u", noon + day * 2, "click"),
+    ];
+    assert_eq!(run(&fresh, &batch(0, 7, again)).await, (0, 0, 2));
+    assert_eq!(count(&fresh, Table::Silver).await, 5);
+}
+
+#[tokio::test]
 async fn dedup_sees_rows_another_writer_committed() {
     use deltalake::protocol::SaveMode;
     let (_dir, lake) = lake();
