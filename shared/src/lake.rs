@@ -548,12 +548,19 @@ pub fn commit_properties(
     props
 }
 
-/// Paths (relative to the table root) and partition values of the files a commit added as new
-/// data.
-pub async fn added_files(
-    table: &DeltaTable,
-    version: i64,
-) -> Result<Vec<(String, HashMap<String, Option<String>>)>> {
+/// A data file a commit added, as its `add` action names it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AddedFile {
+    /// Path relative to the table root, percent-decoded.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Partition column -> value (None for null).
+    pub partition_values: HashMap<String, Option<String>>,
+}
+
+/// The files a commit added as new data.
+pub async fn added_files(table: &DeltaTable, version: i64) -> Result<Vec<AddedFile>> {
     let entry = table
         .log_store()
         .read_commit_entry(version as _)
@@ -572,11 +579,17 @@ pub async fn added_files(
             .filter(|a| a["dataChange"].as_bool() != Some(false))
         {
             let path = add["path"].as_str().unwrap_or_default();
-            let path = percent_encoding::percent_decode_str(path)
-                .decode_utf8_lossy()
-                .into_owned();
-            let parts = serde_json::from_value(add["partitionValues"].clone()).unwrap_or_default();
-            adds.push((path, parts));
+            adds.push(AddedFile {
+                path: percent_encoding::percent_decode_str(path)
+                    .decode_utf8_lossy()
+                    .into_owned(),
+                size: add["size"].as_u64().ok_or_else(|| Error::Column {
+                    column: "size".into(),
+                    reason: format!("the add action of {path} in commit {version} has no size"),
+                })?,
+                partition_values: serde_json::from_value(add["partitionValues"].clone())
+                    .unwrap_or_default(),
+            });
         }
     }
     Ok(adds)
@@ -589,12 +602,12 @@ pub async fn read_added_rows(
     version: i64,
     columns: &[&str],
 ) -> Result<Vec<RecordBatch>> {
-    let files: Vec<String> = added_files(table, version)
+    let files = added_files(table, version).await?;
+    Ok(read_data_files(table, &files, columns)
         .await?
         .into_iter()
-        .map(|(path, _)| path)
-        .collect();
-    read_data_files(table, &files, columns).await
+        .flatten()
+        .collect())
 }
 
 /// How many data files [`fold_date_files`] reads at once: enough that a cold process's read of a date's
@@ -698,11 +711,6 @@ where
     T: Default + Send + 'static,
     F: Fn(&mut T, RecordBatch) -> Result<()> + Send + Sync + 'static,
 {
-    use futures::{StreamExt, TryStreamExt};
-    use parquet::arrow::ProjectionMask;
-    use parquet::arrow::arrow_reader::ArrowReaderOptions;
-    use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
-
     let partitioned = kind.partition_columns().contains(&date_column);
     let snapshot = table.snapshot().map_err(Error::delta(kind.path()))?;
     let mut files = Vec::new();
@@ -718,27 +726,69 @@ where
         files.push((file.path().into_owned(), file.size() as u64, date));
     }
 
-    let store = table.object_store();
-    let (file_columns, fold) = (Arc::new(file_columns), Arc::new(fold));
-    let reads = files.into_iter().map(|(path, size, date)| {
-        let (store, file_columns, fold) = (store.clone(), file_columns.clone(), fold.clone());
+    fold_files(
+        table.object_store(),
+        files,
+        FileColumns::Only(file_columns),
+        FOOTER_PREFETCH as u64,
+        fold,
+    )
+    .await
+}
+
+/// The columns [`fold_files`] reads.
+enum FileColumns {
+    /// Every column of the file.
+    All,
+    /// These columns (a name the file lacks is left out).
+    Only(Vec<String>),
+}
+
+/// `files` (path, size and a tag each) of one table's `store`, each read with `columns` in plain
+/// types ([`plain_types`]) and folded batch by batch into a `T` by `fold` in the file's own task,
+/// [`PARALLEL_FILE_READS`] at once; in `files`' order, each with its tag. A file no larger than
+/// `whole_up_to` bytes is fetched whole in one request; a larger one its footer, then the
+/// columns' ranges.
+async fn fold_files<K, T, F>(
+    store: Arc<dyn ObjectStore>,
+    files: Vec<(String, u64, K)>,
+    columns: FileColumns,
+    whole_up_to: u64,
+    fold: F,
+) -> Result<Vec<(K, T)>>
+where
+    K: Send + 'static,
+    T: Default + Send + 'static,
+    F: Fn(&mut T, RecordBatch) -> Result<()> + Send + Sync + 'static,
+{
+    use futures::{StreamExt, TryStreamExt};
+    use parquet::arrow::ProjectionMask;
+    use parquet::arrow::arrow_reader::ArrowReaderOptions;
+    use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
+
+    let (columns, fold) = (Arc::new(columns), Arc::new(fold));
+    let reads = files.into_iter().map(|(path, size, tag)| {
+        let (store, columns, fold) = (store.clone(), columns.clone(), fold.clone());
         tokio::spawn(async move {
-            let reader = DataFileReader::new(store, &path, size);
+            let reader = DataFileReader::new(store, &path, size, whole_up_to);
             // The Parquet types, not the Arrow schema a writer embedded: strings decode straight
             // to the plain `Utf8` the stages read rather than to views cast afterwards.
             let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
-            let builder =
+            let mut builder =
                 ParquetRecordBatchStreamBuilder::new_with_options(reader, options).await?;
-            let mask = ProjectionMask::columns(
-                builder.parquet_schema(),
-                file_columns.iter().map(String::as_str),
-            );
-            let mut batches = builder.with_projection(mask).build()?;
+            if let FileColumns::Only(names) = columns.as_ref() {
+                let mask = ProjectionMask::columns(
+                    builder.parquet_schema(),
+                    names.iter().map(String::as_str),
+                );
+                builder = builder.with_projection(mask);
+            }
+            let mut batches = builder.build()?;
             let mut folded = T::default();
             while let Some(batch) = batches.try_next().await? {
                 fold(&mut folded, plain_types(&batch)?)?;
             }
-            Ok::<_, Error>((date, folded))
+            Ok::<_, Error>((tag, folded))
         })
     });
     let mut read = futures::stream::iter(reads).buffered(PARALLEL_FILE_READS);
@@ -759,22 +809,24 @@ const FOOTER_PREFETCH: usize = 64 * 1024;
 
 /// One data file of a table for the async Parquet reader: ranges of it fetched from the store, the
 /// metadata with one request (its size is known from the log). A file no larger than
-/// [`FOOTER_PREFETCH`] (a small commit's) is fetched whole with that request and read from memory,
-/// so it costs one request, not two.
+/// `whole_up_to` (at least a small commit's, [`FOOTER_PREFETCH`]) is fetched whole with that
+/// request and read from memory, so it costs one request, not two.
 struct DataFileReader {
     store: Arc<dyn ObjectStore>,
     path: Path,
     size: u64,
+    whole_up_to: u64,
     /// The whole file, once fetched.
     whole: Option<bytes::Bytes>,
 }
 
 impl DataFileReader {
-    fn new(store: Arc<dyn ObjectStore>, path: &str, size: u64) -> DataFileReader {
+    fn new(store: Arc<dyn ObjectStore>, path: &str, size: u64, whole_up_to: u64) -> DataFileReader {
         DataFileReader {
             store,
             path: Path::from(path),
             size,
+            whole_up_to,
             whole: None,
         }
     }
@@ -833,7 +885,7 @@ impl parquet::arrow::async_reader::AsyncFileReader for DataFileReader {
     > {
         Box::pin(async move {
             let size = self.size;
-            if size <= FOOTER_PREFETCH as u64 && self.whole.is_none() {
+            if size <= self.whole_up_to && self.whole.is_none() {
                 let whole = self.store.get_range(&self.path, 0..size).await;
                 self.whole = Some(whole.map_err(store_error)?);
             }
@@ -854,33 +906,33 @@ pub fn partition_date(parts: &HashMap<String, Option<String>>, column: &str) -> 
     Some(arrow::datatypes::Date32Type::from_naive_date(date))
 }
 
-/// Reads parquet data files of a table (no partition columns needed): `columns` of them, or every
-/// column when `columns` is empty.
+/// The rows of `files` of `table` (partition columns are not in the files): `columns` of them, or
+/// every column when `columns` is empty; one list of batches per file, in `files`' order. Each
+/// file is fetched whole in one request (the stages read most of a file's bytes) and decoded in
+/// its own task, the files at once.
 pub async fn read_data_files(
     table: &DeltaTable,
-    paths: &[String],
+    files: &[AddedFile],
     columns: &[&str],
-) -> Result<Vec<RecordBatch>> {
-    use object_store::ObjectStoreExt;
-    use parquet::arrow::ProjectionMask;
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-
-    let store = table.object_store();
-    let mut batches = Vec::new();
-    for path in paths {
-        let bytes = store.get(&Path::from(path.as_str())).await?.bytes().await?;
-        let mut builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
-        if !columns.is_empty() {
-            let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
-            builder = builder.with_projection(mask);
-        }
-        batches.extend(
-            builder
-                .build()?
-                .collect::<std::result::Result<Vec<_>, _>>()?,
-        );
-    }
-    Ok(batches)
+) -> Result<Vec<Vec<RecordBatch>>> {
+    let columns = if columns.is_empty() {
+        FileColumns::All
+    } else {
+        FileColumns::Only(columns.iter().map(|c| c.to_string()).collect())
+    };
+    let files = files.iter().map(|f| (f.path.clone(), f.size, ())).collect();
+    let read = fold_files(
+        table.object_store(),
+        files,
+        columns,
+        u64::MAX,
+        |batches: &mut Vec<RecordBatch>, batch| {
+            batches.push(batch);
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(read.into_iter().map(|((), batches)| batches).collect())
 }
 
 /// The batch with its columns in `schema`'s order and that exact schema (Delta reads return

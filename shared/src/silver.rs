@@ -378,14 +378,16 @@ impl DedupIndex {
         }
         let index = cache.as_mut().expect("cache was just filled");
         for v in index.version + 1..=version {
-            let files: Vec<(String, i32)> = added_files(silver, v)
+            let (files, dates): (Vec<_>, Vec<i32>) = added_files(silver, v)
                 .await?
                 .into_iter()
-                .filter_map(|(path, parts)| Some((path, partition_date(&parts, "event_date")?)))
-                .filter(|(_, d)| index.dates.contains_key(d))
-                .collect();
-            for (path, date) in files {
-                let batches = read_data_files(silver, &[path], &["event_id"]).await?;
+                .filter_map(|f| {
+                    let date = partition_date(&f.partition_values, "event_date")?;
+                    index.dates.contains_key(&date).then_some((f, date))
+                })
+                .unzip();
+            let read = read_data_files(silver, &files, &["event_id"]).await?;
+            for (date, batches) in dates.into_iter().zip(read) {
                 let ids = index.dates.entry(date).or_default();
                 for b in &batches {
                     ids.extend(

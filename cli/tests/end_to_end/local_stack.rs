@@ -180,6 +180,44 @@ async fn events_through_kafka_and_s3_reach_gold_exactly_once() {
             panic!("{function} failed on events/{sample}: {e}");
         }
     }
+    // localstack/land: a file put in landing/ and bronze-writer invoked with its notification.
+    let bronze_before = count(&lake, Table::Bronze).await;
+    let sample = samples.join("landed-sample.jsonl");
+    let answer = stack.script("land", &[sample.to_str().unwrap(), "by-land.jsonl"], &[]);
+    let answer: serde_json::Value = serde_json::from_str(answer.trim()).unwrap();
+    assert_eq!(answer[0]["written"], 3, "{answer}");
+    assert_eq!(count(&lake, Table::Bronze).await, bronze_before + 3);
+    // localstack/cold-start as silver's cold start is measured: new events landed before each
+    // invocation (BEFORE_EACH), so that the fresh process and the warm one each have work.
+    let silver_before = count(&lake, Table::Silver).await;
+    let batch = work.join("cold-start.jsonl");
+    let before_each = format!(
+        "n=$(date +%s%N); {} generate --events 20 --seed $n --invalid-rate 0 --duplicate-rate 0 \
+         --output {} && localstack/land {} cold-$n.jsonl",
+        env!("CARGO_BIN_EXE_clickstream"),
+        batch.display(),
+        batch.display()
+    );
+    let timings = stack.script(
+        "cold-start",
+        &["silver-transformer", "s3-bronze-commit.json", "1"],
+        &[("BEFORE_EACH", &before_each)],
+    );
+    let round: Vec<&str> = timings
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert!(
+        round.len() == 4
+            && round[1..3]
+                .iter()
+                .all(|t| t.split('/').all(|ms| ms.parse::<u32>().is_ok())),
+        "a round: number, first and warm times (caller/handler ms), init: {timings}"
+    );
+    assert_eq!(count(&lake, Table::Silver).await, silver_before + 40);
+
     // Gold has moved on (the racing silver commits, the samples): so has the served page.
     server
         .changed_from(&shown_version, Duration::from_secs(10))

@@ -184,22 +184,30 @@ impl Stack {
         std::fs::remove_file(self.bridge_pid_file()).unwrap();
     }
 
-    /// Restarts one process of the stack with `localstack/restart` (SIGKILL when `kill`).
-    pub fn restart(&self, name: &str, kill: bool) {
-        let out = Command::new(repo().join("localstack/restart"))
-            .arg(name)
-            .args(kill.then_some("--kill"))
+    /// Runs `localstack/NAME ARGS` on this stack with `env` besides, and gives its standard
+    /// output; fails the test when the script fails.
+    pub fn script(&self, name: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+        let out = Command::new(repo().join("localstack").join(name))
+            .args(args)
             .env("STACK_DIR", self.dir.path())
+            .envs(env.iter().copied())
             .output()
             .unwrap();
         assert!(
             out.status.success(),
-            "localstack/restart {name} failed: {}",
+            "localstack/{name} {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Generates `events` records with `seed` to a file and to the stack's topic; the records.
+    /// Restarts one process of the stack with `localstack/restart` (SIGKILL when `kill`).
+    pub fn restart(&self, name: &str, kill: bool) {
+        let args: &[&str] = if kill { &[name, "--kill"] } else { &[name] };
+        self.script("restart", args, &[]);
+    }
+
     pub fn produce(&self, seed: &str, events: usize) -> Vec<Vec<u8>> {
         let brokers = format!("127.0.0.1:{}", self.kafka_port);
         let file = self.dir.path().join(format!("seed-{seed}.jsonl"));

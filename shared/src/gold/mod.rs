@@ -187,12 +187,19 @@ async fn added_silver_rows(
         if commits >= MAX_COMMITS_PER_RUN || rows >= MAX_ROWS_PER_RUN {
             break;
         }
-        for (path, parts) in added_files(silver, version).await? {
-            let date = partition_date(&parts, "event_date").ok_or_else(|| Error::Column {
-                column: "event_date".into(),
-                reason: format!("silver file {path} has no event_date partition value"),
+        let files = added_files(silver, version).await?;
+        let read = read_data_files(silver, &files, &SESSION_INPUT).await?;
+        for (file, file_batches) in files.iter().zip(read) {
+            let date = partition_date(&file.partition_values, "event_date").ok_or_else(|| {
+                Error::Column {
+                    column: "event_date".into(),
+                    reason: format!(
+                        "silver file {} has no event_date partition value",
+                        file.path
+                    ),
+                }
             })?;
-            for b in read_data_files(silver, &[path], &SESSION_INPUT).await? {
+            for b in file_batches {
                 rows += b.num_rows();
                 dates.push(Some(date));
                 batches.push(b);
