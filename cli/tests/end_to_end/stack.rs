@@ -103,17 +103,13 @@ impl Stack {
             lambda_port: free_port(),
             http: reqwest::Client::new(),
         };
-        let out = Command::new(repo().join("localstack/up"))
-            .envs(stack.settings())
-            .envs(extra.iter().copied())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "localstack/up failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let settings = stack.settings();
+        let env: Vec<(&str, &str)> = settings
+            .iter()
+            .map(|(name, value)| (*name, value.as_str()))
+            .chain(extra.iter().copied())
+            .collect();
+        stack.script("up", &[], &env);
         Some(stack)
     }
 
