@@ -610,9 +610,9 @@ pub async fn read_added_rows(
         .collect())
 }
 
-/// How many data files [`fold_date_files`] reads at once: enough that a cold process's read of a date's
-/// small files (one per commit until maintenance compacts them) waits for a few round trips to the
-/// store, not dozens; each file is one or two requests and a few MB at most.
+/// How many data files [`fold_files`] reads at once: enough that a cold process's read of a
+/// date's small files (one per commit until maintenance compacts them) waits for a few round trips
+/// to the store, not dozens; each file is one or two requests and a few MB at most.
 const PARALLEL_FILE_READS: usize = 32;
 
 /// The rows of `table` (a `kind` table) whose date column `date_column` holds a date (Date32
@@ -648,18 +648,8 @@ pub async fn read_dates(
         file_columns.push(date_column.to_string());
     }
 
-    let files = fold_date_files(
-        table,
-        kind,
-        date_column,
-        &wanted,
-        file_columns,
-        |batches: &mut Vec<RecordBatch>, batch| {
-            batches.push(batch);
-            Ok(())
-        },
-    )
-    .await?;
+    let files =
+        fold_date_files(table, kind, date_column, &wanted, file_columns, push_batch).await?;
     let mut out = Vec::new();
     for (date, batches) in files {
         for mut batch in batches {
@@ -734,6 +724,12 @@ where
         fold,
     )
     .await
+}
+
+/// The fold of [`fold_files`] that keeps a file's batches as they are.
+fn push_batch(batches: &mut Vec<RecordBatch>, batch: RecordBatch) -> Result<()> {
+    batches.push(batch);
+    Ok(())
 }
 
 /// The columns [`fold_files`] reads.
@@ -921,17 +917,7 @@ pub async fn read_data_files(
         FileColumns::Only(columns.iter().map(|c| c.to_string()).collect())
     };
     let files = files.iter().map(|f| (f.path.clone(), f.size, ())).collect();
-    let read = fold_files(
-        table.object_store(),
-        files,
-        columns,
-        u64::MAX,
-        |batches: &mut Vec<RecordBatch>, batch| {
-            batches.push(batch);
-            Ok(())
-        },
-    )
-    .await?;
+    let read = fold_files(table.object_store(), files, columns, u64::MAX, push_batch).await?;
     Ok(read.into_iter().map(|((), batches)| batches).collect())
 }
 

@@ -132,13 +132,12 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
     // while quarantine's commit is written: neither needs the other. Quarantine's commit is still
     // written before silver's (see `write_quarantine`).
     let mut warm_index = lake.warm().silver.lock().await;
-    let dates: HashSet<i32> = valid
+    // Each valid event's date and id hash, computed once.
+    let keys: Vec<(i32, u128)> = valid
         .iter()
-        .flat_map(|(e, _)| {
-            let d = to_days(e.event_date());
-            [d - 1, d, d + 1]
-        })
+        .map(|(e, _)| (to_days(e.event_date()), hash_id(&e.event_id)))
         .collect();
+    let dates: HashSet<i32> = keys.iter().flat_map(|&(d, _)| [d - 1, d, d + 1]).collect();
     let index = DedupIndex::caught_up(&mut warm_index, &silver).await?;
     let missing = index.missing(&dates);
     let quarantine_counts = json!({
@@ -151,14 +150,15 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
         LoadedDates::read(&silver, &missing),
         write_quarantine(lake, rejected, last, quarantine_counts)
     )?;
-    let candidates = valid.iter().map(|(e, _)| hash_id(&e.event_id)).collect();
+    let candidates = keys.iter().map(|&(_, id)| id).collect();
     let in_loaded = loaded.found(&candidates);
     let mut seen = HashSet::with_capacity(valid.len());
     // The (date, id hash) of each event kept, in order: for the index and the compaction after
-    // the commit.
+    // the commit. `retain` visits the events once each, in order, as `keys` holds them.
     let mut kept = Vec::with_capacity(valid.len());
-    valid.retain(|(e, _)| {
-        let (date, id) = (to_days(e.event_date()), hash_id(&e.event_id));
+    let mut keys = keys.into_iter();
+    valid.retain(|_| {
+        let (date, id) = keys.next().expect("one key per valid event");
         let fresh =
             !index.contains_near(date, id) && !in_loaded.contains_near(date, id) && seen.insert(id);
         outcome.duplicates += !fresh as usize;
@@ -390,12 +390,7 @@ impl DedupIndex {
             for (date, batches) in dates.into_iter().zip(read) {
                 let ids = index.dates.entry(date).or_default();
                 for b in &batches {
-                    ids.extend(
-                        typed_column::<StringArray>(b, "event_id")?
-                            .iter()
-                            .flatten()
-                            .map(hash_id),
-                    );
+                    ids.extend(id_hashes(b)?);
                 }
             }
         }
@@ -458,6 +453,14 @@ fn hash_id(id: &str) -> u128 {
     xxhash_rust::xxh3::xxh3_128(id.as_bytes())
 }
 
+/// The hashes of a batch's `event_id`s.
+fn id_hashes(batch: &RecordBatch) -> Result<impl Iterator<Item = u128> + '_> {
+    Ok(typed_column::<StringArray>(batch, "event_id")?
+        .iter()
+        .flatten()
+        .map(hash_id))
+}
+
 /// The event id hashes of silver's events on some dates, read at one silver version, before they
 /// become the index's sets: a run checks its own events against them at once, and their sets are
 /// built while it writes.
@@ -480,8 +483,7 @@ impl LoadedDates {
             |d| dates.contains(&d),
             vec!["event_id".to_string()],
             |hashes: &mut Vec<u128>, batch| {
-                let ids = typed_column::<StringArray>(&batch, "event_id")?;
-                hashes.extend(ids.iter().flatten().map(hash_id));
+                hashes.extend(id_hashes(&batch)?);
                 Ok(())
             },
         )

@@ -204,6 +204,7 @@ impl Stack {
         self.script("restart", args, &[]);
     }
 
+    /// Generates `events` records with `seed` to a file and to the stack's topic; the records.
     pub fn produce(&self, seed: &str, events: usize) -> Vec<Vec<u8>> {
         let brokers = format!("127.0.0.1:{}", self.kafka_port);
         let file = self.dir.path().join(format!("seed-{seed}.jsonl"));
