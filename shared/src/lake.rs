@@ -17,6 +17,8 @@ use object_store::ObjectStore;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
+use parquet::bloom_filter::Sbbf;
+use parquet::file::properties::{BloomFilterPosition, WriterProperties, WriterPropertiesBuilder};
 use url::Url;
 
 use crate::error::{Error, Result};
@@ -30,6 +32,10 @@ pub const TXN_RETENTION: &str = "interval 7 days";
 /// `delta.checkpointInterval`), so opening a table replays at most this many commit files; the
 /// Delta default of 100 makes every stage's table open slow down as a table grows.
 pub const CHECKPOINT_INTERVAL: &str = "10";
+
+/// False positive probability of the bloom filters in data files ([`Table::writer_properties`]):
+/// about 1.2 bytes per distinct value. The writer sizes each filter for its file's values.
+const BLOOM_FILTER_FPP: f64 = 0.01;
 
 /// How many times opening a table retries its creation when another writer is creating it.
 const CREATE_ATTEMPTS: u32 = 5;
@@ -120,6 +126,28 @@ impl Table {
             Table::DailyUsers => schema::DAILY_USERS.clone(),
             Table::RetentionWeekly => schema::RETENTION_WEEKLY.clone(),
         }
+    }
+
+    /// The column whose values each data file of the table carries a Parquet bloom filter of:
+    /// silver's event ids, which silver's dedup probes in a file's filter before it reads them.
+    pub fn bloom_filtered_column(self) -> Option<&'static str> {
+        match self {
+            Table::Silver => Some("event_id"),
+            _ => None,
+        }
+    }
+
+    /// `base` with the bloom filter of [`Table::bloom_filtered_column`], if the table has one, at
+    /// the end of each file: a reader's one fetch of a file's end holds the footer and the filter.
+    pub fn writer_properties(self, base: WriterPropertiesBuilder) -> WriterProperties {
+        let Some(column) = self.bloom_filtered_column() else {
+            return base.build();
+        };
+        let column = parquet::schema::types::ColumnPath::from(column);
+        base.set_bloom_filter_position(BloomFilterPosition::End)
+            .set_column_bloom_filter_enabled(column.clone(), true)
+            .set_column_bloom_filter_fpp(column, BLOOM_FILTER_FPP)
+            .build()
     }
 
     /// Partition columns of the table.
@@ -689,7 +717,7 @@ pub async fn read_dates(
 /// core, beside the requests still under way, and a file's rows need not all be in memory at once.
 /// On a table partitioned by `date_column`, the files of wanted dates, each with its date; on
 /// another table every file, with no date (its rows are not filtered here).
-pub async fn fold_date_files<T, F>(
+async fn fold_date_files<T, F>(
     table: &DeltaTable,
     kind: Table,
     date_column: &str,
@@ -757,34 +785,45 @@ where
     T: Default + Send + 'static,
     F: Fn(&mut T, RecordBatch) -> Result<()> + Send + Sync + 'static,
 {
-    use futures::{StreamExt, TryStreamExt};
-    use parquet::arrow::ProjectionMask;
-    use parquet::arrow::arrow_reader::ArrowReaderOptions;
-    use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
-
     let (columns, fold) = (Arc::new(columns), Arc::new(fold));
+    each_file(store, files, whole_up_to, move |file| {
+        let (columns, fold) = (columns.clone(), fold.clone());
+        async move { fold_rows(file, &columns, fold.as_ref()).await }
+    })
+    .await
+}
+
+/// The async Parquet reader of one data file, its metadata loaded.
+type FileReader = parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder<DataFileReader>;
+
+/// `files` (path, size and a tag each) of one table's `store`, each opened (its metadata loaded)
+/// and handed to `read` in its own task, [`PARALLEL_FILE_READS`] at once; in `files`' order, each
+/// with its tag. A file no larger than `whole_up_to` bytes is fetched whole in one request.
+async fn each_file<K, T, R, Fut>(
+    store: Arc<dyn ObjectStore>,
+    files: Vec<(String, u64, K)>,
+    whole_up_to: u64,
+    read: R,
+) -> Result<Vec<(K, T)>>
+where
+    K: Send + 'static,
+    T: Send + 'static,
+    R: Fn(FileReader) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<T>> + Send + 'static,
+{
+    use futures::StreamExt;
+    use parquet::arrow::arrow_reader::ArrowReaderOptions;
+
+    let read = Arc::new(read);
     let reads = files.into_iter().map(|(path, size, tag)| {
-        let (store, columns, fold) = (store.clone(), columns.clone(), fold.clone());
+        let (store, read) = (store.clone(), read.clone());
         tokio::spawn(async move {
             let reader = DataFileReader::new(store, &path, size, whole_up_to);
             // The Parquet types, not the Arrow schema a writer embedded: strings decode straight
             // to the plain `Utf8` the stages read rather than to views cast afterwards.
             let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
-            let mut builder =
-                ParquetRecordBatchStreamBuilder::new_with_options(reader, options).await?;
-            if let FileColumns::Only(names) = columns.as_ref() {
-                let mask = ProjectionMask::columns(
-                    builder.parquet_schema(),
-                    names.iter().map(String::as_str),
-                );
-                builder = builder.with_projection(mask);
-            }
-            let mut batches = builder.build()?;
-            let mut folded = T::default();
-            while let Some(batch) = batches.try_next().await? {
-                fold(&mut folded, plain_types(&batch)?)?;
-            }
-            Ok::<_, Error>((tag, folded))
+            let file = FileReader::new_with_options(reader, options).await?;
+            Ok::<_, Error>((tag, read(file).await?))
         })
     });
     let mut read = futures::stream::iter(reads).buffered(PARALLEL_FILE_READS);
@@ -799,21 +838,122 @@ where
     Ok(out)
 }
 
+/// One opened file's `columns` in plain types ([`plain_types`]), folded batch by batch into a `T`
+/// by `fold`.
+async fn fold_rows<T, F>(file: FileReader, columns: &FileColumns, fold: &F) -> Result<T>
+where
+    T: Default,
+    F: Fn(&mut T, RecordBatch) -> Result<()>,
+{
+    use futures::TryStreamExt;
+    use parquet::arrow::ProjectionMask;
+
+    let mut file = file;
+    if let FileColumns::Only(names) = columns {
+        let mask = ProjectionMask::columns(file.parquet_schema(), names.iter().map(String::as_str));
+        file = file.with_projection(mask);
+    }
+    let mut batches = file.build()?;
+    let mut folded = T::default();
+    while let Some(batch) = batches.try_next().await? {
+        fold(&mut folded, plain_types(&batch)?)?;
+    }
+    Ok(folded)
+}
+
+/// What [`filters_or_fold`] found in one data file.
+pub enum FiltersOrRows<T> {
+    /// The file's bloom filters of the column.
+    Filters {
+        /// One per row group.
+        filters: Vec<Sbbf>,
+        /// The file's row count.
+        rows: u64,
+    },
+    /// A row group has no filter of the column (a file written before the table had them): the
+    /// column's values, folded.
+    Rows(T),
+}
+
+/// For each of `files` (path, size and a tag each) of `table`: its bloom filters of `column`,
+/// read with its footer (one request when the writer put them at the file's end, as
+/// [`Table::writer_properties`] does); or, for a file without them, that column read and folded
+/// by `fold`, as [`read_dates`] reads columns. The files are read at once, in `files`' order.
+pub async fn filters_or_fold<K, T, F>(
+    table: &DeltaTable,
+    files: Vec<(String, u64, K)>,
+    column: &str,
+    fold: F,
+) -> Result<Vec<(K, FiltersOrRows<T>)>>
+where
+    K: Send + 'static,
+    T: Default + Send + 'static,
+    F: Fn(&mut T, RecordBatch) -> Result<()> + Send + Sync + 'static,
+{
+    let columns = Arc::new(FileColumns::Only(vec![column.to_string()]));
+    let fold = Arc::new(fold);
+    let whole_up_to = FOOTER_PREFETCH as u64;
+    each_file(table.object_store(), files, whole_up_to, move |mut file| {
+        let (columns, fold) = (columns.clone(), fold.clone());
+        async move {
+            if let Some(filters) = bloom_filters(&mut file, &columns).await? {
+                let rows = file.metadata().file_metadata().num_rows().max(0) as u64;
+                return Ok(FiltersOrRows::Filters { filters, rows });
+            }
+            Ok(FiltersOrRows::Rows(
+                fold_rows(file, &columns, fold.as_ref()).await?,
+            ))
+        }
+    })
+    .await
+}
+
+/// An opened file's bloom filters of the one column in `columns`, one per row group; none when a
+/// row group has no filter of it, or the file no such column.
+async fn bloom_filters(file: &mut FileReader, columns: &FileColumns) -> Result<Option<Vec<Sbbf>>> {
+    let FileColumns::Only(names) = columns else {
+        return Ok(None);
+    };
+    let Some(name) = names.first() else {
+        return Ok(None);
+    };
+    let Some(column) = file
+        .parquet_schema()
+        .columns()
+        .iter()
+        .position(|c| c.path().string() == *name)
+    else {
+        return Ok(None);
+    };
+    let mut filters = Vec::with_capacity(file.metadata().num_row_groups());
+    for row_group in 0..file.metadata().num_row_groups() {
+        match file
+            .get_row_group_column_bloom_filter(row_group, column)
+            .await?
+        {
+            Some(filter) => filters.push(filter),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(filters))
+}
+
 /// Bytes of a data file's end fetched with its footer: in one request, the footer and the
 /// metadata of the files the stages write.
 const FOOTER_PREFETCH: usize = 64 * 1024;
 
 /// One data file of a table for the async Parquet reader: ranges of it fetched from the store, the
-/// metadata with one request (its size is known from the log). A file no larger than
-/// `whole_up_to` (at least a small commit's, [`FOOTER_PREFETCH`]) is fetched whole with that
-/// request and read from memory, so it costs one request, not two.
+/// metadata with one request (its size is known from the log), which also fetches the rest of the
+/// file's last [`FOOTER_PREFETCH`] bytes and keeps them (a bloom filter written at the end is
+/// there). A file no larger than `whole_up_to` (at least a small commit's, [`FOOTER_PREFETCH`]) is
+/// fetched whole with that request and read from memory, so it costs one request, not two.
 struct DataFileReader {
     store: Arc<dyn ObjectStore>,
     path: Path,
     size: u64,
     whole_up_to: u64,
-    /// The whole file, once fetched.
-    whole: Option<bytes::Bytes>,
+    /// The bytes fetched with the metadata, from this offset: the whole file or its end.
+    kept: Option<(u64, bytes::Bytes)>,
 }
 
 impl DataFileReader {
@@ -823,15 +963,15 @@ impl DataFileReader {
             path: Path::from(path),
             size,
             whole_up_to,
-            whole: None,
+            kept: None,
         }
     }
 
-    /// `range` of the whole file, when it was fetched whole.
+    /// `range` of the bytes kept, when they hold it.
     fn cached(&self, range: &std::ops::Range<u64>) -> Option<bytes::Bytes> {
-        let whole = self.whole.as_ref()?;
-        (range.end <= whole.len() as u64)
-            .then(|| whole.slice(range.start as usize..range.end as usize))
+        let (start, kept) = self.kept.as_ref()?;
+        (range.start >= *start && range.end <= start + kept.len() as u64)
+            .then(|| kept.slice((range.start - start) as usize..(range.end - start) as usize))
     }
 }
 
@@ -846,14 +986,20 @@ impl parquet::arrow::async_reader::AsyncFileReader for DataFileReader {
         range: std::ops::Range<u64>,
     ) -> futures::future::BoxFuture<'_, parquet::errors::Result<bytes::Bytes>> {
         Box::pin(async move {
-            match self.cached(&range) {
-                Some(bytes) => Ok(bytes),
-                None => self
-                    .store
-                    .get_range(&self.path, range)
-                    .await
-                    .map_err(store_error),
+            if let Some(bytes) = self.cached(&range) {
+                return Ok(bytes);
             }
+            let start = range.start;
+            let bytes = self
+                .store
+                .get_range(&self.path, range.clone())
+                .await
+                .map_err(store_error)?;
+            // The file's end, fetched for the footer: kept for what else lies there.
+            if range.end == self.size && self.kept.is_none() {
+                self.kept = Some((start, bytes.clone()));
+            }
+            Ok(bytes)
         })
     }
 
@@ -881,9 +1027,9 @@ impl parquet::arrow::async_reader::AsyncFileReader for DataFileReader {
     > {
         Box::pin(async move {
             let size = self.size;
-            if size <= self.whole_up_to && self.whole.is_none() {
+            if size <= self.whole_up_to && self.kept.is_none() {
                 let whole = self.store.get_range(&self.path, 0..size).await;
-                self.whole = Some(whole.map_err(store_error)?);
+                self.kept = Some((0, whole.map_err(store_error)?));
             }
             let metadata = parquet::file::metadata::ParquetMetaDataReader::new()
                 .with_arrow_reader_options(options)

@@ -25,6 +25,23 @@ pub struct TableMaintenance {
     pub vacuumed: usize,
 }
 
+/// OPTIMIZE of `table` (a `kind` table), its files written with delta-rs's default Parquet
+/// settings and the table's bloom filters ([`Table::writer_properties`]).
+fn optimize<'a>(
+    table: deltalake::DeltaTable,
+    kind: Table,
+) -> deltalake::operations::optimize::OptimizeBuilder<'a> {
+    use parquet::basic::{Compression, ZstdLevel};
+    let builder = table.optimize();
+    if kind.bloom_filtered_column().is_none() {
+        return builder;
+    }
+    let zstd = ZstdLevel::try_new(4).expect("a valid zstd level");
+    let delta_default = parquet::file::properties::WriterProperties::builder()
+        .set_compression(Compression::ZSTD(zstd));
+    builder.with_writer_properties(kind.writer_properties(delta_default))
+}
+
 /// Compacts, vacuums and checkpoints every table of the lake. The checkpoint comes last, so a
 /// reader starts after every maintenance commit, and bronze's next append can write its version
 /// checksum again (see [`crate::appender`]: the kernel does not carry a checksum across
@@ -39,7 +56,7 @@ pub async fn maintain(lake: &Lake, retention: chrono::Duration) -> Result<Vec<Ta
             .snapshot()
             .map(|s| s.log_data().num_files())
             .unwrap_or(0);
-        let (table, _) = table.optimize().await.map_err(Error::delta(t.path()))?;
+        let (table, _) = optimize(table, t).await.map_err(Error::delta(t.path()))?;
         let (table, vacuum) = table
             .vacuum()
             .with_retention_period(retention)
@@ -117,8 +134,7 @@ pub async fn compact_small_files(
         FilterValue::Set(due.iter().map(String::as_str).collect()),
     )];
     let target = std::num::NonZeroU64::new(SMALL_FILE_BYTES).expect("a positive size");
-    let (table, metrics) = table
-        .optimize()
+    let (table, metrics) = optimize(table, kind)
         .with_filters(&filters)
         .with_target_size(target)
         .await

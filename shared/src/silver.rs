@@ -21,6 +21,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
 use deltalake::DeltaTable;
 use deltalake::protocol::SaveMode;
+use parquet::bloom_filter::Sbbf;
 use serde::Serialize;
 use serde_json::json;
 
@@ -28,8 +29,8 @@ use crate::error::{Error, Result};
 use crate::event::{RejectReason, Rejection, ValidEvent, validate};
 use crate::gold::to_days;
 use crate::lake::{
-    Lake, Table, added_files, commit_properties, fold_date_files, partition_date, read_added_rows,
-    read_data_files, retry_lost_races, txn_version, typed_column,
+    AddedFile, FiltersOrRows, Lake, Table, commit_properties, filters_or_fold, partition_date,
+    read_added_rows, read_data_files, retry_lost_races, txn_version, typed_column,
 };
 use crate::maintenance::compact_small_files;
 use crate::schema;
@@ -128,44 +129,60 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
     outcome.quarantined = rejected.len();
 
     // Dedup against the silver events of the same and adjacent dates, and within the run. The
-    // dates the index does not hold (for a fresh process, every date the batch touches) are read
-    // while quarantine's commit is written: neither needs the other. Quarantine's commit is still
+    // files of those dates the index lacks (for a fresh process, all of them) are looked up while
+    // quarantine's commit is written: neither needs the other. Quarantine's commit is still
     // written before silver's (see `write_quarantine`).
     let mut warm_index = lake.warm().silver.lock().await;
-    // Each valid event's date and id hash, computed once.
-    let keys: Vec<(i32, u128)> = valid
+    // Each valid event's date, id and id hash, computed once.
+    let probes: Vec<Probe> = valid
         .iter()
-        .map(|(e, _)| (to_days(e.event_date()), hash_id(&e.event_id)))
+        .map(|(e, _)| Probe {
+            date: to_days(e.event_date()),
+            id: &e.event_id,
+            hash: hash_id(&e.event_id),
+        })
         .collect();
-    let dates: HashSet<i32> = keys.iter().flat_map(|&(d, _)| [d - 1, d, d + 1]).collect();
-    let index = DedupIndex::caught_up(&mut warm_index, &silver).await?;
-    let missing = index.missing(&dates);
+    let dates: HashSet<i32> = probes
+        .iter()
+        .flat_map(|p| [p.date - 1, p.date, p.date + 1])
+        .collect();
+    let index = DedupIndex::of(&mut warm_index, &silver);
+    let unread = index.sync(&silver, &dates)?;
     let quarantine_counts = json!({
         "bronze_from": done + 1,
         "bronze_to": last,
         "input": outcome.input,
         "quarantined": outcome.quarantined,
     });
-    let (loaded, ()) = tokio::try_join!(
-        LoadedDates::read(&silver, &missing),
+    let (looked_up, ()) = tokio::try_join!(
+        look_up_files(&silver, unread),
         write_quarantine(lake, rejected, last, quarantine_counts)
     )?;
-    let candidates = keys.iter().map(|&(_, id)| id).collect();
-    let in_loaded = loaded.found(&candidates);
+    index.hold(looked_up);
+    // The files whose filters may hold one of the run's ids are read: the index then holds
+    // every id it could match.
+    let to_read = index.to_read(&probes);
+    index.hold(read_ids(&silver, to_read).await?);
     let mut seen = HashSet::with_capacity(valid.len());
+    let fresh: Vec<bool> = probes
+        .iter()
+        .map(|p| !index.holds_near(p.date, p.hash) && seen.insert(p.hash))
+        .collect();
     // The (date, id hash) of each event kept, in order: for the index and the compaction after
-    // the commit. `retain` visits the events once each, in order, as `keys` holds them.
-    let mut kept = Vec::with_capacity(valid.len());
-    let mut keys = keys.into_iter();
+    // the commit.
+    let kept: Vec<(i32, u128)> = probes
+        .iter()
+        .zip(&fresh)
+        .filter(|&(_, &is_fresh)| is_fresh)
+        .map(|(p, _)| (p.date, p.hash))
+        .collect();
+    drop(probes);
+    // `retain` visits the events once each, in order, as `fresh` holds them.
+    let mut fresh = fresh.into_iter();
     valid.retain(|_| {
-        let (date, id) = keys.next().expect("one key per valid event");
-        let fresh =
-            !index.contains_near(date, id) && !in_loaded.contains_near(date, id) && seen.insert(id);
-        outcome.duplicates += !fresh as usize;
-        if fresh {
-            kept.push((date, id));
-        }
-        fresh
+        let is_fresh = fresh.next().expect("one probe per valid event");
+        outcome.duplicates += !is_fresh as usize;
+        is_fresh
     });
     outcome.valid = valid.len();
     let counts = json!({
@@ -182,21 +199,13 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
         .map(|(e, row)| (e, row.source, row.ingest_time))
         .collect();
     let batch = silver_batch(&events)?;
-    // The loaded dates' id sets are built while silver's commit is written.
-    let building = tokio::task::spawn_blocking(move || loaded.into_sets());
+    let read_version = silver.version().map_or(-1, |v| v as i64);
     let written = append(silver, batch, last, counts).await;
-    match building.await {
-        Ok(sets) => index.hold(sets),
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => return Err(Error::Io(std::io::Error::other(e))),
-    }
     index.evict(&dates);
     let written = written?;
     lake.keep(Table::Silver, &written);
     outcome.silver_version = written.version().map(|v| v as i64);
-    if let Some(v) = outcome.silver_version {
-        index.added(v, kept.iter().copied());
-    }
+    index.written(read_version, &written, &kept)?;
     drop(warm_index);
     let written_dates = kept.iter().map(|&(date, _)| date).collect();
     // The append stands whatever happens here: a failed compaction is left to the next run or
@@ -324,8 +333,12 @@ async fn append(
     bronze_version: i64,
     counts: serde_json::Value,
 ) -> Result<DeltaTable> {
+    // DataFusion's Parquet settings, as delta-rs writes by default, with silver's bloom filters.
+    let parquet = deltalake::datafusion::common::config::ParquetOptions::default()
+        .into_writer_properties_builder()?;
     silver
         .write(vec![batch])
+        .with_writer_properties(Table::Silver.writer_properties(parquet))
         .with_save_mode(SaveMode::Append)
         .with_partition_columns(Table::Silver.partition_columns().iter().copied())
         .with_commit_properties(commit_properties(WATERMARK_APP_ID, bronze_version, counts))
@@ -333,101 +346,214 @@ async fn append(
         .map_err(Error::delta(Table::Silver.path()))
 }
 
-/// The event_ids in silver per event_date, as 128-bit hashes (xxh3; a false match among a billion
-/// ids has a probability near 1e-20), for the dates recent runs touched. A run loads the dates its
-/// events need (their own and the adjacent ones) with one read of those partitions, and catches
-/// up with other writers' commits from the log, so its cost follows the dates it touches, not the
-/// length of history.
+/// One valid event of a run, as the dedup looks it up.
+struct Probe<'a> {
+    /// Its event_date (Date32 days).
+    date: i32,
+    id: &'a str,
+    hash: u128,
+}
+
+/// Which of silver's event_ids are on which event_date, for the dates recent runs touched: per
+/// date, the ids read so far as 128-bit hashes (xxh3; a false match among a billion ids has a
+/// probability near 1e-20), and each file of the date in the table's snapshot with its Parquet
+/// bloom filters of event_id until its ids are read.
+///
+/// A run brings the dates its events need (their own and the adjacent ones) to the snapshot it
+/// read ([`DedupIndex::sync`]) and looks up the files the index lacks: a file's filters come with
+/// its footer, one request, so a fresh process's first run costs about what its batch does, not
+/// what three dates of ids do. Only files whose filters may hold one of the run's ids are read
+/// ([`DedupIndex::to_read`]). The snapshot is the truth, so other writers' files join the index
+/// when a run needs their date, whatever happened between runs; a file compacted away leaves it
+/// (its ids stay: silver never deletes rows, they are in the compacted file).
 pub(crate) struct DedupIndex {
     /// The silver table's URL and Delta table id.
     table: String,
-    /// Silver version the index reflects.
-    version: i64,
-    dates: HashMap<i32, IdSet>,
+    dates: HashMap<i32, DateIds>,
 }
+
+/// What the index knows of one date.
+#[derive(Default)]
+struct DateIds {
+    /// The ids of every file read, and those this process wrote.
+    read: IdSet,
+    /// The date's files in the snapshot, by path.
+    files: HashMap<String, FileState>,
+}
+
+/// A file of a date in the index.
+enum FileState {
+    /// Its ids are in the date's set.
+    Read,
+    /// Only its bloom filters of event_id are held.
+    Filtered {
+        filters: Vec<Sbbf>,
+        rows: u64,
+        size: u64,
+    },
+}
+
+/// A file to look up or read: (date, path, size).
+type SilverFile = (i32, String, u64);
 
 /// A set of event id hashes. The ids are xxh3 hashes already, so the set hashes them with
 /// foldhash's fast fixed hasher rather than SipHash, which took most of a cold index build.
 type IdSet = HashSet<u128, foldhash::fast::FixedState>;
 
-/// Past this many silver commits by other writers, the index is rebuilt instead of caught up.
-const MAX_CATCH_UP_COMMITS: i64 = 200;
 /// Dates the index keeps; past it, the dates furthest from the newest are dropped.
 const MAX_INDEXED_DATES: usize = 40;
+/// A file is read rather than probed when a run has more than one id to probe in it per this many
+/// of its rows: probing costs about what reading does then, and the file's ids stay known.
+const ROWS_PER_PROBE: u64 = 8;
 
 impl DedupIndex {
-    /// `cache` brought up to `silver`'s version: the ids of other writers' commits since, on the
-    /// dates it holds; a new index when there is none for this table or too many commits passed.
-    async fn caught_up<'a>(
-        cache: &'a mut Option<DedupIndex>,
-        silver: &DeltaTable,
-    ) -> Result<&'a mut DedupIndex> {
+    /// The index `cache` holds for `silver`; a new one when it holds none or another table's.
+    fn of<'a>(cache: &'a mut Option<DedupIndex>, silver: &DeltaTable) -> &'a mut DedupIndex {
         // The table's id as well as its URL: a table deleted and created again is another table.
         let id = silver.snapshot().map(|s| s.metadata().id().to_string());
         let table = format!("{}#{}", silver.table_url(), id.unwrap_or_default());
-        let version = silver.version().map_or(-1, |v| v as i64);
-        let usable = cache.as_ref().is_some_and(|c| {
-            c.table == table && c.version <= version && version - c.version <= MAX_CATCH_UP_COMMITS
-        });
-        if !usable {
+        if cache.as_ref().is_none_or(|c| c.table != table) {
             *cache = Some(DedupIndex {
                 table,
-                version,
                 dates: HashMap::new(),
             });
         }
-        let index = cache.as_mut().expect("cache was just filled");
-        for v in index.version + 1..=version {
-            let (files, dates): (Vec<_>, Vec<i32>) = added_files(silver, v)
-                .await?
-                .into_iter()
-                .filter_map(|f| {
-                    let date = partition_date(&f.partition_values, "event_date")?;
-                    index.dates.contains_key(&date).then_some((f, date))
-                })
-                .unzip();
-            let read = read_data_files(silver, &files, &["event_id"]).await?;
-            for (date, batches) in dates.into_iter().zip(read) {
-                let ids = index.dates.entry(date).or_default();
-                for b in &batches {
-                    ids.extend(id_hashes(b)?);
+        cache.as_mut().expect("cache was just filled")
+    }
+
+    /// Brings `dates` to `silver`'s snapshot: their files no longer in it leave the index; those
+    /// the index lacks are returned, to look up.
+    fn sync(&mut self, silver: &DeltaTable, dates: &HashSet<i32>) -> Result<Vec<SilverFile>> {
+        let snapshot = silver
+            .snapshot()
+            .map_err(Error::delta(Table::Silver.path()))?;
+        let mut current: HashMap<i32, HashSet<String>> =
+            dates.iter().map(|&d| (d, HashSet::new())).collect();
+        let mut unknown = Vec::new();
+        for file in snapshot.log_data().iter() {
+            let Some(date) = partition_date(&file.partition_values_map(), "event_date") else {
+                continue;
+            };
+            let Some(paths) = current.get_mut(&date) else {
+                continue;
+            };
+            let path = file.path().into_owned();
+            let known = self
+                .dates
+                .get(&date)
+                .is_some_and(|d| d.files.contains_key(&path));
+            if !known {
+                unknown.push((date, path.clone(), file.size() as u64));
+            }
+            paths.insert(path);
+        }
+        for (date, paths) in current {
+            let files = &mut self.dates.entry(date).or_default().files;
+            files.retain(|path, _| paths.contains(path));
+        }
+        Ok(unknown)
+    }
+
+    /// Holds what was looked up or read of some files.
+    fn hold(&mut self, files: Vec<(SilverFile, Looked)>) {
+        for ((date, path, size), looked) in files {
+            let date_ids = self.dates.entry(date).or_default();
+            let state = match looked {
+                Looked::Filters { filters, rows } => FileState::Filtered {
+                    filters,
+                    rows,
+                    size,
+                },
+                Looked::Hashes(hashes) => {
+                    date_ids.read.extend(hashes);
+                    FileState::Read
+                }
+            };
+            date_ids.files.insert(path, state);
+        }
+    }
+
+    /// The files whose ids a run with `probes` needs read: those whose filters may hold one of
+    /// its ids on their date or an adjacent one (an id the index holds needs no file), and those
+    /// the run has so many ids for that probing would cost about what reading does.
+    fn to_read(&self, probes: &[Probe<'_>]) -> Vec<SilverFile> {
+        let mut near: HashMap<i32, u64> = HashMap::new();
+        for p in probes {
+            for d in p.date - 1..=p.date + 1 {
+                *near.entry(d).or_default() += 1;
+            }
+        }
+        let mut to_read = HashSet::new();
+        for (&date, date_ids) in &self.dates {
+            let probing = near.get(&date).copied().unwrap_or(0);
+            for (path, file) in &date_ids.files {
+                if let FileState::Filtered { rows, size, .. } = file
+                    && probing > 0
+                    && probing.saturating_mul(ROWS_PER_PROBE) > *rows
+                {
+                    to_read.insert((date, path.clone(), *size));
                 }
             }
         }
-        index.version = version;
-        Ok(index)
-    }
-
-    /// The dates of `needed` the index does not hold.
-    fn missing(&self, needed: &HashSet<i32>) -> Vec<i32> {
-        needed
-            .iter()
-            .copied()
-            .filter(|d| !self.dates.contains_key(d))
-            .collect()
-    }
-
-    /// Holds the id sets of dates read at the index's version ([`LoadedDates::into_sets`]).
-    fn hold(&mut self, sets: Vec<(i32, IdSet)>) {
-        self.dates.extend(sets);
-    }
-
-    /// Whether `id` is in silver on `date` or an adjacent date.
-    fn contains_near(&self, date: i32, id: u128) -> bool {
-        (date - 1..=date + 1).any(|d| self.dates.get(&d).is_some_and(|ids| ids.contains(&id)))
-    }
-
-    /// Records the ids of commit `version`, written by this process; if another writer
-    /// committed in between, the next run catches up from the log instead.
-    fn added(&mut self, version: i64, ids: impl Iterator<Item = (i32, u128)>) {
-        if version == self.version + 1 {
-            for (date, id) in ids {
-                if let Some(set) = self.dates.get_mut(&date) {
-                    set.insert(id);
+        for p in probes {
+            if self.holds_near(p.date, p.hash) {
+                continue;
+            }
+            for d in p.date - 1..=p.date + 1 {
+                let Some(date_ids) = self.dates.get(&d) else {
+                    continue;
+                };
+                for (path, file) in &date_ids.files {
+                    if let FileState::Filtered { filters, size, .. } = file
+                        && filters.iter().any(|f| f.check(p.id))
+                    {
+                        to_read.insert((d, path.clone(), *size));
+                    }
                 }
             }
-            self.version = version;
         }
+        to_read.into_iter().collect()
+    }
+
+    /// Whether `id` is among the ids held for `date` or an adjacent date.
+    fn holds_near(&self, date: i32, id: u128) -> bool {
+        (date - 1..=date + 1).any(|d| self.dates.get(&d).is_some_and(|ids| ids.read.contains(&id)))
+    }
+
+    /// Holds the files of the commit `written` made from the snapshot at `read_version`, with the
+    /// `kept` (date, id hash) it wrote. When another writer committed in between, the files are
+    /// not told apart from that writer's: the next run looks them up instead.
+    fn written(
+        &mut self,
+        read_version: i64,
+        written: &DeltaTable,
+        kept: &[(i32, u128)],
+    ) -> Result<()> {
+        if written.version().map_or(-1, |v| v as i64) != read_version + 1 {
+            return Ok(());
+        }
+        let mut by_date: HashMap<i32, Vec<u128>> = HashMap::new();
+        for &(date, id) in kept {
+            by_date.entry(date).or_default().push(id);
+        }
+        let snapshot = written
+            .snapshot()
+            .map_err(Error::delta(Table::Silver.path()))?;
+        for file in snapshot.log_data().iter() {
+            let Some(date) = partition_date(&file.partition_values_map(), "event_date") else {
+                continue;
+            };
+            let (Some(ids), Some(date_ids)) = (by_date.get(&date), self.dates.get_mut(&date))
+            else {
+                continue;
+            };
+            let path = file.path();
+            if !date_ids.files.contains_key(path.as_ref()) {
+                date_ids.read.extend(ids.iter().copied());
+                date_ids.files.insert(path.into_owned(), FileState::Read);
+            }
+        }
+        Ok(())
     }
 
     /// Drops the dates furthest from the newest, beyond [`MAX_INDEXED_DATES`], except `keep`.
@@ -449,88 +575,77 @@ impl DedupIndex {
     }
 }
 
+/// What was looked up or read of one silver file.
+enum Looked {
+    /// Its bloom filters of event_id (one per row group) and its row count.
+    Filters { filters: Vec<Sbbf>, rows: u64 },
+    /// The hashes of its event_ids.
+    Hashes(Vec<u128>),
+}
+
+/// Each of `files`' bloom filters of event_id, read with its footer; the ids of a file without
+/// them (written before silver wrote filters), hashed in the file's own task.
+async fn look_up_files(
+    silver: &DeltaTable,
+    files: Vec<SilverFile>,
+) -> Result<Vec<(SilverFile, Looked)>> {
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let files = files
+        .into_iter()
+        .map(|file| (file.1.clone(), file.2, file))
+        .collect();
+    let looked = filters_or_fold(silver, files, "event_id", push_hashes).await?;
+    Ok(looked
+        .into_iter()
+        .map(|(file, found)| {
+            let looked = match found {
+                FiltersOrRows::Filters { filters, rows } => Looked::Filters { filters, rows },
+                FiltersOrRows::Rows(hashes) => Looked::Hashes(hashes),
+            };
+            (file, looked)
+        })
+        .collect())
+}
+
+/// The hashes of the event_ids in `files`, each fetched whole and decoded in its own task.
+async fn read_ids(
+    silver: &DeltaTable,
+    files: Vec<SilverFile>,
+) -> Result<Vec<(SilverFile, Looked)>> {
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let added: Vec<AddedFile> = files
+        .iter()
+        .map(|(_, path, size)| AddedFile {
+            path: path.clone(),
+            size: *size,
+            partition_values: HashMap::new(),
+        })
+        .collect();
+    let read = read_data_files(silver, &added, &["event_id"]).await?;
+    let mut out = Vec::with_capacity(files.len());
+    for (file, batches) in files.into_iter().zip(read) {
+        let mut hashes = Vec::new();
+        for batch in batches {
+            push_hashes(&mut hashes, batch)?;
+        }
+        out.push((file, Looked::Hashes(hashes)));
+    }
+    Ok(out)
+}
+
 fn hash_id(id: &str) -> u128 {
     xxhash_rust::xxh3::xxh3_128(id.as_bytes())
 }
 
-/// The hashes of a batch's `event_id`s.
-fn id_hashes(batch: &RecordBatch) -> Result<impl Iterator<Item = u128> + '_> {
-    Ok(typed_column::<StringArray>(batch, "event_id")?
-        .iter()
-        .flatten()
-        .map(hash_id))
-}
-
-/// The event id hashes of silver's events on some dates, read at one silver version, before they
-/// become the index's sets: a run checks its own events against them at once, and their sets are
-/// built while it writes.
-struct LoadedDates {
-    hashes: HashMap<i32, Vec<u128>>,
-}
-
-impl LoadedDates {
-    /// The id hashes of `silver`'s events on `dates` (every one of them, also those without
-    /// events), each file's hashed in its own task as it arrives.
-    async fn read(silver: &DeltaTable, dates: &[i32]) -> Result<LoadedDates> {
-        let mut hashes: HashMap<i32, Vec<u128>> = dates.iter().map(|&d| (d, Vec::new())).collect();
-        if dates.is_empty() {
-            return Ok(LoadedDates { hashes });
-        }
-        let files = fold_date_files(
-            silver,
-            Table::Silver,
-            "event_date",
-            |d| dates.contains(&d),
-            vec!["event_id".to_string()],
-            |hashes: &mut Vec<u128>, batch| {
-                hashes.extend(id_hashes(&batch)?);
-                Ok(())
-            },
-        )
-        .await?;
-        for (date, file_hashes) in files {
-            if let Some(d) = date {
-                hashes.entry(d).or_default().extend(file_hashes);
-            }
-        }
-        Ok(LoadedDates { hashes })
-    }
-
-    /// Which of the `candidates` are on which loaded date: one pass over the loaded hashes, with
-    /// no set of them built.
-    fn found(&self, candidates: &IdSet) -> FoundIds {
-        let mut found = FoundIds::default();
-        for (&date, hashes) in &self.hashes {
-            for id in hashes.iter().filter(|id| candidates.contains(id)) {
-                found.0.insert((date, *id));
-            }
-        }
-        found
-    }
-
-    /// Each date's set, built at its full size: growing the sets as files arrive rehashed them
-    /// over and over.
-    fn into_sets(self) -> Vec<(i32, IdSet)> {
-        self.hashes
-            .into_iter()
-            .map(|(date, hashes)| {
-                let mut set = IdSet::with_capacity_and_hasher(hashes.len(), Default::default());
-                set.extend(hashes);
-                (date, set)
-            })
-            .collect()
-    }
-}
-
-/// (date, id hash) pairs found by [`LoadedDates::found`].
-#[derive(Default)]
-struct FoundIds(HashSet<(i32, u128)>);
-
-impl FoundIds {
-    /// Whether `id` was found on `date` or an adjacent date.
-    fn contains_near(&self, date: i32, id: u128) -> bool {
-        (date - 1..=date + 1).any(|d| self.0.contains(&(d, id)))
-    }
+/// Adds the hashes of a batch's `event_id`s to `hashes`.
+fn push_hashes(hashes: &mut Vec<u128>, batch: RecordBatch) -> Result<()> {
+    let ids = typed_column::<StringArray>(&batch, "event_id")?;
+    hashes.extend(ids.iter().flatten().map(hash_id));
+    Ok(())
 }
 
 /// A validated event with its source and ingest time: one row of silver/events.

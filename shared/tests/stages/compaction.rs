@@ -8,8 +8,8 @@ use clickstream::lake::{Lake, Table, partition_date};
 use clickstream::maintenance::COMPACT_AT_SMALL_FILES;
 
 use crate::pipeline::{
-    assert_gold_equals_from_scratch, batch, events, lake, lose_newest_commit, parquet_files_in,
-    run, silver_ids, two_silver_processes_at_once,
+    assert_gold_equals_from_scratch, assert_silver_files_carry_id_filters, batch, events, lake,
+    lose_newest_commit, parquet_files_in, run, silver_ids, two_silver_processes_at_once,
 };
 
 /// Noon yesterday: every event of these tests falls on that one date.
@@ -52,6 +52,7 @@ async fn a_dates_small_files_are_compacted_and_keep_rows_dedup_and_gold() {
         "{commits} commits on one date leave {files} files: compacted on the way"
     );
     assert_eq!(silver_ids(&lake).await.len(), 5 * commits);
+    assert_silver_files_carry_id_filters(&lake).await;
     assert_gold_equals_from_scratch(&lake).await;
 
     // A fresh process (no warm dedup index) still finds the first commits' events, now in the
@@ -165,4 +166,30 @@ async fn a_crash_during_a_compaction_loses_and_doubles_nothing() {
     assert!(silver_files_on(&fresh, at).await < COMPACT_AT_SMALL_FILES);
     assert_eq!(silver_ids(&fresh).await.len(), 5 * (commits + 1));
     assert_gold_equals_from_scratch(&fresh).await;
+}
+
+#[tokio::test]
+async fn maintenance_keeps_silvers_bloom_filters_and_a_fresh_process_its_dedup() {
+    let (dir, lake) = lake();
+    let at = yesterday_noon();
+    for c in 0..3 {
+        let values = events(
+            &format!("m{c}-"),
+            40,
+            at + Duration::minutes(100 * c as i64),
+        );
+        assert_eq!(run(&lake, &batch(0, 40 * c, values)).await, (40, 0, 0));
+    }
+    assert_eq!(silver_files_on(&lake, at).await, 3);
+    clickstream::maintenance::maintain(&lake, Duration::zero())
+        .await
+        .unwrap();
+    let fresh = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    assert_eq!(silver_files_on(&fresh, at).await, 1);
+    assert_silver_files_carry_id_filters(&fresh).await;
+
+    let mut resent = events("m1-", 3, at + Duration::minutes(100));
+    resent.push(crate::pipeline::event("m-new", "u", at, "click"));
+    assert_eq!(run(&fresh, &batch(1, 0, resent)).await, (1, 0, 3));
+    assert_eq!(silver_ids(&fresh).await.len(), 121);
 }

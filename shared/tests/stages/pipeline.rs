@@ -121,6 +121,46 @@ pub async fn silver_ids(lake: &Lake) -> Vec<String> {
     ids
 }
 
+/// Every silver/events data file in the snapshot carries bloom filters of event_id (one per row
+/// group), and each id in silver is in one of them: what a fresh process's dedup probes.
+pub async fn assert_silver_files_carry_id_filters(lake: &Lake) {
+    use clickstream::lake::{FiltersOrRows, filters_or_fold};
+    let silver = lake.table(Table::Silver).await.unwrap();
+    let files: Vec<_> = silver
+        .snapshot()
+        .unwrap()
+        .log_data()
+        .iter()
+        .map(|f| {
+            (
+                f.path().into_owned(),
+                f.size() as u64,
+                f.path().into_owned(),
+            )
+        })
+        .collect();
+    assert!(!files.is_empty(), "silver has data files");
+    let found = filters_or_fold(&silver, files, "event_id", |_: &mut (), _| Ok(()))
+        .await
+        .unwrap();
+    let mut filters = Vec::new();
+    for (path, found) in found {
+        match found {
+            FiltersOrRows::Filters { filters: f, rows } => {
+                assert!(rows > 0, "{path} has rows");
+                filters.extend(f);
+            }
+            FiltersOrRows::Rows(()) => panic!("{path} has no bloom filter of event_id"),
+        }
+    }
+    for id in silver_ids(lake).await {
+        assert!(
+            filters.iter().any(|f| f.check(id.as_str())),
+            "no file's filter holds {id}"
+        );
+    }
+}
+
 /// Removes the newest commit of `table` in the lake at `dir`, as if its writer died before the
 /// commit: the files it wrote stay on disk, referenced by nothing. Asserts that the commit holds
 /// `marker` and that no checkpoint was written at its version. Returns that version.
@@ -317,16 +357,20 @@ async fn a_fresh_process_finds_duplicates_on_the_same_and_adjacent_dates() {
         .unwrap()
         .and_utc();
     let day = Duration::days(1);
-    let first = vec![
+    // Other events beside them, so that a run of a few events probes the files' bloom filters
+    // rather than reading every id.
+    let mut first = events("other-", 100, noon - Duration::hours(2));
+    first.extend([
         event("same", "u", noon, "page_view"),
         event("next", "u", noon, "click"),
         event("far", "u", noon, "click"),
-    ];
-    assert_eq!(run(&lake, &batch(0, 0, first)).await, (3, 0, 0));
+    ]);
+    assert_eq!(run(&lake, &batch(0, 0, first)).await, (103, 0, 0));
+    assert_silver_files_carry_id_filters(&lake).await;
 
-    // A fresh process has no index: it reads the dates its batch touches and their neighbours.
-    // The same ids on the same date and on the next count as duplicates; two dates away, the
-    // dedup window's end, not.
+    // A fresh process has no index: it looks up the files of the dates its batch touches and
+    // their neighbours. The same ids on the same date and on the next count as duplicates; two
+    // dates away, the dedup window's end, not.
     let fresh = Lake::open(dir.path().to_str().unwrap()).unwrap();
     let resent = vec![
         event("same", "u", noon, "page_view"),
@@ -334,14 +378,45 @@ async fn a_fresh_process_finds_duplicates_on_the_same_and_adjacent_dates() {
         event("far", "u", noon + day * 2, "click"),
         event("new", "u", noon + day, "click"),
     ];
-    assert_eq!(run(&fresh, &batch(0, 3, resent)).await, (2, 0, 2));
-    // The dates it read are now held: the same batch again in that process is all duplicates.
+    assert_eq!(run(&fresh, &batch(0, 103, resent)).await, (2, 0, 2));
+    // The dates it looked up are now held: the same batch again in that process is all
+    // duplicates.
     let again = vec![
         event("new", "u", noon + day, "click"),
         event("far", "u", noon + day * 2, "click"),
     ];
-    assert_eq!(run(&fresh, &batch(0, 7, again)).await, (0, 0, 2));
-    assert_eq!(count(&fresh, Table::Silver).await, 5);
+    assert_eq!(run(&fresh, &batch(0, 107, again)).await, (0, 0, 2));
+    assert_eq!(count(&fresh, Table::Silver).await, 105);
+}
+
+#[tokio::test]
+async fn a_fresh_process_finds_duplicates_in_files_without_bloom_filters() {
+    use deltalake::protocol::SaveMode;
+    let (dir, lake) = lake();
+    let t = Utc::now() - Duration::hours(3);
+    // Silver rows written as silver wrote them before its files carried bloom filters.
+    let valid: Vec<_> = events("old-", 50, t)
+        .iter()
+        .map(|raw| clickstream::event::validate(raw, Utc::now()).unwrap())
+        .collect();
+    let rows: Vec<_> = valid
+        .into_iter()
+        .map(|v| (v, "old-writer", Utc::now()))
+        .collect();
+    lake.table(Table::Silver)
+        .await
+        .unwrap()
+        .write(vec![clickstream::silver::silver_batch(&rows).unwrap()])
+        .with_save_mode(SaveMode::Append)
+        .with_partition_columns(Table::Silver.partition_columns().iter().copied())
+        .await
+        .unwrap();
+
+    let fresh = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let mut resent = events("old-", 2, t);
+    resent.push(event("new", "u", t, "click"));
+    assert_eq!(run(&fresh, &batch(0, 0, resent)).await, (1, 0, 2));
+    assert_eq!(count(&fresh, Table::Silver).await, 51);
 }
 
 #[tokio::test]
