@@ -786,7 +786,7 @@ where
     F: Fn(&mut T, RecordBatch) -> Result<()> + Send + Sync + 'static,
 {
     let (columns, fold) = (Arc::new(columns), Arc::new(fold));
-    each_file(store, files, whole_up_to, move |file| {
+    each_file(store, files, whole_up_to, move |_, file| {
         let (columns, fold) = (columns.clone(), fold.clone());
         async move { fold_rows(file, &columns, fold.as_ref()).await }
     })
@@ -797,7 +797,7 @@ where
 type FileReader = parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder<DataFileReader>;
 
 /// `files` (path, size and a tag each) of one table's `store`, each opened (its metadata loaded)
-/// and handed to `read` in its own task, [`PARALLEL_FILE_READS`] at once; in `files`' order, each
+/// and handed to `read` with its tag in its own task, [`PARALLEL_FILE_READS`] at once; in `files`' order, each
 /// with its tag. A file no larger than `whole_up_to` bytes is fetched whole in one request.
 async fn each_file<K, T, R, Fut>(
     store: Arc<dyn ObjectStore>,
@@ -808,7 +808,7 @@ async fn each_file<K, T, R, Fut>(
 where
     K: Send + 'static,
     T: Send + 'static,
-    R: Fn(FileReader) -> Fut + Send + Sync + 'static,
+    R: Fn(&K, FileReader) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<T>> + Send + 'static,
 {
     use futures::StreamExt;
@@ -823,7 +823,8 @@ where
             // to the plain `Utf8` the stages read rather than to views cast afterwards.
             let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
             let file = FileReader::new_with_options(reader, options).await?;
-            Ok::<_, Error>((tag, read(file).await?))
+            let read = read(&tag, file);
+            Ok::<_, Error>((tag, read.await?))
         })
     });
     let mut read = futures::stream::iter(reads).buffered(PARALLEL_FILE_READS);
@@ -877,34 +878,43 @@ pub enum FiltersOrRows<T> {
 
 /// For each of `files` (path, size and a tag each) of `table`: its bloom filters of `column`,
 /// read with its footer (one request when the writer put them at the file's end, as
-/// [`Table::writer_properties`] does); or, for a file without them, that column read and folded
-/// by `fold`, as [`read_dates`] reads columns. The files are read at once, in `files`' order.
-pub async fn filters_or_fold<K, T, F>(
+/// [`Table::writer_properties`] does); or that column read and folded by `fold`, as [`read_dates`]
+/// reads columns, for a file without filters and for one whose tag and row count `read_rows`
+/// accepts. The files are read at once, in `files`' order.
+pub async fn filters_or_fold<K, T, F, R>(
     table: &DeltaTable,
     files: Vec<(String, u64, K)>,
     column: &str,
+    read_rows: R,
     fold: F,
 ) -> Result<Vec<(K, FiltersOrRows<T>)>>
 where
     K: Send + 'static,
     T: Default + Send + 'static,
     F: Fn(&mut T, RecordBatch) -> Result<()> + Send + Sync + 'static,
+    R: Fn(&K, u64) -> bool + Send + Sync + 'static,
 {
     let columns = Arc::new(FileColumns::Only(vec![column.to_string()]));
     let fold = Arc::new(fold);
     let whole_up_to = FOOTER_PREFETCH as u64;
-    each_file(table.object_store(), files, whole_up_to, move |mut file| {
-        let (columns, fold) = (columns.clone(), fold.clone());
-        async move {
-            if let Some(filters) = bloom_filters(&mut file, &columns).await? {
-                let rows = file.metadata().file_metadata().num_rows().max(0) as u64;
-                return Ok(FiltersOrRows::Filters { filters, rows });
+    each_file(
+        table.object_store(),
+        files,
+        whole_up_to,
+        move |tag, mut file| {
+            let (columns, fold) = (columns.clone(), fold.clone());
+            let rows = file.metadata().file_metadata().num_rows().max(0) as u64;
+            let wanted = read_rows(tag, rows);
+            async move {
+                if !wanted && let Some(filters) = bloom_filters(&mut file, &columns).await? {
+                    return Ok(FiltersOrRows::Filters { filters, rows });
+                }
+                Ok(FiltersOrRows::Rows(
+                    fold_rows(file, &columns, fold.as_ref()).await?,
+                ))
             }
-            Ok(FiltersOrRows::Rows(
-                fold_rows(file, &columns, fold.as_ref()).await?,
-            ))
-        }
-    })
+        },
+    )
     .await
 }
 

@@ -155,7 +155,7 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
         "quarantined": outcome.quarantined,
     });
     let (looked_up, ()) = tokio::try_join!(
-        look_up_files(&silver, unread),
+        look_up_files(&silver, unread, &probes),
         write_quarantine(lake, rejected, last, quarantine_counts)
     )?;
     index.hold(looked_up);
@@ -477,19 +477,12 @@ impl DedupIndex {
     /// its ids on their date or an adjacent one (an id the index holds needs no file), and those
     /// the run has so many ids for that probing would cost about what reading does.
     fn to_read(&self, probes: &[Probe<'_>]) -> Vec<SilverFile> {
-        let mut near: HashMap<i32, u64> = HashMap::new();
-        for p in probes {
-            for d in p.date - 1..=p.date + 1 {
-                *near.entry(d).or_default() += 1;
-            }
-        }
+        let near = probes_near(probes);
         let mut to_read = HashSet::new();
         for (&date, date_ids) in &self.dates {
-            let probing = near.get(&date).copied().unwrap_or(0);
             for (path, file) in &date_ids.files {
                 if let FileState::Filtered { rows, size, .. } = file
-                    && probing > 0
-                    && probing.saturating_mul(ROWS_PER_PROBE) > *rows
+                    && reads_rather_than_probes(&near, date, *rows)
                 {
                     to_read.insert((date, path.clone(), *size));
                 }
@@ -575,6 +568,25 @@ impl DedupIndex {
     }
 }
 
+/// How many of a run's `probes` each date's files are probed for: those on the date or an
+/// adjacent one.
+fn probes_near(probes: &[Probe<'_>]) -> HashMap<i32, u64> {
+    let mut near: HashMap<i32, u64> = HashMap::new();
+    for p in probes {
+        for d in p.date - 1..=p.date + 1 {
+            *near.entry(d).or_default() += 1;
+        }
+    }
+    near
+}
+
+/// Whether a file of `date` with `rows` rows is read rather than probed, for a run probing it
+/// `near[date]` times: more than one probe per [`ROWS_PER_PROBE`] rows.
+fn reads_rather_than_probes(near: &HashMap<i32, u64>, date: i32, rows: u64) -> bool {
+    let probing = near.get(&date).copied().unwrap_or(0);
+    probing > 0 && probing.saturating_mul(ROWS_PER_PROBE) > rows
+}
+
 /// What was looked up or read of one silver file.
 enum Looked {
     /// Its bloom filters of event_id (one per row group) and its row count.
@@ -584,10 +596,13 @@ enum Looked {
 }
 
 /// Each of `files`' bloom filters of event_id, read with its footer; the ids of a file without
-/// them (written before silver wrote filters), hashed in the file's own task.
+/// them (written before silver wrote filters), or with so few rows for the run's `probes` that
+/// probing would cost what reading does ([`reads_rather_than_probes`]), hashed in the file's own
+/// task.
 async fn look_up_files(
     silver: &DeltaTable,
     files: Vec<SilverFile>,
+    probes: &[Probe<'_>],
 ) -> Result<Vec<(SilverFile, Looked)>> {
     if files.is_empty() {
         return Ok(Vec::new());
@@ -596,7 +611,9 @@ async fn look_up_files(
         .into_iter()
         .map(|file| (file.1.clone(), file.2, file))
         .collect();
-    let looked = filters_or_fold(silver, files, "event_id", push_hashes).await?;
+    let near = probes_near(probes);
+    let read_rows = move |file: &SilverFile, rows| reads_rather_than_probes(&near, file.0, rows);
+    let looked = filters_or_fold(silver, files, "event_id", read_rows, push_hashes).await?;
     Ok(looked
         .into_iter()
         .map(|(file, found)| {
