@@ -39,7 +39,7 @@ fn optimize<'a>(
     let zstd = ZstdLevel::try_new(4).expect("a valid zstd level");
     let delta_default = parquet::file::properties::WriterProperties::builder()
         .set_compression(Compression::ZSTD(zstd));
-    builder.with_writer_properties(kind.writer_properties(delta_default))
+    builder.with_writer_properties(kind.writer_properties(delta_default, None))
 }
 
 /// Compacts, vacuums and checkpoints every table of the lake. The checkpoint comes last, so a

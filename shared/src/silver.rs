@@ -336,9 +336,10 @@ async fn append(
     // DataFusion's Parquet settings, as delta-rs writes by default, with silver's bloom filters.
     let parquet = deltalake::datafusion::common::config::ParquetOptions::default()
         .into_writer_properties_builder()?;
+    let rows = Some(batch.num_rows() as u64);
     silver
         .write(vec![batch])
-        .with_writer_properties(Table::Silver.writer_properties(parquet))
+        .with_writer_properties(Table::Silver.writer_properties(parquet, rows))
         .with_save_mode(SaveMode::Append)
         .with_partition_columns(Table::Silver.partition_columns().iter().copied())
         .with_commit_properties(commit_properties(WATERMARK_APP_ID, bronze_version, counts))
