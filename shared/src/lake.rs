@@ -761,7 +761,7 @@ where
         table.object_store(),
         files,
         FileColumns::Only(file_columns),
-        FOOTER_PREFETCH as u64,
+        FirstFetch::FOOTER,
         fold,
     )
     .await
@@ -783,14 +783,13 @@ enum FileColumns {
 
 /// `files` (path, size and a tag each) of one table's `store`, each read with `columns` in plain
 /// types ([`plain_types`]) and folded batch by batch into a `T` by `fold` in the file's own task,
-/// [`PARALLEL_FILE_READS`] at once; in `files`' order, each with its tag. A file no larger than
-/// `whole_up_to` bytes is fetched whole in one request; a larger one its footer, then the
-/// columns' ranges.
+/// [`PARALLEL_FILE_READS`] at once; in `files`' order, each with its tag. Each file's first request
+/// is `first` (the whole file, or its end with the footer); then the columns' ranges not in it.
 async fn fold_files<K, T, F>(
     store: Arc<dyn ObjectStore>,
     files: Vec<(String, u64, K)>,
     columns: FileColumns,
-    whole_up_to: u64,
+    first: FirstFetch,
     fold: F,
 ) -> Result<Vec<(K, T)>>
 where
@@ -799,7 +798,7 @@ where
     F: Fn(&mut T, RecordBatch) -> Result<()> + Send + Sync + 'static,
 {
     let (columns, fold) = (Arc::new(columns), Arc::new(fold));
-    each_file(store, files, whole_up_to, move |_, file| {
+    each_file(store, files, first, move |_, file| {
         let (columns, fold) = (columns.clone(), fold.clone());
         async move { fold_rows(file, &columns, fold.as_ref()).await }
     })
@@ -811,11 +810,11 @@ type FileReader = parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder<
 
 /// `files` (path, size and a tag each) of one table's `store`, each opened (its metadata loaded)
 /// and handed to `read` with its tag in its own task, [`PARALLEL_FILE_READS`] at once; in `files`' order, each
-/// with its tag. A file no larger than `whole_up_to` bytes is fetched whole in one request.
+/// with its tag. Each file's first request is `first`.
 async fn each_file<K, T, R, Fut>(
     store: Arc<dyn ObjectStore>,
     files: Vec<(String, u64, K)>,
-    whole_up_to: u64,
+    first: FirstFetch,
     read: R,
 ) -> Result<Vec<(K, T)>>
 where
@@ -831,7 +830,7 @@ where
     let reads = files.into_iter().map(|(path, size, tag)| {
         let (store, read) = (store.clone(), read.clone());
         tokio::spawn(async move {
-            let reader = DataFileReader::new(store, &path, size, whole_up_to);
+            let reader = DataFileReader::new(store, &path, size, first);
             // The Parquet types, not the Arrow schema a writer embedded: strings decode straight
             // to the plain `Utf8` the stages read rather than to views cast afterwards.
             let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
@@ -909,25 +908,23 @@ where
 {
     let columns = Arc::new(FileColumns::Only(vec![column.to_string()]));
     let fold = Arc::new(fold);
-    let whole_up_to = FOOTER_PREFETCH as u64;
-    each_file(
-        table.object_store(),
-        files,
-        whole_up_to,
-        move |tag, mut file| {
-            let (columns, fold) = (columns.clone(), fold.clone());
-            let rows = file.metadata().file_metadata().num_rows().max(0) as u64;
-            let wanted = read_rows(tag, rows);
-            async move {
-                if !wanted && let Some(filters) = bloom_filters(&mut file, &columns).await? {
-                    return Ok(FiltersOrRows::Filters { filters, rows });
-                }
-                Ok(FiltersOrRows::Rows(
-                    fold_rows(file, &columns, fold.as_ref()).await?,
-                ))
+    let first = FirstFetch {
+        end_share: Some(BLOOM_FILTER_END_SHARE),
+        ..FirstFetch::FOOTER
+    };
+    each_file(table.object_store(), files, first, move |tag, mut file| {
+        let (columns, fold) = (columns.clone(), fold.clone());
+        let rows = file.metadata().file_metadata().num_rows().max(0) as u64;
+        let wanted = read_rows(tag, rows);
+        async move {
+            if !wanted && let Some(filters) = bloom_filters(&mut file, &columns).await? {
+                return Ok(FiltersOrRows::Filters { filters, rows });
             }
-        },
-    )
+            Ok(FiltersOrRows::Rows(
+                fold_rows(file, &columns, fold.as_ref()).await?,
+            ))
+        }
+    })
     .await
 }
 
@@ -965,27 +962,66 @@ async fn bloom_filters(file: &mut FileReader, columns: &FileColumns) -> Result<O
 /// metadata of the files the stages write.
 const FOOTER_PREFETCH: usize = 64 * 1024;
 
+/// The share of a file's bytes its bloom filters take at most, as [`Table::writer_properties`]
+/// writes them (about 2.6 bytes per value, up to twice that once rounded to a power of two,
+/// against some 24 bytes per silver row): a lookup of a file's filters fetches this much of its
+/// end with the footer, so the filters come in the same request.
+const BLOOM_FILTER_END_SHARE: u64 = 4;
+
+/// What [`DataFileReader`]'s first request fetches: the whole file when it is no larger than
+/// `whole_up_to`, else its end with the footer, [`FOOTER_PREFETCH`] bytes or `1 / end_share` of
+/// the file, whichever is more.
+#[derive(Debug, Clone, Copy)]
+struct FirstFetch {
+    whole_up_to: u64,
+    end_share: Option<u64>,
+}
+
+impl FirstFetch {
+    /// The footer and what lies near it; a file no larger than that, whole.
+    const FOOTER: FirstFetch = FirstFetch {
+        whole_up_to: FOOTER_PREFETCH as u64,
+        end_share: None,
+    };
+    /// The whole file.
+    const WHOLE: FirstFetch = FirstFetch {
+        whole_up_to: u64::MAX,
+        end_share: None,
+    };
+
+    /// Bytes of the end of a file of `size` bytes fetched with its footer.
+    fn end_bytes(self, size: u64) -> usize {
+        let share = self.end_share.map_or(0, |share| size / share.max(1));
+        FOOTER_PREFETCH.max(usize::try_from(share).unwrap_or(usize::MAX))
+    }
+}
+
 /// One data file of a table for the async Parquet reader: ranges of it fetched from the store, the
 /// metadata with one request (its size is known from the log), which also fetches the rest of the
-/// file's last [`FOOTER_PREFETCH`] bytes and keeps them (a bloom filter written at the end is
-/// there). A file no larger than `whole_up_to` (at least a small commit's, [`FOOTER_PREFETCH`]) is
-/// fetched whole with that request and read from memory, so it costs one request, not two.
+/// file's end ([`FirstFetch`]) and keeps it (a bloom filter written at the end is there). A file no
+/// larger than `first.whole_up_to` is fetched whole with that request and read from memory, so it
+/// costs one request, not two.
 struct DataFileReader {
     store: Arc<dyn ObjectStore>,
     path: Path,
     size: u64,
-    whole_up_to: u64,
+    first: FirstFetch,
     /// The bytes fetched with the metadata, from this offset: the whole file or its end.
     kept: Option<(u64, bytes::Bytes)>,
 }
 
 impl DataFileReader {
-    fn new(store: Arc<dyn ObjectStore>, path: &str, size: u64, whole_up_to: u64) -> DataFileReader {
+    fn new(
+        store: Arc<dyn ObjectStore>,
+        path: &str,
+        size: u64,
+        first: FirstFetch,
+    ) -> DataFileReader {
         DataFileReader {
             store,
             path: Path::from(path),
             size,
-            whole_up_to,
+            first,
             kept: None,
         }
     }
@@ -1050,13 +1086,13 @@ impl parquet::arrow::async_reader::AsyncFileReader for DataFileReader {
     > {
         Box::pin(async move {
             let size = self.size;
-            if size <= self.whole_up_to && self.kept.is_none() {
+            if size <= self.first.whole_up_to && self.kept.is_none() {
                 let whole = self.store.get_range(&self.path, 0..size).await;
                 self.kept = Some((0, whole.map_err(store_error)?));
             }
             let metadata = parquet::file::metadata::ParquetMetaDataReader::new()
                 .with_arrow_reader_options(options)
-                .with_prefetch_hint(Some(FOOTER_PREFETCH))
+                .with_prefetch_hint(Some(self.first.end_bytes(size)))
                 .load_and_finish(self, size)
                 .await?;
             Ok(Arc::new(metadata))
@@ -1086,7 +1122,14 @@ pub async fn read_data_files(
         FileColumns::Only(columns.iter().map(|c| c.to_string()).collect())
     };
     let files = files.iter().map(|f| (f.path.clone(), f.size, ())).collect();
-    let read = fold_files(table.object_store(), files, columns, u64::MAX, push_batch).await?;
+    let read = fold_files(
+        table.object_store(),
+        files,
+        columns,
+        FirstFetch::WHOLE,
+        push_batch,
+    )
+    .await?;
     Ok(read.into_iter().map(|((), batches)| batches).collect())
 }
 
