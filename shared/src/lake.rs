@@ -809,8 +809,8 @@ where
 type FileReader = parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder<DataFileReader>;
 
 /// `files` (path, size and a tag each) of one table's `store`, each opened (its metadata loaded)
-/// and handed to `read` with its tag in its own task, [`PARALLEL_FILE_READS`] at once; in `files`' order, each
-/// with its tag. Each file's first request is `first`.
+/// and handed to `read` with its tag in its own task, [`PARALLEL_FILE_READS`] at once; in `files`'
+/// order, each with its tag. Each file's first request is `first`.
 async fn each_file<K, T, R, Fut>(
     store: Arc<dyn ObjectStore>,
     files: Vec<(String, u64, K)>,
@@ -883,8 +883,8 @@ pub enum FiltersOrRows<T> {
         /// The file's row count.
         rows: u64,
     },
-    /// A row group has no filter of the column (a file written before the table had them): the
-    /// column's values, folded.
+    /// The column's values, folded: a row group has no filter of the column (a file written
+    /// before the table had them), or the caller chose to read the file.
     Rows(T),
 }
 

@@ -173,11 +173,7 @@ async fn maintenance_keeps_silvers_bloom_filters_and_a_fresh_process_its_dedup()
     let (dir, lake) = lake();
     let at = yesterday_noon();
     for c in 0..3 {
-        let values = events(
-            &format!("m{c}-"),
-            40,
-            at + Duration::minutes(100 * c as i64),
-        );
+        let values = events(&format!("m{c}-"), 40, at + Duration::minutes(100 * c));
         assert_eq!(run(&lake, &batch(0, 40 * c, values)).await, (40, 0, 0));
     }
     assert_eq!(silver_files_on(&lake, at).await, 3);

@@ -390,19 +390,16 @@ async fn a_fresh_process_finds_duplicates_on_the_same_and_adjacent_dates() {
     assert_eq!(count(&fresh, Table::Silver).await, 105);
 }
 
-#[tokio::test]
-async fn a_fresh_process_finds_duplicates_in_files_without_bloom_filters() {
+/// Appends the events `raws` to silver/events with a plain delta-rs write, as `source`: another
+/// writer's commit, its files without silver's bloom filters (as silver wrote them before).
+async fn append_to_silver_elsewhere(lake: &Lake, raws: &[Vec<u8>], source: &str) {
     use deltalake::protocol::SaveMode;
-    let (dir, lake) = lake();
-    let t = Utc::now() - Duration::hours(3);
-    // Silver rows written as silver wrote them before its files carried bloom filters.
-    let valid: Vec<_> = events("old-", 50, t)
+    let rows: Vec<_> = raws
         .iter()
-        .map(|raw| clickstream::event::validate(raw, Utc::now()).unwrap())
-        .collect();
-    let rows: Vec<_> = valid
-        .into_iter()
-        .map(|v| (v, "old-writer", Utc::now()))
+        .map(|raw| {
+            let valid = clickstream::event::validate(raw, Utc::now()).unwrap();
+            (valid, source, Utc::now())
+        })
         .collect();
     lake.table(Table::Silver)
         .await
@@ -412,6 +409,14 @@ async fn a_fresh_process_finds_duplicates_in_files_without_bloom_filters() {
         .with_partition_columns(Table::Silver.partition_columns().iter().copied())
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_fresh_process_finds_duplicates_in_files_without_bloom_filters() {
+    let (dir, lake) = lake();
+    let t = Utc::now() - Duration::hours(3);
+    // Silver rows written as silver wrote them before its files carried bloom filters.
+    append_to_silver_elsewhere(&lake, &events("old-", 50, t), "old-writer").await;
 
     let fresh = Lake::open(dir.path().to_str().unwrap()).unwrap();
     let mut resent = events("old-", 2, t);
@@ -422,7 +427,6 @@ async fn a_fresh_process_finds_duplicates_in_files_without_bloom_filters() {
 
 #[tokio::test]
 async fn dedup_sees_rows_another_writer_committed() {
-    use deltalake::protocol::SaveMode;
     let (_dir, lake) = lake();
     let t = Utc::now() - Duration::hours(3);
     assert_eq!(
@@ -431,16 +435,7 @@ async fn dedup_sees_rows_another_writer_committed() {
     );
     // Another writer appends event w2 to silver after this process last saw the table.
     let raw = event("w2", "u", t, "click");
-    let valid = clickstream::event::validate(&raw, Utc::now()).unwrap();
-    let rows = clickstream::silver::silver_batch(&[(valid, "other-writer", Utc::now())]).unwrap();
-    lake.table(Table::Silver)
-        .await
-        .unwrap()
-        .write(vec![rows])
-        .with_save_mode(SaveMode::Append)
-        .with_partition_columns(Table::Silver.partition_columns().iter().copied())
-        .await
-        .unwrap();
+    append_to_silver_elsewhere(&lake, std::slice::from_ref(&raw), "other-writer").await;
     assert_eq!(
         run(&lake, &batch(0, 1, vec![raw, event("w3", "u", t, "click")])).await,
         (1, 0, 1)
