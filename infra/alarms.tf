@@ -1,4 +1,5 @@
-# Alarms: any function error, Kafka consumer lag of bronze-writer, and a DLQ that is not empty.
+# Alarms: any function error or throttled invocation, Kafka consumer lag of bronze-writer, and a
+# DLQ that is not empty.
 # One alarm resource; each entry of local.alarms says what it watches and when it fires.
 
 locals {
@@ -8,6 +9,17 @@ locals {
         description = "${name} returned errors"
         namespace   = "AWS/Lambda"
         metric      = "Errors"
+        dimensions  = { FunctionName = aws_lambda_function.function[name].function_name }
+        statistic   = "Sum"
+        periods     = 1
+        threshold   = 0
+      }
+    },
+    {
+      for name, _ in local.functions : "${name}-throttles" => {
+        description = "${name} was throttled (its reserved concurrency is reached)"
+        namespace   = "AWS/Lambda"
+        metric      = "Throttles"
         dimensions  = { FunctionName = aws_lambda_function.function[name].function_name }
         statistic   = "Sum"
         periods     = 1

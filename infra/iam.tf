@@ -38,8 +38,17 @@ data "aws_iam_policy_document" "function" {
 
   statement {
     sid       = "WriteLakePrefixes"
-    actions   = ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+    actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
     resources = [for p in each.value.write_prefixes : "${aws_s3_bucket.lake.arn}/${local.lake_root}${p}*"]
+  }
+
+  dynamic "statement" {
+    for_each = length(each.value.delete_prefixes) == 0 ? [] : [1]
+    content {
+      sid       = "DeleteLakePrefixes"
+      actions   = ["s3:DeleteObject"]
+      resources = [for p in each.value.delete_prefixes : "${aws_s3_bucket.lake.arn}/${local.lake_root}${p}*"]
+    }
   }
 
   statement {
@@ -63,27 +72,45 @@ resource "aws_iam_role_policy" "function" {
 }
 
 # bronze-writer also reads Kafka through its event source mapping.
+locals {
+  # arn:aws:kafka:REGION:ACCOUNT:cluster/NAME/UUID -> the ARNs of its topic and consumer group.
+  msk_cluster_path = var.msk_cluster_arn == null ? "" : split(":cluster/", var.msk_cluster_arn)[1]
+  msk_arn_base     = var.msk_cluster_arn == null ? "" : split(":cluster/", var.msk_cluster_arn)[0]
+  msk_topic_arn    = "${local.msk_arn_base}:topic/${local.msk_cluster_path}/${var.kafka_topic}"
+  msk_group_arn    = "${local.msk_arn_base}:group/${local.msk_cluster_path}/${var.kafka_consumer_group_id}"
+}
+
 data "aws_iam_policy_document" "kafka_source" {
   dynamic "statement" {
     for_each = var.kafka_mode == "msk" ? [1] : []
     content {
-      sid = "ReadMsk"
+      sid = "DescribeMskCluster"
       actions = [
         "kafka:DescribeCluster",
         "kafka:DescribeClusterV2",
         "kafka:GetBootstrapBrokers",
         "kafka-cluster:Connect",
-        "kafka-cluster:DescribeGroup",
-        "kafka-cluster:AlterGroup",
-        "kafka-cluster:DescribeTopic",
-        "kafka-cluster:ReadData",
         "kafka-cluster:DescribeClusterDynamicConfiguration",
       ]
-      resources = [
-        var.msk_cluster_arn,
-        replace("${var.msk_cluster_arn}/*", ":cluster/", ":topic/"),
-        replace("${var.msk_cluster_arn}/*", ":cluster/", ":group/"),
-      ]
+      resources = [var.msk_cluster_arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.kafka_mode == "msk" ? [1] : []
+    content {
+      sid       = "ReadMskTopic"
+      actions   = ["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"]
+      resources = [local.msk_topic_arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.kafka_mode == "msk" ? [1] : []
+    content {
+      sid       = "UseMskConsumerGroup"
+      actions   = ["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"]
+      resources = [local.msk_group_arn]
     }
   }
 

@@ -31,10 +31,20 @@ resource "aws_lambda_event_source_mapping" "kafka" {
     }
   }
 
+  # Credentials of the brokers (SASL over TLS, or a client certificate), and the CA that signed a
+  # self-managed broker's certificate.
   dynamic "source_access_configuration" {
     for_each = var.kafka_auth_secret_arn == null ? [] : [var.kafka_auth_secret_arn]
     content {
-      type = "SASL_SCRAM_512_AUTH"
+      type = var.kafka_auth_type
+      uri  = source_access_configuration.value
+    }
+  }
+
+  dynamic "source_access_configuration" {
+    for_each = var.kafka_server_root_ca_secret_arn == null ? [] : [var.kafka_server_root_ca_secret_arn]
+    content {
+      type = "SERVER_ROOT_CA_CERTIFICATE"
       uri  = source_access_configuration.value
     }
   }
@@ -58,6 +68,21 @@ resource "aws_lambda_event_source_mapping" "kafka" {
   destination_config {
     on_failure {
       destination_arn = aws_sqs_queue.dlq.arn
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.kafka_mode != "self_managed" || var.kafka_auth_secret_arn != null || var.kafka_allow_unauthenticated_plaintext
+      error_message = "A self-managed Kafka source needs kafka_auth_secret_arn (SASL over TLS, or a client certificate). Only for a broker on a private network you trust, set kafka_allow_unauthenticated_plaintext = true."
+    }
+    precondition {
+      condition     = var.kafka_mode != "msk" || var.msk_cluster_arn != null
+      error_message = "kafka_mode = \"msk\" needs msk_cluster_arn."
+    }
+    precondition {
+      condition     = var.kafka_mode != "self_managed" || length(var.kafka_bootstrap_servers) > 0
+      error_message = "kafka_mode = \"self_managed\" needs kafka_bootstrap_servers."
     }
   }
 

@@ -32,8 +32,9 @@ resource "aws_lambda_function" "function" {
     variables = merge(local.common_environment, each.value.environment)
   }
 
+  # The functions log JSON lines (tracing); Lambda keeps them as JSON and adds its own in JSON.
   logging_config {
-    log_format = "Text"
+    log_format = "JSON"
     log_group  = aws_cloudwatch_log_group.function[each.key].name
   }
 

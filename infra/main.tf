@@ -5,29 +5,35 @@ locals {
   lake_root = var.lake_prefix == "" ? "" : "${var.lake_prefix}/"
   lake_uri  = "s3://${var.lake_bucket_name}/${var.lake_prefix}"
 
-  # Variables every function reads (LAKE_URI, RUST_LOG), plus S3 endpoint settings on LocalStack.
+  # Variables every function reads (LAKE_URI, RUST_LOG), plus S3 endpoint settings on an emulator.
   common_environment = merge(
     {
       LAKE_URI             = local.lake_uri
       RUST_LOG             = var.log_level
       LAKE_TIMEOUT_SECONDS = tostring(var.lake_timeout_seconds)
     },
-    var.localstack_endpoint == null ? {} : {
-      AWS_ENDPOINT_URL = var.localstack_endpoint
+    var.emulator_endpoint == null ? {} : {
+      AWS_ENDPOINT_URL = var.emulator_endpoint
       AWS_ALLOW_HTTP   = "true"
     },
   )
 
-  # One entry per crate under functions/. reserved_concurrency = 1 where a table needs one writer.
+  # One entry per crate under functions/. reserved_concurrency = 1 where a table needs one writer;
+  # bronze-writer's is bounded (its commits race, and each lost race is retried).
+  # read_prefixes / write_prefixes / delete_prefixes: what its role may read, write and delete,
+  # relative to the lake root; what the code touches, no more (infra/tests/deploy.rs runs every
+  # function with only its role's policy). Only maintenance deletes: the writers leave expired log
+  # files to it (delta-rs's writers would otherwise delete them after a checkpoint).
   functions = {
     "bronze-writer" = {
       description          = "Kafka batches and landed files -> bronze/events"
       memory_mb            = 1024
       timeout_s            = 300
-      reserved_concurrency = null
+      reserved_concurrency = var.bronze_writer_concurrency
       environment          = {}
-      read_prefixes        = ["landing/", "bronze/events/"]
-      write_prefixes       = ["bronze/events/"]
+      read_prefixes        = ["landing/", "bronze/events/", "bronze/failed_files/"]
+      write_prefixes       = ["bronze/events/", "bronze/failed_files/"]
+      delete_prefixes      = []
     }
     "silver-transformer" = {
       description          = "Bronze commits -> silver/events and silver/quarantine"
@@ -37,6 +43,7 @@ locals {
       environment          = {}
       read_prefixes        = ["bronze/events/", "silver/events/", "silver/quarantine/"]
       write_prefixes       = ["silver/events/", "silver/quarantine/"]
+      delete_prefixes      = []
     }
     "gold-transformer" = {
       description          = "Silver commits -> gold tables"
@@ -46,15 +53,18 @@ locals {
       environment          = { FUNNEL_STEPS = join(",", var.funnel_steps) }
       read_prefixes        = ["silver/events/", "gold/"]
       write_prefixes       = ["gold/"]
+      delete_prefixes      = []
     }
     "exporter" = {
-      description          = "Gold -> exports/ (DuckDB, CSV, Parquet)"
+      description          = "Gold -> exports/ (DuckDB, CSV, Parquet, dashboard)"
       memory_mb            = 2048
       timeout_s            = 600
       reserved_concurrency = 1
       environment          = {}
-      read_prefixes        = ["gold/", "exports/"]
-      write_prefixes       = ["exports/"]
+      # It recomputes gold/retention_weekly first; the dashboard also reads silver's tables.
+      read_prefixes   = ["gold/", "silver/events/", "silver/quarantine/", "exports/"]
+      write_prefixes  = ["gold/retention_weekly/", "exports/"]
+      delete_prefixes = []
     }
     "maintenance" = {
       description          = "Checkpoints, OPTIMIZE and VACUUM of every table"
@@ -62,8 +72,10 @@ locals {
       timeout_s            = 900
       reserved_concurrency = 1
       environment          = { VACUUM_RETENTION_HOURS = tostring(var.vacuum_retention_hours) }
-      read_prefixes        = ["bronze/", "silver/", "gold/"]
-      write_prefixes       = ["bronze/", "silver/", "gold/"]
+      # _clickstream/: the probe that checks the lake is writable before anything is deleted.
+      read_prefixes   = ["bronze/", "silver/", "gold/", "_clickstream/"]
+      write_prefixes  = ["bronze/", "silver/", "gold/", "_clickstream/"]
+      delete_prefixes = ["bronze/", "silver/", "gold/", "_clickstream/"]
     }
   }
 }

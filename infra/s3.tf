@@ -29,12 +29,54 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "lake" {
   }
 }
 
+# Versioning guards against a wrong delete (a bad VACUUM, a person's mistake): a deleted object
+# stays as a noncurrent version for as long as VACUUM would have kept it, then expires.
 resource "aws_s3_bucket_versioning" "lake" {
   bucket = aws_s3_bucket.lake.id
   versioning_configuration {
-    # Delta keeps its own history; object versions would only keep vacuumed files alive.
-    status = "Suspended"
+    status = "Enabled"
   }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "lake" {
+  bucket = aws_s3_bucket.lake.id
+
+  rule {
+    id     = "expire-noncurrent-versions"
+    status = "Enabled"
+    filter {}
+    noncurrent_version_expiration {
+      noncurrent_days = max(1, ceil(var.vacuum_retention_hours / 24))
+    }
+    expiration {
+      expired_object_delete_marker = true
+    }
+  }
+
+  rule {
+    id     = "abort-incomplete-multipart-uploads"
+    status = "Enabled"
+    filter {}
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+
+  dynamic "rule" {
+    for_each = var.landing_expiry_days == null ? [] : [var.landing_expiry_days]
+    content {
+      id     = "expire-landed-files"
+      status = "Enabled"
+      filter {
+        prefix = "${local.lake_root}landing/"
+      }
+      expiration {
+        days = rule.value
+      }
+    }
+  }
+
+  depends_on = [aws_s3_bucket_versioning.lake]
 }
 
 data "aws_iam_policy_document" "lake_tls_only" {

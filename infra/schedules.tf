@@ -1,4 +1,6 @@
-# EventBridge Scheduler: the exporter and the table maintenance run on a schedule.
+# EventBridge Scheduler: the exporter and the table maintenance run on a schedule. The Scheduler
+# hands a target's input to the function as it is: the functions decode exactly this payload
+# (clickstream::trigger::ScheduledRun), and the local stack sends it as written here.
 
 locals {
   schedules = {
@@ -27,6 +29,12 @@ data "aws_iam_policy_document" "scheduler" {
     sid       = "InvokeScheduledFunctions"
     actions   = ["lambda:InvokeFunction"]
     resources = [for name, _ in local.schedules : aws_lambda_function.function[name].arn]
+  }
+
+  statement {
+    sid       = "SendFailuresToDlq"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.dlq.arn]
   }
 }
 

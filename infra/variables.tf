@@ -80,9 +80,32 @@ variable "kafka_bootstrap_servers" {
 }
 
 variable "kafka_auth_secret_arn" {
-  description = "Secrets Manager ARN with SASL/SCRAM credentials (self_managed), or null for none."
+  description = "Secrets Manager ARN of the brokers' credentials (kafka_auth_type); required for self_managed unless kafka_allow_unauthenticated_plaintext."
   type        = string
   default     = null
+}
+
+variable "kafka_auth_type" {
+  description = "How bronze-writer's mapping authenticates with kafka_auth_secret_arn: SASL_SCRAM_512_AUTH, SASL_SCRAM_256_AUTH, BASIC_AUTH (SASL/PLAIN; all three over TLS) or CLIENT_CERTIFICATE_TLS_AUTH."
+  type        = string
+  default     = "SASL_SCRAM_512_AUTH"
+
+  validation {
+    condition     = contains(["SASL_SCRAM_512_AUTH", "SASL_SCRAM_256_AUTH", "BASIC_AUTH", "CLIENT_CERTIFICATE_TLS_AUTH"], var.kafka_auth_type)
+    error_message = "kafka_auth_type must be SASL_SCRAM_512_AUTH, SASL_SCRAM_256_AUTH, BASIC_AUTH or CLIENT_CERTIFICATE_TLS_AUTH."
+  }
+}
+
+variable "kafka_server_root_ca_secret_arn" {
+  description = "Secrets Manager ARN of the CA certificate that signed a self-managed broker's TLS certificate, when it is not a public CA."
+  type        = string
+  default     = null
+}
+
+variable "kafka_allow_unauthenticated_plaintext" {
+  description = "Lets a self-managed Kafka source run without authentication or TLS (only for a broker on a network you trust, or an emulator)."
+  type        = bool
+  default     = false
 }
 
 variable "kafka_vpc_subnet_ids" {
@@ -168,9 +191,21 @@ variable "kafka_offset_lag_threshold" {
   default     = 100000
 }
 
-variable "localstack_endpoint" {
-  description = "LocalStack edge URL (e.g. http://localhost:4566); null deploys to AWS."
+variable "emulator_endpoint" {
+  description = "URL of an AWS API emulator (moto's server, LocalStack) that every endpoint points at; null deploys to AWS."
   type        = string
+  default     = null
+}
+
+variable "bronze_writer_concurrency" {
+  description = "Reserved concurrency of bronze-writer: at most this many run at once (their commits to bronze race; each lost race is retried)."
+  type        = number
+  default     = 10
+}
+
+variable "landing_expiry_days" {
+  description = "Days after which files under landing/ expire (bronze has their content), or null to keep them."
+  type        = number
   default     = null
 }
 

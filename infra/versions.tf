@@ -4,7 +4,7 @@ terraform {
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = "~> 6.0"
+      version = ">= 5.100, < 7.0"
     }
   }
 }
@@ -12,21 +12,22 @@ terraform {
 provider "aws" {
   region = var.aws_region
 
-  # LocalStack: every endpoint points at it when `localstack_endpoint` is set.
-  skip_credentials_validation = var.localstack_endpoint != null
-  skip_requesting_account_id  = var.localstack_endpoint != null
-  s3_use_path_style           = var.localstack_endpoint != null
+  # An emulator: every endpoint points at it when `emulator_endpoint` is set.
+  skip_credentials_validation = var.emulator_endpoint != null
+  skip_requesting_account_id  = var.emulator_endpoint != null
+  s3_use_path_style           = var.emulator_endpoint != null
 
   endpoints {
-    cloudwatch = var.localstack_endpoint
-    events     = var.localstack_endpoint
-    iam        = var.localstack_endpoint
-    lambda     = var.localstack_endpoint
-    logs       = var.localstack_endpoint
-    s3         = var.localstack_endpoint
-    scheduler  = var.localstack_endpoint
-    sqs        = var.localstack_endpoint
-    sts        = var.localstack_endpoint
+    cloudwatch = var.emulator_endpoint
+    events     = var.emulator_endpoint
+    iam        = var.emulator_endpoint
+    kafka      = var.emulator_endpoint
+    lambda     = var.emulator_endpoint
+    logs       = var.emulator_endpoint
+    s3         = var.emulator_endpoint
+    scheduler  = var.emulator_endpoint
+    sqs        = var.emulator_endpoint
+    sts        = var.emulator_endpoint
   }
 
   default_tags {

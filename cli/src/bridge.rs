@@ -1,16 +1,20 @@
-//! `clickstream local bridge`: the part of AWS the local stack stands in for. It turns Kafka
-//! records, new objects under `landing/` and new Delta commit files into the events AWS would
-//! deliver, and hands them to the functions through the Lambda Invoke HTTP API, so it drives
-//! functions under cargo-lambda, LocalStack or AWS alike:
+//! `clickstream local bridge`: the part of AWS the local stack stands in for, wired as Terraform
+//! deployed it ([`Wiring`], read from the state of the local stack's apply of `infra/`). It turns
+//! Kafka records, new objects and new Delta commit files into the events AWS would deliver, and
+//! hands them to the functions through the Lambda Invoke HTTP API, so it drives functions under
+//! cargo-lambda, LocalStack or AWS alike:
 //!
-//! - Kafka event source mapping: a consumer group batches records (batch size, batching window)
-//!   into a `KafkaEvent` for bronze-writer and commits offsets only after a successful invoke;
-//! - S3 notifications: `landing/` objects -> bronze-writer, bronze commits -> silver-transformer,
-//!   silver commits -> gold-transformer, each object at least once, commits in order per table;
-//! - schedules: the exporter every N seconds.
+//! - the Kafka event source mapping (its topics, consumer group, batch size and window): a consumer
+//!   group batches records into a `KafkaEvent` for its function and commits offsets only after a
+//!   successful invoke; a failed batch is retried, in order, until it succeeds;
+//! - the bucket's notifications (their prefix and suffix filters): each new object under a prefix
+//!   to its function, commit files of a Delta log in order, the pending ones in one event;
+//! - the schedules (their rate and their exact input payload).
 //!
-//! A failed invoke is retried with backoff and never skipped. What has been delivered is kept in a
-//! state file, so a restarted bridge carries on where it stopped (at least once, like AWS).
+//! Notifications and schedules are asynchronous invocations: a failed one is retried as the
+//! deployed invoke configuration or retry policy says (two retries), then written to the dead-letter
+//! file, which stands for the deployed dead-letter queue, and the bridge moves on. What has been
+//! delivered is kept in a state file, so a restarted bridge carries on where it stopped.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -19,8 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use aws_lambda_events::event::s3::S3Event;
-use clickstream::functions::scheduled_event;
-use clickstream::lake::{Lake, Table};
+use clickstream::lake::Lake;
 use clickstream::trigger::{KafkaMessage, kafka_event, s3_put_event};
 use futures::TryStreamExt;
 use object_store::ObjectStore;
@@ -30,29 +33,29 @@ use rdkafka::message::{Headers, Message, Timestamp};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-/// Function names, as deployed by Terraform and served by the local stack.
-pub const BRONZE_WRITER: &str = "bronze-writer";
-pub const SILVER_TRANSFORMER: &str = "silver-transformer";
-pub const GOLD_TRANSFORMER: &str = "gold-transformer";
-pub const EXPORTER: &str = "exporter";
+use crate::wiring::{AsyncRetries, KafkaMapping, Notification, Schedule, Wiring};
 
 /// Settings of a bridge run.
 #[derive(Debug, Clone)]
 pub struct BridgeConfig {
+    /// The triggers to stand in for.
+    pub wiring: Wiring,
+    /// Kafka bootstrap servers the mapping reads from.
     pub brokers: String,
-    pub topic: String,
-    pub group: String,
     pub lambda_endpoint: String,
-    pub batch_size: usize,
-    pub batch_window: Duration,
     pub poll_interval: Duration,
-    /// Zero disables the exporter schedule.
-    pub export_every: Duration,
     /// How long an invocation may take before it is abandoned and retried.
     pub invoke_timeout: Duration,
+    /// Wait before the first retry of a failed asynchronous invocation, doubled for the next (AWS
+    /// waits about a minute, then two).
+    pub retry_delay: Duration,
+    /// Schedules run this many times faster than their rate (1: as deployed).
+    pub schedule_speedup: u32,
     pub state: PathBuf,
+    /// Where failed asynchronous invocations go after their retries (one JSON object a line).
+    pub dead_letters: PathBuf,
 }
 
 /// Calls functions through the Lambda Invoke API (`POST /2015-03-31/functions/NAME/invocations`).
@@ -142,11 +145,75 @@ impl Invoker {
     }
 }
 
-/// What the bridge has delivered: landed objects, and the last commit version per table.
+/// Asynchronous invocations (S3 notifications, schedules) as Lambda runs them: the first attempt,
+/// then `retries` more after `delay`, `2 * delay`, ...; a payload that still fails is written to
+/// the dead-letter file with its error, and the caller moves on.
+#[derive(Clone)]
+struct AsyncInvoker {
+    invoker: Invoker,
+    delay: Duration,
+    dead_letters: Arc<Mutex<PathBuf>>,
+}
+
+impl AsyncInvoker {
+    /// The function's answer, or None when every attempt failed and the payload went to the
+    /// dead-letter file.
+    async fn invoke(
+        &self,
+        function: &str,
+        payload: &impl Serialize,
+        retries: &AsyncRetries,
+    ) -> Result<Option<serde_json::Value>> {
+        let mut delay = self.delay;
+        let mut attempt = 0;
+        loop {
+            match self.invoker.invoke(function, payload).await {
+                Ok(v) => return Ok(Some(v)),
+                Err(e) if attempt < retries.retries => {
+                    attempt += 1;
+                    warn!("{e:#}; retry {attempt} of {} in {delay:?}", retries.retries);
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(e) => {
+                    error!(
+                        "{e:#}; after {} retries the event goes to the dead-letter queue {}",
+                        retries.retries,
+                        retries.dead_letter.as_deref().unwrap_or("(none deployed)")
+                    );
+                    let letter = serde_json::json!({
+                        "time": chrono::Utc::now().to_rfc3339(),
+                        "function": function,
+                        "queue": retries.dead_letter,
+                        "error": format!("{e:#}"),
+                        "attempts": attempt + 1,
+                        "payload": payload,
+                    });
+                    let path = self.dead_letters.lock().await;
+                    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                        std::fs::create_dir_all(dir)?;
+                    }
+                    let mut file = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&*path)
+                        .with_context(|| format!("opening {}", path.display()))?;
+                    use std::io::Write as _;
+                    writeln!(file, "{letter}")?;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+}
+
+/// What the bridge has delivered, per notification (`FUNCTION:PREFIX`): the objects, or for a
+/// Delta log the last commit file.
 #[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 struct Delivered {
-    landing: BTreeSet<String>,
-    commits: BTreeMap<String, i64>,
+    objects: BTreeMap<String, BTreeSet<String>>,
+    last_commit: BTreeMap<String, String>,
 }
 
 /// [`Delivered`], saved to its file after every delivery.
@@ -184,40 +251,70 @@ impl State {
 
 /// Runs every source until one fails or the process is stopped.
 pub async fn run(lake: Lake, config: BridgeConfig) -> Result<()> {
-    let invoker = Invoker::new(&config.lambda_endpoint, config.invoke_timeout);
-    let state = Arc::new(State::load(&config.state)?);
-    let store: Arc<dyn ObjectStore> = lake.store()?;
-    info!(
-        "bridge: kafka {} topic {} -> {BRONZE_WRITER}; lake {} -> functions at {}",
-        config.brokers,
-        config.topic,
-        lake.root(),
-        config.lambda_endpoint
-    );
-    let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(kafka_source(config.clone(), invoker.clone()));
-    tasks.spawn(landing_source(
-        lake.clone(),
-        store.clone(),
-        state.clone(),
-        invoker.clone(),
-        config.poll_interval,
-    ));
-    for (table, function) in [
-        (Table::Bronze, SILVER_TRANSFORMER),
-        (Table::Silver, GOLD_TRANSFORMER),
-    ] {
-        tasks.spawn(commit_source(
-            lake.clone(),
-            store.clone(),
-            state.clone(),
-            invoker.clone(),
-            (table, function),
-            config.poll_interval,
+    let wiring = &config.wiring;
+    let deployed = wiring.lake_uri.trim_end_matches('/');
+    if lake.root().as_str().trim_end_matches('/') != deployed {
+        return Err(anyhow!(
+            "the bridge's lake {} is not the deployed one ({deployed}): the functions would \
+             refuse its notifications",
+            lake.root()
         ));
     }
-    if !config.export_every.is_zero() {
-        tasks.spawn(export_schedule(invoker.clone(), config.export_every));
+    let invoker = Invoker::new(&config.lambda_endpoint, config.invoke_timeout);
+    let async_invoker = AsyncInvoker {
+        invoker: invoker.clone(),
+        delay: config.retry_delay,
+        dead_letters: Arc::new(Mutex::new(config.dead_letters.clone())),
+    };
+    let state = Arc::new(State::load(&config.state)?);
+    let store: Arc<dyn ObjectStore> = lake.store()?;
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(mapping) = &wiring.kafka {
+        info!(
+            "bridge: Kafka {} topic {} -> {} ({} records / {:?})",
+            config.brokers,
+            mapping.topic,
+            mapping.function,
+            mapping.batch_size,
+            mapping.batching_window
+        );
+        tasks.spawn(kafka_source(
+            config.brokers.clone(),
+            mapping.clone(),
+            invoker.clone(),
+        ));
+    }
+    for notification in &wiring.notifications {
+        let prefix = relative_prefix(&lake, &notification.prefix)?;
+        info!(
+            "bridge: s3://{}/{}*{} -> {}",
+            lake.bucket(),
+            notification.prefix,
+            notification.suffix,
+            notification.function
+        );
+        tasks.spawn(notification_source(NotificationSource {
+            lake: lake.clone(),
+            store: store.clone(),
+            state: state.clone(),
+            invoker: async_invoker.clone(),
+            retries: wiring.retries_of(&notification.function),
+            notification: notification.clone(),
+            prefix,
+            poll: config.poll_interval,
+        }));
+    }
+    for schedule in &wiring.schedules {
+        let every = schedule.every / config.schedule_speedup.max(1);
+        info!(
+            "bridge: {} every {every:?} ({}) <- {}",
+            schedule.function, schedule.expression, schedule.input
+        );
+        tasks.spawn(scheduled_runs(
+            async_invoker.clone(),
+            schedule.clone(),
+            every,
+        ));
     }
     let stopped = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -233,18 +330,30 @@ pub async fn run(lake: Lake, config: BridgeConfig) -> Result<()> {
     }
 }
 
+/// A notification's key prefix relative to the lake root (notification filters are bucket keys).
+fn relative_prefix(lake: &Lake, prefix: &str) -> Result<String> {
+    lake.relative_key(prefix)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            anyhow!(
+                "the notification prefix {prefix} is outside the lake {}",
+                lake.root()
+            )
+        })
+}
+
 /// The Kafka event source mapping.
-async fn kafka_source(config: BridgeConfig, invoker: Invoker) -> Result<()> {
+async fn kafka_source(brokers: String, mapping: KafkaMapping, invoker: Invoker) -> Result<()> {
     let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &config.brokers)
-        .set("group.id", &config.group)
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", &mapping.consumer_group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "6000")
         .create()
         .context("creating the Kafka consumer")?;
     consumer
-        .subscribe(&[&config.topic])
+        .subscribe(&[&mapping.topic])
         .context("subscribing to the topic")?;
     loop {
         let first = match consumer.recv().await {
@@ -256,8 +365,8 @@ async fn kafka_source(config: BridgeConfig, invoker: Invoker) -> Result<()> {
             }
         };
         let mut messages = vec![first];
-        let window_ends = tokio::time::Instant::now() + config.batch_window;
-        while messages.len() < config.batch_size {
+        let window_ends = tokio::time::Instant::now() + mapping.batching_window;
+        while messages.len() < mapping.batch_size {
             match tokio::time::timeout_at(window_ends, consumer.recv()).await {
                 Ok(Ok(m)) => messages.push(to_message(&m)),
                 Ok(Err(e)) => warn!("Kafka: {e}"),
@@ -265,8 +374,8 @@ async fn kafka_source(config: BridgeConfig, invoker: Invoker) -> Result<()> {
             }
         }
         let started = Instant::now();
-        let event = kafka_event(&config.brokers, &config.topic, &messages);
-        let response = invoker.invoke_until_ok(BRONZE_WRITER, &event).await;
+        let event = kafka_event(&brokers, &mapping.topic, &messages);
+        let response = invoker.invoke_until_ok(&mapping.function, &event).await;
         let mut next = BTreeMap::new();
         for m in &messages {
             let o = next.entry(m.partition).or_insert(m.offset + 1);
@@ -274,7 +383,7 @@ async fn kafka_source(config: BridgeConfig, invoker: Invoker) -> Result<()> {
         }
         let mut offsets = TopicPartitionList::new();
         for (partition, offset) in &next {
-            offsets.add_partition_offset(&config.topic, *partition, Offset::Offset(*offset))?;
+            offsets.add_partition_offset(&mapping.topic, *partition, Offset::Offset(*offset))?;
         }
         // A failed commit only means these records may be delivered again, which bronze-writer
         // recognises; the next commit covers them.
@@ -282,7 +391,8 @@ async fn kafka_source(config: BridgeConfig, invoker: Invoker) -> Result<()> {
             warn!("committing Kafka offsets failed: {e}");
         }
         info!(
-            "{BRONZE_WRITER} <- {} Kafka records in {:?}: {response}",
+            "{} <- {} Kafka records in {:?}: {response}",
+            mapping.function,
             messages.len(),
             started.elapsed()
         );
@@ -325,133 +435,153 @@ fn notification(lake: &Lake, object: &object_store::ObjectMeta) -> S3Event {
     )
 }
 
-/// S3 notifications for files landed under `landing/`.
-async fn landing_source(
+/// One notification's delivery loop and what it needs.
+struct NotificationSource {
     lake: Lake,
     store: Arc<dyn ObjectStore>,
     state: Arc<State>,
-    invoker: Invoker,
+    invoker: AsyncInvoker,
+    retries: AsyncRetries,
+    notification: Notification,
+    /// The notification's prefix relative to the lake root.
+    prefix: String,
     poll: Duration,
-) -> Result<()> {
+}
+
+impl NotificationSource {
+    /// The key the state records this notification's deliveries under.
+    fn id(&self) -> String {
+        format!(
+            "{}:{}",
+            self.notification.function, self.notification.prefix
+        )
+    }
+
+    /// A Delta log's commit files go in order, the pending ones in one event (as S3 notifications
+    /// batched through SQS would arrive): the function catches up everything above its watermark
+    /// anyway, so one invocation serves them.
+    fn is_delta_log(&self) -> bool {
+        self.prefix.ends_with("_delta_log/")
+    }
+
+    /// The new objects under the prefix that pass the suffix filter, in key order.
+    async fn new_objects(&self) -> Result<Vec<object_store::ObjectMeta>> {
+        let id = self.id();
+        let listed: Vec<_> = self
+            .store
+            .list(Some(&StorePath::from(self.prefix.trim_end_matches('/'))))
+            .try_collect()
+            .await?;
+        let delivered = self.state.delivered.lock().await;
+        let mut objects: Vec<_> = listed
+            .into_iter()
+            .filter(|o| {
+                let key = o.location.as_ref();
+                key.starts_with(&self.prefix) && key.ends_with(&self.notification.suffix)
+            })
+            .filter(|o| {
+                let key = o.location.as_ref();
+                if self.is_delta_log() {
+                    delivered
+                        .last_commit
+                        .get(&id)
+                        .is_none_or(|last| key > last.as_str())
+                } else {
+                    !delivered
+                        .objects
+                        .get(&id)
+                        .is_some_and(|seen| seen.contains(key))
+                }
+            })
+            .collect();
+        if self.is_delta_log() {
+            objects.sort_by(|a, b| a.location.cmp(&b.location));
+        } else {
+            objects.sort_by_key(|o| o.last_modified);
+        }
+        Ok(objects)
+    }
+
+    /// Delivers what is new; an event whose invocations all fail goes to the dead-letter file and
+    /// counts as delivered, as on AWS.
+    async fn deliver(&self) -> Result<()> {
+        let objects = self.new_objects().await?;
+        let function = &self.notification.function;
+        let id = self.id();
+        if self.is_delta_log() {
+            let Some(last) = objects.last() else {
+                return Ok(());
+            };
+            let mut event = notification(&self.lake, &objects[0]);
+            for o in &objects[1..] {
+                event.records.extend(notification(&self.lake, o).records);
+            }
+            let started = Instant::now();
+            let response = self.invoker.invoke(function, &event, &self.retries).await?;
+            info!(
+                "{function} <- {} commits {}..={} in {:?}: {}",
+                objects.len(),
+                objects[0].location,
+                last.location,
+                started.elapsed(),
+                response.unwrap_or_default()
+            );
+            let last = last.location.to_string();
+            self.state
+                .update(|d| _ = d.last_commit.insert(id, last))
+                .await?;
+        } else {
+            for o in objects {
+                let event = notification(&self.lake, &o);
+                let response = self.invoker.invoke(function, &event, &self.retries).await?;
+                info!(
+                    "{function} <- s3://{}/{}: {}",
+                    self.lake.bucket(),
+                    self.lake.object_key(o.location.as_ref()),
+                    response.unwrap_or_default()
+                );
+                let key = o.location.to_string();
+                self.state
+                    .update(|d| _ = d.objects.entry(id.clone()).or_default().insert(key))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// S3 notifications of one notification configuration, polled from the lake's listing.
+async fn notification_source(source: NotificationSource) -> Result<()> {
     loop {
-        if let Err(e) = deliver_landed(&lake, store.as_ref(), &state, &invoker).await {
-            warn!("landing/: {e:#}; trying again");
+        if let Err(e) = source.deliver().await {
+            warn!("{}: {e:#}; trying again", source.id());
         }
-        tokio::time::sleep(poll).await;
+        tokio::time::sleep(source.poll).await;
     }
 }
 
-async fn deliver_landed(
-    lake: &Lake,
-    store: &dyn ObjectStore,
-    state: &State,
-    invoker: &Invoker,
-) -> Result<()> {
-    let mut objects: Vec<_> = store
-        .list(Some(&StorePath::from("landing")))
-        .try_collect()
-        .await?;
-    objects.sort_by_key(|o| o.last_modified);
-    for o in objects {
-        let key = o.location.to_string();
-        if state.delivered.lock().await.landing.contains(&key) {
-            continue;
-        }
-        let response = invoker
-            .invoke_until_ok(BRONZE_WRITER, &notification(lake, &o))
-            .await;
-        info!(
-            "{BRONZE_WRITER} <- s3://{}/{}: {response}",
-            lake.bucket(),
-            lake.object_key(&key)
-        );
-        state.update(|d| _ = d.landing.insert(key)).await?;
-    }
-    Ok(())
-}
-
-/// S3 notifications for new commit files of `table`, in commit order, to `function`.
-async fn commit_source(
-    lake: Lake,
-    store: Arc<dyn ObjectStore>,
-    state: Arc<State>,
-    invoker: Invoker,
-    (table, function): (Table, &'static str),
-    poll: Duration,
-) -> Result<()> {
-    loop {
-        if let Err(e) =
-            deliver_commits(&lake, store.as_ref(), &state, &invoker, table, function).await
-        {
-            warn!("{}/_delta_log: {e:#}; trying again", table.path());
-        }
-        tokio::time::sleep(poll).await;
-    }
-}
-
-async fn deliver_commits(
-    lake: &Lake,
-    store: &dyn ObjectStore,
-    state: &State,
-    invoker: &Invoker,
-    table: Table,
-    function: &str,
-) -> Result<()> {
-    let log = StorePath::from(format!("{}/_delta_log", table.path()));
-    let delivered = state
-        .delivered
-        .lock()
-        .await
-        .commits
-        .get(table.path())
-        .copied()
-        .unwrap_or(-1);
-    let mut commits: Vec<_> = store
-        .list(Some(&log))
-        .try_collect::<Vec<_>>()
-        .await?
-        .into_iter()
-        .filter_map(|o| {
-            let (t, v) = Table::commit_at(o.location.as_ref())?;
-            (t == table && v > delivered).then_some((v, o))
-        })
-        .collect();
-    commits.sort_by_key(|(v, _)| *v);
-    // The pending commits go in one event (as S3 notifications batched through SQS would): the
-    // function catches up everything above its watermark anyway, so one invocation serves them.
-    let Some(&(last, _)) = commits.last() else {
-        return Ok(());
+/// A schedule: its input, exactly as deployed, every `every`.
+async fn scheduled_runs(invoker: AsyncInvoker, schedule: Schedule, every: Duration) -> Result<()> {
+    let retries = AsyncRetries {
+        retries: schedule.retries,
+        dead_letter: schedule.dead_letter.clone(),
     };
-    let first = commits[0].0;
-    let mut event = notification(lake, &commits[0].1);
-    for (_, o) in &commits[1..] {
-        event.records.extend(notification(lake, o).records);
-    }
-    let started = Instant::now();
-    let response = invoker.invoke_until_ok(function, &event).await;
-    info!(
-        "{function} <- {} commits {first}..={last} in {:?}: {response}",
-        table.path(),
-        started.elapsed()
-    );
-    state
-        .update(|d| _ = d.commits.insert(table.path().to_string(), last))
-        .await?;
-    Ok(())
-}
-
-/// The EventBridge schedule for the exporter.
-async fn export_schedule(invoker: Invoker, every: Duration) -> Result<()> {
     let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks.tick().await;
     loop {
         ticks.tick().await;
-        match invoker
-            .invoke(EXPORTER, &scheduled_event(chrono::Utc::now()))
-            .await
+        let started = Instant::now();
+        if let Some(r) = invoker
+            .invoke(&schedule.function, &schedule.input, &retries)
+            .await?
         {
-            Ok(r) => info!("{EXPORTER} <- schedule: {r}"),
-            Err(e) => warn!("scheduled export failed (next one in {every:?}): {e:#}"),
+            info!(
+                "{} <- schedule {} in {:?}: {r}",
+                schedule.function,
+                schedule.expression,
+                started.elapsed()
+            );
         }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use clickstream::functions::{self, BronzeTrigger, parse_funnel};
+use clickstream::functions::{BronzeTrigger, parse_funnel};
 use clickstream::lake::Lake;
 use clickstream::pipeline::{Pipeline, Totals};
 use clickstream::trigger::{self, KafkaMessage};
@@ -109,9 +109,7 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
     let totals = pipeline.finish().await?;
     let pipeline_time = started.elapsed();
     bar.set_message("exporting");
-    let export =
-        clickstream_report::exporter(&lake, &functions::scheduled_event(chrono::Utc::now()))
-            .await?;
+    let export = clickstream_report::exporter(&lake).await?;
     ticker.abort();
     bar.finish_and_clear();
     let wall = started.elapsed();
@@ -310,9 +308,7 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
 
 pub async fn export(args: LakeArgs) -> Result<()> {
     let lake = open_lake(&args.lake)?;
-    let outcome =
-        clickstream_report::exporter(&lake, &functions::scheduled_event(chrono::Utc::now()))
-            .await?;
+    let outcome = clickstream_report::exporter(&lake).await?;
     for (table, rows) in &outcome.rows {
         println!("{table:>14}: {rows} rows");
     }
@@ -385,16 +381,15 @@ pub async fn dashboard(args: DashboardArgs) -> Result<()> {
 pub async fn bridge(args: crate::BridgeArgs) -> Result<()> {
     let lake = open_lake(&args.lake.lake)?;
     let config = crate::bridge::BridgeConfig {
+        wiring: crate::wiring::Wiring::from_state_file(&args.wiring)?,
         brokers: args.brokers,
-        topic: args.topic,
-        group: args.group,
         lambda_endpoint: args.lambda_endpoint,
-        batch_size: args.batch_size as usize,
-        batch_window: Duration::from_millis(args.batch_window_ms),
         poll_interval: Duration::from_millis(args.poll_ms),
-        export_every: Duration::from_secs(args.export_every),
         invoke_timeout: Duration::from_secs(args.invoke_timeout),
+        retry_delay: Duration::from_millis(args.retry_delay_ms),
+        schedule_speedup: args.schedule_speedup,
         state: args.state,
+        dead_letters: args.dead_letters,
     };
     crate::bridge::run(lake, config).await
 }

@@ -7,6 +7,7 @@ mod commands;
 mod kafka;
 mod serve;
 mod summary;
+mod wiring;
 
 use std::path::PathBuf;
 
@@ -60,31 +61,31 @@ enum LocalCommand {
 
 #[derive(Args, Debug)]
 struct BridgeArgs {
-    /// Kafka bootstrap servers.
+    /// The deployment's Terraform state (an apply of infra/, e.g. to the local stack's AWS API
+    /// emulator): the notifications, Kafka mapping, schedules and retries the bridge stands in for.
+    #[arg(
+        long,
+        env = "DEPLOYMENT_STATE",
+        default_value = ".stack/deploy/terraform.tfstate"
+    )]
+    wiring: PathBuf,
+    /// Kafka bootstrap servers the event source mapping reads from.
     #[arg(long, env = ENV_KAFKA_BROKERS, default_value = "127.0.0.1:9092")]
     brokers: String,
-    /// Topic to consume.
-    #[arg(long, env = ENV_KAFKA_TOPIC, default_value = settings::DEFAULT_TOPIC)]
-    topic: String,
-    /// Consumer group of the event source mapping.
-    #[arg(long, env = "KAFKA_GROUP", default_value = "clickstream-bronze-writer")]
-    group: String,
     /// Lambda Invoke API endpoint (cargo lambda watch, LocalStack, or AWS through a proxy).
     #[arg(long, env = "LAMBDA_ENDPOINT", default_value = "http://127.0.0.1:9000")]
     lambda_endpoint: String,
-    /// Most records per bronze-writer invocation (at most 10,000; the Terraform default; AWS's is 100).
-    #[arg(long, env = "KAFKA_BATCH_SIZE", default_value_t = 10_000,
-          value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    batch_size: u32,
-    /// Batching window in milliseconds (the Terraform default, 1 s).
-    #[arg(long, env = "KAFKA_BATCH_WINDOW_MS", default_value_t = 1000)]
-    batch_window_ms: u64,
     /// How often the lake is listed for new objects and commits, in milliseconds.
     #[arg(long, env = "BRIDGE_POLL_MS", default_value_t = 100)]
     poll_ms: u64,
-    /// Seconds between scheduled exports; 0 turns the schedule off.
-    #[arg(long, env = "EXPORT_EVERY", default_value_t = 60)]
-    export_every: u64,
+    /// Milliseconds before the first retry of a failed notification or scheduled run, doubled for
+    /// each next one (AWS waits about a minute, then two).
+    #[arg(long, env = "ASYNC_RETRY_DELAY_MS", default_value_t = 60_000)]
+    retry_delay_ms: u64,
+    /// Runs the deployed schedules this many times faster (1: at their rate).
+    #[arg(long, env = "SCHEDULE_SPEEDUP", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    schedule_speedup: u32,
     /// Seconds an invocation may take before it counts as failed and is retried (Lambda's function
     /// timeout: a function process that dies mid-invocation never answers cargo-lambda's API).
     #[arg(long, env = "INVOKE_TIMEOUT_SECONDS", default_value_t = 900)]
@@ -96,6 +97,14 @@ struct BridgeArgs {
         default_value = ".stack/data/bridge-state.json"
     )]
     state: PathBuf,
+    /// Where failed notifications and scheduled runs go after their retries (the stand-in for
+    /// the deployed dead-letter queue; one JSON object a line).
+    #[arg(
+        long,
+        env = "DEAD_LETTERS",
+        default_value = ".stack/data/dead-letters.jsonl"
+    )]
+    dead_letters: PathBuf,
     #[command(flatten)]
     lake: LakeArgs,
 }

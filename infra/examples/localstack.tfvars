@@ -1,5 +1,5 @@
 aws_region          = "us-east-1"
-localstack_endpoint = "http://localhost:4566"
+emulator_endpoint   = "http://localhost:4566"
 lake_bucket_name    = "clickstream-lake"
 lambda_architecture = "x86_64"
 
@@ -11,3 +11,6 @@ kafka_batch_size        = 100
 
 export_schedule      = "rate(5 minutes)"
 maintenance_schedule = "rate(1 hour)"
+
+# Redpanda in the compose file has neither authentication nor TLS.
+kafka_allow_unauthenticated_plaintext = true

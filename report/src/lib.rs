@@ -5,7 +5,6 @@
 
 pub mod dashboard;
 
-use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use clickstream::Result;
 use clickstream::export::ExportOutcome;
 use clickstream::functions;
@@ -14,8 +13,8 @@ use object_store::ObjectStoreExt;
 
 /// The exporter function's work: the gold exports ([`functions::exporter`]), then the dashboard
 /// beside them.
-pub async fn exporter(lake: &Lake, event: &EventBridgeEvent) -> Result<ExportOutcome> {
-    let mut outcome = functions::exporter(lake, event).await?;
+pub async fn exporter(lake: &Lake) -> Result<ExportOutcome> {
+    let mut outcome = functions::exporter(lake).await?;
     outcome
         .files
         .push(write_dashboard(lake, Default::default()).await?);

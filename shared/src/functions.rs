@@ -1,7 +1,6 @@
 //! The four function handlers: decode the trigger, call the stage, report what was done.
 //! Lambda binaries and the embedded pipeline call exactly these.
 
-use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::kafka::KafkaEvent;
 use aws_lambda_events::event::s3::S3Event;
 
@@ -127,31 +126,11 @@ pub async fn gold_transformer(
     }
 }
 
-/// exporter: recomputes the weekly retention cohorts, then writes the exports (the scheduled
-/// event's content does not matter).
+/// exporter: recomputes the weekly retention cohorts, then writes the exports.
 #[cfg(feature = "duckdb")]
-pub async fn exporter(
-    lake: &Lake,
-    _event: &EventBridgeEvent,
-) -> Result<crate::export::ExportOutcome> {
+pub async fn exporter(lake: &Lake) -> Result<crate::export::ExportOutcome> {
     crate::gold::retention::refresh(lake).await?;
     crate::export::export(lake).await
-}
-
-/// A scheduled EventBridge event, as the scheduler sends it.
-pub fn scheduled_event(at: chrono::DateTime<chrono::Utc>) -> EventBridgeEvent {
-    serde_json::from_value(serde_json::json!({
-        "version": "0",
-        "id": format!("{:032x}", at.timestamp_micros()),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": "000000000000",
-        "time": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "region": "us-east-1",
-        "resources": ["arn:aws:events:us-east-1:000000000000:rule/clickstream-export"],
-        "detail": {}
-    }))
-    .expect("static EventBridge event shape")
 }
 
 /// The notification for a new commit of `table`, as S3 would send it for this lake.

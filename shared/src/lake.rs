@@ -498,6 +498,12 @@ impl Lake {
                 deltalake::TableProperty::CheckpointInterval,
                 Some(CHECKPOINT_INTERVAL),
             )
+            // Expired log files are maintenance's to remove (see `writer_commit`); delta-rs's
+            // OPTIMIZE, which silver runs in passing, reads only this property.
+            .with_configuration_property(
+                deltalake::TableProperty::EnableExpiredLogCleanup,
+                Some("false"),
+            )
             .with_save_mode(SaveMode::Ignore)
             // Version 0 or nothing: retried at a later version, a create would commit the table's
             // metadata (and a new table id) a second time.
@@ -574,13 +580,20 @@ pub async fn txn_version(table: &DeltaTable, app_id: &str) -> Result<Option<i64>
         .map_err(Error::delta(table.table_url().to_string()))
 }
 
+/// The commit properties of every delta-rs commit but maintenance's: no removal of expired log
+/// files after a checkpoint (delta-rs's post-commit hook would otherwise delete them, which only
+/// maintenance's role may do; maintenance removes them).
+pub fn writer_commit() -> CommitProperties {
+    CommitProperties::default().with_cleanup_expired_logs(Some(false))
+}
+
 /// Commit properties carrying a `txn` action and the stage's counts as commit metadata.
 pub fn commit_properties(
     app_id: &str,
     version: i64,
     metadata: serde_json::Value,
 ) -> CommitProperties {
-    let mut props = CommitProperties::default().with_application_transaction(
+    let mut props = writer_commit().with_application_transaction(
         Transaction::new_with_last_update(app_id, version, Some(Utc::now().timestamp_millis())),
     );
     if let serde_json::Value::Object(map) = metadata {

@@ -32,7 +32,11 @@ fn optimize<'a>(
     kind: Table,
 ) -> deltalake::operations::optimize::OptimizeBuilder<'a> {
     use parquet::basic::{Compression, ZstdLevel};
-    let builder = table.optimize();
+    // Silver compacts through this in passing: its commits leave expired log files to
+    // maintenance's explicit cleanup, as the writers' do.
+    let builder = table
+        .optimize()
+        .with_commit_properties(crate::lake::writer_commit());
     if kind.bloom_filtered_column().is_none() {
         return builder;
     }
@@ -67,7 +71,7 @@ pub async fn maintain(lake: &Lake, retention: chrono::Duration) -> Result<Vec<Ta
             .await
             .map_err(Error::delta(t.path()))?;
         // Log files older than the table's `delta.logRetentionDuration` (30 days) and a checkpoint
-        // after them: delta-rs's writers do this after their checkpoints, bronze's appends do not.
+        // after them: only maintenance removes them (the writers commit with `writer_commit`).
         deltalake::checkpoints::cleanup_metadata(&table, None)
             .await
             .map_err(Error::delta(t.path()))?;

@@ -5,6 +5,7 @@ use aws_lambda_events::event::s3::S3Event;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::{Error, Result};
@@ -20,6 +21,40 @@ pub struct ObjectRef {
     pub size: Option<i64>,
     /// The object's ETag, when the notification says.
     pub etag: Option<String>,
+}
+
+/// What a schedule sends the exporter and maintenance: the input that `infra/schedules.tf` gives
+/// each EventBridge Scheduler target, which the Scheduler passes to the function as it is, e.g.
+/// `{"source": "clickstream.scheduler", "function": "exporter"}`. An EventBridge rule's event
+/// (`{"source": "aws.events", "detail-type": ...}`) decodes too; nothing else of it is read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduledRun {
+    /// Who scheduled the run.
+    pub source: String,
+    /// The function the schedule is meant for, when the payload names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+}
+
+impl ScheduledRun {
+    /// The payload of the project's own schedules for `function`.
+    pub fn for_function(function: &str) -> ScheduledRun {
+        ScheduledRun {
+            source: "clickstream.scheduler".into(),
+            function: Some(function.into()),
+        }
+    }
+
+    /// Fails (permanently) when the payload names another function than `function`: a schedule
+    /// wired to the wrong target.
+    pub fn check_target(&self, function: &str) -> Result<()> {
+        match &self.function {
+            Some(named) if named != function => Err(Error::Trigger(format!(
+                "a schedule for {named} reached {function}: check the schedule's target"
+            ))),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// URL-encodes an object key as S3 notifications do (spaces become `+`).

@@ -1,11 +1,12 @@
 //! exporter: on schedule, gold -> `exports/` (DuckDB file, CSV, Parquet).
 
-use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use clickstream::export::ExportOutcome;
+use clickstream::trigger::ScheduledRun;
 use clickstream::{Lake, Result};
 
-async fn handler(lake: &Lake, event: EventBridgeEvent) -> Result<ExportOutcome> {
-    clickstream_report::exporter(lake, &event).await
+async fn handler(lake: &Lake, run: ScheduledRun) -> Result<ExportOutcome> {
+    run.check_target(env!("CARGO_PKG_NAME"))?;
+    clickstream_report::exporter(lake).await
 }
 
 clickstream_lambda::lake_function!(handler);
@@ -19,7 +20,7 @@ mod tests {
     async fn schedule_sample_exports_every_gold_table() {
         let (dir, lake) = samples::fed_lake(Stage::Gold).await;
 
-        let out = handler(&lake, samples::load("eventbridge-schedule.json").unwrap())
+        let out = handler(&lake, samples::load("schedule-exporter.json").unwrap())
             .await
             .unwrap();
         assert_eq!(out.rows["sessions"], 2);
@@ -32,5 +33,15 @@ mod tests {
             assert!(dir.path().join(format!("exports/{table}.csv")).exists());
             assert!(dir.path().join(format!("exports/{table}.parquet")).exists());
         }
+    }
+
+    #[tokio::test]
+    async fn a_schedule_for_another_function_is_refused() {
+        let (_dir, lake) = samples::fed_lake(Stage::Gold).await;
+        let err = handler(&lake, ScheduledRun::for_function("maintenance"))
+            .await
+            .unwrap_err();
+        assert!(!err.is_retryable(), "{err}");
+        assert!(err.to_string().contains("maintenance"), "{err}");
     }
 }

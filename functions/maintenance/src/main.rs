@@ -1,15 +1,16 @@
 //! maintenance: on schedule, OPTIMIZE + VACUUM + checkpoint of every lake table, and removal of
 //! expired log files.
 
-use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use clickstream::maintenance::{self, TableMaintenance};
+use clickstream::trigger::ScheduledRun;
 use clickstream::{Lake, Result, settings};
 
 async fn handler(
     lake: &Lake,
     retention: chrono::Duration,
-    _event: EventBridgeEvent,
+    run: ScheduledRun,
 ) -> Result<Vec<TableMaintenance>> {
+    run.check_target(env!("CARGO_PKG_NAME"))?;
     maintenance::maintain(lake, retention).await
 }
 
@@ -36,7 +37,7 @@ mod tests {
         let out = handler(
             &lake,
             chrono::Duration::hours(168),
-            samples::load("eventbridge-schedule.json").unwrap(),
+            samples::load("schedule-maintenance.json").unwrap(),
         )
         .await
         .unwrap();

@@ -106,6 +106,7 @@ pub async fn refresh(lake: &Lake) -> Result<usize> {
     let written = table
         .write(vec![retention_batch(&cells)?])
         .with_save_mode(SaveMode::Overwrite)
+        .with_commit_properties(crate::lake::writer_commit())
         .await
         .map_err(Error::delta(Table::RetentionWeekly.path()))?;
     lake.keep(Table::RetentionWeekly, &written);

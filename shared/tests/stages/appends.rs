@@ -204,3 +204,57 @@ async fn maintenance_removes_log_files_past_their_retention() {
     let again = ingest_kafka(&fresh, &one_record(0, 11)).await.unwrap();
     assert_eq!((again.written, again.already_written), (0, 1));
 }
+
+/// Silver's writer checkpoints every 10 commits; with log files past their retention before that
+/// checkpoint, delta-rs's post-commit hook would delete them, which only maintenance's role may
+/// do (infra/main.tf). The writer leaves them; maintenance removes them.
+#[tokio::test]
+async fn writers_leave_expired_log_files_to_maintenance() {
+    let (_dir, lake) = lake();
+    let silver_log = |version: i64| {
+        lake.root()
+            .to_file_path()
+            .unwrap()
+            .join(Table::Silver.path())
+            .join("_delta_log")
+            .join(format!("{version:020}.json"))
+    };
+    let mut offset = 0;
+    let mut silver_commit = || {
+        offset += 1;
+        let lake = &lake;
+        async move {
+            ingest_kafka(lake, &one_record(0, offset)).await.unwrap();
+            clickstream::silver::catch_up(lake).await.unwrap();
+        }
+    };
+    while !silver_log(11).exists() {
+        silver_commit().await;
+    }
+    // Everything so far, the checkpoint at 10 included, as if written 40 days ago.
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(40 * 24 * 3600);
+    let log = silver_log(0).parent().unwrap().to_path_buf();
+    for entry in std::fs::read_dir(&log).unwrap() {
+        let file = std::fs::File::options()
+            .write(true)
+            .open(entry.unwrap().path())
+            .unwrap();
+        file.set_modified(old).unwrap();
+    }
+    // Past the next checkpoint (20), where the post-commit hook would clean up.
+    while !silver_log(21).exists() {
+        silver_commit().await;
+    }
+    assert!(
+        silver_log(0).exists(),
+        "a writer removed an expired log file"
+    );
+    clickstream::maintenance::maintain(&lake, Duration::days(7))
+        .await
+        .unwrap();
+    assert!(
+        !silver_log(0).exists(),
+        "maintenance left an expired log file"
+    );
+    assert!(silver_log(21).exists());
+}

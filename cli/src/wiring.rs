@@ -1,0 +1,286 @@
+//! The triggers as Terraform deployed them, read from the state of an apply of `infra/` (the local
+//! stack applies it to an AWS API emulator): the bucket's notifications with their filters, the
+//! Kafka event source mapping, the schedules with their exact input, and each function's
+//! asynchronous retries. The bridge delivers what this says, so the local stack runs the
+//! deployment's wiring instead of a copy of it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::Value;
+
+/// One S3 notification of the lake bucket: objects created under `prefix` ending in `suffix`
+/// invoke `function`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// The function's crate name (the local stack's function name).
+    pub function: String,
+    /// Key prefix in the bucket (the lake prefix included).
+    pub prefix: String,
+    /// Key suffix, "" for any.
+    pub suffix: String,
+}
+
+/// The Kafka event source mapping of bronze-writer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaMapping {
+    pub function: String,
+    /// The topic (infra/ maps one).
+    pub topic: String,
+    pub consumer_group: String,
+    pub batch_size: usize,
+    pub batching_window: Duration,
+}
+
+/// An EventBridge Scheduler schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    pub function: String,
+    /// As written in Terraform, e.g. `rate(15 minutes)`.
+    pub expression: String,
+    /// The interval of a `rate(...)` expression.
+    pub every: Duration,
+    /// The target's input, exactly as the Scheduler passes it to the function.
+    pub input: Value,
+    /// Retries of a failed run before it goes to the dead-letter queue.
+    pub retries: u32,
+    /// The dead-letter queue of failed runs.
+    pub dead_letter: Option<String>,
+}
+
+/// What happens to a failed asynchronous invocation of a function (S3 notifications): retried
+/// `retries` times, then sent to `dead_letter`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AsyncRetries {
+    pub retries: u32,
+    pub dead_letter: Option<String>,
+}
+
+/// Everything that invokes the functions, as deployed.
+#[derive(Debug, Clone)]
+pub struct Wiring {
+    /// The `lake_uri` output: the lake the deployed functions work on.
+    pub lake_uri: String,
+    pub notifications: Vec<Notification>,
+    pub kafka: Option<KafkaMapping>,
+    pub schedules: Vec<Schedule>,
+    /// Per function; a function without an entry gets AWS's default (two retries, no queue).
+    pub async_retries: BTreeMap<String, AsyncRetries>,
+}
+
+impl Wiring {
+    /// Reads a Terraform state file (`terraform.tfstate`, format 4).
+    pub fn from_state_file(path: &Path) -> Result<Wiring> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the deployment's state {}", path.display()))?;
+        let state: Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a Terraform state file", path.display()))?;
+        Wiring::from_state(&state)
+            .with_context(|| format!("reading the wiring of {}", path.display()))
+    }
+
+    /// The wiring in a parsed Terraform state.
+    pub fn from_state(state: &Value) -> Result<Wiring> {
+        if state["version"] != 4 {
+            bail!("Terraform state format {} (expected 4)", state["version"]);
+        }
+        let resources = state["resources"]
+            .as_array()
+            .ok_or_else(|| anyhow!("no resources"))?;
+        let instances = |ty: &'static str| {
+            resources
+                .iter()
+                .filter(move |r| r["mode"] == "managed" && r["type"] == ty)
+                .flat_map(|r| r["instances"].as_array().into_iter().flatten())
+                .map(|i| &i["attributes"])
+        };
+        // Function ARNs and names -> crate names (each function's `for_each` key).
+        let mut functions = BTreeMap::new();
+        for r in resources
+            .iter()
+            .filter(|r| r["mode"] == "managed" && r["type"] == "aws_lambda_function")
+        {
+            for i in r["instances"].as_array().into_iter().flatten() {
+                let key = text(&i["index_key"], "a function's key")?;
+                for id in ["arn", "function_name"] {
+                    functions.insert(text(&i["attributes"][id], id)?, key.clone());
+                }
+            }
+        }
+        let function = |arn_or_name: &Value| -> Result<String> {
+            let id = text(arn_or_name, "a function")?;
+            functions
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| anyhow!("{id} is not a function of this deployment"))
+        };
+
+        let mut notifications = Vec::new();
+        for n in instances("aws_s3_bucket_notification") {
+            for f in n["lambda_function"].as_array().into_iter().flatten() {
+                let events: Vec<&str> = f["events"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                if !events.iter().any(|e| e.starts_with("s3:ObjectCreated:")) {
+                    continue;
+                }
+                notifications.push(Notification {
+                    function: function(&f["lambda_function_arn"])?,
+                    prefix: f["filter_prefix"].as_str().unwrap_or_default().to_string(),
+                    suffix: f["filter_suffix"].as_str().unwrap_or_default().to_string(),
+                });
+            }
+        }
+
+        let mut kafka = None;
+        for m in instances("aws_lambda_event_source_mapping") {
+            let group = [
+                "amazon_managed_kafka_event_source_config",
+                "self_managed_kafka_event_source_config",
+            ]
+            .iter()
+            .find_map(|block| m[block][0]["consumer_group_id"].as_str())
+            .ok_or_else(|| anyhow!("the Kafka mapping has no consumer group"))?;
+            let topics: Vec<&str> = m["topics"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let [topic] = topics[..] else {
+                bail!("the Kafka mapping has topics {topics:?}; the local stack maps one");
+            };
+            kafka = Some(KafkaMapping {
+                function: function(&m["function_name"])?,
+                topic: topic.to_string(),
+                consumer_group: group.to_string(),
+                batch_size: number(&m["batch_size"], "batch_size")? as usize,
+                batching_window: Duration::from_secs(number(
+                    &m["maximum_batching_window_in_seconds"],
+                    "maximum_batching_window_in_seconds",
+                )?),
+            });
+        }
+
+        let mut schedules = Vec::new();
+        for s in instances("aws_scheduler_schedule") {
+            let target = &s["target"][0];
+            let expression = text(&s["schedule_expression"], "schedule_expression")?;
+            let input = text(&target["input"], "the schedule's input")?;
+            schedules.push(Schedule {
+                function: function(&target["arn"])?,
+                every: rate(&expression)?,
+                expression,
+                input: serde_json::from_str(&input)
+                    .with_context(|| format!("the schedule's input {input} is not JSON"))?,
+                retries: number(
+                    &target["retry_policy"][0]["maximum_retry_attempts"],
+                    "retries",
+                )? as u32,
+                dead_letter: target["dead_letter_config"][0]["arn"]
+                    .as_str()
+                    .map(str::to_string),
+            });
+        }
+
+        let mut async_retries = BTreeMap::new();
+        for c in instances("aws_lambda_function_event_invoke_config") {
+            async_retries.insert(
+                function(&c["function_name"])?,
+                AsyncRetries {
+                    retries: number(&c["maximum_retry_attempts"], "maximum_retry_attempts")? as u32,
+                    dead_letter: c["destination_config"][0]["on_failure"][0]["destination"]
+                        .as_str()
+                        .map(str::to_string),
+                },
+            );
+        }
+
+        Ok(Wiring {
+            lake_uri: text(
+                &state["outputs"]["lake_uri"]["value"],
+                "the lake_uri output",
+            )?,
+            notifications,
+            kafka,
+            schedules,
+            async_retries,
+        })
+    }
+
+    /// How failed asynchronous invocations of `function` are retried.
+    pub fn retries_of(&self, function: &str) -> AsyncRetries {
+        self.async_retries
+            .get(function)
+            .cloned()
+            .unwrap_or(AsyncRetries {
+                retries: 2,
+                dead_letter: None,
+            })
+    }
+}
+
+fn text(v: &Value, what: &str) -> Result<String> {
+    v.as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("{what} is missing from the state"))
+}
+
+fn number(v: &Value, what: &str) -> Result<u64> {
+    v.as_u64()
+        .ok_or_else(|| anyhow!("{what} is missing from the state"))
+}
+
+/// The interval of an EventBridge `rate(N unit)` expression; `cron(...)` and `at(...)` are not
+/// run by the local stack.
+pub fn rate(expression: &str) -> Result<Duration> {
+    let inner = expression
+        .strip_prefix("rate(")
+        .and_then(|e| e.strip_suffix(')'))
+        .ok_or_else(|| {
+            anyhow!("the local stack runs rate(...) schedules only, not {expression}")
+        })?;
+    let (n, unit) = inner
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| anyhow!("{expression}: expected rate(N unit)"))?;
+    let n: u64 = n
+        .parse()
+        .with_context(|| format!("{expression}: {n} is not a whole number"))?;
+    let seconds = match unit.trim() {
+        "minute" | "minutes" => 60,
+        "hour" | "hours" => 3600,
+        "day" | "days" => 86_400,
+        other => bail!("{expression}: unit {other} (EventBridge takes minutes, hours or days)"),
+    };
+    if n == 0 {
+        bail!("{expression}: the rate must be positive");
+    }
+    Ok(Duration::from_secs(n * seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_eventbridge_rates() {
+        assert_eq!(rate("rate(15 minutes)").unwrap(), Duration::from_secs(900));
+        assert_eq!(rate("rate(1 hour)").unwrap(), Duration::from_secs(3600));
+        assert!(rate("rate(30 seconds)").is_err());
+        assert!(rate("cron(0 * * * ? *)").is_err());
+        assert!(rate("rate(0 minutes)").is_err());
+    }
+
+    #[test]
+    fn a_state_without_the_lake_output_is_refused() {
+        let err =
+            Wiring::from_state(&serde_json::json!({"version": 4, "resources": []})).unwrap_err();
+        assert!(err.to_string().contains("lake_uri"), "{err:#}");
+    }
+}
