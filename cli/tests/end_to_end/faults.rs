@@ -8,7 +8,6 @@
 
 use std::time::Duration;
 
-use clickstream::functions::scheduled_event;
 use object_store::{ObjectStoreExt, PutPayload};
 
 use crate::stack::{Stack, assert_every_record_once, wait_for};
@@ -27,13 +26,13 @@ async fn restarts_and_kills_mid_stream_lose_and_double_nothing() {
             ("KAFKA_STORAGE", "s3"),
             ("INVOKE_TIMEOUT_SECONDS", "15"),
             // Small batches: many bronze commits, so each function has invocations to interrupt.
-            ("KAFKA_BATCH_SIZE", "250"),
+            ("TF_VAR_kafka_batch_size", "250"),
         ],
     ) else {
         return;
     };
     let lake = stack.lake();
-    let schedule = serde_json::to_vec(&scheduled_event(chrono::Utc::now())).unwrap();
+    let schedule = stack.scheduled_input("maintenance");
 
     let mut all = stack.produce("21", 3000);
     stack.kill_mid_invocation("silver-transformer", CATCH).await;

@@ -172,13 +172,26 @@ async fn events_through_kafka_and_s3_reach_gold_exactly_once() {
         ("bronze-writer", "s3-landing.json"),
         ("silver-transformer", "s3-bronze-commit.json"),
         ("gold-transformer", "s3-silver-commit.json"),
-        ("exporter", "eventbridge-schedule.json"),
-        ("maintenance", "eventbridge-schedule.json"),
+        ("exporter", "schedule-exporter.json"),
+        ("maintenance", "schedule-maintenance.json"),
     ] {
         let payload = std::fs::read(samples.join(sample)).unwrap();
         if let Err(e) = stack.invoke(function, &payload).await {
             panic!("{function} failed on events/{sample}: {e}");
         }
+    }
+    // The schedule samples are exactly what the deployment's schedules send.
+    for function in ["exporter", "maintenance"] {
+        let sample: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(samples.join(format!("schedule-{function}.json"))).unwrap(),
+        )
+        .unwrap();
+        let deployed: serde_json::Value =
+            serde_json::from_slice(&stack.scheduled_input(function)).unwrap();
+        assert_eq!(
+            sample, deployed,
+            "events/schedule-{function}.json is not what the deployed schedule sends"
+        );
     }
     // localstack/land: a file put in landing/ and bronze-writer invoked with its notification.
     let bronze_before = count(&lake, Table::Bronze).await;

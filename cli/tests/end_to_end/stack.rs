@@ -80,6 +80,7 @@ pub struct Stack {
     pub kafka_port: u16,
     s3_port: u16,
     lambda_port: u16,
+    aws_api_port: u16,
     http: reqwest::Client,
 }
 
@@ -101,6 +102,7 @@ impl Stack {
             kafka_port: free_port(),
             s3_port: free_port(),
             lambda_port: free_port(),
+            aws_api_port: free_port(),
             http: reqwest::Client::new(),
         };
         let settings = stack.settings();
@@ -121,11 +123,41 @@ impl Stack {
             ("KAFKA_PORT", self.kafka_port.to_string()),
             ("S3_PORT", self.s3_port.to_string()),
             ("LAMBDA_PORT", self.lambda_port.to_string()),
+            ("AWS_API_PORT", self.aws_api_port.to_string()),
             ("BUCKET", BUCKET.into()),
-            ("EXPORT_EVERY", "2".into()),
-            ("KAFKA_BATCH_SIZE", "1000".into()),
+            // The deployed schedules (exporter every 15 minutes, maintenance every 6 hours) 450
+            // times faster: an export every 2 s, maintenance every 48 s.
+            ("SCHEDULE_SPEEDUP", "450".into()),
+            ("TF_VAR_kafka_batch_size", "1000".into()),
+            ("ASYNC_RETRY_DELAY_MS", "1000".into()),
             ("BRIDGE_POLL_MS", "100".into()),
         ]
+    }
+
+    /// The input the deployed schedule of `function` sends it, from the state of the stack's
+    /// apply of infra/ (what EventBridge Scheduler would pass the function).
+    pub fn scheduled_input(&self, function: &str) -> Vec<u8> {
+        let state: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(self.dir.path().join("deploy/terraform.tfstate")).unwrap(),
+        )
+        .unwrap();
+        let schedules = state["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["type"] == "aws_scheduler_schedule")
+            .expect("a deployed schedule");
+        let instance = schedules["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["index_key"] == function)
+            .unwrap_or_else(|| panic!("no schedule deployed for {function}"));
+        instance["attributes"]["target"][0]["input"]
+            .as_str()
+            .unwrap()
+            .as_bytes()
+            .to_vec()
     }
 
     /// The variables `localstack/up` wrote to STACK_DIR/env.
