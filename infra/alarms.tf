@@ -3,24 +3,20 @@
 # One alarm resource; each entry of local.alarms says what it watches and when it fires.
 
 locals {
+  # Per function: Lambda's own metric, and what it means when it is above zero.
+  function_alarm_metrics = {
+    errors    = { metric = "Errors", says = "returned errors" }
+    throttles = { metric = "Throttles", says = "was throttled (its reserved concurrency is reached)" }
+  }
+
   alarms = merge(
     {
-      for name, _ in local.functions : "${name}-errors" => {
-        description = "${name} returned errors"
+      for pair in setproduct(keys(local.functions), keys(local.function_alarm_metrics)) :
+      "${pair[0]}-${pair[1]}" => {
+        description = "${pair[0]} ${local.function_alarm_metrics[pair[1]].says}"
         namespace   = "AWS/Lambda"
-        metric      = "Errors"
-        dimensions  = { FunctionName = aws_lambda_function.function[name].function_name }
-        statistic   = "Sum"
-        periods     = 1
-        threshold   = 0
-      }
-    },
-    {
-      for name, _ in local.functions : "${name}-throttles" => {
-        description = "${name} was throttled (its reserved concurrency is reached)"
-        namespace   = "AWS/Lambda"
-        metric      = "Throttles"
-        dimensions  = { FunctionName = aws_lambda_function.function[name].function_name }
+        metric      = local.function_alarm_metrics[pair[1]].metric
+        dimensions  = { FunctionName = aws_lambda_function.function[pair[0]].function_name }
         statistic   = "Sum"
         periods     = 1
         threshold   = 0

@@ -81,36 +81,32 @@ locals {
 }
 
 data "aws_iam_policy_document" "kafka_source" {
+  # MSK: the cluster, its topic and its consumer group, each with the actions on it.
   dynamic "statement" {
-    for_each = var.kafka_mode == "msk" ? [1] : []
-    content {
-      sid = "DescribeMskCluster"
-      actions = [
-        "kafka:DescribeCluster",
-        "kafka:DescribeClusterV2",
-        "kafka:GetBootstrapBrokers",
-        "kafka-cluster:Connect",
-        "kafka-cluster:DescribeClusterDynamicConfiguration",
-      ]
-      resources = [var.msk_cluster_arn]
+    for_each = var.kafka_mode != "msk" ? {} : {
+      DescribeMskCluster = {
+        actions = [
+          "kafka:DescribeCluster",
+          "kafka:DescribeClusterV2",
+          "kafka:GetBootstrapBrokers",
+          "kafka-cluster:Connect",
+          "kafka-cluster:DescribeClusterDynamicConfiguration",
+        ]
+        resource = var.msk_cluster_arn
+      }
+      ReadMskTopic = {
+        actions  = ["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"]
+        resource = local.msk_topic_arn
+      }
+      UseMskConsumerGroup = {
+        actions  = ["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"]
+        resource = local.msk_group_arn
+      }
     }
-  }
-
-  dynamic "statement" {
-    for_each = var.kafka_mode == "msk" ? [1] : []
     content {
-      sid       = "ReadMskTopic"
-      actions   = ["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"]
-      resources = [local.msk_topic_arn]
-    }
-  }
-
-  dynamic "statement" {
-    for_each = var.kafka_mode == "msk" ? [1] : []
-    content {
-      sid       = "UseMskConsumerGroup"
-      actions   = ["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"]
-      resources = [local.msk_group_arn]
+      sid       = statement.key
+      actions   = statement.value.actions
+      resources = [statement.value.resource]
     }
   }
 

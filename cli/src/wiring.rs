@@ -89,24 +89,21 @@ impl Wiring {
         let resources = state["resources"]
             .as_array()
             .ok_or_else(|| anyhow!("no resources"))?;
-        let instances = |ty: &'static str| {
+        // Each managed instance of a resource type (its `index_key`, its `attributes`).
+        let keyed_instances = |ty: &'static str| {
             resources
                 .iter()
                 .filter(move |r| r["mode"] == "managed" && r["type"] == ty)
                 .flat_map(|r| r["instances"].as_array().into_iter().flatten())
-                .map(|i| &i["attributes"])
+                .map(|i| (&i["index_key"], &i["attributes"]))
         };
+        let instances = |ty: &'static str| keyed_instances(ty).map(|(_, attributes)| attributes);
         // Function ARNs and names -> crate names (each function's `for_each` key).
         let mut functions = BTreeMap::new();
-        for r in resources
-            .iter()
-            .filter(|r| r["mode"] == "managed" && r["type"] == "aws_lambda_function")
-        {
-            for i in r["instances"].as_array().into_iter().flatten() {
-                let key = text(&i["index_key"], "a function's key")?;
-                for id in ["arn", "function_name"] {
-                    functions.insert(text(&i["attributes"][id], id)?, key.clone());
-                }
+        for (key, attributes) in keyed_instances("aws_lambda_function") {
+            let key = text(key, "a function's key")?;
+            for id in ["arn", "function_name"] {
+                functions.insert(text(&attributes[id], id)?, key.clone());
             }
         }
         let function = |arn_or_name: &Value| -> Result<String> {
@@ -120,13 +117,7 @@ impl Wiring {
         let mut notifications = Vec::new();
         for n in instances("aws_s3_bucket_notification") {
             for f in n["lambda_function"].as_array().into_iter().flatten() {
-                let events: Vec<&str> = f["events"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .collect();
-                if !events.iter().any(|e| e.starts_with("s3:ObjectCreated:")) {
+                if !strings(&f["events"]).any(|e| e.starts_with("s3:ObjectCreated:")) {
                     continue;
                 }
                 notifications.push(Notification {
@@ -146,12 +137,7 @@ impl Wiring {
             .iter()
             .find_map(|block| m[block][0]["consumer_group_id"].as_str())
             .ok_or_else(|| anyhow!("the Kafka mapping has no consumer group"))?;
-            let topics: Vec<&str> = m["topics"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
+            let topics: Vec<&str> = strings(&m["topics"]).collect();
             let [topic] = topics[..] else {
                 bail!("the Kafka mapping has topics {topics:?}; the local stack maps one");
             };
@@ -223,6 +209,11 @@ impl Wiring {
                 dead_letter: None,
             })
     }
+}
+
+/// The strings of a list attribute (none when it is missing).
+fn strings(v: &Value) -> impl Iterator<Item = &str> {
+    v.as_array().into_iter().flatten().filter_map(Value::as_str)
 }
 
 fn text(v: &Value, what: &str) -> Result<String> {

@@ -1,4 +1,4 @@
-# The deployment CI applies to an AWS API emulator (moto, infra/emulator/moto_kafka.py), and the local stack's
+# The deployment CI applies to an AWS API emulator (moto, infra/emulator/aws_api.py), and the local stack's
 # wiring (localstack/up reads its triggers from the state of this apply). Give the emulator's URL
 # with -var emulator_endpoint=http://127.0.0.1:PORT.
 aws_region          = "us-east-1"

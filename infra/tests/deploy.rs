@@ -51,7 +51,7 @@ impl Emulator {
             .unwrap()
             .port();
         let child = Command::new(python)
-            .arg(root().join("infra/emulator/moto_kafka.py"))
+            .arg(root().join("infra/emulator/aws_api.py"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).unwrap())

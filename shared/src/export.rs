@@ -34,8 +34,7 @@ pub async fn export(lake: &Lake) -> Result<ExportOutcome> {
     let db_path = scratch.join(DUCKDB_FILE);
     let db = duckdb::Connection::open(&db_path)?;
     for t in Table::GOLD {
-        let table = lake.table(t).await?;
-        let batches = lake.read(&table, &[], None).await?;
+        let batches = lake.read_table(t, &[], None).await?;
         let schema = t.schema();
         let batches = batches
             .iter()

@@ -77,9 +77,10 @@ pub async fn prepare_silver_transformer(lake: &Lake) -> Result<()> {
     lake.latest_version(Table::Bronze).await.map(drop)
 }
 
-/// gold-transformer's init: opens silver and the gold tables, as its first invocation would.
+/// gold-transformer's init: opens silver (when it exists: gold may not create it) and the gold
+/// tables, as its first invocation would.
 pub async fn prepare_gold_transformer(lake: &Lake) -> Result<()> {
-    lake.table(Table::Silver).await?;
+    lake.existing_table(Table::Silver).await?;
     for table in Table::GOLD.into_iter().chain([Table::DailyUsers]) {
         lake.table(table).await?;
     }

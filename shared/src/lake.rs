@@ -420,6 +420,41 @@ impl Lake {
         Ok(handle)
     }
 
+    /// `table` at its latest version, or `None` when it does not exist yet. For a stage reading
+    /// another stage's table: it may not create it (on AWS its role may not write there), and a
+    /// table not yet written reads as empty.
+    pub async fn existing_table(&self, table: Table) -> Result<Option<DeltaTable>> {
+        if self.cached(table).is_some() {
+            return self.table(table).await.map(Some);
+        }
+        let url = self.table_url(table)?;
+        if url.scheme() == "file" && url.to_file_path().is_ok_and(|dir| !dir.exists()) {
+            return Ok(None);
+        }
+        match self.open_table(&url).await {
+            Ok(handle) => {
+                self.keep(table, &handle);
+                Ok(Some(handle))
+            }
+            Err(DeltaTableError::NotATable(_)) => Ok(None),
+            Err(e) => Err(Error::delta(table.path())(e)),
+        }
+    }
+
+    /// The rows of `table` as [`Lake::read`] gives them, and none when the table does not exist
+    /// yet (see [`Lake::existing_table`]).
+    pub async fn read_table(
+        &self,
+        table: Table,
+        columns: &[&str],
+        filter: Option<Expr>,
+    ) -> Result<Vec<RecordBatch>> {
+        match self.existing_table(table).await? {
+            Some(handle) => self.read(&handle, columns, filter).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
     fn cached(&self, table: Table) -> Option<DeltaTable> {
         let tables = self
             .warm
@@ -542,30 +577,43 @@ impl Lake {
 /// How often a stage tries a commit that keeps losing races with other writers.
 pub const COMMIT_ATTEMPTS: u32 = 8;
 
+/// The backoff between tries of a commit that lost a race: exponential from 50 ms up to 2 s, plus
+/// a random jitter of up to as much again (seeded per process), so that writers that collided do
+/// not collide again at once (AWS's "Exponential Backoff And Jitter").
+fn lost_race_backoff() -> backon::ExponentialBuilder {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(Duration::from_secs(2))
+        .with_max_times(COMMIT_ATTEMPTS as usize - 1)
+        .with_jitter()
+}
+
 /// Runs `attempt` until it does not lose a commit race ([`Error::is_lost_race`]): each try starts
-/// from a fresh read of the tables, where it finds what the winner wrote. Returns the result and
-/// the races lost on the way; after [`COMMIT_ATTEMPTS`] lost races, [`Error::Contended`] on
-/// `writing` (a table or stage).
-pub async fn retry_lost_races<T, F, Fut>(writing: &str, mut attempt: F) -> Result<(T, u32)>
+/// from a fresh read of the tables, where it finds what the winner wrote, after a jittered backoff
+/// ([`lost_race_backoff`]). Returns the result and the races lost on the way; after
+/// [`COMMIT_ATTEMPTS`] lost races, [`Error::Contended`] on `writing` (a table or stage).
+pub async fn retry_lost_races<T, F, Fut>(writing: &str, attempt: F) -> Result<(T, u32)>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
 {
-    let mut retries = 0;
-    loop {
-        match attempt().await {
-            Err(e) if e.is_lost_race() && retries + 1 < COMMIT_ATTEMPTS => {
-                retries += 1;
-                tracing::info!(error = %e, retries, "{writing} lost a commit race: re-checking");
-            }
-            Err(e) if e.is_lost_race() => {
-                return Err(Error::Contended {
-                    table: writing.into(),
-                    attempts: COMMIT_ATTEMPTS,
-                });
-            }
-            result => return result.map(|value| (value, retries)),
-        }
+    use backon::Retryable;
+    let retries = std::sync::atomic::AtomicU32::new(0);
+    let result = attempt
+        .retry(lost_race_backoff())
+        .sleep(tokio::time::sleep)
+        .when(Error::is_lost_race)
+        .notify(|e, wait| {
+            let retries = retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            tracing::info!(error = %e, retries, ?wait, "{writing} lost a commit race: re-checking");
+        })
+        .await;
+    match result {
+        Err(e) if e.is_lost_race() => Err(Error::Contended {
+            table: writing.into(),
+            attempts: COMMIT_ATTEMPTS,
+        }),
+        result => result.map(|value| (value, retries.into_inner())),
     }
 }
 
@@ -1231,4 +1279,74 @@ pub fn typed_column<'a, A: arrow::array::Array + 'static>(
                     .unwrap_or_default()
             ),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn lost_race() -> Error {
+        Error::delta("bronze/events")(DeltaTableError::VersionAlreadyExists(1))
+    }
+
+    #[tokio::test]
+    async fn lost_races_are_retried_after_a_backoff_until_one_commits() {
+        let tries = AtomicU32::new(0);
+        let started = std::time::Instant::now();
+        let (value, retries) = retry_lost_races("bronze/events", || async {
+            match tries.fetch_add(1, Ordering::Relaxed) {
+                0..3 => Err(lost_race()),
+                _ => Ok("committed"),
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!((value, retries, tries.into_inner()), ("committed", 3, 4));
+        // Three waits of 50, 100 and 200 ms, each with up to as much again in jitter.
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_writer_that_keeps_losing_gives_up_as_contended() {
+        let tries = AtomicU32::new(0);
+        let result: Result<((), u32)> = retry_lost_races("silver/events", || async {
+            tries.fetch_add(1, Ordering::Relaxed);
+            Err(lost_race())
+        })
+        .await;
+        assert!(
+            matches!(&result, Err(Error::Contended { table, attempts: COMMIT_ATTEMPTS }) if table == "silver/events"),
+            "{result:?}"
+        );
+        assert_eq!(tries.into_inner(), COMMIT_ATTEMPTS);
+    }
+
+    #[tokio::test]
+    async fn other_errors_are_not_retried() {
+        let tries = AtomicU32::new(0);
+        let result: Result<((), u32)> = retry_lost_races("gold", || async {
+            tries.fetch_add(1, Ordering::Relaxed);
+            Err(Error::Trigger("not a race".into()))
+        })
+        .await;
+        assert!(matches!(result, Err(Error::Trigger(_))), "{result:?}");
+        assert_eq!(tries.into_inner(), 1);
+    }
+
+    #[test]
+    fn the_backoff_grows_and_is_jittered() {
+        let waits: Vec<Duration> = backon::BackoffBuilder::build(lost_race_backoff()).collect();
+        assert_eq!(waits.len() as u32, COMMIT_ATTEMPTS - 1);
+        assert!(
+            waits.iter().all(|w| *w <= Duration::from_secs(4)),
+            "{waits:?}"
+        );
+        let again: Vec<Duration> = backon::BackoffBuilder::build(lost_race_backoff()).collect();
+        assert_ne!(waits, again, "no jitter");
+    }
 }

@@ -5,6 +5,7 @@ mod browser;
 mod concurrent;
 mod demo;
 mod faults;
+mod least_privilege;
 mod live;
 mod local_stack;
 mod serve;

@@ -176,13 +176,39 @@ impl Stack {
 
     /// A lake at `uri` on this stack's S3 store.
     pub fn lake_at(&self, uri: &str) -> Lake {
-        let options: HashMap<String, String> = self
-            .env()
+        Lake::with_options(uri.parse().unwrap(), self.storage_options(""))
+    }
+
+    /// The lake as `function` reaches it in the least-privilege stack (`LAKE_STORE=aws-api`):
+    /// with the credentials of its deployed role.
+    pub fn lake_as(&self, function: &str) -> Lake {
+        let credentials = self.dir.path().join("deploy/credentials").join(function);
+        let credentials = std::fs::read_to_string(credentials).unwrap();
+        let uri = format!("s3://{BUCKET}/");
+        Lake::with_options(uri.parse().unwrap(), self.storage_options(&credentials))
+    }
+
+    /// The AWS_ variables of STACK_DIR/env, with `overrides` (KEY=VALUE words) over them, as
+    /// storage options. The least-privilege stack's store serves TLS with a certificate of its own
+    /// CA (SSL_CERT_FILE), which the stack's processes trust; a client in this test process, which
+    /// cannot take that variable, skips verifying it.
+    fn storage_options(&self, overrides: &str) -> HashMap<String, String> {
+        let overrides = overrides
+            .split_whitespace()
+            .map(|word| word.split_once('=').expect("KEY=VALUE"))
+            .map(|(k, v)| (k.to_string(), v.to_string()));
+        let env = self.env();
+        let own_ca = env.iter().any(|(k, _)| k == "SSL_CERT_FILE");
+        let options: HashMap<String, String> = env
             .into_iter()
             .filter(|(k, _)| k.starts_with("AWS_"))
-            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .chain(overrides)
+            .chain(own_ca.then(|| ("allow_invalid_certificates".into(), "true".into())))
             .collect();
-        Lake::with_options(uri.parse().unwrap(), options)
+        options
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect()
     }
 
     pub fn clickstream(&self, args: &[&str]) {

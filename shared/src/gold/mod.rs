@@ -307,7 +307,10 @@ async fn try_catch_up(
     let mut outcome = GoldOutcome::default();
     let gold = OpenGold::open(lake).await?;
     let done = gold.watermark();
-    let mut silver = lake.table(Table::Silver).await?;
+    let Some(mut silver) = lake.existing_table(Table::Silver).await? else {
+        outcome.already_processed = true;
+        return Ok(outcome);
+    };
     let latest = silver.version().map_or(-1, |v| v as i64);
     if latest <= done {
         outcome.already_processed = true;
@@ -838,7 +841,10 @@ impl GoldState {
 pub async fn processed_silver_version(lake: &Lake) -> Result<Option<i64>> {
     let mut done = None;
     for t in WRITTEN {
-        let v = txn_version(&lake.table(t).await?, GOLD_APP_ID).await?;
+        let Some(table) = lake.existing_table(t).await? else {
+            return Ok(None);
+        };
+        let v = txn_version(&table, GOLD_APP_ID).await?;
         done = match (done, v) {
             (_, None) => return Ok(None),
             (None, v) => v,

@@ -92,15 +92,13 @@ fn retention_batch(cells: &[RetentionCell]) -> Result<RecordBatch> {
 /// Recomputes gold/retention_weekly from gold/daily_users (a whole overwrite: running it again
 /// gives the same table); returns the number of cells.
 pub async fn refresh(lake: &Lake) -> Result<usize> {
-    let daily_users = lake.table(Table::DailyUsers).await?;
-    let rows = read_dates(
-        &daily_users,
-        Table::DailyUsers,
-        "date",
-        |_| true,
-        &["user_key", "date"],
-    )
-    .await?;
+    let rows = match lake.existing_table(Table::DailyUsers).await? {
+        Some(daily_users) => {
+            let columns = &["user_key", "date"];
+            read_dates(&daily_users, Table::DailyUsers, "date", |_| true, columns).await?
+        }
+        None => Vec::new(),
+    };
     let cells = weekly_cohorts(&rows)?;
     let table = lake.table(Table::RetentionWeekly).await?;
     let written = table

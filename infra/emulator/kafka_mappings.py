@@ -1,18 +1,13 @@
-"""moto's server, plus the one resource of infra/ that moto cannot create: Lambda's Kafka event
-source mapping (Amazon MSK or self-managed). moto keeps mappings only for SQS, DynamoDB and
-Kinesis; this adds Kafka ones, stored and returned as Lambda returns them, so `terraform apply`
-creates every resource and the local stack can read the mapping back. Nothing here polls Kafka:
-the local stack's bridge does that, with the mapping's settings.
-
-Usage: python moto_kafka.py [moto_server arguments], e.g. `-H 127.0.0.1 -p 4566`.
+"""The one resource of infra/ that moto cannot create: Lambda's Kafka event source mapping (Amazon
+MSK or self-managed). moto keeps mappings only for SQS, DynamoDB and Kinesis; this adds Kafka ones,
+stored and returned as Lambda returns them, so `terraform apply` creates every resource and the
+local stack can read the mapping back. Nothing here polls Kafka: the local stack's bridge does
+that, with the mapping's settings. Importing this module installs it.
 """
-
-import sys
 
 from moto.awslambda import models
 from moto.core.exceptions import JsonRESTError
 from moto.kafka.models import kafka_backends
-from moto.server import main
 
 Mapping = models.EventSourceMapping
 _service_of = Mapping._get_service_source_from_arn
@@ -73,6 +68,3 @@ def _create_mapping(self, spec):
 
 
 models.LambdaBackend.create_event_source_mapping = _create_mapping
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

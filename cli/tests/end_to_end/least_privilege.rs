@@ -1,0 +1,193 @@
+//! Least privilege, shown by running: the local stack with `LAKE_STORE=aws-api`, where the lake is
+//! the bucket Terraform created on the AWS API emulator, the emulator enforces IAM, and each
+//! function process holds only the credentials of its own deployed role. Every path runs (Kafka,
+//! a landed file, an unreadable landed file, silver, gold, the scheduled export with its dashboard,
+//! the scheduled maintenance with VACUUM), so any request outside a role's policy fails the test;
+//! and requests a role must not make (a writer writing another stage's prefix, a delete by anyone
+//! but maintenance) are refused, so the enforcement itself is shown to be on.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use clickstream::lake::{Lake, Table};
+use futures::TryStreamExt;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use crate::stack::{BUCKET, Stack, assert_every_record_once, count, read_lines, wait_for};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_function_runs_with_only_its_own_role() {
+    let _turn = crate::machine_wide().await;
+    let Some(stack) = Stack::up_with(
+        "the least-privilege test",
+        &[("LAKE_STORE", "aws-api"), ("VACUUM_RETENTION_HOURS", "0")],
+    ) else {
+        return;
+    };
+    let lake = stack.lake();
+    let store = lake.store().unwrap();
+
+    // Refused: enforcement is on, and each role is held to its prefixes and actions.
+    let role_store = |function: &str| -> std::sync::Arc<dyn ObjectStore> {
+        stack.lake_as(function).store().unwrap()
+    };
+    let refused = [
+        ("bronze-writer", "gold/daily_metrics/intruder.json", false),
+        ("silver-transformer", "bronze/events/intruder.json", false),
+        ("gold-transformer", "exports/intruder.csv", false),
+        ("exporter", "silver/events/intruder.json", false),
+        ("exporter", "exports/clickstream.csv", true),
+    ];
+    for (function, key, delete) in refused {
+        let store = role_store(function);
+        let outcome = if delete {
+            store.delete(&key.into()).await
+        } else {
+            store
+                .put(&key.into(), PutPayload::from_static(b"{}"))
+                .await
+                .map(|_| ())
+        };
+        let error = outcome.expect_err(&format!("{function} may not touch {key}"));
+        assert!(
+            matches!(error, object_store::Error::PermissionDenied { .. })
+                || error.to_string().contains("AccessDenied"),
+            "{function} on {key}: {error}"
+        );
+    }
+
+    // Kafka, a landed file and an unreadable landed file.
+    let mut all = stack.produce("31", 1200);
+    let dropped = stack.dir.path().join("dropped.jsonl");
+    stack.clickstream(&[
+        "generate",
+        "--events",
+        "200",
+        "--seed",
+        "32",
+        "--days",
+        "2",
+        "--output",
+        dropped.to_str().unwrap(),
+    ]);
+    all.extend(read_lines(&dropped));
+    for (key, body) in [
+        ("landing/dropped.jsonl", std::fs::read(&dropped).unwrap()),
+        (
+            "landing/not-gzip.jsonl.gz",
+            b"plain text, not gzip".to_vec(),
+        ),
+    ] {
+        store
+            .put(&key.into(), PutPayload::from(body))
+            .await
+            .unwrap();
+    }
+    assert_every_record_once(&lake, &all, Duration::from_secs(420)).await;
+    wait_for(
+        "the unreadable file in bronze/failed_files",
+        Duration::from_secs(60),
+        async || count(&lake, Table::FailedFiles).await == 1,
+    )
+    .await;
+
+    // The scheduled export: the DuckDB file has gold's sessions, and the dashboard is written.
+    let sessions = count(&lake, Table::Sessions).await;
+    let duckdb_file = stack.dir.path().join("export.duckdb");
+    wait_for(
+        "the export to catch up with gold",
+        Duration::from_secs(120),
+        async || {
+            let Ok(got) = store.get(&"exports/clickstream.duckdb".into()).await else {
+                return false;
+            };
+            std::fs::write(&duckdb_file, got.bytes().await.unwrap()).unwrap();
+            let db = duckdb::Connection::open(&duckdb_file).unwrap();
+            let exported: Result<i64, _> =
+                db.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0));
+            exported.is_ok_and(|n| n as usize == sessions)
+        },
+    )
+    .await;
+    let dashboard = store.get(&"exports/dashboard.html".into()).await.unwrap();
+    assert!(
+        dashboard
+            .bytes()
+            .await
+            .unwrap()
+            .starts_with(b"<!DOCTYPE html>")
+    );
+
+    // The scheduled maintenance: bronze compacted, and VACUUM (retention 0 h here) has deleted
+    // every file the compaction removed, so bronze's Parquet objects are its active files.
+    wait_for(
+        "maintenance to compact and vacuum bronze",
+        Duration::from_secs(240),
+        async || compacted(&lake).await && stored_files(&lake).await == active_files(&lake).await,
+    )
+    .await;
+
+    // Nothing failed for want of a permission.
+    let dead_letters = stack.dir.path().join("data/dead-letters.jsonl");
+    let dead = std::fs::read_to_string(&dead_letters).unwrap_or_default();
+    assert!(dead.is_empty(), "invocations failed for good: {dead}");
+    for function in [
+        "bronze-writer",
+        "silver-transformer",
+        "gold-transformer",
+        "exporter",
+        "maintenance",
+    ] {
+        let log = std::fs::read_to_string(stack.dir.path().join(format!("logs/{function}.log")));
+        let denied: Vec<String> = log
+            .unwrap()
+            .lines()
+            .filter(|l| {
+                [
+                    "AccessDenied",
+                    "Forbidden",
+                    "lacked the necessary privileges",
+                ]
+                .iter()
+                .any(|refused| l.contains(refused))
+            })
+            .map(|l| l.chars().take(400).collect())
+            .collect();
+        assert!(denied.is_empty(), "{function} was refused: {denied:#?}");
+    }
+}
+
+/// True when bronze's log holds an OPTIMIZE.
+async fn compacted(lake: &Lake) -> bool {
+    let table = lake.table(Table::Bronze).await.unwrap();
+    let history: Vec<_> = table.history(None).try_collect().await.unwrap();
+    history
+        .iter()
+        .any(|c| c.operation.as_deref() == Some("OPTIMIZE"))
+}
+
+/// Bronze's data files in the store (not its log's checkpoints), as paths under the bucket.
+async fn stored_files(lake: &Lake) -> HashSet<String> {
+    let store = lake.store().unwrap();
+    let listed: Vec<_> = store
+        .list(Some(&Table::Bronze.path().into()))
+        .try_collect()
+        .await
+        .unwrap();
+    listed
+        .into_iter()
+        .map(|m| m.location.to_string())
+        .filter(|p| p.ends_with(".parquet") && !p.contains("/_delta_log/"))
+        .collect()
+}
+
+/// Bronze's active files, as paths under the bucket.
+async fn active_files(lake: &Lake) -> HashSet<String> {
+    let table = lake.table(Table::Bronze).await.unwrap();
+    let root = format!("s3://{BUCKET}/");
+    table
+        .get_file_uris()
+        .unwrap()
+        .map(|uri| uri.strip_prefix(&root).unwrap_or(&uri).to_string())
+        .collect()
+}
