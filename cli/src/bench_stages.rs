@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use clickstream::functions::{self, BronzeTrigger, commit_event, parse_funnel};
+use clickstream::functions::{self, BronzeTrigger, commit_event};
+use clickstream::gold::parse_funnel;
 use clickstream::lake::{Lake, Table};
 use clickstream::pipeline::{Pipeline, Totals};
 use clickstream::trigger::{self, KafkaMessage};

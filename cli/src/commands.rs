@@ -5,7 +5,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use clickstream::functions::{BronzeTrigger, parse_funnel};
+use clickstream::functions::BronzeTrigger;
+use clickstream::gold::parse_funnel;
 use clickstream::lake::Lake;
 use clickstream::pipeline::{Pipeline, Totals};
 use clickstream::trigger::{self, KafkaMessage};
@@ -46,7 +47,9 @@ fn generator_config(events: usize, g: &GeneratorArgs) -> Result<GeneratorConfig>
 }
 
 fn open_lake(uri: &str) -> Result<Lake> {
-    Lake::open(uri).with_context(|| format!("opening lake {uri}"))
+    clickstream::settings::LakeSettings::at(uri, &clickstream::settings::Environment)
+        .and_then(|settings| settings.open())
+        .with_context(|| format!("opening lake {uri}"))
 }
 
 fn bar(len: u64, what: &str) -> ProgressBar {

@@ -6,7 +6,8 @@
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{Date32Type, Int64Type};
 use chrono::{Duration, Utc};
-use clickstream::functions::{self, BronzeTrigger, commit_event, parse_funnel};
+use clickstream::functions::{self, BronzeTrigger, commit_event};
+use clickstream::gold::parse_funnel;
 use clickstream::lake::{Lake, Table};
 use clickstream::trigger::{KafkaMessage, kafka_event};
 use clickstream_report::dashboard::{load, render_html, render_report};

@@ -6,26 +6,10 @@ use aws_lambda_events::event::s3::S3Event;
 
 use crate::bronze::{self, BronzeOutcome};
 use crate::error::{Error, Result};
-use crate::gold::{self, DEFAULT_FUNNEL, GoldOutcome};
+use crate::gold::{self, GoldOutcome};
 use crate::lake::{Lake, Table};
 use crate::silver::{self, SilverOutcome};
 use crate::trigger;
-
-/// Parses a comma-separated list of funnel steps; the default funnel when empty.
-pub fn parse_funnel(steps: Option<&str>) -> Vec<String> {
-    let steps: Vec<String> = steps
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    if steps.is_empty() {
-        DEFAULT_FUNNEL.iter().map(|s| s.to_string()).collect()
-    } else {
-        steps
-    }
-}
 
 /// The bronze-writer's trigger: a Kafka batch or a landed-file notification.
 #[derive(Debug, Clone)]

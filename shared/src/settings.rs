@@ -2,6 +2,8 @@
 //! the constants here: the CLI's `env =` attributes, Terraform's check
 //! (`infra/tests/terraform.rs`) and the README's table of variables use the same names.
 
+use std::time::Duration;
+
 use crate::error::{Error, Result};
 use crate::lake::Lake;
 
@@ -47,31 +49,49 @@ impl Variables for std::collections::HashMap<&str, &str> {
     }
 }
 
-/// Settings of bronze-writer, silver-transformer and exporter: where the lake is.
+/// Settings of bronze-writer, silver-transformer and exporter: where the lake is, and how long a
+/// request to its store may take.
 #[derive(Debug, Clone)]
 pub struct LakeSettings {
     /// The lake root: a directory or `s3://bucket/prefix`.
     pub lake_uri: String,
+    /// How long one request to the lake's store, and its retries, may take.
+    pub timeout: Duration,
 }
 
 impl LakeSettings {
-    /// From [`LAKE_URI`]; an error names the variable when it is unset.
+    /// From [`LAKE_URI`] and [`LAKE_TIMEOUT_SECONDS`]; an error names a variable that is unset
+    /// or wrong.
     pub fn from_env() -> Result<LakeSettings> {
         LakeSettings::from(&Environment)
     }
 
-    /// From [`LAKE_URI`] in `vars`.
+    /// From [`LAKE_URI`] and [`LAKE_TIMEOUT_SECONDS`] in `vars`.
     pub fn from(vars: &impl Variables) -> Result<LakeSettings> {
         let lake_uri = vars.get(LAKE_URI).ok_or_else(|| Error::Location {
             uri: String::new(),
             reason: format!("{LAKE_URI} is not set"),
         })?;
-        Ok(LakeSettings { lake_uri })
+        LakeSettings::at(&lake_uri, vars)
     }
 
-    /// Opens the lake (its store's timeouts from [`LAKE_TIMEOUT_SECONDS`]).
+    /// The lake at `lake_uri` (a CLI argument, say), with [`LAKE_TIMEOUT_SECONDS`] from `vars`.
+    pub fn at(lake_uri: &str, vars: &impl Variables) -> Result<LakeSettings> {
+        let seconds = whole_number(
+            vars,
+            LAKE_TIMEOUT_SECONDS,
+            crate::lake::DEFAULT_LAKE_TIMEOUT_SECONDS,
+            "seconds",
+        )?;
+        Ok(LakeSettings {
+            lake_uri: lake_uri.to_string(),
+            timeout: Duration::from_secs(seconds),
+        })
+    }
+
+    /// Opens the lake.
     pub fn open(&self) -> Result<Lake> {
-        Lake::open(&self.lake_uri)
+        Lake::open_with_timeout(&self.lake_uri, self.timeout)
     }
 }
 
@@ -94,7 +114,7 @@ impl GoldSettings {
     pub fn from(vars: &impl Variables) -> Result<GoldSettings> {
         Ok(GoldSettings {
             lake: LakeSettings::from(vars)?,
-            funnel: crate::functions::parse_funnel(vars.get(FUNNEL_STEPS).as_deref()),
+            funnel: crate::gold::parse_funnel(vars.get(FUNNEL_STEPS).as_deref()),
         })
     }
 }
@@ -162,7 +182,7 @@ mod tests {
         let vars = HashMap::from([(LAKE_URI, "s3://b/p")]);
         let gold = GoldSettings::from(&vars).unwrap();
         assert_eq!(gold.lake.lake_uri, "s3://b/p");
-        assert_eq!(gold.funnel, crate::functions::parse_funnel(None));
+        assert_eq!(gold.funnel, crate::gold::parse_funnel(None));
         let maintenance = MaintenanceSettings::from(&vars).unwrap();
         assert_eq!(maintenance.vacuum_retention, chrono::Duration::hours(168));
 

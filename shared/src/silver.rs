@@ -132,7 +132,7 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
     // files of those dates the index lacks (for a fresh process, all of them) are looked up while
     // quarantine's commit is written: neither needs the other. Quarantine's commit is still
     // written before silver's (see `write_quarantine`).
-    let mut warm_index = lake.warm().silver.lock().await;
+    let mut warm_index = lake.stage_state::<Option<DedupIndex>>().lock_owned().await;
     // Each valid event's date, id and id hash, computed once.
     let probes: Vec<Probe> = valid
         .iter()

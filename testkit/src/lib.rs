@@ -119,7 +119,7 @@ pub mod samples {
             functions::silver_transformer(lake, &load("s3-bronze-commit.json")?).await?;
         }
         if through >= Stage::Gold {
-            let funnel = functions::parse_funnel(None);
+            let funnel = clickstream::gold::parse_funnel(None);
             functions::gold_transformer(lake, &load("s3-silver-commit.json")?, &funnel).await?;
         }
         Ok(())

@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use arrow::array::{AsArray, RecordBatch};
-use clickstream::functions::parse_funnel;
+use clickstream::gold::parse_funnel;
 use clickstream::lake::{Lake, Table};
 use clickstream_testkit::differences_from_scratch;
 

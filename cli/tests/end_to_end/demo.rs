@@ -432,7 +432,7 @@ async fn an_ingest_killed_between_chunks_of_a_file_resumes_with_the_rest() {
         .map(|b| b.num_rows())
         .sum();
     assert_eq!(rows, lines, "bronze lost or repeated lines");
-    let funnel = clickstream::functions::parse_funnel(None);
+    let funnel = clickstream::gold::parse_funnel(None);
     let differences = clickstream_testkit::differences_from_scratch(&lake, &funnel)
         .await
         .unwrap();

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use arrow::array::{AsArray, RecordBatch};
-use clickstream::functions::parse_funnel;
+use clickstream::gold::parse_funnel;
 use clickstream::lake::{Lake, Table};
 use clickstream::trigger::KafkaMessage;
 use clickstream_testkit::differences_from_scratch;

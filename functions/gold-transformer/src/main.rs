@@ -30,7 +30,7 @@ mod tests {
     async fn silver_commit_sample_updates_gold() {
         let (_dir, lake) = samples::fed_lake(Stage::Silver).await;
 
-        let funnel = functions::parse_funnel(None);
+        let funnel = clickstream::gold::parse_funnel(None);
         let event: S3Event = samples::load("s3-silver-commit.json").unwrap();
         let out = handler(&lake, &funnel, event.clone()).await.unwrap();
         assert!(!out[0].already_processed);

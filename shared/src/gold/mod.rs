@@ -47,6 +47,22 @@ const DAY_US: i64 = 24 * 3600 * 1_000_000;
 /// The default funnel steps.
 pub const DEFAULT_FUNNEL: [&str; 4] = ["view_product", "add_to_cart", "begin_checkout", "purchase"];
 
+/// Parses a comma-separated list of funnel steps; the default funnel when empty.
+pub fn parse_funnel(steps: Option<&str>) -> Vec<String> {
+    let steps: Vec<String> = steps
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if steps.is_empty() {
+        DEFAULT_FUNNEL.iter().map(|s| s.to_string()).collect()
+    } else {
+        steps
+    }
+}
+
 /// Silver columns the sessionization reads.
 pub const SESSION_INPUT: [&str; 9] = [
     "event_id",
@@ -161,7 +177,7 @@ fn between(column: &str, lo: i32, hi: i32) -> Expr {
 /// read of the tables.
 pub async fn catch_up(lake: &Lake, funnel: &[String]) -> Result<GoldOutcome> {
     let (outcome, retries) = retry_lost_races("gold", || async {
-        let mut state = lake.warm().gold.lock().await;
+        let mut state = lake.stage_state::<Option<GoldState>>().lock_owned().await;
         let result = try_catch_up(lake, &mut state, funnel).await;
         if result.is_err() {
             // Whatever the failure left half-done, the next run starts from the tables.

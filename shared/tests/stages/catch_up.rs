@@ -2,7 +2,8 @@
 //! whatever notifications arrive, and two writers at once neither lose nor double anything.
 
 use chrono::{Duration, Utc};
-use clickstream::functions::{self, commit_event, parse_funnel};
+use clickstream::functions::{self, commit_event};
+use clickstream::gold::parse_funnel;
 use clickstream::lake::{Lake, Table};
 
 use crate::pipeline::{

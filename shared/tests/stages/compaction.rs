@@ -103,7 +103,7 @@ async fn two_writers_at_once_when_a_compaction_is_due_write_each_event_once() {
 
     // Gold catches up every silver commit, the compaction's too, and stays exact.
     let silver = lake.table(Table::Silver).await.unwrap().version().unwrap() as i64;
-    let funnel = functions::parse_funnel(None);
+    let funnel = clickstream::gold::parse_funnel(None);
     functions::gold_transformer(&lake, &commit_event(&lake, Table::Silver, silver), &funnel)
         .await
         .unwrap();

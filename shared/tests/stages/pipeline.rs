@@ -3,7 +3,8 @@
 
 use arrow::array::{AsArray, RecordBatch};
 use chrono::{Duration, Utc};
-use clickstream::functions::{self, BronzeTrigger, commit_event, parse_funnel};
+use clickstream::functions::{self, BronzeTrigger, commit_event};
+use clickstream::gold::parse_funnel;
 use clickstream::lake::{Lake, Table};
 use clickstream::silver::SilverOutcome;
 use clickstream::trigger::{KafkaMessage, kafka_event};
