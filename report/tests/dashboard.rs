@@ -162,13 +162,13 @@ async fn figures_equal_gold_with_a_gap_of_missing_days() {
     assert_eq!(rows.len(), 2, "two days with a gap between them");
     // The headline is the latest complete day (before the UTC date the page was made on); the
     // day in progress is shown apart, and a day after a gap is compared with nothing.
-    let today_date = clickstream::gold::to_days(data.generated_at.date_naive());
+    let today_date = clickstream::lake::to_days(data.generated_at.date_naive());
     let (complete, in_progress): (Vec<_>, Vec<_>) = rows.iter().partition(|r| r.0 < today_date);
     let latest = complete.last().copied().unwrap_or(&rows[1]);
     assert_eq!(tile(&html, "dau"), latest.1 as f64);
     assert_eq!(tile(&html, "sessions"), latest.2 as f64);
     assert_eq!(tile(&html, "page_views"), latest.3 as f64);
-    let headline_date = clickstream::gold::from_days(latest.0).to_string();
+    let headline_date = clickstream::lake::from_days(latest.0).to_string();
     assert_eq!(
         attrs(&html, "<h2", "data-headline-date"),
         std::slice::from_ref(&headline_date)
@@ -244,7 +244,7 @@ async fn figures_equal_gold_with_a_gap_of_missing_days() {
         latest.1.to_string()
     );
     // A chosen range shows only its days.
-    let first_day = clickstream::gold::from_days(rows[0].0);
+    let first_day = clickstream::lake::from_days(rows[0].0);
     let range = clickstream_report::dashboard::DateRange {
         from: None,
         to: Some(first_day),
@@ -360,7 +360,7 @@ async fn retention_cohorts_equal_the_retention_table() {
             .unwrap()
             .as_primitive::<Int64Type>();
         for i in 0..b.num_rows() {
-            let week = clickstream::gold::from_days(week.value(i)).to_string();
+            let week = clickstream::lake::from_days(week.value(i)).to_string();
             expected.push((
                 week,
                 index.value(i).to_string(),

@@ -27,7 +27,7 @@ use serde_json::json;
 
 use crate::error::{Error, Result};
 use crate::event::{RejectReason, Rejection, ValidEvent, validate};
-use crate::gold::to_days;
+use crate::lake::to_days;
 use crate::lake::{
     AddedFile, FiltersOrRows, Lake, Table, commit_properties, filters_or_fold, partition_date,
     read_added_rows, read_data_files, retry_lost_races, txn_version, typed_column,

@@ -14,7 +14,7 @@ use std::process::Command;
 use arrow::array::AsArray;
 use arrow::datatypes::{Date32Type, Float64Type, Int32Type, Int64Type};
 use chrono::NaiveDate;
-use clickstream::gold::from_days;
+use clickstream::lake::from_days;
 use clickstream::lake::{Lake, Table};
 use serde_json::Value;
 

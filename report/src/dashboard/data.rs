@@ -9,8 +9,8 @@ use arrow::array::{
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use clickstream::Result;
-use clickstream::gold::{from_days, to_days};
 use clickstream::lake::{Lake, Table, typed_column};
+use clickstream::lake::{from_days, to_days};
 use deltalake::datafusion::prelude::{Expr, col, lit};
 use deltalake::datafusion::scalar::ScalarValue;
 use futures::StreamExt;

@@ -14,7 +14,7 @@ use arrow::array::{
     Array, ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch,
     StringArray, TimestampMicrosecondArray,
 };
-use chrono::{DateTime, NaiveDate};
+use chrono::NaiveDate;
 use deltalake::DeltaTable;
 use deltalake::datafusion::prelude::{Expr, col, lit};
 use deltalake::datafusion::scalar::ScalarValue;
@@ -35,8 +35,8 @@ pub use sessions::{Session, sessionize};
 
 use crate::error::{Error, Result};
 use crate::lake::{
-    Lake, Table, added_files, commit_properties, has_data_files, partition_date, read_data_files,
-    read_dates, retry_lost_races, txn_version, typed_column,
+    Lake, Table, added_files, commit_properties, from_days, has_data_files, partition_date,
+    read_data_files, read_dates, retry_lost_races, txn_version, typed_column,
 };
 
 /// A gap longer than this (µs) starts a new session.
@@ -80,23 +80,6 @@ pub const ACTIVITY_INPUT: [&str; 3] = ["user_key", "event_type", "page_path"];
 
 fn day_of(us: i64) -> i32 {
     us.div_euclid(DAY_US) as i32
-}
-
-/// Date32 value of a date.
-pub fn to_days(d: NaiveDate) -> i32 {
-    day_of(
-        d.and_hms_opt(0, 0, 0)
-            .unwrap_or_default()
-            .and_utc()
-            .timestamp_micros(),
-    )
-}
-
-/// Date of a Date32 value.
-pub fn from_days(days: i32) -> NaiveDate {
-    DateTime::from_timestamp(days as i64 * 86_400, 0)
-        .unwrap_or_default()
-        .date_naive()
 }
 
 fn opt(a: &StringArray, i: usize) -> Option<&str> {

@@ -114,6 +114,7 @@ pub async fn refresh(lake: &Lake) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lake::to_days;
 
     fn daily_users(rows: &[(&str, NaiveDate)]) -> RecordBatch {
         RecordBatch::try_new(

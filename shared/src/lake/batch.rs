@@ -88,3 +88,13 @@ pub fn typed_column<'a, A: arrow::array::Array + 'static>(
             ),
         })
 }
+
+/// The Date32 value (days since 1970-01-01) of a date.
+pub fn to_days(d: chrono::NaiveDate) -> i32 {
+    arrow::datatypes::Date32Type::from_naive_date(d)
+}
+
+/// The date of a Date32 value (1970-01-01 for one out of chrono's range).
+pub fn from_days(days: i32) -> chrono::NaiveDate {
+    arrow::datatypes::Date32Type::to_naive_date_opt(days).unwrap_or_default()
+}

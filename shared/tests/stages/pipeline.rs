@@ -541,7 +541,7 @@ async fn late_events_joining_runs_across_midnight_keep_gold_exact() {
 async fn dau_on(lake: &Lake, date: chrono::NaiveDate) -> i64 {
     use arrow::array::AsArray;
     use arrow::datatypes::{Date32Type, Int64Type};
-    let day = clickstream::gold::to_days(date);
+    let day = clickstream::lake::to_days(date);
     for b in read_all(lake, Table::DailyMetrics).await {
         let d = b
             .column_by_name("date")

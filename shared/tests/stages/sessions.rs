@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use clickstream::event::{ValidEvent, validate};
-use clickstream::gold::{Session, compute_from_scratch, sessionize, to_days};
+use clickstream::gold::{Session, compute_from_scratch, sessionize};
+use clickstream::lake::to_days;
 use clickstream::silver::silver_batch;
 use serde_json::json;
 
