@@ -16,12 +16,36 @@ use clickstream_generator::{Generator, GeneratorConfig};
 
 use crate::summary::peak_rss_mib;
 
-/// The runs of `bench pipeline`: key (`--only`) and label.
-const PIPELINE_RUNS: [(&str, &str); 3] = [
-    ("duckdb", "(c) DuckDB SQL, in process"),
-    ("streaming", "(a) streaming, Kafka batches"),
-    ("file", "(b) one landed file"),
-];
+/// The runs of `bench pipeline`, in the order they run (DuckDB first: the others' ratio is to it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PipelineRun {
+    /// DuckDB SQL over the corpus, in process.
+    Duckdb,
+    /// The streaming shape: Kafka batches through bronze, silver and gold.
+    Streaming,
+    /// The corpus as one landed file.
+    File,
+}
+
+impl PipelineRun {
+    /// Its label in the report.
+    fn label(self) -> &'static str {
+        match self {
+            PipelineRun::Duckdb => "(c) DuckDB SQL, in process",
+            PipelineRun::Streaming => "(a) streaming, Kafka batches",
+            PipelineRun::File => "(b) one landed file",
+        }
+    }
+
+    /// Its name on the command line.
+    fn name(self) -> String {
+        use clap::ValueEnum as _;
+        self.to_possible_value()
+            .expect("no run is skipped")
+            .get_name()
+            .to_string()
+    }
+}
 
 /// Writes `events` generated records (1% duplicates, 0.5% invalid, 1% late) to `path`.
 fn write_corpus(path: &Path, events: usize, seed: u64) -> Result<()> {
@@ -174,7 +198,7 @@ fn temp_lake(name: &str) -> Result<(tempfile::TempDir, Lake)> {
 /// `bench pipeline`: one corpus through (a) the streaming shape, (b) one landed file and (c) DuckDB,
 /// side by side in one command, each run in a fresh child process (so that one run's heap and
 /// peak RSS do not carry into the next); wall time, time per stage, peak RSS, ratio to DuckDB.
-pub async fn pipeline(events: usize, batch_size: usize, only: Option<String>) -> Result<()> {
+pub async fn pipeline(events: usize, batch_size: usize, only: Option<PipelineRun>) -> Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("clickstream-bench-corpus-")
         .tempdir()?;
@@ -193,12 +217,15 @@ pub async fn pipeline(events: usize, batch_size: usize, only: Option<String>) ->
         "run", "wall", "vs DuckDB", "peak RSS"
     );
     let mut duckdb_wall = None;
-    for (key, label) in PIPELINE_RUNS {
-        if only.as_deref().is_some_and(|o| o != key) {
-            continue;
-        }
+    let runs = [
+        PipelineRun::Duckdb,
+        PipelineRun::Streaming,
+        PipelineRun::File,
+    ];
+    for run in runs.into_iter().filter(|r| only.is_none_or(|o| o == *r)) {
+        let label = run.label();
         let output = tokio::process::Command::new(std::env::current_exe()?)
-            .args(["bench", "pipeline-run", "--run", key, "--corpus"])
+            .args(["bench", "pipeline-run", "--run", &run.name(), "--corpus"])
             .arg(&corpus)
             .args(["--batch-size", &batch_size.to_string()])
             .output()
@@ -210,10 +237,10 @@ pub async fn pipeline(events: usize, batch_size: usize, only: Option<String>) ->
                 String::from_utf8_lossy(&output.stderr)
             );
         }
-        let run: serde_json::Value = serde_json::from_slice(&output.stdout)
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout)
             .with_context(|| format!("reading the report of {label}"))?;
-        let wall = run["wall_s"].as_f64().unwrap_or(f64::NAN);
-        if key == "duckdb" {
+        let wall = report["wall_s"].as_f64().unwrap_or(f64::NAN);
+        if run == PipelineRun::Duckdb {
             duckdb_wall = Some(wall);
         }
         let ratio = duckdb_wall.map_or("-".into(), |d| format!("{:.2}x", wall / d));
@@ -222,8 +249,8 @@ pub async fn pipeline(events: usize, batch_size: usize, only: Option<String>) ->
             label,
             wall,
             ratio,
-            run["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
-            run["stages"].as_str().unwrap_or_default()
+            report["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
+            report["stages"].as_str().unwrap_or_default()
         );
     }
     if batch_size != 10_000 {
@@ -232,22 +259,21 @@ pub async fn pipeline(events: usize, batch_size: usize, only: Option<String>) ->
     Ok(())
 }
 
-/// `bench pipeline-run`: one run of `bench pipeline` (`run` is one of its `--only` keys) in this
-/// process; prints its wall time, peak RSS and stage times as JSON.
-pub async fn pipeline_run(corpus: &Path, run: &str, batch_size: usize) -> Result<()> {
-    let (_lake_dir, lake) = temp_lake(run)?;
+/// `bench pipeline-run`: one run of `bench pipeline` in this process; prints its wall time, peak
+/// RSS and stage times as JSON.
+pub async fn pipeline_run(corpus: &Path, run: PipelineRun, batch_size: usize) -> Result<()> {
+    let (_lake_dir, lake) = temp_lake(&run.name())?;
     let started = Instant::now();
     let (stages, totals) = match run {
-        "duckdb" => (duckdb(corpus)?, None),
-        "streaming" => {
+        PipelineRun::Duckdb => (duckdb(corpus)?, None),
+        PipelineRun::Streaming => {
             let totals = streaming(corpus, &lake, batch_size).await?;
             (stage_times(&totals), Some(totals))
         }
-        "file" => {
+        PipelineRun::File => {
             let totals = one_file(corpus, &lake).await?;
             (stage_times(&totals), Some(totals))
         }
-        other => bail!("unknown run {other:?}"),
     };
     let wall = started.elapsed();
     if let Some(totals) = &totals {

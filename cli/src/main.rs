@@ -127,17 +127,17 @@ enum BenchCommand {
         /// Records per Kafka batch in the streaming shape.
         #[arg(long, default_value_t = 10_000)]
         batch_size: usize,
-        /// Run only one of: streaming, file, duckdb.
-        #[arg(long, value_parser = ["streaming", "file", "duckdb"])]
-        only: Option<String>,
+        /// Run only this one.
+        #[arg(long, value_enum)]
+        only: Option<bench_stages::PipelineRun>,
     },
     /// One run of `bench pipeline` in a fresh process (its child).
     #[command(hide = true)]
     PipelineRun {
         #[arg(long)]
         corpus: PathBuf,
-        #[arg(long, value_parser = ["streaming", "file", "duckdb"])]
-        run: String,
+        #[arg(long, value_enum)]
+        run: bench_stages::PipelineRun,
         #[arg(long, default_value_t = 10_000)]
         batch_size: usize,
     },
@@ -398,7 +398,7 @@ async fn main() -> std::process::ExitCode {
             corpus,
             run,
             batch_size,
-        }) => bench_stages::pipeline_run(&corpus, &run, batch_size).await,
+        }) => bench_stages::pipeline_run(&corpus, run, batch_size).await,
         Command::Bench(BenchCommand::History {
             days,
             events_per_day,

@@ -79,16 +79,7 @@ pub const CATCH_UP_BUDGET: std::time::Duration = std::time::Duration::from_secs(
 /// processed (the notification only says that there may be some).
 pub async fn silver_transformer(lake: &Lake, event: &S3Event) -> Result<Vec<SilverOutcome>> {
     commits_of(lake, event, Table::Bronze)?;
-    let started = std::time::Instant::now();
-    let mut out = Vec::new();
-    loop {
-        let outcome = silver::catch_up(lake).await?;
-        let again = outcome.remaining && started.elapsed() < CATCH_UP_BUDGET;
-        out.push(outcome);
-        if !again {
-            return Ok(out);
-        }
-    }
+    within_budget(|| silver::catch_up(lake), |o| o.remaining).await
 }
 
 /// gold-transformer: a silver commit landed; gold catches up every silver commit it has not
@@ -99,11 +90,23 @@ pub async fn gold_transformer(
     funnel: &[String],
 ) -> Result<Vec<GoldOutcome>> {
     commits_of(lake, event, Table::Silver)?;
+    within_budget(|| gold::catch_up(lake, funnel), |o| o.remaining).await
+}
+
+/// Runs `run` again while its outcome says work `remains` and [`CATCH_UP_BUDGET`] is not spent;
+/// every run's outcome, in order.
+async fn within_budget<T, Fut>(
+    mut run: impl FnMut() -> Fut,
+    remains: impl Fn(&T) -> bool,
+) -> Result<Vec<T>>
+where
+    Fut: std::future::Future<Output = Result<T>>,
+{
     let started = std::time::Instant::now();
     let mut out = Vec::new();
     loop {
-        let outcome = gold::catch_up(lake, funnel).await?;
-        let again = outcome.remaining && started.elapsed() < CATCH_UP_BUDGET;
+        let outcome = run().await?;
+        let again = remains(&outcome) && started.elapsed() < CATCH_UP_BUDGET;
         out.push(outcome);
         if !again {
             return Ok(out);

@@ -209,29 +209,41 @@ async fn added_silver_rows(
     Ok((batches, dates, last))
 }
 
-/// The gold tables as a run found them, each with the silver version its watermark says.
-struct OpenGold(Vec<(Table, DeltaTable, i64)>);
+/// The gold tables as a run found them.
+struct OpenGold(Vec<OpenGoldTable>);
+
+/// One gold table as a run found it.
+struct OpenGoldTable {
+    kind: Table,
+    table: DeltaTable,
+    /// The silver version the table reflects (its `txn` watermark; -1 before gold's first run).
+    silver_version: i64,
+}
 
 impl OpenGold {
     async fn open(lake: &Lake) -> Result<OpenGold> {
         let mut tables = Vec::with_capacity(WRITTEN.len());
-        for t in WRITTEN {
-            let table = lake.table(t).await?;
-            let v = txn_version(&table, GOLD_APP_ID).await?.unwrap_or(-1);
-            tables.push((t, table, v));
+        for kind in WRITTEN {
+            let table = lake.table(kind).await?;
+            let silver_version = txn_version(&table, GOLD_APP_ID).await?.unwrap_or(-1);
+            tables.push(OpenGoldTable {
+                kind,
+                table,
+                silver_version,
+            });
         }
         Ok(OpenGold(tables))
     }
 
     /// The silver version every gold table reflects.
     fn watermark(&self) -> i64 {
-        self.0.iter().map(|t| t.2).min().unwrap_or(-1)
+        self.0.iter().map(|t| t.silver_version).min().unwrap_or(-1)
     }
 
     /// The table `kind`, as the run found it.
     fn table(&self, kind: Table) -> &DeltaTable {
-        let found = self.0.iter().find(|t| t.0 == kind);
-        &found.expect("gold opens every table it writes").1
+        let found = self.0.iter().find(|t| t.kind == kind);
+        &found.expect("gold opens every table it writes").table
     }
 
     /// Commits to each table still below `silver_version` what `contents` gives for it (rows,
@@ -243,12 +255,13 @@ impl OpenGold {
         meta: serde_json::Value,
         contents: impl Fn(Table) -> (RecordBatch, Option<Expr>),
     ) -> Result<()> {
-        for (t, table, v) in self.0 {
-            if v >= silver_version {
+        for open in self.0 {
+            if open.silver_version >= silver_version {
                 continue;
             }
-            let (batch, predicate) = contents(t);
-            let written = replace(table, t, batch, predicate, silver_version, meta.clone()).await?;
+            let (batch, predicate) = contents(open.kind);
+            let (t, meta) = (open.kind, meta.clone());
+            let written = replace(open.table, t, batch, predicate, silver_version, meta).await?;
             lake.keep(t, &written);
         }
         Ok(())
