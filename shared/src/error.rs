@@ -33,6 +33,24 @@ pub enum Error {
         /// Why it cannot be used.
         reason: String,
     },
+    /// The lake cannot be written (found by writing a probe before work that would otherwise
+    /// fail half-way).
+    #[error("the lake {uri} is not writable: {source}")]
+    NotWritable {
+        /// The lake root.
+        uri: String,
+        /// What the store said.
+        #[source]
+        source: object_store::Error,
+    },
+    /// A setting (an environment variable) is missing or cannot be used.
+    #[error("setting {name}: {reason}")]
+    Setting {
+        /// The variable's name.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A trigger event does not have the shape the function expects.
     #[error("invalid trigger event: {0}")]
     Trigger(String),
@@ -122,7 +140,8 @@ impl Error {
 impl Error {
     /// False when the same input will fail the same way however often it is retried (a malformed
     /// trigger, an unreadable landed file, a table without a column the stage reads, a lake
-    /// location that cannot work); true for everything else, such as a store that did not answer
+    /// location or a setting that cannot work, a store that refuses the request); true for
+    /// everything else, such as a store that did not answer
     /// or a lost commit race. What is not known to be permanent counts as retryable, so that
     /// nothing is skipped that a retry could have saved.
     pub fn is_retryable(&self) -> bool {
@@ -133,10 +152,11 @@ impl Error {
             | Error::MissingCommit { .. }
             | Error::LandedFile { .. }
             | Error::Location { .. }
+            | Error::Setting { .. }
             | Error::Column { .. }
             | Error::Json(_)
             | Error::Arrow(_) => false,
-            Error::ObjectStore(e) => !matches!(
+            Error::ObjectStore(e) | Error::NotWritable { source: e, .. } => !matches!(
                 e,
                 O::NotFound { .. }
                     | O::InvalidPath { .. }
@@ -167,6 +187,8 @@ impl Error {
             Error::Query(_) => "Query",
             Error::Parquet(_) => "Parquet",
             Error::Location { .. } => "Location",
+            Error::NotWritable { .. } => "NotWritable",
+            Error::Setting { .. } => "Setting",
             Error::Trigger(_) => "Trigger",
             Error::MissingCommit { .. } => "MissingCommit",
             Error::Embedded(_) => "Embedded",
@@ -184,3 +206,35 @@ impl Error {
 
 /// Result alias of the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lake_that_refuses_writes_is_permanent_and_one_that_did_not_answer_is_retryable() {
+        let refused = Error::NotWritable {
+            uri: "s3://lake/".into(),
+            source: object_store::Error::PermissionDenied {
+                path: "_clickstream/write-probe".into(),
+                source: "AccessDenied".into(),
+            },
+        };
+        let silent = Error::NotWritable {
+            uri: "s3://lake/".into(),
+            source: object_store::Error::Generic {
+                store: "S3",
+                source: "timed out".into(),
+            },
+        };
+        assert!(!refused.is_retryable(), "{refused}");
+        assert!(silent.is_retryable(), "{silent}");
+        assert_eq!(refused.kind(), "NotWritable");
+        let setting = Error::Setting {
+            name: "LAKE_URI".into(),
+            reason: "not set".into(),
+        };
+        assert!(!setting.is_retryable());
+        assert_eq!(setting.to_string(), "setting LAKE_URI: not set");
+    }
+}

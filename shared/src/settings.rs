@@ -68,9 +68,9 @@ impl LakeSettings {
 
     /// From [`LAKE_URI`] and [`LAKE_TIMEOUT_SECONDS`] in `vars`.
     pub fn from(vars: &impl Variables) -> Result<LakeSettings> {
-        let lake_uri = vars.get(LAKE_URI).ok_or_else(|| Error::Location {
-            uri: String::new(),
-            reason: format!("{LAKE_URI} is not set"),
+        let lake_uri = vars.get(LAKE_URI).ok_or_else(|| Error::Setting {
+            name: LAKE_URI.into(),
+            reason: "not set (the lake root: a directory or s3://bucket/prefix)".into(),
         })?;
         LakeSettings::at(&lake_uri, vars)
     }
@@ -163,9 +163,9 @@ where
     T::Err: std::fmt::Display,
 {
     match vars.get(name) {
-        Some(v) => v.trim().parse().map_err(|e| Error::Location {
-            uri: v.clone(),
-            reason: format!("{name} must be a whole number of {unit}: {e}"),
+        Some(v) => v.trim().parse().map_err(|e| Error::Setting {
+            name: name.into(),
+            reason: format!("{v:?} is not a whole number of {unit}: {e}"),
         }),
         None => Ok(default),
     }
@@ -204,7 +204,7 @@ mod tests {
         let vars = HashMap::from([(LAKE_URI, "lake"), (VACUUM_RETENTION_HOURS, "a week")]);
         let e = MaintenanceSettings::from(&vars).unwrap_err().to_string();
         assert!(
-            e.contains("VACUUM_RETENTION_HOURS must be a whole number of hours"),
+            e.contains("setting VACUUM_RETENTION_HOURS: \"a week\" is not a whole number of hours"),
             "{e}"
         );
     }

@@ -258,9 +258,9 @@ impl Lake {
     pub async fn check_writable(&self) -> Result<()> {
         let store = self.store()?;
         let probe = Path::from("_clickstream/write-probe");
-        let not_writable = |e: object_store::Error| Error::Location {
+        let not_writable = |source| Error::NotWritable {
             uri: self.root.to_string(),
-            reason: format!("the lake is not writable: {e}"),
+            source,
         };
         store
             .put(&probe, bytes::Bytes::from_static(b"probe").into())
