@@ -394,8 +394,16 @@ enum FileState {
     },
 }
 
-/// A file to look up or read: (date, path, size).
-type SilverFile = (i32, String, u64);
+/// A silver data file to look up or read.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct SilverFile {
+    /// Its `event_date` partition (Date32 days).
+    date: i32,
+    /// Its path in the table.
+    path: String,
+    /// Its size in bytes.
+    size: u64,
+}
 
 /// A set of event id hashes. The ids are xxh3 hashes already, so the set hashes them with
 /// foldhash's fast fixed hasher rather than SipHash, which took most of a cold index build.
@@ -444,7 +452,11 @@ impl DedupIndex {
                 .get(&date)
                 .is_some_and(|d| d.files.contains_key(&path));
             if !known {
-                unknown.push((date, path.clone(), file.size() as u64));
+                unknown.push(SilverFile {
+                    date,
+                    path: path.clone(),
+                    size: file.size() as u64,
+                });
             }
             paths.insert(path);
         }
@@ -457,7 +469,7 @@ impl DedupIndex {
 
     /// Holds what was looked up or read of some files.
     fn hold(&mut self, files: Vec<(SilverFile, Looked)>) {
-        for ((date, path, size), looked) in files {
+        for (SilverFile { date, path, size }, looked) in files {
             let date_ids = self.dates.entry(date).or_default();
             let state = match looked {
                 Looked::Filters { filters, rows } => FileState::Filtered {
@@ -485,7 +497,11 @@ impl DedupIndex {
                 if let FileState::Filtered { rows, size, .. } = file
                     && reads_rather_than_probes(&near, date, *rows)
                 {
-                    to_read.insert((date, path.clone(), *size));
+                    to_read.insert(SilverFile {
+                        date,
+                        path: path.clone(),
+                        size: *size,
+                    });
                 }
             }
         }
@@ -501,7 +517,11 @@ impl DedupIndex {
                     if let FileState::Filtered { filters, size, .. } = file
                         && filters.iter().any(|f| f.check(p.id))
                     {
-                        to_read.insert((d, path.clone(), *size));
+                        to_read.insert(SilverFile {
+                            date: d,
+                            path: path.clone(),
+                            size: *size,
+                        });
                     }
                 }
             }
@@ -610,10 +630,10 @@ async fn look_up_files(
     }
     let files = files
         .into_iter()
-        .map(|file| (file.1.clone(), file.2, file))
+        .map(|file| (file.path.clone(), file.size, file))
         .collect();
     let near = probes_near(probes);
-    let read_rows = move |file: &SilverFile, rows| reads_rather_than_probes(&near, file.0, rows);
+    let read_rows = move |file: &SilverFile, rows| reads_rather_than_probes(&near, file.date, rows);
     let looked = filters_or_fold(silver, files, "event_id", read_rows, push_hashes).await?;
     Ok(looked
         .into_iter()
@@ -637,9 +657,9 @@ async fn read_ids(
     }
     let added: Vec<AddedFile> = files
         .iter()
-        .map(|(_, path, size)| AddedFile {
-            path: path.clone(),
-            size: *size,
+        .map(|file| AddedFile {
+            path: file.path.clone(),
+            size: file.size,
             partition_values: HashMap::new(),
         })
         .collect();
