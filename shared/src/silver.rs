@@ -29,18 +29,14 @@ use crate::error::{Error, Result};
 use crate::event::{RejectReason, Rejection, ValidEvent, validate};
 use crate::lake::to_days;
 use crate::lake::{
-    AddedFile, FiltersOrRows, Lake, Table, commit_properties, filters_or_fold, partition_date,
-    read_added_rows, read_data_files, retry_lost_races, txn_version, typed_column,
+    AddedData, AddedFile, FiltersOrRows, Lake, Table, added_since, commit_properties,
+    filters_or_fold, partition_date, read_data_files, retry_lost_races, txn_version, typed_column,
 };
 use crate::maintenance::compact_small_files;
 use crate::schema;
 
 /// `txn` app id in silver/events and silver/quarantine: the highest bronze version processed.
 pub const WATERMARK_APP_ID: &str = "bronze";
-/// Most bronze commits one invocation processes.
-pub const MAX_COMMITS_PER_RUN: usize = 200;
-/// One invocation stops adding bronze commits once it holds this many rows.
-pub const MAX_ROWS_PER_RUN: usize = 100_000;
 
 /// What one silver catch-up did. `input = valid + quarantined + duplicates` always holds.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -108,7 +104,8 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
     }
 
     let bronze = lake.unloaded_table(Table::Bronze)?;
-    let (commits, last) = added_bronze(&bronze, done, latest).await?;
+    let columns = ["payload", "source", "ingest_time"];
+    let (commits, last) = added_since(&bronze, done, latest, &columns).await?;
     outcome.bronze_versions = Some((done + 1, last));
     outcome.remaining = last < latest;
     let rows = bronze_rows(&commits)?;
@@ -222,40 +219,17 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
     Ok(outcome)
 }
 
-/// The bronze commits after `done` one run takes (at most [`MAX_COMMITS_PER_RUN`] commits or
-/// about [`MAX_ROWS_PER_RUN`] rows), each with the rows it added, and the last version taken.
-async fn added_bronze(
-    bronze: &DeltaTable,
-    done: i64,
-    latest: i64,
-) -> Result<(Vec<(i64, Vec<RecordBatch>)>, i64)> {
-    let mut commits = Vec::new();
-    let mut rows_read = 0;
-    let mut last = done;
-    for version in done + 1..=latest {
-        if commits.len() >= MAX_COMMITS_PER_RUN || rows_read >= MAX_ROWS_PER_RUN {
-            break;
-        }
-        let batches =
-            read_added_rows(bronze, version, &["payload", "source", "ingest_time"]).await?;
-        rows_read += batches.iter().map(RecordBatch::num_rows).sum::<usize>();
-        commits.push((version, batches));
-        last = version;
-    }
-    Ok((commits, last))
-}
-
 /// The bronze rows of `commits`, each with the version that added it.
-fn bronze_rows(commits: &[(i64, Vec<RecordBatch>)]) -> Result<Vec<Row<'_>>> {
+fn bronze_rows(commits: &[AddedData]) -> Result<Vec<Row<'_>>> {
     let mut rows = Vec::new();
-    for (version, batches) in commits {
-        for batch in batches {
+    for commit in commits {
+        for batch in commit.batches() {
             let payload = typed_column::<BinaryArray>(batch, "payload")?;
             let source = typed_column::<StringArray>(batch, "source")?;
             let ingest = typed_column::<TimestampMicrosecondArray>(batch, "ingest_time")?;
             for i in 0..batch.num_rows() {
                 rows.push(Row {
-                    bronze_version: *version,
+                    bronze_version: commit.version,
                     raw: payload.value(i),
                     source: source.value(i),
                     ingest_time: DateTime::from_timestamp_micros(ingest.value(i))

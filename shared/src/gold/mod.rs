@@ -35,8 +35,8 @@ pub use sessions::{Session, sessionize};
 
 use crate::error::{Error, Result};
 use crate::lake::{
-    Lake, Table, added_files, commit_properties, from_days, has_data_files, partition_date,
-    read_data_files, read_dates, retry_lost_races, txn_version, typed_column,
+    Lake, Table, added_since, commit_properties, from_days, has_data_files, partition_date,
+    read_dates, retry_lost_races, txn_version, typed_column,
 };
 
 /// A gap longer than this (µs) starts a new session.
@@ -125,10 +125,6 @@ pub const WRITTEN: [Table; 5] = [
     Table::FunnelDaily,
     Table::PageDaily,
 ];
-/// Most silver commits one run processes.
-pub const MAX_COMMITS_PER_RUN: usize = 200;
-/// One run stops adding silver commits once it holds this many rows.
-pub const MAX_ROWS_PER_RUN: usize = 100_000;
 /// Event dates whose silver rows and figures a warm process keeps; past it, the oldest go.
 const MAX_WARM_DATES: usize = 12;
 /// Days of distinct users a warm process keeps beyond the event dates it holds.
@@ -172,39 +168,29 @@ pub async fn catch_up(lake: &Lake, funnel: &[String]) -> Result<GoldOutcome> {
     Ok(GoldOutcome { retries, ..outcome })
 }
 
-/// New silver rows with the event date of each batch (partition values are not in the files).
+/// New silver rows above `done` (see [`added_since`]) with the event date of each batch
+/// (partition values are not in the files), and the last version taken.
 async fn added_silver_rows(
     silver: &DeltaTable,
-    from: i64,
+    done: i64,
     latest: i64,
 ) -> Result<(Vec<RecordBatch>, Vec<Option<i32>>, i64)> {
+    let (commits, last) = added_since(silver, done, latest, &SESSION_INPUT).await?;
     let mut batches = Vec::new();
     let mut dates = Vec::new();
-    let mut last = from - 1;
-    let mut rows = 0;
-    for (commits, version) in (from..=latest).enumerate() {
-        if commits >= MAX_COMMITS_PER_RUN || rows >= MAX_ROWS_PER_RUN {
-            break;
-        }
-        let files = added_files(silver, version).await?;
-        let read = read_data_files(silver, &files, &SESSION_INPUT).await?;
-        for (file, file_batches) in files.iter().zip(read) {
-            let date = partition_date(&file.partition_values, "event_date").ok_or_else(|| {
-                Error::Column {
-                    column: "event_date".into(),
-                    reason: format!(
-                        "silver file {} has no event_date partition value",
-                        file.path
-                    ),
-                }
+    for (file, file_batches) in commits.into_iter().flat_map(|c| c.files) {
+        let date =
+            partition_date(&file.partition_values, "event_date").ok_or_else(|| Error::Column {
+                column: "event_date".into(),
+                reason: format!(
+                    "silver file {} has no event_date partition value",
+                    file.path
+                ),
             })?;
-            for b in file_batches {
-                rows += b.num_rows();
-                dates.push(Some(date));
-                batches.push(b);
-            }
+        for b in file_batches {
+            dates.push(Some(date));
+            batches.push(b);
         }
-        last = version;
     }
     Ok((batches, dates, last))
 }
@@ -329,7 +315,7 @@ async fn try_catch_up(
         outcome.up_to_version = Some(done);
         return Ok(outcome);
     }
-    let (batches, dates, last) = added_silver_rows(&silver, done + 1, latest).await?;
+    let (batches, dates, last) = added_silver_rows(&silver, done, latest).await?;
     let new = NewRows { batches, dates };
     outcome.silver_versions = Some((done + 1, last));
     outcome.up_to_version = Some(last);

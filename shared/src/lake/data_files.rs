@@ -36,6 +36,56 @@ pub async fn read_added_rows(
         .collect())
 }
 
+/// Most commits one run of a stage (silver over bronze, gold over silver) takes.
+pub const MAX_COMMITS_PER_RUN: usize = 200;
+/// One run stops taking commits once it holds this many rows (a commit is never split).
+pub const MAX_ROWS_PER_RUN: usize = 100_000;
+
+/// The data one commit added: each file with the rows it holds.
+pub struct AddedData {
+    /// The commit's version.
+    pub version: i64,
+    /// Its added files, each with `columns` of its rows.
+    pub files: Vec<(AddedFile, Vec<RecordBatch>)>,
+}
+
+impl AddedData {
+    /// The rows of every file.
+    pub fn batches(&self) -> impl Iterator<Item = &RecordBatch> {
+        self.files.iter().flat_map(|(_, batches)| batches)
+    }
+}
+
+/// The commits of `table` above `done` (up to `latest`) that one run takes, at most
+/// [`MAX_COMMITS_PER_RUN`] of them or about [`MAX_ROWS_PER_RUN`] rows, each with `columns` of the
+/// rows it added (every column when empty; partition columns are not in the files); and the last
+/// version taken (`done` when none).
+pub async fn added_since(
+    table: &DeltaTable,
+    done: i64,
+    latest: i64,
+    columns: &[&str],
+) -> Result<(Vec<AddedData>, i64)> {
+    let mut commits = Vec::new();
+    let mut rows = 0;
+    let mut last = done;
+    for version in done + 1..=latest {
+        if commits.len() >= MAX_COMMITS_PER_RUN || rows >= MAX_ROWS_PER_RUN {
+            break;
+        }
+        let files = added_files(table, version).await?;
+        let read = read_data_files(table, &files, columns).await?;
+        let commit = AddedData {
+            version,
+            files: files.into_iter().zip(read).collect(),
+        };
+        rows += commit.batches().map(RecordBatch::num_rows).sum::<usize>();
+        commits.push(commit);
+        last = version;
+    }
+    Ok((commits, last))
+}
+
 /// How many data files [`fold_files`] reads at once: enough that a cold process's read of a
 /// date's small files (one per commit until maintenance compacts them) waits for a few round trips
 /// to the store, not dozens; each file is one or two requests and a few MB at most.
