@@ -1,0 +1,517 @@
+//! Gold's incremental catch-up: the silver rows above gold's watermark, the sessions and daily
+//! figures they change, and one commit per gold table that replaces exactly those.
+
+use super::*;
+
+/// New silver rows above `done` (see [`added_since`]) with the event date of each batch
+/// (partition values are not in the files), and the last version taken.
+async fn added_silver_rows(
+    silver: &DeltaTable,
+    done: i64,
+    latest: i64,
+) -> Result<(Vec<RecordBatch>, Vec<Option<i32>>, i64)> {
+    let (commits, last) = added_since(silver, done, latest, &SESSION_INPUT).await?;
+    let mut batches = Vec::new();
+    let mut dates = Vec::new();
+    for (file, file_batches) in commits.into_iter().flat_map(|c| c.files) {
+        let date =
+            partition_date(&file.partition_values, "event_date").ok_or_else(|| Error::Column {
+                column: "event_date".into(),
+                reason: format!(
+                    "silver file {} has no event_date partition value",
+                    file.path
+                ),
+            })?;
+        for b in file_batches {
+            dates.push(Some(date));
+            batches.push(b);
+        }
+    }
+    Ok((batches, dates, last))
+}
+
+/// The gold tables as a run found them.
+struct OpenGold(Vec<OpenGoldTable>);
+
+/// One gold table as a run found it.
+struct OpenGoldTable {
+    pub(super) kind: Table,
+    pub(super) table: DeltaTable,
+    /// The silver version the table reflects (its `txn` watermark; -1 before gold's first run).
+    pub(super) silver_version: i64,
+}
+
+impl OpenGold {
+    pub(super) async fn open(lake: &Lake) -> Result<OpenGold> {
+        let mut tables = Vec::with_capacity(WRITTEN.len());
+        for kind in WRITTEN {
+            let table = lake.table(kind).await?;
+            let silver_version = txn_version(&table, GOLD_APP_ID).await?.unwrap_or(-1);
+            tables.push(OpenGoldTable {
+                kind,
+                table,
+                silver_version,
+            });
+        }
+        Ok(OpenGold(tables))
+    }
+
+    /// The silver version every gold table reflects.
+    pub(super) fn watermark(&self) -> i64 {
+        self.0.iter().map(|t| t.silver_version).min().unwrap_or(-1)
+    }
+
+    /// The table `kind`, as the run found it.
+    pub(super) fn table(&self, kind: Table) -> &DeltaTable {
+        let found = self.0.iter().find(|t| t.kind == kind);
+        &found.expect("gold opens every table it writes").table
+    }
+
+    /// Commits to each table still below `silver_version` what `contents` gives for it (rows,
+    /// and the rows they replace; none to append), with the watermark and `meta`.
+    pub(super) async fn commit(
+        self,
+        lake: &Lake,
+        silver_version: i64,
+        meta: serde_json::Value,
+        contents: impl Fn(Table) -> (RecordBatch, Option<Expr>),
+    ) -> Result<()> {
+        for open in self.0 {
+            if open.silver_version >= silver_version {
+                continue;
+            }
+            let (batch, predicate) = contents(open.kind);
+            let (t, meta) = (open.kind, meta.clone());
+            let written = replace(open.table, t, batch, predicate, silver_version, meta).await?;
+            lake.keep(t, &written);
+        }
+        Ok(())
+    }
+}
+
+/// The silver rows a run adds, each batch with its event date.
+struct NewRows {
+    pub(super) batches: Vec<RecordBatch>,
+    pub(super) dates: Vec<Option<i32>>,
+}
+
+impl NewRows {
+    /// Each batch with its date.
+    pub(super) fn dated(&self) -> impl Iterator<Item = (&RecordBatch, i32)> {
+        self.batches
+            .iter()
+            .zip(&self.dates)
+            .map(|(b, d)| (b, d.unwrap_or_default()))
+    }
+
+    /// The event times of each user the rows touch, sorted.
+    pub(super) fn times_by_user(&self) -> Result<HashMap<u128, Vec<i64>>> {
+        let mut times: HashMap<u128, Vec<i64>> = HashMap::new();
+        for b in &self.batches {
+            let users = typed_column::<StringArray>(b, "user_key")?;
+            let at = typed_column::<TimestampMicrosecondArray>(b, "event_time")?;
+            for (user, time) in users.iter().zip(at.iter()) {
+                if let (Some(user), Some(time)) = (user, time) {
+                    times.entry(user_hash(user)).or_default().push(time);
+                }
+            }
+        }
+        for t in times.values_mut() {
+            t.sort_unstable();
+        }
+        Ok(times)
+    }
+}
+
+/// The sessions recomputed by a run: those of the changed runs of events, and the session
+/// dates `lo..=hi` they span.
+struct Resessionized {
+    pub(super) sessions: Vec<Session>,
+    pub(super) changed_runs: Vec<Run>,
+    pub(super) lo: i32,
+    pub(super) hi: i32,
+}
+
+pub(super) async fn try_catch_up(
+    lake: &Lake,
+    warm: &mut Option<GoldState>,
+    funnel: &[String],
+) -> Result<GoldOutcome> {
+    let mut outcome = GoldOutcome::default();
+    let gold = OpenGold::open(lake).await?;
+    let done = gold.watermark();
+    let Some(mut silver) = lake.existing_table(Table::Silver).await? else {
+        outcome.already_processed = true;
+        return Ok(outcome);
+    };
+    let latest = silver.version().map_or(-1, |v| v as i64);
+    if latest <= done {
+        outcome.already_processed = true;
+        outcome.up_to_version = Some(done);
+        return Ok(outcome);
+    }
+    let (batches, dates, last) = added_silver_rows(&silver, done, latest).await?;
+    let new = NewRows { batches, dates };
+    outcome.silver_versions = Some((done + 1, last));
+    outcome.up_to_version = Some(last);
+    outcome.remaining = last < latest;
+    outcome.new_events = new.batches.iter().map(RecordBatch::num_rows).sum();
+    if last < latest {
+        // Everything below reads silver as of `last`, the version the watermark will say.
+        silver
+            .load_version(last as _)
+            .await
+            .map_err(Error::delta(Table::Silver.path()))?;
+    }
+    let state = warm_state(warm, &silver, done);
+
+    let touched: BTreeSet<i32> = new.dates.iter().flatten().copied().collect();
+    let (Some(&first), Some(&last_date)) = (touched.first(), touched.last()) else {
+        // Commits without rows (all duplicates or invalid): only the watermark moves.
+        let meta = json!({ "silver_version": last });
+        gold.commit(lake, last, meta, |t| {
+            (RecordBatch::new_empty(t.schema()), None)
+        })
+        .await?;
+        state.version = last;
+        return Ok(outcome);
+    };
+
+    // 1. Sessions of the users the new rows touch, over every run of events they belong to.
+    let mut touched_users: HashSet<&str> = HashSet::new();
+    for b in &new.batches {
+        touched_users.extend(typed_column::<StringArray>(b, "user_key")?.iter().flatten());
+    }
+    outcome.users = touched_users.len();
+    let touched_hashes: HashSet<u128> = touched_users.iter().map(|u| user_hash(u)).collect();
+    // The new rows join the dates the state holds; dates it lacks are read whole from silver
+    // (as of `last`, so they hold the new rows already).
+    let warm_dates: HashSet<i32> = state.days.keys().copied().collect();
+    for (b, d) in new.dated() {
+        if let Some(day) = state.days.get_mut(&d) {
+            day.add(b.clone())?;
+        }
+    }
+    let recomputed = resessionize(
+        &silver,
+        state,
+        &new,
+        &touched_hashes,
+        (first, last_date),
+        funnel,
+    )
+    .await?;
+    let (lo, hi) = (recomputed.lo, recomputed.hi);
+
+    // 2. The other sessions of those dates stay as gold has them.
+    let kept = kept_sessions(gold.table(Table::Sessions), &recomputed).await?;
+    let new_sessions: Vec<&Session> = recomputed.sessions.iter().collect();
+    let new_batch = sessions_batch(&new_sessions)?;
+    let mut facts = facts_of(&kept)?;
+    facts.extend(new_sessions.iter().map(|s| SessionFacts::from(*s)));
+    let by_date = session_days(facts);
+
+    // 3. Distinct users of the dates WAU/MAU need; users new to a date go to gold/daily_users.
+    let users_needed = (lo - 29..=last_date.max(hi) + 29)
+        .filter(|d| !state.users.contains_key(d))
+        .collect::<Vec<_>>();
+    load_daily_users(gold.table(Table::DailyUsers), state, &users_needed).await?;
+    let new_user_rows = new_users(state, &new)?;
+    for (b, d) in new.dated() {
+        if let Some(day) = state.days.get_mut(&d).filter(|_| warm_dates.contains(&d)) {
+            for_each_activity(std::slice::from_ref(b), &[Some(d)], |_, user, ty, path| {
+                day.figures.add(ty, path, user);
+            })?;
+        }
+    }
+
+    // 4. daily_metrics from `lo` to where a 30-day window still reaches a recomputed date.
+    let (metrics, metrics_hi) = metrics_rows_from(&gold, state, &touched, &by_date, lo, hi).await?;
+
+    // 5. page_daily of lo..=hi: touched dates from the event figures, the others as gold has them.
+    let pages = page_rows_from(gold.table(Table::PageDaily), state, &touched, lo, hi).await?;
+
+    // 6. One commit per table, each carrying the watermark.
+    let sessions_out = arrow::compute::concat_batches(
+        &Table::Sessions.schema(),
+        kept.iter().chain(std::iter::once(&new_batch)),
+    )?;
+    let daily_users = daily_users_batch(&new_user_rows)?;
+    let funnel_out = funnel_batch(by_date.iter(), funnel)?;
+    let pages_out = page_batch(pages, &by_date)?;
+    let metrics_out = metrics_batch(&metrics)?;
+    outcome.dates = Some((from_days(lo), from_days(hi)));
+    outcome.sessions = sessions_out.num_rows();
+    outcome.daily_metrics = metrics_out.num_rows();
+    outcome.funnel_daily = funnel_out.num_rows();
+    outcome.page_daily = pages_out.num_rows();
+    let meta = json!({ "silver_version": last, "from": from_days(lo), "to": from_days(hi) });
+    gold.commit(lake, last, meta, |t| match t {
+        Table::DailyUsers => (daily_users.clone(), None),
+        Table::Sessions => (sessions_out.clone(), Some(between("session_date", lo, hi))),
+        Table::DailyMetrics => (metrics_out.clone(), Some(between("date", lo, metrics_hi))),
+        Table::FunnelDaily => (funnel_out.clone(), Some(between("date", lo, hi))),
+        _ => (pages_out.clone(), Some(between("date", lo, hi))),
+    })
+    .await?;
+    state.version = last;
+    state.evict(&touched);
+    Ok(outcome)
+}
+
+/// Step 1: a run of a user's events changes only when it holds a new event; only the sessions of
+/// changed runs are recomputed, and the dates rewritten are the touched dates `touched` widened
+/// to every date those sessions start on.
+async fn resessionize(
+    silver: &DeltaTable,
+    state: &mut GoldState,
+    new: &NewRows,
+    users: &HashSet<u128>,
+    touched: (i32, i32),
+    funnel: &[String],
+) -> Result<Resessionized> {
+    let new_times = new.times_by_user()?;
+    let changed = |run: &Run| {
+        new_times.get(&run.user).is_some_and(|times| {
+            let i = times.partition_point(|t| *t < run.first);
+            times.get(i).is_some_and(|t| *t <= run.last)
+        })
+    };
+    let (mut lo, mut hi) = touched;
+    loop {
+        let missing: Vec<i32> = (lo - 1..=hi + 1)
+            .filter(|d| !state.days.contains_key(d))
+            .collect();
+        load_days(silver, state, &missing).await?;
+        let window = (lo - 1..=hi + 1)
+            .filter_map(|d| state.days.get(&d))
+            .map(|day| day.rows_of(users))
+            .collect::<Result<Vec<_>>>()?
+            .concat();
+        let (sessions, changed_runs) = sessionize_runs(&mut events_of(&window)?, funnel, changed);
+        let (new_lo, new_hi) = widened(&changed_runs, lo, hi);
+        if (new_lo, new_hi) == (lo, hi) {
+            return Ok(Resessionized {
+                sessions,
+                changed_runs,
+                lo,
+                hi,
+            });
+        }
+        (lo, hi) = (new_lo, new_hi);
+    }
+}
+
+/// Step 2: gold's sessions of the recomputed dates but those inside a changed run (which that
+/// run's new sessions replace).
+async fn kept_sessions(
+    sessions: &DeltaTable,
+    recomputed: &Resessionized,
+) -> Result<Vec<RecordBatch>> {
+    let mut changed_spans: HashMap<u128, Vec<(i64, i64)>> = HashMap::new();
+    for r in &recomputed.changed_runs {
+        changed_spans
+            .entry(r.user)
+            .or_default()
+            .push((r.first, r.last));
+    }
+    let (lo, hi) = (recomputed.lo, recomputed.hi);
+    let old_sessions = read_dates(
+        sessions,
+        Table::Sessions,
+        "session_date",
+        |d| (lo..=hi).contains(&d),
+        &[],
+    )
+    .await?;
+    let mut kept = Vec::with_capacity(old_sessions.len());
+    for b in &old_sessions {
+        let users = typed_column::<StringArray>(b, "user_key")?;
+        let starts = typed_column::<TimestampMicrosecondArray>(b, "session_start")?;
+        let ends = typed_column::<TimestampMicrosecondArray>(b, "session_end")?;
+        let keep: BooleanArray = (0..b.num_rows())
+            .map(|i| {
+                let spans = users
+                    .is_valid(i)
+                    .then(|| changed_spans.get(&user_hash(users.value(i))))
+                    .flatten();
+                let replaced = spans.is_some_and(|spans| {
+                    spans
+                        .iter()
+                        .any(|(first, last)| starts.value(i) <= *last && ends.value(i) >= *first)
+                });
+                Some(!replaced)
+            })
+            .collect();
+        kept.push(crate::lake::conform(
+            &arrow::compute::filter_record_batch(b, &keep)?,
+            &Table::Sessions.schema(),
+        )?);
+    }
+    Ok(kept)
+}
+
+/// Step 3: the users of the new rows that are new to their date (now also in the state), which
+/// go to gold/daily_users.
+fn new_users<'a>(state: &mut GoldState, new: &'a NewRows) -> Result<BTreeMap<i32, Vec<&'a str>>> {
+    let mut rows: BTreeMap<i32, Vec<&str>> = BTreeMap::new();
+    for (b, d) in new.dated() {
+        let set = state.users.entry(d).or_default();
+        for u in typed_column::<StringArray>(b, "user_key")?.iter().flatten() {
+            if set.insert(user_hash(u)) {
+                rows.entry(d).or_default().push(u);
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Step 4: daily_metrics rows from `lo` to where a 30-day window still reaches a recomputed date
+/// (returned with the rows): touched dates from the event figures, the dates up to `hi` with
+/// their sessions recomputed, later ones as gold has them but with WAU/MAU again.
+async fn metrics_rows_from(
+    gold: &OpenGold,
+    state: &mut GoldState,
+    touched: &BTreeSet<i32>,
+    by_date: &BTreeMap<i32, SessionDay<'_>>,
+    lo: i32,
+    hi: i32,
+) -> Result<(Vec<MetricsRow>, i32)> {
+    let old_metrics = metrics_rows(
+        &read_dates(
+            gold.table(Table::DailyMetrics),
+            Table::DailyMetrics,
+            "date",
+            |d| (lo..=hi + 29).contains(&d),
+            &[],
+        )
+        .await?,
+    )?;
+    let old_by_date: BTreeMap<i32, MetricsRow> = old_metrics.iter().map(|r| (r.date, *r)).collect();
+    let metrics_hi = old_by_date
+        .keys()
+        .next_back()
+        .copied()
+        .unwrap_or(hi)
+        .max(hi);
+    let dates: BTreeSet<i32> = old_by_date
+        .keys()
+        .copied()
+        .chain(by_date.keys().copied())
+        .chain(touched.iter().copied())
+        .filter(|d| (lo..=metrics_hi).contains(d))
+        .collect();
+    let mut metrics: Vec<MetricsRow> = Vec::with_capacity(dates.len());
+    for d in dates {
+        let old = old_by_date.get(&d);
+        let row = if let Some(e) = state.days.get(&d).filter(|_| touched.contains(&d)) {
+            let e = &e.figures;
+            let dau = state.users.get(&d).map_or(0, |u| u.len() as i64);
+            MetricsRow::new(d, (dau, e.events, e.page_views), by_date.get(&d))
+        } else if d <= hi {
+            let figures = old.map_or((0, 0, 0), |o| (o.dau, o.events, o.page_views));
+            MetricsRow::new(d, figures, by_date.get(&d))
+        } else if let Some(o) = old {
+            *o
+        } else {
+            continue;
+        };
+        if row.events == 0 && row.sessions == 0 {
+            continue;
+        }
+        metrics.push(row);
+    }
+    let missing_users: Vec<i32> = (lo - 29..=metrics_hi)
+        .filter(|d| !state.users.contains_key(d))
+        .collect();
+    load_daily_users(gold.table(Table::DailyUsers), state, &missing_users).await?;
+    fill_active_users(&mut metrics, &state.users);
+    Ok((metrics, metrics_hi))
+}
+
+/// Step 5: page_daily rows of `lo..=hi`: touched dates from the event figures, the others as
+/// gold has them.
+async fn page_rows_from(
+    page_daily: &DeltaTable,
+    state: &GoldState,
+    touched: &BTreeSet<i32>,
+    lo: i32,
+    hi: i32,
+) -> Result<BTreeMap<(i32, String), PageRow>> {
+    let mut pages: BTreeMap<(i32, String), PageRow> = BTreeMap::new();
+    let rows = read_dates(
+        page_daily,
+        Table::PageDaily,
+        "date",
+        |d| (lo..=hi).contains(&d),
+        &[],
+    )
+    .await?;
+    for b in rows {
+        let date = typed_column::<Date32Array>(&b, "date")?;
+        let path = typed_column::<StringArray>(&b, "page_path")?;
+        let views = typed_column::<Int64Array>(&b, "page_views")?;
+        let unique = typed_column::<Int64Array>(&b, "unique_users")?;
+        for i in 0..b.num_rows() {
+            if !touched.contains(&date.value(i)) && views.value(i) > 0 {
+                pages.insert(
+                    (date.value(i), path.value(i).to_string()),
+                    PageRow {
+                        page_views: views.value(i),
+                        unique_users: unique.value(i),
+                        ..Default::default()
+                    },
+                );
+            }
+        }
+    }
+    pages.extend(page_views_of(
+        touched
+            .iter()
+            .filter_map(|d| Some((*d, &state.days.get(d)?.figures))),
+    ));
+    Ok(pages)
+}
+
+/// The range `lo..=hi` of session dates widened to hold every session of the changed `runs`
+/// (found in the window of dates `lo - 1 ..= hi + 1`); a run that may go on past the window's
+/// edge widens it too.
+fn widened(changed_runs: &[Run], lo: i32, hi: i32) -> (i32, i32) {
+    let (mut new_lo, mut new_hi) = (lo, hi);
+    let window_start = (lo - 1) as i64 * DAY_US;
+    let window_end = (hi + 2) as i64 * DAY_US;
+    for r in changed_runs {
+        if r.first - window_start < SESSION_GAP_US {
+            new_lo = new_lo.min(lo - 1);
+        }
+        if window_end - r.last <= SESSION_GAP_US {
+            new_hi = new_hi.max(hi + 1);
+        }
+        new_lo = new_lo.min(r.first_date);
+        new_hi = new_hi.max(r.last_session_date);
+    }
+    (new_lo, new_hi)
+}
+
+/// Writes `batch` to `table`, replacing the rows matching `predicate` (appending when none), with
+/// the gold watermark.
+async fn replace(
+    table: DeltaTable,
+    kind: Table,
+    batch: RecordBatch,
+    predicate: Option<Expr>,
+    silver_version: i64,
+    meta: serde_json::Value,
+) -> Result<DeltaTable> {
+    let mut write = table
+        .write(vec![batch])
+        .with_partition_columns(kind.partition_columns().iter().copied())
+        .with_commit_properties(commit_properties(GOLD_APP_ID, silver_version, meta));
+    write = match predicate {
+        Some(p) => write
+            .with_save_mode(SaveMode::Overwrite)
+            .with_replace_where(p),
+        None => write.with_save_mode(SaveMode::Append),
+    };
+    write.await.map_err(Error::delta(kind.path()))
+}

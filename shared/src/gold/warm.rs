@@ -1,0 +1,201 @@
+//! What a warm gold process keeps between runs: per event date, silver's rows and figures and the
+//! distinct users, for the dates recent runs touched (see [`GoldState`]).
+
+use super::*;
+
+/// Event dates whose silver rows and figures a warm process keeps; past it, the oldest go.
+const MAX_WARM_DATES: usize = 12;
+/// Days of distinct users a warm process keeps beyond the event dates it holds.
+const MAX_WARM_USER_DATES: usize = 100;
+
+/// What a warm gold process keeps between runs, valid for one silver table at one version.
+pub(crate) struct GoldState {
+    /// The silver table's URL and Delta table id.
+    pub(super) table: String,
+    /// The silver version the state reflects (gold's watermark after the last run).
+    pub(super) version: i64,
+    /// Silver rows and event figures per event date, for dates recent runs touched.
+    pub(super) days: BTreeMap<i32, Day>,
+    /// Distinct users per event date (as gold/daily_users holds them).
+    pub(super) users: BTreeMap<i32, HashSet<u128>>,
+}
+
+/// The warm state at silver version `done`, or a fresh one (loaded from the tables as needed).
+pub(super) fn warm_state<'a>(
+    warm: &'a mut Option<GoldState>,
+    silver: &DeltaTable,
+    done: i64,
+) -> &'a mut GoldState {
+    let id = silver.snapshot().map(|s| s.metadata().id().to_string());
+    let table_id = format!("{}#{}", silver.table_url(), id.unwrap_or_default());
+    if !warm
+        .as_ref()
+        .is_some_and(|w| w.table == table_id && w.version == done)
+    {
+        *warm = Some(GoldState {
+            table: table_id,
+            version: done,
+            days: BTreeMap::new(),
+            users: BTreeMap::new(),
+        });
+    }
+    warm.as_mut().expect("state was just set")
+}
+
+/// One event date's silver rows (columns [`SESSION_INPUT`]) with the rows of each user, and its
+/// event figures.
+#[derive(Default)]
+pub(super) struct Day {
+    pub(super) batches: Vec<RecordBatch>,
+    /// Per user: (batch, row) of each of their events.
+    pub(super) by_user: HashMap<u128, Vec<(u32, u32)>>,
+    pub(super) figures: EventDay,
+}
+
+impl Day {
+    /// Adds silver rows of this date (without touching the figures).
+    pub(super) fn add(&mut self, batch: RecordBatch) -> Result<()> {
+        let index = self.batches.len() as u32;
+        let users = typed_column::<StringArray>(&batch, "user_key")?;
+        for (row, user) in users.iter().enumerate() {
+            if let Some(user) = user {
+                self.by_user
+                    .entry(user_hash(user))
+                    .or_default()
+                    .push((index, row as u32));
+            }
+        }
+        self.batches.push(batch);
+        Ok(())
+    }
+
+    /// The rows of `users` on this date.
+    pub(super) fn rows_of(&self, users: &HashSet<u128>) -> Result<Vec<RecordBatch>> {
+        let mut per_batch: Vec<Vec<u32>> = vec![Vec::new(); self.batches.len()];
+        for user in users {
+            for (batch, row) in self.by_user.get(user).into_iter().flatten() {
+                per_batch[*batch as usize].push(*row);
+            }
+        }
+        let mut out = Vec::new();
+        for (batch, rows) in self.batches.iter().zip(per_batch) {
+            if !rows.is_empty() {
+                let indices = arrow::array::UInt32Array::from(rows);
+                out.push(arrow::compute::take_record_batch(batch, &indices)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Enters `dates` into `loaded` (empty until read); true when `table` has files to read them from.
+fn start_loading<V: Default>(
+    loaded: &mut BTreeMap<i32, V>,
+    dates: &[i32],
+    table: &DeltaTable,
+) -> bool {
+    for d in dates {
+        loaded.entry(*d).or_default();
+    }
+    !dates.is_empty() && has_data_files(table)
+}
+
+/// Reads the silver rows of `dates` (as of the `silver` handle's version) into the state, with
+/// their event figures.
+pub(super) async fn load_days(
+    silver: &DeltaTable,
+    state: &mut GoldState,
+    dates: &[i32],
+) -> Result<()> {
+    if !start_loading(&mut state.days, dates, silver) {
+        return Ok(());
+    }
+    let mut columns = SESSION_INPUT.to_vec();
+    columns.push("event_date");
+    let wanted: HashSet<i32> = dates.iter().copied().collect();
+    let rows = read_dates(
+        silver,
+        Table::Silver,
+        "event_date",
+        |d| wanted.contains(&d),
+        &columns,
+    )
+    .await?;
+    for batch in rows {
+        let event_dates = typed_column::<Date32Array>(&batch, "event_date")?;
+        let mut present: Vec<i32> = event_dates.values().to_vec();
+        present.sort_unstable();
+        present.dedup();
+        for d in present {
+            let Some(day) = state.days.get_mut(&d) else {
+                continue;
+            };
+            let rows = if event_dates.values().iter().all(|x| *x == d) {
+                batch.clone()
+            } else {
+                let mask: BooleanArray =
+                    event_dates.values().iter().map(|x| Some(*x == d)).collect();
+                arrow::compute::filter_record_batch(&batch, &mask)?
+            };
+            for_each_activity(
+                std::slice::from_ref(&rows),
+                &[Some(d)],
+                |_, user, ty, path| {
+                    day.figures.add(ty, path, user);
+                },
+            )?;
+            day.add(rows)?;
+        }
+    }
+    Ok(())
+}
+
+/// Loads the distinct users of `dates` from gold/daily_users into the state (empty for dates
+/// without users).
+pub(super) async fn load_daily_users(
+    daily_users: &DeltaTable,
+    state: &mut GoldState,
+    dates: &[i32],
+) -> Result<()> {
+    if !start_loading(&mut state.users, dates, daily_users) {
+        return Ok(());
+    }
+    let wanted: HashSet<i32> = dates.iter().copied().collect();
+    let rows = read_dates(
+        daily_users,
+        Table::DailyUsers,
+        "date",
+        |d| wanted.contains(&d),
+        &["date", "user_key"],
+    )
+    .await?;
+    for b in rows {
+        let date = typed_column::<Date32Array>(&b, "date")?;
+        let user = typed_column::<StringArray>(&b, "user_key")?;
+        for i in 0..b.num_rows() {
+            if let Some(set) = state.users.get_mut(&date.value(i)) {
+                set.insert(user_hash(user.value(i)));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl GoldState {
+    /// Keeps at most [`MAX_WARM_DATES`] dates of event figures and [`MAX_WARM_USER_DATES`] of
+    /// users, dropping the oldest (except `keep`).
+    pub(super) fn evict(&mut self, keep: &BTreeSet<i32>) {
+        while self.days.len() > MAX_WARM_DATES {
+            let Some(oldest) = self.days.keys().copied().find(|d| !keep.contains(d)) else {
+                break;
+            };
+            self.days.remove(&oldest);
+        }
+        while self.users.len() > MAX_WARM_USER_DATES {
+            let Some(oldest) = self.users.keys().copied().find(|d| !keep.contains(d)) else {
+                break;
+            };
+            self.users.remove(&oldest);
+        }
+    }
+}
