@@ -8,7 +8,7 @@
 //! out of order or for a covered version finds nothing above the watermark and changes nothing;
 //! no bronze commit can be stranded, since the next invocation starts where the last one ended.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{
@@ -83,6 +83,25 @@ pub async fn watermark(lake: &Lake) -> Result<i64> {
     Ok(txn_version(&silver, WATERMARK_APP_ID).await?.unwrap_or(-1))
 }
 
+impl SilverOutcome {
+    /// The counts a commit of this run records in its `commitInfo`, for bronze versions `from`
+    /// to `to`: what validation found, and with `deduplicated`, what the dedup found too
+    /// (quarantine's commit is written before the dedup ends).
+    fn counts(&self, from: i64, to: i64, deduplicated: bool) -> serde_json::Value {
+        let mut counts = json!({
+            "bronze_from": from,
+            "bronze_to": to,
+            "input": self.input,
+            "quarantined": self.quarantined,
+        });
+        if deduplicated {
+            counts["valid"] = self.valid.into();
+            counts["duplicates"] = self.duplicates.into();
+        }
+        counts
+    }
+}
+
 /// One bronze row, validated.
 struct Row<'a> {
     bronze_version: i64,
@@ -111,21 +130,7 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
     outcome.bronze_versions = Some((done + 1, last));
     outcome.remaining = last < latest;
     let rows = bronze_rows(&commits)?;
-    let (mut valid, mut rejected) = (Vec::new(), Vec::new());
-    for (row, checked) in validate_all(&rows).into_iter().enumerate() {
-        match checked {
-            Ok(event) => valid.push((event, &rows[row])),
-            Err(rejection) => rejected.push((rejection, &rows[row])),
-        }
-    }
-    outcome.input = valid.len() + rejected.len();
-    for (r, _) in &rejected {
-        *outcome
-            .quarantined_by_reason
-            .entry(r.reason.code().to_string())
-            .or_default() += 1;
-    }
-    outcome.quarantined = rejected.len();
+    let (mut valid, rejected) = sort_rows(&rows, &mut outcome);
 
     // Dedup against the silver events of the same and adjacent dates, and within the run. The
     // files of those dates the index lacks (for a fresh process, all of them) are looked up while
@@ -147,12 +152,7 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
         .collect();
     let index = DedupIndex::of(&mut warm_index, &silver);
     let unread = index.sync(&silver, &dates)?;
-    let quarantine_counts = json!({
-        "bronze_from": done + 1,
-        "bronze_to": last,
-        "input": outcome.input,
-        "quarantined": outcome.quarantined,
-    });
+    let quarantine_counts = outcome.counts(done + 1, last, false);
     let (looked_up, ()) = tokio::try_join!(
         look_up_files(&silver, unread, &probes),
         write_quarantine(lake, rejected, last, quarantine_counts)
@@ -162,19 +162,7 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
     // every id it could match.
     let to_read = index.to_read(&probes);
     index.hold(read_ids(&silver, to_read).await?);
-    let mut seen = HashSet::with_capacity(valid.len());
-    let fresh: Vec<bool> = probes
-        .iter()
-        .map(|p| !index.holds_near(p.date, p.hash) && seen.insert(p.hash))
-        .collect();
-    // The (date, id hash) of each event kept, in order: for the index and the compaction after
-    // the commit.
-    let kept: Vec<(i32, u128)> = probes
-        .iter()
-        .zip(&fresh)
-        .filter(|&(_, &is_fresh)| is_fresh)
-        .map(|(p, _)| (p.date, p.hash))
-        .collect();
+    let (fresh, kept) = fresh_events(index, &probes);
     drop(probes);
     // `retain` visits the events once each, in order, as `fresh` holds them.
     let mut fresh = fresh.into_iter();
@@ -184,14 +172,7 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
         is_fresh
     });
     outcome.valid = valid.len();
-    let counts = json!({
-        "bronze_from": done + 1,
-        "bronze_to": last,
-        "input": outcome.input,
-        "valid": outcome.valid,
-        "quarantined": outcome.quarantined,
-        "duplicates": outcome.duplicates,
-    });
+    let counts = outcome.counts(done + 1, last, true);
 
     let events: Vec<SilverRow> = valid
         .into_iter()
@@ -207,18 +188,71 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
     index.written(read_version, &written, &kept)?;
     drop(warm_index);
     let written_dates = kept.iter().map(|&(date, _)| date).collect();
-    // The append stands whatever happens here: a failed compaction is left to the next run or
-    // to maintenance.
-    match compact_small_files(written, Table::Silver, "event_date", &written_dates).await {
+    outcome.compacted_files = compact_after(lake, written, &written_dates).await;
+    Ok(outcome)
+}
+
+/// Validates `rows`: the valid events and the rejected rows, each with its bronze row; counts
+/// them (and the rejects by reason) in `outcome`.
+fn sort_rows<'r>(
+    rows: &'r [Row<'r>],
+    outcome: &mut SilverOutcome,
+) -> (
+    Vec<(ValidEvent, &'r Row<'r>)>,
+    Vec<(Rejection, &'r Row<'r>)>,
+) {
+    let (mut valid, mut rejected) = (Vec::new(), Vec::new());
+    for (row, checked) in rows.iter().zip(validate_all(rows)) {
+        match checked {
+            Ok(event) => valid.push((event, row)),
+            Err(rejection) => rejected.push((rejection, row)),
+        }
+    }
+    outcome.input = valid.len() + rejected.len();
+    for (r, _) in &rejected {
+        *outcome
+            .quarantined_by_reason
+            .entry(r.reason.code().to_string())
+            .or_default() += 1;
+    }
+    outcome.quarantined = rejected.len();
+    (valid, rejected)
+}
+
+/// Which of the run's events are new (in silver on neither their date nor an adjacent one, and
+/// not earlier in the run), one flag per probe in order; and the (date, id hash) of each event
+/// kept, in order, for the index and the compaction after the commit.
+fn fresh_events(index: &DedupIndex, probes: &[Probe<'_>]) -> (Vec<bool>, Vec<(i32, u128)>) {
+    let mut seen = HashSet::with_capacity(probes.len());
+    let fresh: Vec<bool> = probes
+        .iter()
+        .map(|p| !index.holds_near(p.date, p.hash) && seen.insert(p.hash))
+        .collect();
+    let kept = probes
+        .iter()
+        .zip(&fresh)
+        .filter(|&(_, &is_fresh)| is_fresh)
+        .map(|(p, _)| (p.date, p.hash))
+        .collect();
+    (fresh, kept)
+}
+
+/// Compacts the small files of the dates silver just wrote, when due; how many files fewer. The
+/// append stands whatever happens here: a failed compaction is left to the next run or to
+/// maintenance.
+async fn compact_after(lake: &Lake, written: DeltaTable, dates: &BTreeSet<i32>) -> usize {
+    match compact_small_files(written, Table::Silver, "event_date", dates).await {
         Ok((compacted, fewer)) => {
             if fewer > 0 {
                 lake.keep(Table::Silver, &compacted);
             }
-            outcome.compacted_files = fewer;
+            fewer
         }
-        Err(e) => tracing::warn!(error = %e, "silver's small files not compacted"),
+        Err(e) => {
+            tracing::warn!(error = %e, "silver's small files not compacted");
+            0
+        }
     }
-    Ok(outcome)
 }
 
 /// The bronze rows of `commits`, each with the version that added it.
