@@ -89,8 +89,51 @@ impl OpenGold {
     }
 }
 
+/// What one run writes to each gold table, replacing the dates `dates` (daily_metrics up to
+/// `metrics_to`, as far as a 30-day window reaches a recomputed date; daily_users only appends).
+struct RunBatches {
+    sessions: RecordBatch,
+    daily_users: RecordBatch,
+    funnel: RecordBatch,
+    pages: RecordBatch,
+    metrics: RecordBatch,
+    dates: (i32, i32),
+    metrics_to: i32,
+}
+
+impl RunBatches {
+    /// Commits each table still below silver version `last` (see [`OpenGold::commit`]), with
+    /// the watermark, and counts what was written in `outcome`.
+    async fn commit(
+        self,
+        lake: &Lake,
+        gold: OpenGold,
+        last: i64,
+        outcome: &mut GoldOutcome,
+    ) -> Result<()> {
+        let (lo, hi) = self.dates;
+        outcome.dates = Some((from_days(lo), from_days(hi)));
+        outcome.sessions = self.sessions.num_rows();
+        outcome.daily_metrics = self.metrics.num_rows();
+        outcome.funnel_daily = self.funnel.num_rows();
+        outcome.page_daily = self.pages.num_rows();
+        let meta = json!({ "silver_version": last, "from": from_days(lo), "to": from_days(hi) });
+        gold.commit(lake, last, meta, |t| match t {
+            Table::DailyUsers => (self.daily_users.clone(), None),
+            Table::Sessions => (self.sessions.clone(), Some(between("session_date", lo, hi))),
+            Table::DailyMetrics => {
+                let replaced = between("date", lo, self.metrics_to);
+                (self.metrics.clone(), Some(replaced))
+            }
+            Table::FunnelDaily => (self.funnel.clone(), Some(between("date", lo, hi))),
+            _ => (self.pages.clone(), Some(between("date", lo, hi))),
+        })
+        .await
+    }
+}
+
 /// The silver rows a run adds, each batch with its event date.
-struct NewRows {
+pub(super) struct NewRows {
     pub(super) batches: Vec<RecordBatch>,
     pub(super) dates: Vec<Option<i32>>,
 }
@@ -102,6 +145,16 @@ impl NewRows {
             .iter()
             .zip(&self.dates)
             .map(|(b, d)| (b, d.unwrap_or_default()))
+    }
+
+    /// The users the rows touch, as [`user_hash`]es.
+    pub(super) fn touched_users(&self) -> Result<HashSet<u128>> {
+        let mut users = HashSet::new();
+        for b in &self.batches {
+            let keys = typed_column::<StringArray>(b, "user_key")?;
+            users.extend(keys.iter().flatten().map(user_hash));
+        }
+        Ok(users)
     }
 
     /// The event times of each user the rows touch, sorted.
@@ -178,20 +231,9 @@ pub(super) async fn try_catch_up(
     };
 
     // 1. Sessions of the users the new rows touch, over every run of events they belong to.
-    let mut touched_users: HashSet<&str> = HashSet::new();
-    for b in &new.batches {
-        touched_users.extend(typed_column::<StringArray>(b, "user_key")?.iter().flatten());
-    }
-    outcome.users = touched_users.len();
-    let touched_hashes: HashSet<u128> = touched_users.iter().map(|u| user_hash(u)).collect();
-    // The new rows join the dates the state holds; dates it lacks are read whole from silver
-    // (as of `last`, so they hold the new rows already).
-    let warm_dates: HashSet<i32> = state.days.keys().copied().collect();
-    for (b, d) in new.dated() {
-        if let Some(day) = state.days.get_mut(&d) {
-            day.add(b.clone())?;
-        }
-    }
+    let touched_hashes = new.touched_users()?;
+    outcome.users = touched_hashes.len();
+    let warm_dates = state.take_rows(&new)?;
     let recomputed = resessionize(
         &silver,
         state,
@@ -217,13 +259,7 @@ pub(super) async fn try_catch_up(
         .collect::<Vec<_>>();
     load_daily_users(gold.table(Table::DailyUsers), state, &users_needed).await?;
     let new_user_rows = new_users(state, &new)?;
-    for (b, d) in new.dated() {
-        if let Some(day) = state.days.get_mut(&d).filter(|_| warm_dates.contains(&d)) {
-            for_each_activity(std::slice::from_ref(b), &[Some(d)], |_, user, ty, path| {
-                day.figures.add(ty, path, user);
-            })?;
-        }
-    }
+    state.count_rows(&new, &warm_dates)?;
 
     // 4. daily_metrics from `lo` to where a 30-day window still reaches a recomputed date.
     let (metrics, metrics_hi) = metrics_rows_from(&gold, state, &touched, &by_date, lo, hi).await?;
@@ -232,28 +268,19 @@ pub(super) async fn try_catch_up(
     let pages = page_rows_from(gold.table(Table::PageDaily), state, &touched, lo, hi).await?;
 
     // 6. One commit per table, each carrying the watermark.
-    let sessions_out = arrow::compute::concat_batches(
-        &Table::Sessions.schema(),
-        kept.iter().chain(std::iter::once(&new_batch)),
-    )?;
-    let daily_users = daily_users_batch(&new_user_rows)?;
-    let funnel_out = funnel_batch(by_date.iter(), funnel)?;
-    let pages_out = page_batch(pages, &by_date)?;
-    let metrics_out = metrics_batch(&metrics)?;
-    outcome.dates = Some((from_days(lo), from_days(hi)));
-    outcome.sessions = sessions_out.num_rows();
-    outcome.daily_metrics = metrics_out.num_rows();
-    outcome.funnel_daily = funnel_out.num_rows();
-    outcome.page_daily = pages_out.num_rows();
-    let meta = json!({ "silver_version": last, "from": from_days(lo), "to": from_days(hi) });
-    gold.commit(lake, last, meta, |t| match t {
-        Table::DailyUsers => (daily_users.clone(), None),
-        Table::Sessions => (sessions_out.clone(), Some(between("session_date", lo, hi))),
-        Table::DailyMetrics => (metrics_out.clone(), Some(between("date", lo, metrics_hi))),
-        Table::FunnelDaily => (funnel_out.clone(), Some(between("date", lo, hi))),
-        _ => (pages_out.clone(), Some(between("date", lo, hi))),
-    })
-    .await?;
+    let run = RunBatches {
+        sessions: arrow::compute::concat_batches(
+            &Table::Sessions.schema(),
+            kept.iter().chain(std::iter::once(&new_batch)),
+        )?,
+        daily_users: daily_users_batch(&new_user_rows)?,
+        funnel: funnel_batch(by_date.iter(), funnel)?,
+        pages: page_batch(pages, &by_date)?,
+        metrics: metrics_batch(&metrics)?,
+        dates: (lo, hi),
+        metrics_to: metrics_hi,
+    };
+    run.commit(lake, gold, last, &mut outcome).await?;
     state.version = last;
     state.evict(&touched);
     Ok(outcome)

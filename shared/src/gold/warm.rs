@@ -182,6 +182,32 @@ pub(super) async fn load_daily_users(
 }
 
 impl GoldState {
+    /// Adds a run's new rows to the dates the state holds (dates it lacks are read whole from
+    /// silver, as of the run's last version, so they hold the new rows already); the dates it
+    /// held before.
+    pub(super) fn take_rows(&mut self, new: &NewRows) -> Result<HashSet<i32>> {
+        let held: HashSet<i32> = self.days.keys().copied().collect();
+        for (b, d) in new.dated() {
+            if let Some(day) = self.days.get_mut(&d) {
+                day.add(b.clone())?;
+            }
+        }
+        Ok(held)
+    }
+
+    /// Counts a run's new rows into the event figures of the dates in `held` (the dates read
+    /// whole from silver already counted them).
+    pub(super) fn count_rows(&mut self, new: &NewRows, held: &HashSet<i32>) -> Result<()> {
+        for (b, d) in new.dated() {
+            if let Some(day) = self.days.get_mut(&d).filter(|_| held.contains(&d)) {
+                for_each_activity(std::slice::from_ref(b), &[Some(d)], |_, user, ty, path| {
+                    day.figures.add(ty, path, user);
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     /// Keeps at most [`MAX_WARM_DATES`] dates of event figures and [`MAX_WARM_USER_DATES`] of
     /// users, dropping the oldest (except `keep`).
     pub(super) fn evict(&mut self, keep: &BTreeSet<i32>) {
