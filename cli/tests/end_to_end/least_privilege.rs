@@ -13,7 +13,9 @@ use clickstream::lake::{Lake, Table};
 use futures::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
-use crate::stack::{BUCKET, Stack, assert_every_record_once, count, read_lines, wait_for};
+use crate::stack::{
+    BUCKET, Stack, assert_every_record_once, count, read_lines, wait_for, wait_for_export,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_function_runs_with_only_its_own_role() {
@@ -92,23 +94,8 @@ async fn every_function_runs_with_only_its_own_role() {
     .await;
 
     // The scheduled export: the DuckDB file has gold's sessions, and the dashboard is written.
-    let sessions = count(&lake, Table::Sessions).await;
     let duckdb_file = stack.dir.path().join("export.duckdb");
-    wait_for(
-        "the export to catch up with gold",
-        Duration::from_secs(120),
-        async || {
-            let Ok(got) = store.get(&"exports/clickstream.duckdb".into()).await else {
-                return false;
-            };
-            std::fs::write(&duckdb_file, got.bytes().await.unwrap()).unwrap();
-            let db = duckdb::Connection::open(&duckdb_file).unwrap();
-            let exported: Result<i64, _> =
-                db.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0));
-            exported.is_ok_and(|n| n as usize == sessions)
-        },
-    )
-    .await;
+    wait_for_export(&lake, &duckdb_file, Duration::from_secs(120)).await;
     let dashboard = store.get(&"exports/dashboard.html".into()).await.unwrap();
     assert!(
         dashboard

@@ -21,7 +21,7 @@ use clickstream_report::dashboard::{load, render_html};
 use crate::serve::{Server, gold_version, headline_dau};
 use crate::stack::{
     BUCKET, Stack, TOPIC, assert_every_record_once, count, read_lines, read_partition, repo,
-    wait_for,
+    wait_for, wait_for_export,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,24 +73,8 @@ async fn events_through_kafka_and_s3_reach_gold_exactly_once() {
     assert_every_record_once(&lake, &all, Duration::from_secs(300)).await;
 
     // The scheduled export: a DuckDB file whose sessions are gold's.
-    let sessions = count(&lake, Table::Sessions).await;
     let store = lake.store().unwrap();
-    let duckdb_file = work.join("export.duckdb");
-    wait_for(
-        "the export to catch up with gold",
-        Duration::from_secs(60),
-        async || {
-            let Ok(got) = store.get(&"exports/clickstream.duckdb".into()).await else {
-                return false;
-            };
-            std::fs::write(&duckdb_file, got.bytes().await.unwrap()).unwrap();
-            let db = duckdb::Connection::open(&duckdb_file).unwrap();
-            let exported: Result<i64, _> =
-                db.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0));
-            exported.is_ok_and(|n| n as usize == sessions)
-        },
-    )
-    .await;
+    wait_for_export(&lake, &work.join("export.duckdb"), Duration::from_secs(60)).await;
 
     // `clickstream serve` on the s3:// lake shows gold's headline and version (a version between
     // those read just before and just after; maintenance may commit meanwhile).

@@ -377,6 +377,25 @@ pub async fn wait_for<F: AsyncFnMut() -> bool>(what: &str, limit: Duration, mut 
     }
 }
 
+/// Waits up to `limit` for the scheduled export to catch up with gold: the DuckDB file in
+/// `exports/` (fetched to `duckdb_file`) holding as many sessions as gold/sessions.
+pub async fn wait_for_export(lake: &Lake, duckdb_file: &Path, limit: Duration) {
+    let sessions = count(lake, Table::Sessions).await;
+    use object_store::ObjectStoreExt as _;
+    let store = lake.store().unwrap();
+    wait_for("the export to catch up with gold", limit, async || {
+        let Ok(got) = store.get(&"exports/clickstream.duckdb".into()).await else {
+            return false;
+        };
+        std::fs::write(duckdb_file, got.bytes().await.unwrap()).unwrap();
+        let db = duckdb::Connection::open(duckdb_file).unwrap();
+        let exported: Result<i64, _> =
+            db.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0));
+        exported.is_ok_and(|n| n as usize == sessions)
+    })
+    .await;
+}
+
 /// Waits up to `limit` for silver and quarantine to take `records` (what was produced to the
 /// stack), then checks that bronze holds each record once, silver and quarantine hold exactly what
 /// validation says, no event_id is twice in silver, and gold equals a from-scratch computation.
