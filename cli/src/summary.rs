@@ -6,14 +6,14 @@ use anyhow::Result;
 use clickstream::export::ExportOutcome;
 use clickstream::lake::Lake;
 use clickstream::pipeline::Totals;
-use clickstream_report::dashboard::Day;
+use clickstream::rows::DailyMetrics;
 use serde_json::json;
 
 /// Headline figures: the latest complete day of gold/daily_metrics (or the day in progress when
 /// there is no complete day yet), and totals over all days.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct Headline {
-    pub latest: Option<Day>,
+    pub latest: Option<DailyMetrics>,
     /// `latest` is the day in progress (gold has no complete day yet).
     pub latest_is_partial: bool,
     pub dates: usize,

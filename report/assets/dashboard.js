@@ -256,8 +256,8 @@
 
   function drawLists(r) {
     const pages = data.pages_daily.filter((p) => inRange(p.date, r));
-    list("top_pages", ["page", "page views"], top(pages.map((p) => [p.page, p.page_views])));
-    list("entry_pages", ["page", "sessions"], top(pages.map((p) => [p.page, p.entries])));
+    list("top_pages", ["page", "page views"], top(pages.map((p) => [p.page_path, p.page_views])));
+    list("entry_pages", ["page", "sessions"], top(pages.map((p) => [p.page_path, p.entries])));
     const sessions = (dimension) => top(data.sessions_by.filter((s) => s.dimension === dimension && inRange(s.date, r)).map((s) => [s.value, s.sessions]));
     list("sources", ["utm_source, else referrer", "sessions"], sessions("source"));
     list("devices", ["device", "sessions"], sessions("device"));

@@ -202,7 +202,7 @@ async fn figures_equal_gold_with_a_gap_of_missing_days() {
         let daily: i64 = data
             .pages_daily
             .iter()
-            .filter(|p| &p.page == k)
+            .filter(|p| &p.page_path == k)
             .map(|p| p.page_views)
             .sum();
         assert_eq!(daily, *v, "page {k} per day");

@@ -90,6 +90,10 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A batch does not convert to or from its row struct (a column's name, type or nullability
+    /// differs from the struct's field).
+    #[error("rows: {0}")]
+    Rows(#[from] serde_arrow::Error),
     /// Another writer kept committing to the table first; every attempt re-checked and lost.
     #[error("{table}: lost the commit race {attempts} times to concurrent writers")]
     Contended {
@@ -154,6 +158,7 @@ impl Error {
             | Error::Location { .. }
             | Error::Setting { .. }
             | Error::Column { .. }
+            | Error::Rows(_)
             | Error::Json(_)
             | Error::Arrow(_) => false,
             Error::ObjectStore(e) | Error::NotWritable { source: e, .. } => !matches!(
@@ -196,6 +201,7 @@ impl Error {
             Error::Json(_) => "Json",
             Error::Io(_) => "Io",
             Error::Column { .. } => "Column",
+            Error::Rows(_) => "Rows",
             Error::Contended { .. } => "Contended",
             Error::Export(_) => "Export",
             #[cfg(feature = "duckdb")]

@@ -18,6 +18,7 @@ pub mod lake;
 pub mod maintenance;
 pub mod pipeline;
 pub mod s3;
+pub mod rows;
 pub mod schema;
 pub mod settings;
 pub mod silver;

@@ -3,18 +3,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use arrow::array::{
-    Array, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch,
-    StringArray, TimestampMicrosecondArray,
-};
+use arrow::array::{RecordBatch, StringArray};
 use chrono::{DateTime, NaiveDate, Utc};
 use clickstream::Result;
-use clickstream::lake::{Lake, Table, typed_column};
-use clickstream::lake::{from_days, to_days};
+use clickstream::lake::{Lake, Table, rows_of, to_days, typed_column};
+use clickstream::rows::{DailyMetrics, FunnelDaily, PageDaily, RetentionWeekly};
 use deltalake::datafusion::prelude::{Expr, col, lit};
 use deltalake::datafusion::scalar::ScalarValue;
 use futures::StreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Rows shown in each top list.
 const TOP: usize = 10;
@@ -45,31 +42,6 @@ pub const EVENTS_BINS: [(f64, &str); 7] = [
     (21.0, "21 or more"),
 ];
 
-/// One row of gold/daily_metrics.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Day {
-    /// The event date (UTC).
-    pub date: NaiveDate,
-    /// Distinct users active on the date.
-    pub dau: i64,
-    /// Distinct users active in the 7 days ending on the date.
-    pub wau: i64,
-    /// Distinct users active in the 30 days ending on the date.
-    pub mau: i64,
-    /// Sessions starting on the date.
-    pub sessions: i64,
-    /// Events on the date.
-    pub events: i64,
-    /// Page views on the date.
-    pub page_views: i64,
-    /// Mean session duration in seconds.
-    pub avg_session_duration_s: f64,
-    /// Share of sessions with one page view.
-    pub bounce_rate: f64,
-    /// Share of sessions that converted.
-    pub conversion_rate: f64,
-}
-
 /// A funnel step summed over the date range (user-days).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FunnelStep {
@@ -83,32 +55,6 @@ pub struct FunnelStep {
     pub conversion_from_start: f64,
     /// `users` over the step before's users.
     pub conversion_from_previous: f64,
-}
-
-/// A funnel step on one day (a row of gold/funnel_daily).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FunnelDay {
-    /// The date.
-    pub date: NaiveDate,
-    /// Position of the step in the funnel, from 1.
-    pub step_index: i32,
-    /// The step (an event type).
-    pub step: String,
-    /// Users reaching the step that day.
-    pub users: i64,
-}
-
-/// A page's views and entries on one day (a row of gold/page_daily).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PageDay {
-    /// The date.
-    pub date: NaiveDate,
-    /// The page path.
-    pub page: String,
-    /// Page views of the page that day.
-    pub page_views: i64,
-    /// Sessions that started on the page that day.
-    pub entries: i64,
 }
 
 /// Sessions of one day that share a value of a breakdown, and how many of them converted.
@@ -152,13 +98,13 @@ pub struct Cohort {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct DashboardData {
     /// gold/daily_metrics rows, oldest first.
-    pub days: Vec<Day>,
+    pub days: Vec<DailyMetrics>,
     /// The funnel summed over the range.
     pub funnel: Vec<FunnelStep>,
     /// gold/funnel_daily rows.
-    pub funnel_daily: Vec<FunnelDay>,
-    /// The [`PAGES_KEPT`] most viewed pages of the range, per day.
-    pub pages_daily: Vec<PageDay>,
+    pub funnel_daily: Vec<FunnelDaily>,
+    /// gold/page_daily rows of the [`PAGES_KEPT`] most viewed pages of the range.
+    pub pages_daily: Vec<PageDaily>,
     /// (page_path, page_views) over the range
     pub top_pages: Vec<(String, i64)>,
     /// (page_path, sessions started there) over the range.
@@ -244,50 +190,15 @@ async fn read(
 
 /// gold/daily_metrics, oldest day first.
 async fn load_days(lake: &Lake, range: DateRange, data: &mut DashboardData) -> Result<()> {
-    for b in read(lake, Table::DailyMetrics, &[], range.filter("date")).await? {
-        let date = typed_column::<Date32Array>(&b, "date")?;
-        let count = |name| typed_column::<Int64Array>(&b, name);
-        let (dau, wau, mau) = (count("dau")?, count("wau")?, count("mau")?);
-        let (sessions, events, pv) = (count("sessions")?, count("events")?, count("page_views")?);
-        let rate = |name| typed_column::<Float64Array>(&b, name);
-        let (dur, bounce) = (rate("avg_session_duration_s")?, rate("bounce_rate")?);
-        let conversion = rate("conversion_rate")?;
-        for i in 0..b.num_rows() {
-            data.days.push(Day {
-                date: from_days(date.value(i)),
-                dau: dau.value(i),
-                wau: wau.value(i),
-                mau: mau.value(i),
-                sessions: sessions.value(i),
-                events: events.value(i),
-                page_views: pv.value(i),
-                avg_session_duration_s: dur.value(i),
-                bounce_rate: bounce.value(i),
-                conversion_rate: conversion.value(i),
-            });
-        }
-    }
+    data.days = rows_of(&read(lake, Table::DailyMetrics, &[], range.filter("date")).await?)?;
     data.days.sort_by_key(|d| d.date);
     Ok(())
 }
 
 /// gold/funnel_daily: each day's steps, and the steps summed over the range.
 async fn load_funnel(lake: &Lake, range: DateRange, data: &mut DashboardData) -> Result<()> {
-    let columns = ["date", "step_index", "step", "users"];
-    for b in read(lake, Table::FunnelDaily, &columns, range.filter("date")).await? {
-        let date = typed_column::<Date32Array>(&b, "date")?;
-        let index = typed_column::<Int32Array>(&b, "step_index")?;
-        let step = typed_column::<StringArray>(&b, "step")?;
-        let users = typed_column::<Int64Array>(&b, "users")?;
-        for i in 0..b.num_rows() {
-            data.funnel_daily.push(FunnelDay {
-                date: from_days(date.value(i)),
-                step_index: index.value(i),
-                step: step.value(i).to_string(),
-                users: users.value(i),
-            });
-        }
-    }
+    let rows = read(lake, Table::FunnelDaily, &[], range.filter("date")).await?;
+    data.funnel_daily = rows_of(&rows)?;
     data.funnel_daily.sort_by_key(|a| (a.date, a.step_index));
     let mut steps: BTreeMap<i32, (String, i64)> = BTreeMap::new();
     for d in &data.funnel_daily {
@@ -317,31 +228,17 @@ fn ratio(a: i64, b: i64) -> f64 {
 
 /// gold/page_daily: the top pages and entry pages of the range, and the most viewed pages' days.
 async fn load_pages(lake: &Lake, range: DateRange, data: &mut DashboardData) -> Result<()> {
-    let columns = ["date", "page_path", "page_views", "entries"];
-    let mut rows = Vec::new();
-    for b in read(lake, Table::PageDaily, &columns, range.filter("date")).await? {
-        let date = typed_column::<Date32Array>(&b, "date")?;
-        let path = typed_column::<StringArray>(&b, "page_path")?;
-        let views = typed_column::<Int64Array>(&b, "page_views")?;
-        let entries = typed_column::<Int64Array>(&b, "entries")?;
-        for i in 0..b.num_rows() {
-            rows.push(PageDay {
-                date: from_days(date.value(i)),
-                page: path.value(i).to_string(),
-                page_views: views.value(i),
-                entries: entries.value(i),
-            });
-        }
-    }
+    let pages = read(lake, Table::PageDaily, &[], range.filter("date")).await?;
+    let mut rows: Vec<PageDaily> = rows_of(&pages)?;
     let (mut views, mut entries) = (HashMap::new(), HashMap::new());
     for r in &rows {
-        *views.entry(r.page.clone()).or_default() += r.page_views;
-        *entries.entry(r.page.clone()).or_default() += r.entries;
+        *views.entry(r.page_path.clone()).or_default() += r.page_views;
+        *entries.entry(r.page_path.clone()).or_default() += r.entries;
     }
     entries.retain(|_, n: &mut i64| *n > 0);
     let kept: HashMap<String, i64> = ranked(views.clone(), PAGES_KEPT).into_iter().collect();
-    rows.retain(|r| kept.contains_key(&r.page));
-    rows.sort_by(|a, b| (a.date, &a.page).cmp(&(b.date, &b.page)));
+    rows.retain(|r| kept.contains_key(&r.page_path));
+    rows.sort_by(|a, b| (a.date, &a.page_path).cmp(&(b.date, &b.page_path)));
     data.pages_daily = rows;
     data.top_pages = ranked(views, TOP);
     data.entry_pages = ranked(entries, TOP);
@@ -361,10 +258,23 @@ fn bin(value: f64, bins: &[(f64, &str)]) -> usize {
     bins.iter().rposition(|b| value >= b.0).unwrap_or(0)
 }
 
-/// gold/sessions: the breakdowns by device, country and source per day, the histograms per day,
-/// and the latest session end.
-async fn load_sessions(lake: &Lake, range: DateRange, data: &mut DashboardData) -> Result<()> {
-    let columns = [
+/// What the dashboard reads of a gold/sessions row.
+#[derive(Debug, Deserialize)]
+struct SessionFigures {
+    session_date: NaiveDate,
+    duration_s: f64,
+    events: i64,
+    converted: bool,
+    referrer_host: Option<String>,
+    utm_source: Option<String>,
+    device_type: Option<String>,
+    country: Option<String>,
+    session_end: i64,
+}
+
+impl SessionFigures {
+    /// The columns read: the fields' names.
+    const COLUMNS: &[&str] = &[
         "session_date",
         "duration_s",
         "events",
@@ -375,52 +285,39 @@ async fn load_sessions(lake: &Lake, range: DateRange, data: &mut DashboardData) 
         "country",
         "session_end",
     ];
+}
+
+/// gold/sessions: the breakdowns by device, country and source per day, the histograms per day,
+/// and the latest session end.
+async fn load_sessions(lake: &Lake, range: DateRange, data: &mut DashboardData) -> Result<()> {
     let mut by = Breakdown::new();
     let mut durations: BTreeMap<NaiveDate, Vec<i64>> = BTreeMap::new();
     let mut events: BTreeMap<NaiveDate, Vec<i64>> = BTreeMap::new();
-    for b in read(
-        lake,
-        Table::Sessions,
-        &columns,
-        range.filter("session_date"),
-    )
-    .await?
-    {
-        let date = typed_column::<Date32Array>(&b, "session_date")?;
-        let duration = typed_column::<Float64Array>(&b, "duration_s")?;
-        let count = typed_column::<Int64Array>(&b, "events")?;
-        let converted = typed_column::<BooleanArray>(&b, "converted")?;
-        let end = typed_column::<TimestampMicrosecondArray>(&b, "session_end")?;
-        let text = |name| typed_column::<StringArray>(&b, name);
-        let (referrer, utm) = (text("referrer_host")?, text("utm_source")?);
-        let (device, country) = (text("device_type")?, text("country")?);
-        let value = |a: &StringArray, i: usize| a.is_valid(i).then(|| a.value(i).to_string());
-        for i in 0..b.num_rows() {
-            let day = from_days(date.value(i));
-            let source = value(utm, i)
-                .or_else(|| value(referrer, i))
-                .unwrap_or_else(|| "(direct)".into());
-            let unknown = || "(unknown)".to_string();
-            for (dimension, v) in [
-                ("device", value(device, i).unwrap_or_else(unknown)),
-                ("country", value(country, i).unwrap_or_else(unknown)),
-                ("source", source),
-            ] {
-                let cell = by.entry((day, dimension, v)).or_default();
-                cell.0 += 1;
-                cell.1 += i64::from(converted.value(i));
-            }
-            let d = durations
-                .entry(day)
-                .or_insert_with(|| vec![0; DURATION_BINS.len()]);
-            d[bin(duration.value(i), &DURATION_BINS)] += 1;
-            let e = events
-                .entry(day)
-                .or_insert_with(|| vec![0; EVENTS_BINS.len()]);
-            e[bin(count.value(i) as f64, &EVENTS_BINS)] += 1;
-            let t = DateTime::from_timestamp_micros(end.value(i));
-            data.latest_event_time = data.latest_event_time.max(t);
+    let filter = range.filter("session_date");
+    let batches = read(lake, Table::Sessions, SessionFigures::COLUMNS, filter).await?;
+    for s in rows_of::<SessionFigures>(&batches)? {
+        let day = s.session_date;
+        let source = s.utm_source.or(s.referrer_host);
+        for (dimension, value, unknown) in [
+            ("device", s.device_type, "(unknown)"),
+            ("country", s.country, "(unknown)"),
+            ("source", source, "(direct)"),
+        ] {
+            let value = value.unwrap_or_else(|| unknown.to_string());
+            let cell = by.entry((day, dimension, value)).or_default();
+            cell.0 += 1;
+            cell.1 += i64::from(s.converted);
         }
+        let d = durations
+            .entry(day)
+            .or_insert_with(|| vec![0; DURATION_BINS.len()]);
+        d[bin(s.duration_s, &DURATION_BINS)] += 1;
+        let e = events
+            .entry(day)
+            .or_insert_with(|| vec![0; EVENTS_BINS.len()]);
+        e[bin(s.events as f64, &EVENTS_BINS)] += 1;
+        let end = DateTime::from_timestamp_micros(s.session_end);
+        data.latest_event_time = data.latest_event_time.max(end);
     }
     let binned = |m: BTreeMap<NaiveDate, Vec<i64>>| {
         m.into_iter()
@@ -522,24 +419,19 @@ async fn load_reconciliation(lake: &Lake, data: &mut DashboardData) -> Result<()
 
 /// gold/retention_weekly as cohorts, oldest first.
 async fn load_retention(lake: &Lake) -> Result<Vec<Cohort>> {
-    let mut cohorts: BTreeMap<i32, Cohort> = BTreeMap::new();
-    for b in read(lake, Table::RetentionWeekly, &[], None).await? {
-        let week = typed_column::<Date32Array>(&b, "cohort_week")?;
-        let index = typed_column::<Int32Array>(&b, "week_index")?;
-        let users = typed_column::<Int64Array>(&b, "cohort_users")?;
-        let active = typed_column::<Int64Array>(&b, "active_users")?;
-        for i in 0..b.num_rows() {
-            let cohort = cohorts.entry(week.value(i)).or_insert_with(|| Cohort {
-                week: from_days(week.value(i)),
-                users: users.value(i),
-                active: Vec::new(),
-            });
-            let at = index.value(i).max(0) as usize;
-            if cohort.active.len() <= at {
-                cohort.active.resize(at + 1, 0);
-            }
-            cohort.active[at] = active.value(i);
+    let mut cohorts: BTreeMap<NaiveDate, Cohort> = BTreeMap::new();
+    let rows = read(lake, Table::RetentionWeekly, &[], None).await?;
+    for cell in rows_of::<RetentionWeekly>(&rows)? {
+        let cohort = cohorts.entry(cell.cohort_week).or_insert_with(|| Cohort {
+            week: cell.cohort_week,
+            users: cell.cohort_users,
+            active: Vec::new(),
+        });
+        let at = cell.week_index.max(0) as usize;
+        if cohort.active.len() <= at {
+            cohort.active.resize(at + 1, 0);
         }
+        cohort.active[at] = cell.active_users;
     }
     Ok(cohorts.into_values().collect())
 }
@@ -550,20 +442,20 @@ async fn load_retention(lake: &Lake) -> Result<Vec<Cohort>> {
 pub struct Headline<'a> {
     /// The latest complete day (or the day asked for; or, in a lake with no complete day yet,
     /// the partial one).
-    pub day: &'a Day,
+    pub day: &'a DailyMetrics,
     /// `day` is still in progress: its figures are not compared with anything.
     pub day_is_partial: bool,
     /// The calendar day before `day`, when gold has it and `day` is complete: like with like.
-    pub previous: Option<&'a Day>,
+    pub previous: Option<&'a DailyMetrics>,
     /// The day in progress, shown apart, when it is not `day`.
-    pub partial: Option<&'a Day>,
+    pub partial: Option<&'a DailyMetrics>,
 }
 
 impl DashboardData {
     /// A day is complete once the UTC date the figures were read on has moved past it; later
     /// days are still receiving events (a few events past midnight make a day, not a complete
     /// one).
-    pub fn is_complete(&self, day: &Day) -> bool {
+    pub fn is_complete(&self, day: &DailyMetrics) -> bool {
         day.date < self.generated_at.date_naive()
     }
 

@@ -6,8 +6,8 @@ mod page;
 mod text;
 
 pub use data::{
-    BinnedDay, Cohort, DURATION_BINS, DashboardData, DateRange, Day, EVENTS_BINS, FunnelDay,
-    FunnelStep, Headline, PageDay, SessionsBy, load,
+    BinnedDay, Cohort, DURATION_BINS, DashboardData, DateRange, EVENTS_BINS, FunnelStep, Headline,
+    SessionsBy, load,
 };
 pub use page::render_html;
 pub use text::render_report;

@@ -4,7 +4,8 @@ use std::fmt::Write as _;
 
 use chrono::NaiveDate;
 
-use super::data::{DashboardData, Day, Headline};
+use super::data::{DashboardData, Headline};
+use clickstream::rows::DailyMetrics;
 
 /// How a figure is written.
 #[derive(Clone, Copy)]
@@ -24,8 +25,8 @@ pub(super) struct Tile {
 }
 
 /// The headline figures of `day`, each with its value on `previous`.
-pub(super) fn tiles(day: &Day, previous: Option<&Day>) -> Vec<Tile> {
-    let tile = |key, label, of: fn(&Day) -> f64, format| Tile {
+pub(super) fn tiles(day: &DailyMetrics, previous: Option<&DailyMetrics>) -> Vec<Tile> {
+    let tile = |key, label, of: fn(&DailyMetrics) -> f64, format| Tile {
         key,
         label,
         value: of(day),
@@ -91,7 +92,7 @@ pub(super) fn headline_title(h: &Headline) -> String {
 }
 
 /// The day in progress, as the headline mentions it apart.
-pub(super) fn partial_line(today: &Day) -> String {
+pub(super) fn partial_line(today: &DailyMetrics) -> String {
     format!(
         "{} so far (in progress): {} active users, {} sessions, {} page views",
         today.date, today.dau, today.sessions, today.page_views

@@ -2,11 +2,7 @@
 
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
-};
 use arrow::record_batch::RecordBatch;
 use aws_lambda_events::event::kafka::KafkaEvent;
 use aws_lambda_events::event::s3::S3Event;
@@ -18,8 +14,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::error::{Error, Result};
-use crate::lake::{Lake, Table, retry_lost_races};
-use crate::schema;
+use crate::lake::{Lake, Table, batch_of, retry_lost_races};
+use crate::rows;
 use crate::trigger;
 
 mod landed_file;
@@ -289,21 +285,14 @@ async fn record_failed_file(
     retry_lost_races(Table::FailedFiles.path(), || async {
         let mut appender = lake.appender(Table::FailedFiles).await?;
         if appender.txn_version(file_id).await?.is_none() {
-            let batch = RecordBatch::try_new(
-                Table::FailedFiles.schema(),
-                vec![
-                    Arc::new(arrow::array::StringArray::from(vec![key])) as ArrayRef,
-                    Arc::new(arrow::array::StringArray::from(vec![file_id])),
-                    Arc::new(arrow::array::Int64Array::from(vec![size as i64])),
-                    Arc::new(arrow::array::StringArray::from(vec![reason])),
-                    Arc::new(
-                        arrow::array::TimestampMicrosecondArray::from(vec![
-                            Utc::now().timestamp_micros(),
-                        ])
-                        .with_timezone("UTC"),
-                    ),
-                ],
-            )?;
+            let row = rows::FailedFile {
+                file_key: key,
+                file_id,
+                size_bytes: size as i64,
+                reason,
+                failed_at: Utc::now().timestamp_micros(),
+            };
+            let batch = batch_of(&Table::FailedFiles.schema(), &[row])?;
             let info = json!({ "source": "landing", "file": key, "unreadable": reason });
             let txns = [(file_id.to_string(), 0)];
             appender.append(lake, batch, &txns, info).await?;
@@ -368,40 +357,25 @@ fn to_batch<'a, R: Borrow<RawRecord<'a>>>(
     records: &[R],
     ingest_time: DateTime<Utc>,
 ) -> Result<RecordBatch> {
-    let n = records.len();
-    let mut payload =
-        BinaryBuilder::with_capacity(n, records.iter().map(|r| r.borrow().payload.len()).sum());
-    let mut source = StringBuilder::new();
-    let mut topic = StringBuilder::new();
-    let mut partition = Int32Builder::with_capacity(n);
-    let mut offset = Int64Builder::with_capacity(n);
-    let mut file_key = StringBuilder::new();
-    let mut line = Int64Builder::with_capacity(n);
-    let mut kafka_ts = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-    let mut ingest = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-    for r in records.iter().map(R::borrow) {
-        payload.append_value(r.payload);
-        source.append_value(&r.source);
-        topic.append_option(r.topic.as_deref());
-        partition.append_option(r.partition);
-        offset.append_option(r.offset);
-        file_key.append_option(r.file_key.as_deref());
-        line.append_option(r.line);
-        kafka_ts.append_option(r.kafka_timestamp.map(|t| t.timestamp_micros()));
-        ingest.append_value(ingest_time.timestamp_micros());
-    }
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(payload.finish()),
-        Arc::new(source.finish()),
-        Arc::new(topic.finish()),
-        Arc::new(partition.finish()),
-        Arc::new(offset.finish()),
-        Arc::new(file_key.finish()),
-        Arc::new(line.finish()),
-        Arc::new(kafka_ts.finish()),
-        Arc::new(ingest.finish()),
-    ];
-    Ok(RecordBatch::try_new(schema::BRONZE.clone(), columns)?)
+    let ingest_time = ingest_time.timestamp_micros();
+    let rows: Vec<rows::Bronze> = records
+        .iter()
+        .map(|r| {
+            let r = r.borrow();
+            rows::Bronze {
+                payload: r.payload,
+                source: &r.source,
+                topic: r.topic.as_deref(),
+                partition: r.partition,
+                offset: r.offset,
+                file_key: r.file_key.as_deref(),
+                line: r.line,
+                kafka_timestamp: r.kafka_timestamp.map(|t| t.timestamp_micros()),
+                ingest_time,
+            }
+        })
+        .collect();
+    batch_of(&Table::Bronze.schema(), &rows)
 }
 
 #[cfg(test)]

@@ -403,7 +403,7 @@ async fn metrics_rows_from(
     by_date: &BTreeMap<i32, SessionDay<'_>>,
     lo: i32,
     hi: i32,
-) -> Result<(Vec<MetricsRow>, i32)> {
+) -> Result<(Vec<DailyMetrics>, i32)> {
     let old_metrics = metrics_rows(
         &read_dates(
             gold.table(Table::DailyMetrics),
@@ -414,7 +414,7 @@ async fn metrics_rows_from(
         )
         .await?,
     )?;
-    let old_by_date: BTreeMap<i32, MetricsRow> = old_metrics.iter().map(|r| (r.date, *r)).collect();
+    let old_by_date: BTreeMap<i32, DailyMetrics> = old_metrics.iter().map(|r| (to_days(r.date), *r)).collect();
     let metrics_hi = old_by_date
         .keys()
         .next_back()
@@ -428,16 +428,16 @@ async fn metrics_rows_from(
         .chain(touched.iter().copied())
         .filter(|d| (lo..=metrics_hi).contains(d))
         .collect();
-    let mut metrics: Vec<MetricsRow> = Vec::with_capacity(dates.len());
+    let mut metrics: Vec<DailyMetrics> = Vec::with_capacity(dates.len());
     for d in dates {
         let old = old_by_date.get(&d);
         let row = if let Some(e) = state.days.get(&d).filter(|_| touched.contains(&d)) {
             let e = &e.figures;
             let dau = state.users.get(&d).map_or(0, |u| u.len() as i64);
-            MetricsRow::new(d, (dau, e.events, e.page_views), by_date.get(&d))
+            metrics_row(d, (dau, e.events, e.page_views), by_date.get(&d))
         } else if d <= hi {
             let figures = old.map_or((0, 0, 0), |o| (o.dau, o.events, o.page_views));
-            MetricsRow::new(d, figures, by_date.get(&d))
+            metrics_row(d, figures, by_date.get(&d))
         } else if let Some(o) = old {
             *o
         } else {
@@ -474,22 +474,15 @@ async fn page_rows_from(
         &[],
     )
     .await?;
-    for b in rows {
-        let date = typed_column::<Date32Array>(&b, "date")?;
-        let path = typed_column::<StringArray>(&b, "page_path")?;
-        let views = typed_column::<Int64Array>(&b, "page_views")?;
-        let unique = typed_column::<Int64Array>(&b, "unique_users")?;
-        for i in 0..b.num_rows() {
-            if !touched.contains(&date.value(i)) && views.value(i) > 0 {
-                pages.insert(
-                    (date.value(i), path.value(i).to_string()),
-                    PageRow {
-                        page_views: views.value(i),
-                        unique_users: unique.value(i),
-                        ..Default::default()
-                    },
-                );
-            }
+    for row in rows_of::<rows::PageDaily>(&rows)? {
+        let date = to_days(row.date);
+        if !touched.contains(&date) && row.page_views > 0 {
+            let figures = PageRow {
+                page_views: row.page_views,
+                unique_users: row.unique_users,
+                ..Default::default()
+            };
+            pages.insert((date, row.page_path), figures);
         }
     }
     pages.extend(page_views_of(

@@ -170,61 +170,43 @@ pub(super) fn session_days<'a>(
     days
 }
 
-/// One row of gold/daily_metrics.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) struct MetricsRow {
-    pub(super) date: i32,
-    pub(super) dau: i64,
-    pub(super) wau: i64,
-    pub(super) mau: i64,
-    pub(super) sessions: i64,
-    pub(super) events: i64,
-    pub(super) page_views: i64,
-    pub(super) avg_session_duration_s: f64,
-    pub(super) bounce_rate: f64,
-    pub(super) conversion_rate: f64,
-    pub(super) events_per_session: f64,
-}
-
-impl MetricsRow {
-    /// The row of `date` from its event figures (dau, events, page views) and its sessions;
-    /// wau and mau are filled in later.
-    pub(super) fn new(
-        date: i32,
-        (dau, events, page_views): (i64, i64, i64),
-        s: Option<&SessionDay<'_>>,
-    ) -> Self {
-        let ratio = |a: f64, b: i64| if b == 0 { 0.0 } else { a / b as f64 };
-        let (sessions, duration_us, bounces, conversions, session_events) =
-            s.map_or((0, 0, 0, 0, 0), |s| {
-                (
-                    s.sessions,
-                    s.duration_us,
-                    s.bounces,
-                    s.conversions,
-                    s.events,
-                )
-            });
-        MetricsRow {
-            date,
-            dau,
-            wau: 0,
-            mau: 0,
-            sessions,
-            events,
-            page_views,
-            avg_session_duration_s: ratio(duration_us as f64 / 1e6, sessions),
-            bounce_rate: ratio(bounces as f64, sessions),
-            conversion_rate: ratio(conversions as f64, sessions),
-            events_per_session: ratio(session_events as f64, sessions),
-        }
+/// The daily_metrics row of `date` from its event figures (dau, events, page views) and its
+/// sessions; wau and mau are filled in later.
+pub(super) fn metrics_row(
+date: i32,
+(dau, events, page_views): (i64, i64, i64),
+s: Option<&SessionDay<'_>>,
+) -> DailyMetrics {
+    let ratio = |a: f64, b: i64| if b == 0 { 0.0 } else { a / b as f64 };
+    let (sessions, duration_us, bounces, conversions, session_events) =
+        s.map_or((0, 0, 0, 0, 0), |s| {
+            (
+                s.sessions,
+                s.duration_us,
+                s.bounces,
+                s.conversions,
+                s.events,
+            )
+        });
+    DailyMetrics {
+        date: from_days(date),
+        dau,
+        wau: 0,
+        mau: 0,
+        sessions,
+        events,
+        page_views,
+        avg_session_duration_s: ratio(duration_us as f64 / 1e6, sessions),
+        bounce_rate: ratio(bounces as f64, sessions),
+        conversion_rate: ratio(conversions as f64, sessions),
+        events_per_session: ratio(session_events as f64, sessions),
     }
 }
 
 /// Sets `wau` and `mau` of `rows` (sorted by date) from the distinct users per date, which must
 /// hold every date from 29 days before the first row to the last. One pass with a sliding count
 /// per user, so a month of dates costs two visits per user-day.
-pub(super) fn fill_active_users(rows: &mut [MetricsRow], users: &BTreeMap<i32, HashSet<u128>>) {
+pub(super) fn fill_active_users(rows: &mut [DailyMetrics], users: &BTreeMap<i32, HashSet<u128>>) {
     for (window, weekly) in [(7, true), (30, false)] {
         let mut counts: HashMap<u128, u32> = HashMap::new();
         // The days counted: window_lo..=window_hi (none before the first row).
@@ -239,7 +221,8 @@ pub(super) fn fill_active_users(rows: &mut [MetricsRow], users: &BTreeMap<i32, H
             }
         };
         for row in rows.iter_mut() {
-            let (from, to) = (row.date - window + 1, row.date);
+            let day = to_days(row.date);
+            let (from, to) = (day - window + 1, day);
             if window_hi == i32::MIN || from > window_hi {
                 counts.clear();
                 for (_, day) in users.range(from..=to) {
@@ -264,45 +247,11 @@ pub(super) fn fill_active_users(rows: &mut [MetricsRow], users: &BTreeMap<i32, H
     }
 }
 
-/// gold/daily_metrics rows as [`MetricsRow`]s.
-pub(super) fn metrics_rows(batches: &[RecordBatch]) -> Result<Vec<MetricsRow>> {
-    let mut out = Vec::new();
-    for b in batches {
-        let date = typed_column::<Date32Array>(b, "date")?;
-        let int = |n: &str| typed_column::<Int64Array>(b, n);
-        let float = |n: &str| typed_column::<Float64Array>(b, n);
-        let (dau, wau, mau, sessions, events, page_views) = (
-            int("dau")?,
-            int("wau")?,
-            int("mau")?,
-            int("sessions")?,
-            int("events")?,
-            int("page_views")?,
-        );
-        let (dur, bounce, conv, eps) = (
-            float("avg_session_duration_s")?,
-            float("bounce_rate")?,
-            float("conversion_rate")?,
-            float("events_per_session")?,
-        );
-        for i in 0..b.num_rows() {
-            out.push(MetricsRow {
-                date: date.value(i),
-                dau: dau.value(i),
-                wau: wau.value(i),
-                mau: mau.value(i),
-                sessions: sessions.value(i),
-                events: events.value(i),
-                page_views: page_views.value(i),
-                avg_session_duration_s: dur.value(i),
-                bounce_rate: bounce.value(i),
-                conversion_rate: conv.value(i),
-                events_per_session: eps.value(i),
-            });
-        }
-    }
-    out.sort_by_key(|r| r.date);
-    Ok(out)
+/// gold/daily_metrics rows, oldest first.
+pub(super) fn metrics_rows(batches: &[RecordBatch]) -> Result<Vec<DailyMetrics>> {
+    let mut rows: Vec<DailyMetrics> = rows_of(batches)?;
+    rows.sort_by_key(|r| r.date);
+    Ok(rows)
 }
 
 /// One row of gold/page_daily.
@@ -346,7 +295,7 @@ pub fn compute_from_scratch(silver: &[RecordBatch], funnel: &[String]) -> Result
     })?;
     let by_date = session_days(sessions.iter().map(SessionFacts::from));
     let dates: BTreeSet<i32> = events.keys().chain(by_date.keys()).copied().collect();
-    let mut metrics: Vec<MetricsRow> = dates
+    let mut metrics: Vec<DailyMetrics> = dates
         .iter()
         .map(|&d| {
             let figures = events.get(&d).map_or((0, 0, 0), |e| {
@@ -356,7 +305,7 @@ pub fn compute_from_scratch(silver: &[RecordBatch], funnel: &[String]) -> Result
                     e.page_views,
                 )
             });
-            MetricsRow::new(d, figures, by_date.get(&d))
+            metrics_row(d, figures, by_date.get(&d))
         })
         .collect();
     fill_active_users(&mut metrics, &users);

@@ -8,10 +8,9 @@
 //! (`gold/daily_users`), never from 30 days of raw events.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch,
+    Array, BooleanArray, Date32Array, Int32Array, Int64Array, RecordBatch,
     StringArray, TimestampMicrosecondArray,
 };
 use chrono::NaiveDate;
@@ -39,9 +38,10 @@ use warm::*;
 
 use crate::error::{Error, Result};
 use crate::lake::{
-    Lake, Table, added_since, commit_properties, from_days, has_data_files, partition_date,
-    read_dates, retry_lost_races, txn_version, typed_column,
+    Lake, Table, added_since, batch_of, commit_properties, from_days, has_data_files,
+    partition_date, read_dates, retry_lost_races, rows_of, to_days, txn_version, typed_column,
 };
+use crate::rows::{self, DailyMetrics};
 
 /// A gap longer than this (µs) starts a new session.
 pub const SESSION_GAP_US: i64 = 30 * 60 * 1_000_000;
@@ -177,8 +177,8 @@ pub async fn processed_silver_version(lake: &Lake) -> Result<Option<i64>> {
 mod tests {
     use super::*;
 
-    fn row(date: i32) -> MetricsRow {
-        MetricsRow::new(date, (0, 1, 0), None)
+    fn row(date: i32) -> DailyMetrics {
+        metrics_row(date, (0, 1, 0), None)
     }
 
     /// Distinct users over the `window` days ending `date`, counted directly.
@@ -199,11 +199,11 @@ mod tests {
             users.insert(d, HashSet::from([(d % 9) as u128, (d % 4 + 100) as u128]));
         }
         let dates = [31, 32, 33, 40, 41, 58, 60];
-        let mut rows: Vec<MetricsRow> = dates.iter().map(|d| row(*d)).collect();
+        let mut rows: Vec<DailyMetrics> = dates.iter().map(|d| row(*d)).collect();
         fill_active_users(&mut rows, &users);
         for r in &rows {
-            assert_eq!(r.wau, direct(&users, r.date, 7), "wau on {}", r.date);
-            assert_eq!(r.mau, direct(&users, r.date, 30), "mau on {}", r.date);
+            assert_eq!(r.wau, direct(&users, to_days(r.date), 7), "wau on {}", r.date);
+            assert_eq!(r.mau, direct(&users, to_days(r.date), 30), "mau on {}", r.date);
         }
     }
 }

@@ -14,22 +14,9 @@ fn week_of(day: i32) -> i32 {
     day - weekday
 }
 
-/// One cell of the retention table.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RetentionCell {
-    /// Monday of the week the cohort's users were first seen (days since the epoch).
-    pub cohort_week: i32,
-    /// Weeks after the cohort's week (0: the week itself).
-    pub week_index: i32,
-    /// Users of the cohort.
-    pub cohort_users: i64,
-    /// Users of the cohort active in that week.
-    pub active_users: i64,
-}
-
-/// The retention cells of the distinct users per date in `daily_users` (gold/daily_users rows),
+/// The retention rows of the distinct users per date in `daily_users` (gold/daily_users rows),
 /// in (cohort_week, week_index) order, up to the latest week in the data.
-pub fn weekly_cohorts(daily_users: &[RecordBatch]) -> Result<Vec<RetentionCell>> {
+pub fn weekly_cohorts(daily_users: &[RecordBatch]) -> Result<Vec<rows::RetentionWeekly>> {
     let mut weeks_of_user: HashMap<&str, HashSet<i32>> = HashMap::new();
     for batch in daily_users {
         let users = typed_column::<StringArray>(batch, "user_key")?;
@@ -55,38 +42,17 @@ pub fn weekly_cohorts(daily_users: &[RecordBatch]) -> Result<Vec<RetentionCell>>
     for (&cohort, &users) in &cohort_users {
         let weeks = last_week.map_or(0, |last| (last - cohort) / 7);
         for week_index in 0..=weeks {
-            cells.push(RetentionCell {
-                cohort_week: cohort,
+            let active_users = active.get(&(cohort, week_index)).copied().unwrap_or(0);
+            cells.push(rows::RetentionWeekly {
+                cohort_week: from_days(cohort),
                 week_index,
                 cohort_users: users,
-                active_users: active.get(&(cohort, week_index)).copied().unwrap_or(0),
+                active_users,
+                share: active_users as f64 / users.max(1) as f64,
             });
         }
     }
     Ok(cells)
-}
-
-/// The cells as a gold/retention_weekly batch.
-fn retention_batch(cells: &[RetentionCell]) -> Result<RecordBatch> {
-    let share = |c: &RetentionCell| c.active_users as f64 / c.cohort_users.max(1) as f64;
-    Ok(RecordBatch::try_new(
-        Table::RetentionWeekly.schema(),
-        vec![
-            Arc::new(Date32Array::from_iter_values(
-                cells.iter().map(|c| c.cohort_week),
-            )),
-            Arc::new(Int32Array::from_iter_values(
-                cells.iter().map(|c| c.week_index),
-            )),
-            Arc::new(Int64Array::from_iter_values(
-                cells.iter().map(|c| c.cohort_users),
-            )),
-            Arc::new(Int64Array::from_iter_values(
-                cells.iter().map(|c| c.active_users),
-            )),
-            Arc::new(Float64Array::from_iter_values(cells.iter().map(share))),
-        ],
-    )?)
 }
 
 /// Recomputes gold/retention_weekly from gold/daily_users (a whole overwrite: running it again
@@ -102,7 +68,7 @@ pub async fn refresh(lake: &Lake) -> Result<usize> {
     let cells = weekly_cohorts(&rows)?;
     let table = lake.table(Table::RetentionWeekly).await?;
     let written = table
-        .write(vec![retention_batch(&cells)?])
+        .write(vec![batch_of(&Table::RetentionWeekly.schema(), &cells)?])
         .with_save_mode(SaveMode::Overwrite)
         .with_commit_properties(crate::lake::writer_commit())
         .await
@@ -117,16 +83,11 @@ mod tests {
     use crate::lake::to_days;
 
     fn daily_users(rows: &[(&str, NaiveDate)]) -> RecordBatch {
-        RecordBatch::try_new(
-            Table::DailyUsers.schema(),
-            vec![
-                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
-                Arc::new(Date32Array::from_iter_values(
-                    rows.iter().map(|r| to_days(r.1)),
-                )),
-            ],
-        )
-        .unwrap()
+        let rows: Vec<rows::DailyUser> = rows
+            .iter()
+            .map(|&(user_key, date)| rows::DailyUser { user_key, date: to_days(date) })
+            .collect();
+        batch_of(&Table::DailyUsers.schema(), &rows).unwrap()
     }
 
     #[test]
@@ -145,7 +106,7 @@ mod tests {
         let cell = |cohort: NaiveDate, week: i32| {
             cells
                 .iter()
-                .find(|c| c.cohort_week == to_days(cohort) && c.week_index == week)
+                .find(|c| c.cohort_week == cohort && c.week_index == week)
                 .map(|c| (c.cohort_users, c.active_users))
         };
         assert_eq!(cell(d(11, 2), 0), Some((2, 2)));

@@ -1,4 +1,4 @@
-//! Arrow helpers: batches conformed to a table's schema, plain string types, columns by name.
+//! Arrow helpers: batches from and to row structs, batches conformed to a table's schema, plain string types, columns by name.
 
 use std::sync::Arc;
 
@@ -6,6 +6,24 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 use crate::error::{Error, Result};
+
+/// A batch of `schema` from row structs ([`crate::rows`]), each field filling the column of its
+/// name.
+pub fn batch_of<T: serde::Serialize>(schema: &SchemaRef, rows: &[T]) -> Result<RecordBatch> {
+    let batch = serde_arrow::to_record_batch(schema.fields(), &rows)?;
+    // serde_arrow builds its own schema from the fields; the batch carries the table's.
+    Ok(batch.with_schema(schema.clone())?)
+}
+
+/// The rows of `batches` as row structs ([`crate::rows`]), each field read from the column of its
+/// name (columns no field names are skipped).
+pub fn rows_of<T: serde::de::DeserializeOwned>(batches: &[RecordBatch]) -> Result<Vec<T>> {
+    let mut rows = Vec::with_capacity(batches.iter().map(RecordBatch::num_rows).sum());
+    for batch in batches {
+        rows.extend(serde_arrow::from_record_batch::<Vec<T>>(batch)?);
+    }
+    Ok(rows)
+}
 
 /// The batch with its columns in `schema`'s order and that exact schema (Delta reads return
 /// partition columns last).

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use deltalake::DeltaTable;
-use deltalake::kernel::Transaction;
+use deltalake::kernel::{Action, Transaction};
 use deltalake::kernel::transaction::CommitProperties;
 
 use crate::error::{Error, Result};
@@ -90,7 +90,7 @@ pub fn commit_properties(
 /// A data file a commit added, as its `add` action names it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AddedFile {
-    /// Path relative to the table root, percent-decoded.
+    /// Path relative to the table root, percent-decoded (as delta-rs reads the `add` action).
     pub path: String,
     /// Size in bytes.
     pub size: u64,
@@ -109,28 +109,20 @@ pub async fn added_files(table: &DeltaTable, version: i64) -> Result<Vec<AddedFi
             table: table.table_url().to_string(),
             version,
         })?;
-    let mut adds = Vec::new();
-    for line in entry.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let action: serde_json::Value = serde_json::from_slice(line)?;
-        // Compaction (OPTIMIZE) re-adds existing rows with dataChange = false: not new data.
-        if let Some(add) = action
-            .get("add")
-            .filter(|a| a["dataChange"].as_bool() != Some(false))
-        {
-            let path = add["path"].as_str().unwrap_or_default();
-            adds.push(AddedFile {
-                path: percent_encoding::percent_decode_str(path)
-                    .decode_utf8_lossy()
-                    .into_owned(),
-                size: add["size"].as_u64().ok_or_else(|| Error::Column {
-                    column: "size".into(),
-                    reason: format!("the add action of {path} in commit {version} has no size"),
-                })?,
-                partition_values: serde_json::from_value(add["partitionValues"].clone())
-                    .unwrap_or_default(),
-            });
-        }
-    }
+    let actions = deltalake::logstore::get_actions(version as _, &entry)
+        .map_err(Error::delta(table.table_url().to_string()))?;
+    // Compaction (OPTIMIZE) re-adds existing rows with dataChange = false: not new data.
+    let adds = actions
+        .into_iter()
+        .filter_map(|action| match action {
+            Action::Add(add) if add.data_change => Some(AddedFile {
+                path: add.path,
+                size: add.size.max(0) as u64,
+                partition_values: add.partition_values,
+            }),
+            _ => None,
+        })
+        .collect();
     Ok(adds)
 }
 

@@ -9,11 +9,9 @@
 //! no bronze commit can be stranded, since the next invocation starts where the last one ended.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BinaryArray, Date32Array, StringArray, StringBuilder, TimestampMicrosecondArray,
-    TimestampMicrosecondBuilder,
+    BinaryArray, StringArray, TimestampMicrosecondArray,
 };
 use arrow::record_batch::RecordBatch;
 use base64::Engine as _;
@@ -28,11 +26,11 @@ use crate::error::{Error, Result};
 use crate::event::{RejectReason, Rejection, ValidEvent, validate};
 use crate::lake::to_days;
 use crate::lake::{
-    AddedData, Lake, Table, added_since, commit_properties, retry_lost_races, txn_version,
-    typed_column,
+    AddedData, Lake, Table, added_since, batch_of, commit_properties, retry_lost_races,
+    txn_version, typed_column,
 };
+use crate::rows;
 use crate::maintenance::compact_small_files;
-use crate::schema;
 
 mod dedup;
 use dedup::{DedupIndex, Probe, hash_id, look_up_files, read_ids};
@@ -174,9 +172,13 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
     outcome.valid = valid.len();
     let counts = outcome.counts(done + 1, last, true);
 
-    let events: Vec<SilverRow> = valid
+    let events: Vec<SilverEvent> = valid
         .into_iter()
-        .map(|(e, row)| (e, row.source, row.ingest_time))
+        .map(|(event, row)| SilverEvent {
+            event,
+            source: row.source,
+            ingest_time: row.ingest_time,
+        })
         .collect();
     let batch = silver_batch(&events)?;
     let read_version = silver.version().map_or(-1, |v| v as i64);
@@ -357,72 +359,70 @@ async fn append(
         .map_err(Error::delta(Table::Silver.path()))
 }
 
-/// A validated event with its source and ingest time: one row of silver/events.
-pub type SilverRow<'a> = (ValidEvent, &'a str, DateTime<Utc>);
-
-/// Builds a silver/events batch from validated events with their source and ingest time.
-pub fn silver_batch(events: &[SilverRow]) -> Result<RecordBatch> {
-    let text = |f: fn(&ValidEvent) -> Option<&str>| -> ArrayRef {
-        Arc::new(events.iter().map(|(e, _, _)| f(e)).collect::<StringArray>())
-    };
-    let time = |f: &dyn Fn(&SilverRow) -> i64| -> ArrayRef {
-        Arc::new(
-            TimestampMicrosecondArray::from_iter_values(events.iter().map(f)).with_timezone("UTC"),
-        )
-    };
-    let columns: Vec<ArrayRef> = vec![
-        text(|e| Some(&e.event_id)),
-        text(|e| Some(&e.event_type)),
-        time(&|(e, _, _)| e.event_time.timestamp_micros()),
-        text(|e| Some(e.user_key())),
-        text(|e| e.user_id.as_deref()),
-        text(|e| e.anonymous_id.as_deref()),
-        text(|e| e.client_session_id.as_deref()),
-        text(|e| e.page_url.as_deref()),
-        text(|e| e.page_path.as_deref()),
-        text(|e| e.referrer.as_deref()),
-        text(|e| e.user_agent.as_deref()),
-        text(|e| e.device_type.as_deref()),
-        text(|e| e.country.as_deref()),
-        text(|e| e.properties.as_deref()),
-        text(|e| e.extra.as_deref()),
-        time(&|(_, _, ingest)| ingest.timestamp_micros()),
-        Arc::new(
-            events
-                .iter()
-                .map(|(_, source, _)| Some(*source))
-                .collect::<StringArray>(),
-        ),
-        Arc::new(Date32Array::from_iter_values(
-            events.iter().map(|(e, _, _)| to_days(e.event_date())),
-        )),
-    ];
-    Ok(RecordBatch::try_new(schema::SILVER.clone(), columns)?)
+/// A validated event with its source and ingest time: what silver/events holds of a record.
+#[derive(Debug, Clone)]
+pub struct SilverEvent<'a> {
+    /// The event as validated.
+    pub event: ValidEvent,
+    /// `kafka` or `file`.
+    pub source: &'a str,
+    /// When bronze received the record.
+    pub ingest_time: DateTime<Utc>,
 }
 
-fn quarantine_batch(rows: &[(Rejection, &Row<'_>)]) -> Result<RecordBatch> {
-    let mut raw = StringBuilder::new();
-    let mut reason = StringBuilder::new();
-    let mut detail = StringBuilder::new();
-    let mut source = StringBuilder::new();
-    let mut ingest = TimestampMicrosecondBuilder::new().with_timezone("UTC");
-    for (r, row) in rows {
-        let (bytes, src, t) = (row.raw, row.source, row.ingest_time);
-        match std::str::from_utf8(bytes) {
-            Ok(text) if r.reason != RejectReason::NotUtf8 => raw.append_value(text),
-            _ => raw.append_value(BASE64.encode(bytes)),
+impl SilverEvent<'_> {
+    /// The event's row of silver/events.
+    fn row(&self) -> rows::Silver<'_> {
+        let e = &self.event;
+        rows::Silver {
+            event_id: &e.event_id,
+            event_type: &e.event_type,
+            event_time: e.event_time.timestamp_micros(),
+            user_key: e.user_key(),
+            user_id: e.user_id.as_deref(),
+            anonymous_id: e.anonymous_id.as_deref(),
+            client_session_id: e.client_session_id.as_deref(),
+            page_url: e.page_url.as_deref(),
+            page_path: e.page_path.as_deref(),
+            referrer: e.referrer.as_deref(),
+            user_agent: e.user_agent.as_deref(),
+            device_type: e.device_type.as_deref(),
+            country: e.country.as_deref(),
+            properties: e.properties.as_deref(),
+            extra: e.extra.as_deref(),
+            ingest_time: self.ingest_time.timestamp_micros(),
+            source: self.source,
+            event_date: to_days(e.event_date()),
         }
-        reason.append_value(r.reason.code());
-        detail.append_value(&r.detail);
-        source.append_value(src);
-        ingest.append_value(t.timestamp_micros());
     }
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(raw.finish()),
-        Arc::new(reason.finish()),
-        Arc::new(detail.finish()),
-        Arc::new(source.finish()),
-        Arc::new(ingest.finish()),
-    ];
-    Ok(RecordBatch::try_new(schema::QUARANTINE.clone(), cols)?)
+}
+
+/// A silver/events batch of the events.
+pub fn silver_batch(events: &[SilverEvent]) -> Result<RecordBatch> {
+    let rows: Vec<rows::Silver> = events.iter().map(SilverEvent::row).collect();
+    batch_of(&Table::Silver.schema(), &rows)
+}
+
+/// The quarantine rows of the rejected records: the record as text (base64 when it is not
+/// UTF-8), the reason and its detail.
+fn quarantine_batch(rejected: &[(Rejection, &Row<'_>)]) -> Result<RecordBatch> {
+    let raw: Vec<std::borrow::Cow<str>> = rejected
+        .iter()
+        .map(|(r, row)| match std::str::from_utf8(row.raw) {
+            Ok(text) if r.reason != RejectReason::NotUtf8 => text.into(),
+            _ => BASE64.encode(row.raw).into(),
+        })
+        .collect();
+    let rows: Vec<rows::Quarantine> = rejected
+        .iter()
+        .zip(&raw)
+        .map(|((r, row), raw)| rows::Quarantine {
+            raw,
+            reason: r.reason.code(),
+            detail: &r.detail,
+            source: row.source,
+            ingest_time: row.ingest_time.timestamp_micros(),
+        })
+        .collect();
+    batch_of(&Table::Quarantine.schema(), &rows)
 }

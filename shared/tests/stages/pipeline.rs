@@ -398,8 +398,8 @@ async fn append_to_silver_elsewhere(lake: &Lake, raws: &[Vec<u8>], source: &str)
     let rows: Vec<_> = raws
         .iter()
         .map(|raw| {
-            let valid = clickstream::event::validate(raw, Utc::now()).unwrap();
-            (valid, source, Utc::now())
+            let event = clickstream::event::validate(raw, Utc::now()).unwrap();
+            clickstream::silver::SilverEvent { event, source, ingest_time: Utc::now() }
         })
         .collect();
     lake.table(Table::Silver)

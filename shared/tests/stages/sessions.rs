@@ -4,7 +4,7 @@ use chrono::{DateTime, Duration, Utc};
 use clickstream::event::{ValidEvent, validate};
 use clickstream::gold::{Session, compute_from_scratch, sessionize};
 use clickstream::lake::to_days;
-use clickstream::silver::silver_batch;
+use clickstream::silver::{SilverEvent, silver_batch};
 use serde_json::json;
 
 fn t0() -> DateTime<Utc> {
@@ -47,7 +47,10 @@ fn valid(x: &E) -> ValidEvent {
 
 fn sessions(events: &[E]) -> Vec<Session> {
     let valid: Vec<_> = events.iter().map(valid).collect();
-    let rows: Vec<_> = valid.into_iter().map(|v| (v, "test", Utc::now())).collect();
+    let rows: Vec<_> = valid
+        .into_iter()
+        .map(|event| SilverEvent { event, source: "test", ingest_time: Utc::now() })
+        .collect();
     let batch = silver_batch(&rows).unwrap();
     let funnel: Vec<String> = clickstream::gold::DEFAULT_FUNNEL
         .iter()
@@ -187,7 +190,7 @@ fn daily_metrics_follow_the_definitions() {
     let valid: Vec<_> = events
         .iter()
         .map(valid)
-        .map(|v| (v, "t", Utc::now()))
+        .map(|event| SilverEvent { event, source: "t", ingest_time: Utc::now() })
         .collect();
     let batch = silver_batch(&valid).unwrap();
     let funnel: Vec<String> = vec!["page_view".into(), "purchase".into()];

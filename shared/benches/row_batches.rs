@@ -1,0 +1,186 @@
+//! Batches from row structs (serde_arrow, `clickstream::lake::batch_of`) against Arrow builders
+//! written by hand, for the two tables written in bulk: bronze/events and silver/events.
+//!
+//! `cargo bench -p clickstream-shared --bench row_batches [-- EVENTS]` (default 200,000 generated
+//! events). Prints the median time per batch and per row of each way, in alternating rounds.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{
+    ArrayRef, BinaryBuilder, Date32Array, Int32Builder, Int64Builder, RecordBatch, StringArray,
+    StringBuilder, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
+};
+use chrono::Utc;
+use clickstream::bronze::raw_batch;
+use clickstream::event::validate;
+use clickstream::lake::{Table, to_days};
+use clickstream::silver::{SilverEvent, silver_batch};
+use clickstream::trigger::KafkaMessage;
+
+const ROUNDS: usize = 7;
+
+fn main() {
+    let events: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(200_000);
+    let payloads: Vec<Vec<u8>> =
+        clickstream_generator::Generator::new(clickstream_generator::GeneratorConfig::new(events))
+            .collect();
+    let messages: Vec<KafkaMessage> = payloads
+        .iter()
+        .enumerate()
+        .map(|(i, p)| KafkaMessage {
+            partition: 0,
+            offset: i as i64,
+            timestamp_ms: 1_700_000_000_000,
+            log_append_time: false,
+            key: None,
+            value: Some(p.clone()),
+            headers: Vec::new(),
+        })
+        .collect();
+    let now = Utc::now();
+    let silver: Vec<SilverEvent> = payloads
+        .iter()
+        .filter_map(|p| validate(p, now).ok())
+        .map(|event| SilverEvent {
+            event,
+            source: "kafka",
+            ingest_time: now,
+        })
+        .collect();
+    println!(
+        "{} bronze rows, {} silver rows, {ROUNDS} rounds each (median)",
+        messages.len(),
+        silver.len()
+    );
+    compare(
+        "bronze/events",
+        messages.len(),
+        || raw_batch(&messages, "events").unwrap(),
+        || bronze_by_hand(&messages, "events"),
+    );
+    compare(
+        "silver/events",
+        silver.len(),
+        || silver_batch(&silver).unwrap(),
+        || silver_by_hand(&silver),
+    );
+}
+
+/// Times both ways in alternating rounds; checks they build the same batch.
+fn compare(
+    table: &str,
+    rows: usize,
+    by_rows: impl Fn() -> RecordBatch,
+    by_hand: impl Fn() -> RecordBatch,
+) {
+    let (mut rows_times, mut hand_times) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let (a, t) = timed(&by_rows);
+        rows_times.push(t);
+        let (b, t) = timed(&by_hand);
+        hand_times.push(t);
+        assert_eq!(a.num_rows(), b.num_rows());
+        assert_eq!(a.schema(), b.schema(), "{table}: the two ways differ");
+    }
+    let (r, h) = (median(rows_times), median(hand_times));
+    let per_row = |t: Duration| t.as_nanos() as f64 / rows.max(1) as f64;
+    println!(
+        "{table:<14} row structs {:>8.1} ms ({:>5.1} ns/row)   by hand {:>8.1} ms ({:>5.1} ns/row)   ratio {:.2}",
+        r.as_secs_f64() * 1e3,
+        per_row(r),
+        h.as_secs_f64() * 1e3,
+        per_row(h),
+        r.as_secs_f64() / h.as_secs_f64()
+    );
+}
+
+fn timed(f: &impl Fn() -> RecordBatch) -> (RecordBatch, Duration) {
+    let start = Instant::now();
+    let batch = f();
+    (batch, start.elapsed())
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// bronze/events with Arrow's builders, column by column (the reference).
+fn bronze_by_hand(messages: &[KafkaMessage], topic: &str) -> RecordBatch {
+    let n = messages.len();
+    let bytes = messages.iter().map(|m| m.value.as_ref().map_or(0, Vec::len)).sum();
+    let mut payload = BinaryBuilder::with_capacity(n, bytes);
+    let (mut source, mut topics, mut file_key) =
+        (StringBuilder::new(), StringBuilder::new(), StringBuilder::new());
+    let (mut partition, mut offset, mut line) = (
+        Int32Builder::with_capacity(n),
+        Int64Builder::with_capacity(n),
+        Int64Builder::with_capacity(n),
+    );
+    let mut kafka_ts = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+    let mut ingest = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+    let now = Utc::now().timestamp_micros();
+    for m in messages {
+        payload.append_value(m.value.as_deref().unwrap_or_default());
+        source.append_value(format!("kafka:{topic}/{}/{}", m.partition, m.offset));
+        topics.append_value(topic);
+        partition.append_value(m.partition);
+        offset.append_value(m.offset);
+        file_key.append_null();
+        line.append_null();
+        kafka_ts.append_value(m.timestamp_ms * 1000);
+        ingest.append_value(now);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(payload.finish()),
+        Arc::new(source.finish()),
+        Arc::new(topics.finish()),
+        Arc::new(partition.finish()),
+        Arc::new(offset.finish()),
+        Arc::new(file_key.finish()),
+        Arc::new(line.finish()),
+        Arc::new(kafka_ts.finish()),
+        Arc::new(ingest.finish()),
+    ];
+    RecordBatch::try_new(Table::Bronze.schema(), columns).unwrap()
+}
+
+/// silver/events with Arrow's arrays, column by column (the reference).
+fn silver_by_hand(events: &[SilverEvent]) -> RecordBatch {
+    use clickstream::event::ValidEvent;
+    let text = |f: fn(&ValidEvent) -> Option<&str>| -> ArrayRef {
+        Arc::new(events.iter().map(|s| f(&s.event)).collect::<StringArray>())
+    };
+    let time = |f: &dyn Fn(&SilverEvent) -> i64| -> ArrayRef {
+        Arc::new(
+            TimestampMicrosecondArray::from_iter_values(events.iter().map(f)).with_timezone("UTC"),
+        )
+    };
+    let columns: Vec<ArrayRef> = vec![
+        text(|e| Some(&e.event_id)),
+        text(|e| Some(&e.event_type)),
+        time(&|s| s.event.event_time.timestamp_micros()),
+        text(|e| Some(e.user_key())),
+        text(|e| e.user_id.as_deref()),
+        text(|e| e.anonymous_id.as_deref()),
+        text(|e| e.client_session_id.as_deref()),
+        text(|e| e.page_url.as_deref()),
+        text(|e| e.page_path.as_deref()),
+        text(|e| e.referrer.as_deref()),
+        text(|e| e.user_agent.as_deref()),
+        text(|e| e.device_type.as_deref()),
+        text(|e| e.country.as_deref()),
+        text(|e| e.properties.as_deref()),
+        text(|e| e.extra.as_deref()),
+        time(&|s| s.ingest_time.timestamp_micros()),
+        Arc::new(events.iter().map(|s| Some(s.source)).collect::<StringArray>()),
+        Arc::new(Date32Array::from_iter_values(
+            events.iter().map(|s| to_days(s.event.event_date())),
+        )),
+    ];
+    RecordBatch::try_new(Table::Silver.schema(), columns).unwrap()
+}
