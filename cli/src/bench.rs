@@ -99,13 +99,9 @@ pub struct FreshnessConfig {
     pub drain: Duration,
 }
 
-/// Produces to a running local stack at a fixed rate and measures, per event, the time from
-/// produce to visible in gold (gold computed over a silver version that holds it).
-pub async fn freshness(lake: &Lake, config: FreshnessConfig) -> Result<()> {
-    use clickstream::gold::processed_silver_version;
-    use clickstream::lake::read_added_rows;
-
-    let events = (config.rate * config.duration.as_secs_f64()).round() as usize;
+/// `events` generated events of yesterday (no duplicates, invalid or late ones), each stamped with
+/// when it is produced ([`SENT_FIELD`]).
+fn stamped_events(events: usize) -> impl Iterator<Item = Vec<u8>> {
     let mut generator = clickstream_generator::GeneratorConfig::new(events);
     generator.seed = chrono::Utc::now().timestamp() as u64;
     generator.start = chrono::Utc::now().date_naive() - chrono::Duration::days(1);
@@ -115,14 +111,72 @@ pub async fn freshness(lake: &Lake, config: FreshnessConfig) -> Result<()> {
         generator.invalid_rate,
         generator.late_rate,
     ) = (0.0, 0.0, 0.0);
-    let stamped = clickstream_generator::Generator::new(generator).map(|line| {
+    clickstream_generator::Generator::new(generator).map(|line| {
         let mut event: serde_json::Map<String, serde_json::Value> =
             serde_json::from_slice(&line).expect("generated events are JSON objects");
         let sent = chrono::Utc::now().timestamp_millis();
         event.insert(SENT_FIELD.into(), sent.into());
         serde_json::to_vec(&event).expect("JSON")
-    });
-    let stamped = crate::kafka::paced(stamped, config.rate);
+    })
+}
+
+/// When the events silver added in `versions` were produced ([`SENT_FIELD`], ms since epoch).
+async fn sent_times(lake: &Lake, versions: std::ops::RangeInclusive<i64>) -> Result<Vec<i64>> {
+    use clickstream::lake::read_added_rows;
+    let silver = lake.table(Table::Silver).await?;
+    let mut sent_ms = Vec::new();
+    for v in versions {
+        for batch in read_added_rows(&silver, v, &["extra"]).await? {
+            let extras =
+                clickstream::lake::typed_column::<arrow::array::StringArray>(&batch, "extra")?;
+            sent_ms.extend(extras.iter().flatten().filter_map(|extra| {
+                serde_json::from_str::<serde_json::Value>(extra)
+                    .ok()
+                    .and_then(|e| e[SENT_FIELD].as_i64())
+            }));
+        }
+    }
+    Ok(sent_ms)
+}
+
+/// What was produced, how much reached gold, and the latency percentiles (`latencies_ms` sorted).
+fn print_latencies(
+    produced: &crate::kafka::Produced,
+    latencies_ms: &[i64],
+    events: usize,
+    drain: Duration,
+) {
+    let pct = |p: f64| {
+        latencies_ms
+            .get(((latencies_ms.len() as f64 * p).ceil() as usize).saturating_sub(1))
+            .map_or(f64::NAN, |ms| *ms as f64 / 1e3)
+    };
+    println!(
+        "  produced     {} acknowledged in {:.1}s ({:.0} events/s)",
+        produced.acknowledged,
+        produced.elapsed.as_secs_f64(),
+        produced.acknowledged as f64 / produced.elapsed.as_secs_f64()
+    );
+    println!(
+        "  in gold      {} of {events} within {:.0}s after producing stopped",
+        latencies_ms.len(),
+        drain.as_secs_f64()
+    );
+    println!(
+        "  latency      produce -> visible in gold: p50 {:.1}s  p95 {:.1}s  max {:.1}s",
+        pct(0.50),
+        pct(0.95),
+        pct(1.0)
+    );
+}
+
+/// Produces to a running local stack at a fixed rate and measures, per event, the time from
+/// produce to visible in gold (gold computed over a silver version that holds it).
+pub async fn freshness(lake: &Lake, config: FreshnessConfig) -> Result<()> {
+    use clickstream::gold::processed_silver_version;
+
+    let events = (config.rate * config.duration.as_secs_f64()).round() as usize;
+    let stamped = crate::kafka::paced(stamped_events(events), config.rate);
     let mut seen = processed_silver_version(lake).await?.unwrap_or(-1);
     println!(
         "freshness: {events} events at {} events/s to {} ({}), lake {}",
@@ -158,21 +212,8 @@ pub async fn freshness(lake: &Lake, config: FreshnessConfig) -> Result<()> {
         };
         if done > seen {
             let now = chrono::Utc::now().timestamp_millis();
-            let silver = lake.table(Table::Silver).await?;
-            for v in seen + 1..=done {
-                for batch in read_added_rows(&silver, v, &["extra"]).await? {
-                    let extras = clickstream::lake::typed_column::<arrow::array::StringArray>(
-                        &batch, "extra",
-                    )?;
-                    for extra in extras.iter().flatten() {
-                        let sent = serde_json::from_str::<serde_json::Value>(extra)
-                            .ok()
-                            .and_then(|e| e[SENT_FIELD].as_i64());
-                        if let Some(sent) = sent {
-                            latencies_ms.push(now - sent);
-                        }
-                    }
-                }
+            for sent in sent_times(lake, seen + 1..=done).await? {
+                latencies_ms.push(now - sent);
             }
             seen = done;
             bar.set_message(format!("{} visible in gold", latencies_ms.len()));
@@ -182,28 +223,7 @@ pub async fn freshness(lake: &Lake, config: FreshnessConfig) -> Result<()> {
     bar.finish_and_clear();
     let produced = produced.ok_or_else(|| anyhow::anyhow!("the producer did not finish"))?;
     latencies_ms.sort_unstable();
-    let pct = |p: f64| {
-        latencies_ms
-            .get(((latencies_ms.len() as f64 * p).ceil() as usize).saturating_sub(1))
-            .map_or(f64::NAN, |ms| *ms as f64 / 1e3)
-    };
-    println!(
-        "  produced     {} acknowledged in {:.1}s ({:.0} events/s)",
-        produced.acknowledged,
-        produced.elapsed.as_secs_f64(),
-        produced.acknowledged as f64 / produced.elapsed.as_secs_f64()
-    );
-    println!(
-        "  in gold      {} of {events} within {:.0}s after producing stopped",
-        latencies_ms.len(),
-        config.drain.as_secs_f64()
-    );
-    println!(
-        "  latency      produce -> visible in gold: p50 {:.1}s  p95 {:.1}s  max {:.1}s",
-        pct(0.50),
-        pct(0.95),
-        pct(1.0)
-    );
+    print_latencies(&produced, &latencies_ms, events, config.drain);
     if latencies_ms.len() < events {
         anyhow::bail!(
             "{} events did not reach gold: the stack did not keep up at {} events/s",

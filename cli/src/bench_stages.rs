@@ -425,6 +425,54 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// The first new batch in a fresh process (`bench history-batch`): its report.
+async fn cold_batch(lake_dir: &Path, batch_events: usize) -> Result<serde_json::Value> {
+    let output = tokio::process::Command::new(std::env::current_exe()?)
+        .args(["bench", "history-batch", "--lake"])
+        .arg(lake_dir)
+        .args(["--batch-events", &batch_events.to_string()])
+        .output()
+        .await
+        .context("running the cold batch in a child process")?;
+    if !output.status.success() {
+        bail!(
+            "cold batch failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    serde_json::from_slice(&output.stdout).context("reading the cold batch's report")
+}
+
+/// `config.batches` new batches in this process, after one untimed batch to bring its state up:
+/// the batch times and the bronze, silver and gold times (ms), each sorted.
+async fn warm_batches(lake: &Lake, config: &HistoryConfig) -> Result<(Vec<f64>, [Vec<f64>; 3])> {
+    let mut offset = 1_000_000_000i64;
+    run_batch(lake, &new_batch(1, config.batch_events, offset)).await?;
+    offset += config.batch_events as i64;
+    let mut times = Vec::with_capacity(config.batches);
+    let mut stages: [Vec<f64>; 3] = Default::default();
+    let bar = indicatif::ProgressBar::new(config.batches as u64);
+    for n in 0..config.batches {
+        let batch = new_batch(n + 2, config.batch_events, offset);
+        offset += config.batch_events as i64;
+        let started = Instant::now();
+        let per_stage = run_batch(lake, &batch).await?;
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+        for (all, t) in stages
+            .iter_mut()
+            .zip([per_stage.bronze, per_stage.silver, per_stage.gold])
+        {
+            all.push(t);
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    for all in stages.iter_mut().chain([&mut times]) {
+        all.sort_by(f64::total_cmp);
+    }
+    Ok((times, stages))
+}
+
 /// `bench history`: per history length, a pre-filled lake, then the first batch in a cold process
 /// (a child process of this command), then `batches` batches in this warm process.
 pub async fn history(config: HistoryConfig) -> Result<()> {
@@ -442,50 +490,13 @@ pub async fn history(config: HistoryConfig) -> Result<()> {
         let started = Instant::now();
         prefill(&lake, days, config.events_per_day).await?;
         let prefill_time = started.elapsed();
-        // Cold: a fresh process runs the first batch.
-        let output = tokio::process::Command::new(std::env::current_exe()?)
-            .args(["bench", "history-batch", "--lake"])
-            .arg(dir.path())
-            .args(["--batch-events", &config.batch_events.to_string()])
-            .output()
-            .await
-            .context("running the cold batch in a child process")?;
-        if !output.status.success() {
-            bail!(
-                "cold batch failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        let cold: serde_json::Value =
-            serde_json::from_slice(&output.stdout).context("reading the cold batch's report")?;
-        // Warm: this process, after one untimed batch to bring its state up.
-        let mut offset = 1_000_000_000i64;
-        run_batch(&lake, &new_batch(1, config.batch_events, offset)).await?;
-        offset += config.batch_events as i64;
-        let mut times = Vec::with_capacity(config.batches);
-        let (mut bronze, mut silver, mut gold) = (Vec::new(), Vec::new(), Vec::new());
-        let bar = indicatif::ProgressBar::new(config.batches as u64);
-        for n in 0..config.batches {
-            let batch = new_batch(n + 2, config.batch_events, offset);
-            offset += config.batch_events as i64;
-            let started = Instant::now();
-            let per_stage = run_batch(&lake, &batch).await?;
-            times.push(started.elapsed().as_secs_f64() * 1e3);
-            bronze.push(per_stage.bronze);
-            silver.push(per_stage.silver);
-            gold.push(per_stage.gold);
-            bar.inc(1);
-        }
-        bar.finish_and_clear();
-        for all in [&mut bronze, &mut silver, &mut gold] {
-            all.sort_by(f64::total_cmp);
-        }
+        let cold = cold_batch(dir.path(), config.batch_events).await?;
+        let (times, [bronze, silver, gold]) = warm_batches(&lake, &config).await?;
         let differences =
             clickstream_testkit::differences_from_scratch(&lake, &parse_funnel(None)).await?;
         if !differences.is_empty() {
             bail!("gold differs from a full recomputation: {differences:?}");
         }
-        times.sort_by(f64::total_cmp);
         let p50 = percentile(&times, 0.5);
         p50s.push((days, p50));
         println!(

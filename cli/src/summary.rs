@@ -49,6 +49,34 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// Whether the run's counts reconcile: every row its silver read is accounted for, and silver has
+/// processed every bronze commit the run made. With other writers at once, this run's silver may
+/// process some of their bronze rows and they some of this run's.
+struct Reconciliation {
+    /// Silver's watermark: the last bronze version it processed.
+    silver_done: i64,
+    /// Silver has processed the run's last bronze commit.
+    all_processed: bool,
+    /// The run's silver read other than the rows its bronze wrote.
+    shared_with_others: bool,
+    /// Input = valid + quarantined + duplicates, and everything processed.
+    reconciled: bool,
+}
+
+impl Reconciliation {
+    async fn of(lake: &Lake, totals: &Totals) -> Result<Reconciliation> {
+        let accounted = totals.valid + totals.quarantined + totals.duplicates;
+        let silver_done = clickstream::silver::watermark(lake).await?;
+        let all_processed = totals.bronze_last_version.is_none_or(|v| silver_done >= v);
+        Ok(Reconciliation {
+            silver_done,
+            all_processed,
+            shared_with_others: totals.silver_input != totals.bronze_written,
+            reconciled: accounted == totals.silver_input && all_processed,
+        })
+    }
+}
+
 /// Prints the summary of a run (text, or JSON with `json`).
 pub async fn print(
     lake: &Lake,
@@ -59,21 +87,14 @@ pub async fn print(
     as_json: bool,
 ) -> Result<()> {
     let h = headline(lake).await?;
-    let accounted = totals.valid + totals.quarantined + totals.duplicates;
-    // With other writers at once, this run's silver may process some of their bronze rows and
-    // they some of this run's: what must hold is that every row this run's silver read is
-    // accounted for, and that silver has processed every bronze commit this run made.
-    let silver_done = clickstream::silver::watermark(lake).await?;
-    let all_processed = totals.bronze_last_version.is_none_or(|v| silver_done >= v);
-    let shared_with_others = totals.silver_input != totals.bronze_written;
-    let reconciled = accounted == totals.silver_input && all_processed;
+    let r = Reconciliation::of(lake, totals).await?;
     if as_json {
         println!(
             "{}",
             serde_json::to_string_pretty(&json!({
                 "totals": totals,
-                "reconciled": reconciled,
-                "silver_watermark": silver_done,
+                "reconciled": r.reconciled,
+                "silver_watermark": r.silver_done,
                 "headline": h,
                 "pipeline_seconds": pipeline_time.as_secs_f64(),
                 "wall_seconds": wall.as_secs_f64(),
@@ -82,15 +103,31 @@ pub async fn print(
                 "lake": lake.root().as_str(),
             }))?
         );
-        return Ok(());
+    } else {
+        println!(
+            "Pipeline finished in {:.2}s, {:.2}s with export; {}; peak RSS {:.0} MiB",
+            pipeline_time.as_secs_f64(),
+            wall.as_secs_f64(),
+            rate(totals.received, pipeline_time.as_secs_f64()),
+            peak_rss_mib().unwrap_or(0.0)
+        );
+        print_stages(totals, export);
+        print_reconciliation(totals, &r);
+        print_gold(&h);
+        println!();
+        println!("Lake: {}", lake.root());
+        for f in export.iter().flat_map(|e| &e.files) {
+            println!("  {}", lake.url(f)?);
+        }
     }
-    println!(
-        "Pipeline finished in {:.2}s, {:.2}s with export; {}; peak RSS {:.0} MiB",
-        pipeline_time.as_secs_f64(),
-        wall.as_secs_f64(),
-        rate(totals.received, pipeline_time.as_secs_f64()),
-        peak_rss_mib().unwrap_or(0.0)
-    );
+    if !r.reconciled {
+        anyhow::bail!("counts do not reconcile");
+    }
+    Ok(())
+}
+
+/// The records of each stage, and what the export wrote.
+fn print_stages(totals: &Totals, export: Option<&ExportOutcome>) {
     println!();
     println!("  stage    records");
     println!("  input    {:>10}", totals.received);
@@ -142,6 +179,10 @@ pub async fn print(
             rows.join(", ")
         );
     }
+}
+
+/// input = silver + quarantined + duplicates, and what other writers at once took of the rows.
+fn print_reconciliation(totals: &Totals, r: &Reconciliation) {
     println!();
     println!(
         "Reconciliation: input {} = silver {} + quarantined {} + duplicates {}  -> {}",
@@ -149,58 +190,52 @@ pub async fn print(
         totals.valid,
         totals.quarantined,
         totals.duplicates,
-        if reconciled { "OK" } else { "MISMATCH" }
+        if r.reconciled { "OK" } else { "MISMATCH" }
     );
-    if shared_with_others {
+    if r.shared_with_others {
         println!(
             "  (this run wrote {} bronze rows and its silver read {}: other writers at once \
              processed some of each other's rows; silver has processed every bronze commit \
-             up to version {silver_done}{})",
+             up to version {}{})",
             totals.bronze_written,
             totals.silver_input,
-            if all_processed {
+            r.silver_done,
+            if r.all_processed {
                 ", this run's included"
             } else {
                 ", NOT this run's last"
             }
         );
     }
+}
+
+/// The headline day of gold.
+fn print_gold(h: &Headline) {
     println!();
-    if let Some(d) = &h.latest {
-        println!(
-            "Gold ({} days, {} sessions, {} events); {} {}:",
-            h.dates,
-            h.total_sessions,
-            h.total_events,
-            if h.latest_is_partial {
-                "no complete day yet; in progress"
-            } else {
-                "latest complete day"
-            },
-            d.date
-        );
-        println!(
-            "  DAU {}  WAU {}  MAU {}  sessions {}  page views {}",
-            d.dau, d.wau, d.mau, d.sessions, d.page_views
-        );
-        println!(
-            "  conversion {:.2}%  bounce {:.2}%  avg session {:.0}s",
-            d.conversion_rate * 100.0,
-            d.bounce_rate * 100.0,
-            d.avg_session_duration_s
-        );
-    } else {
+    let Some(d) = &h.latest else {
         println!("Gold is empty.");
-    }
-    println!();
-    println!("Lake: {}", lake.root());
-    if let Some(export) = export {
-        for f in &export.files {
-            println!("  {}", lake.url(f)?);
-        }
-    }
-    if !reconciled {
-        anyhow::bail!("counts do not reconcile");
-    }
-    Ok(())
+        return;
+    };
+    println!(
+        "Gold ({} days, {} sessions, {} events); {} {}:",
+        h.dates,
+        h.total_sessions,
+        h.total_events,
+        if h.latest_is_partial {
+            "no complete day yet; in progress"
+        } else {
+            "latest complete day"
+        },
+        d.date
+    );
+    println!(
+        "  DAU {}  WAU {}  MAU {}  sessions {}  page views {}",
+        d.dau, d.wau, d.mau, d.sessions, d.page_views
+    );
+    println!(
+        "  conversion {:.2}%  bounce {:.2}%  avg session {:.0}s",
+        d.conversion_rate * 100.0,
+        d.bounce_rate * 100.0,
+        d.avg_session_duration_s
+    );
 }

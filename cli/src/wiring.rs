@@ -89,113 +89,16 @@ impl Wiring {
         let resources = state["resources"]
             .as_array()
             .ok_or_else(|| anyhow!("no resources"))?;
-        // Each managed instance of a resource type (its `index_key`, its `attributes`).
-        let keyed_instances = |ty: &'static str| {
-            resources
-                .iter()
-                .filter(move |r| r["mode"] == "managed" && r["type"] == ty)
-                .flat_map(|r| r["instances"].as_array().into_iter().flatten())
-                .map(|i| (&i["index_key"], &i["attributes"]))
-        };
-        let instances = |ty: &'static str| keyed_instances(ty).map(|(_, attributes)| attributes);
-        // Function ARNs and names -> crate names (each function's `for_each` key).
-        let mut functions = BTreeMap::new();
-        for (key, attributes) in keyed_instances("aws_lambda_function") {
-            let key = text(key, "a function's key")?;
-            for id in ["arn", "function_name"] {
-                functions.insert(text(&attributes[id], id)?, key.clone());
-            }
-        }
-        let function = |arn_or_name: &Value| -> Result<String> {
-            let id = text(arn_or_name, "a function")?;
-            functions
-                .get(&id)
-                .cloned()
-                .ok_or_else(|| anyhow!("{id} is not a function of this deployment"))
-        };
-
-        let mut notifications = Vec::new();
-        for n in instances("aws_s3_bucket_notification") {
-            for f in n["lambda_function"].as_array().into_iter().flatten() {
-                if !strings(&f["events"]).any(|e| e.starts_with("s3:ObjectCreated:")) {
-                    continue;
-                }
-                notifications.push(Notification {
-                    function: function(&f["lambda_function_arn"])?,
-                    prefix: f["filter_prefix"].as_str().unwrap_or_default().to_string(),
-                    suffix: f["filter_suffix"].as_str().unwrap_or_default().to_string(),
-                });
-            }
-        }
-
-        let mut kafka = None;
-        for m in instances("aws_lambda_event_source_mapping") {
-            let group = [
-                "amazon_managed_kafka_event_source_config",
-                "self_managed_kafka_event_source_config",
-            ]
-            .iter()
-            .find_map(|block| m[block][0]["consumer_group_id"].as_str())
-            .ok_or_else(|| anyhow!("the Kafka mapping has no consumer group"))?;
-            let topics: Vec<&str> = strings(&m["topics"]).collect();
-            let [topic] = topics[..] else {
-                bail!("the Kafka mapping has topics {topics:?}; the local stack maps one");
-            };
-            kafka = Some(KafkaMapping {
-                function: function(&m["function_name"])?,
-                topic: topic.to_string(),
-                consumer_group: group.to_string(),
-                batch_size: number(&m["batch_size"], "batch_size")? as usize,
-                batching_window: Duration::from_secs(number(
-                    &m["maximum_batching_window_in_seconds"],
-                    "maximum_batching_window_in_seconds",
-                )?),
-            });
-        }
-
-        let mut schedules = Vec::new();
-        for s in instances("aws_scheduler_schedule") {
-            let target = &s["target"][0];
-            let expression = text(&s["schedule_expression"], "schedule_expression")?;
-            let input = text(&target["input"], "the schedule's input")?;
-            schedules.push(Schedule {
-                function: function(&target["arn"])?,
-                every: rate(&expression)?,
-                expression,
-                input: serde_json::from_str(&input)
-                    .with_context(|| format!("the schedule's input {input} is not JSON"))?,
-                retries: number(
-                    &target["retry_policy"][0]["maximum_retry_attempts"],
-                    "retries",
-                )? as u32,
-                dead_letter: target["dead_letter_config"][0]["arn"]
-                    .as_str()
-                    .map(str::to_string),
-            });
-        }
-
-        let mut async_retries = BTreeMap::new();
-        for c in instances("aws_lambda_function_event_invoke_config") {
-            async_retries.insert(
-                function(&c["function_name"])?,
-                AsyncRetries {
-                    retries: number(&c["maximum_retry_attempts"], "maximum_retry_attempts")? as u32,
-                    dead_letter: c["destination_config"][0]["on_failure"][0]["destination"]
-                        .as_str()
-                        .map(str::to_string),
-                },
-            );
-        }
-
+        let deployed = Deployed::new(resources)?;
         Ok(Wiring {
             lake_uri: text(
                 &state["outputs"]["lake_uri"]["value"],
                 "the lake_uri output",
             )?,
-            notifications,
-            kafka,
-            schedules,
-            async_retries,
+            notifications: deployed.notifications()?,
+            kafka: deployed.kafka()?,
+            schedules: deployed.schedules()?,
+            async_retries: deployed.async_retries()?,
         })
     }
 
@@ -253,6 +156,146 @@ pub fn rate(expression: &str) -> Result<Duration> {
         bail!("{expression}: the rate must be positive");
     }
     Ok(Duration::from_secs(n * seconds))
+}
+
+/// The managed resources of a Terraform state, with its functions known by crate name.
+struct Deployed<'a> {
+    resources: &'a [Value],
+    /// Function ARNs and names -> crate names (each function's `for_each` key).
+    functions: BTreeMap<String, String>,
+}
+
+impl<'a> Deployed<'a> {
+    fn new(resources: &'a [Value]) -> Result<Deployed<'a>> {
+        let mut deployed = Deployed {
+            resources,
+            functions: BTreeMap::new(),
+        };
+        for (key, attributes) in deployed.keyed_instances("aws_lambda_function") {
+            let key = text(key, "a function's key")?;
+            for id in ["arn", "function_name"] {
+                deployed
+                    .functions
+                    .insert(text(&attributes[id], id)?, key.clone());
+            }
+        }
+        Ok(deployed)
+    }
+
+    /// Each managed instance of a resource type (its `index_key`, its `attributes`).
+    fn keyed_instances(
+        &self,
+        ty: &'static str,
+    ) -> impl Iterator<Item = (&'a Value, &'a Value)> + use<'a> {
+        self.resources
+            .iter()
+            .filter(move |r| r["mode"] == "managed" && r["type"] == ty)
+            .flat_map(|r| r["instances"].as_array().into_iter().flatten())
+            .map(|i| (&i["index_key"], &i["attributes"]))
+    }
+
+    /// The attributes of each managed instance of a resource type.
+    fn instances(&self, ty: &'static str) -> impl Iterator<Item = &'a Value> + use<'a> {
+        self.keyed_instances(ty).map(|(_, attributes)| attributes)
+    }
+
+    /// The crate name of a function given by ARN or name.
+    fn function(&self, arn_or_name: &Value) -> Result<String> {
+        let id = text(arn_or_name, "a function")?;
+        self.functions
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| anyhow!("{id} is not a function of this deployment"))
+    }
+
+    /// The bucket's notifications of created objects.
+    fn notifications(&self) -> Result<Vec<Notification>> {
+        let mut notifications = Vec::new();
+        for n in self.instances("aws_s3_bucket_notification") {
+            for f in n["lambda_function"].as_array().into_iter().flatten() {
+                if !strings(&f["events"]).any(|e| e.starts_with("s3:ObjectCreated:")) {
+                    continue;
+                }
+                notifications.push(Notification {
+                    function: self.function(&f["lambda_function_arn"])?,
+                    prefix: f["filter_prefix"].as_str().unwrap_or_default().to_string(),
+                    suffix: f["filter_suffix"].as_str().unwrap_or_default().to_string(),
+                });
+            }
+        }
+        Ok(notifications)
+    }
+
+    /// The Kafka event source mapping, if there is one.
+    fn kafka(&self) -> Result<Option<KafkaMapping>> {
+        let mut kafka = None;
+        for m in self.instances("aws_lambda_event_source_mapping") {
+            let group = [
+                "amazon_managed_kafka_event_source_config",
+                "self_managed_kafka_event_source_config",
+            ]
+            .iter()
+            .find_map(|block| m[block][0]["consumer_group_id"].as_str())
+            .ok_or_else(|| anyhow!("the Kafka mapping has no consumer group"))?;
+            let topics: Vec<&str> = strings(&m["topics"]).collect();
+            let [topic] = topics[..] else {
+                bail!("the Kafka mapping has topics {topics:?}; the local stack maps one");
+            };
+            kafka = Some(KafkaMapping {
+                function: self.function(&m["function_name"])?,
+                topic: topic.to_string(),
+                consumer_group: group.to_string(),
+                batch_size: number(&m["batch_size"], "batch_size")? as usize,
+                batching_window: Duration::from_secs(number(
+                    &m["maximum_batching_window_in_seconds"],
+                    "maximum_batching_window_in_seconds",
+                )?),
+            });
+        }
+        Ok(kafka)
+    }
+
+    /// The schedules, with their exact input.
+    fn schedules(&self) -> Result<Vec<Schedule>> {
+        let mut schedules = Vec::new();
+        for s in self.instances("aws_scheduler_schedule") {
+            let target = &s["target"][0];
+            let expression = text(&s["schedule_expression"], "schedule_expression")?;
+            let input = text(&target["input"], "the schedule's input")?;
+            schedules.push(Schedule {
+                function: self.function(&target["arn"])?,
+                every: rate(&expression)?,
+                expression,
+                input: serde_json::from_str(&input)
+                    .with_context(|| format!("the schedule's input {input} is not JSON"))?,
+                retries: number(
+                    &target["retry_policy"][0]["maximum_retry_attempts"],
+                    "retries",
+                )? as u32,
+                dead_letter: target["dead_letter_config"][0]["arn"]
+                    .as_str()
+                    .map(str::to_string),
+            });
+        }
+        Ok(schedules)
+    }
+
+    /// How each function's failed asynchronous invocations are retried.
+    fn async_retries(&self) -> Result<BTreeMap<String, AsyncRetries>> {
+        let mut async_retries = BTreeMap::new();
+        for c in self.instances("aws_lambda_function_event_invoke_config") {
+            async_retries.insert(
+                self.function(&c["function_name"])?,
+                AsyncRetries {
+                    retries: number(&c["maximum_retry_attempts"], "maximum_retry_attempts")? as u32,
+                    dead_letter: c["destination_config"][0]["on_failure"][0]["destination"]
+                        .as_str()
+                        .map(str::to_string),
+                },
+            );
+        }
+        Ok(async_retries)
+    }
 }
 
 #[cfg(test)]

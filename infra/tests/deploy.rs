@@ -11,19 +11,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use clickstream_testkit::repo_root;
 
 /// Whether the tools are here; without them the test fails under CLICKSTREAM_REQUIRE_SERVICES
 /// (scripts/test installs them) and is skipped otherwise.
 fn tools() -> Option<PathBuf> {
     let moto = std::env::var_os("MOTO_PYTHON")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(".tools/moto/bin/python"));
+        .unwrap_or_else(|| repo_root().join(".tools/moto/bin/python"));
     let terraform = Command::new("terraform").arg("version").output().is_ok();
     if moto.exists() && terraform {
         return Some(moto);
@@ -51,7 +46,7 @@ impl Emulator {
             .unwrap()
             .port();
         let child = Command::new(python)
-            .arg(root().join("infra/emulator/aws_api.py"))
+            .arg(repo_root().join("infra/emulator/aws_api.py"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).unwrap())
@@ -82,7 +77,7 @@ impl Drop for Emulator {
 
 /// Runs a script of the repository with the emulator's dummy credentials; its output on failure.
 fn run(script: &str, args: &[&str], env: &[(&str, &str)]) -> Result<String, String> {
-    let out = Command::new(root().join(script))
+    let out = Command::new(repo_root().join(script))
         .args(args)
         .envs(env.iter().copied())
         .env("AWS_ACCESS_KEY_ID", "test")
@@ -166,7 +161,7 @@ fn deploy(
         "-auto-approve".to_string(),
         format!(
             "-var-file={}",
-            root().join("infra/examples/emulator.tfvars").display()
+            repo_root().join("infra/examples/emulator.tfvars").display()
         ),
         format!("-var=emulator_endpoint={}", emulator.endpoint),
         format!("-var=lambda_zip_dir={}", zips.display()),
@@ -260,7 +255,7 @@ fn check_common(state: &[(String, &Value)]) {
         let input: Value =
             serde_json::from_str(schedule["target"][0]["input"].as_str().unwrap()).unwrap();
         let sample: Value = serde_json::from_slice(
-            &std::fs::read(root().join(format!("events/schedule-{f}.json"))).unwrap(),
+            &std::fs::read(repo_root().join(format!("events/schedule-{f}.json"))).unwrap(),
         )
         .unwrap();
         assert_eq!(
@@ -318,7 +313,7 @@ fn infra_applies_and_destroys_on_the_emulator_in_both_kafka_modes() {
             "-auto-approve",
             &format!(
                 "-var-file={}",
-                root().join("infra/examples/emulator.tfvars").display()
+                repo_root().join("infra/examples/emulator.tfvars").display()
             ),
             &format!("-var=emulator_endpoint={}", emulator.endpoint),
             &format!("-var=lambda_zip_dir={}", zips.display()),
@@ -346,7 +341,7 @@ fn infra_applies_and_destroys_on_the_emulator_in_both_kafka_modes() {
     );
 
     // MSK: a cluster on the emulator, and a role scoped to its topic and consumer group.
-    let cluster = Command::new(root().join(".tools/awscli/bin/aws"))
+    let cluster = Command::new(repo_root().join(".tools/awscli/bin/aws"))
         .args([
             "--endpoint-url",
             &emulator.endpoint,

@@ -2,7 +2,7 @@
 //! code reads, notification filters on the lake layout, least-privilege IAM, private buckets.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clickstream::bronze::LANDING_PREFIX;
 use clickstream::lake::Table;
@@ -12,21 +12,16 @@ use infra_checks::{
     attr, blocks, labels, nested, object_get, object_keys, of_type, string, strings, text,
 };
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use clickstream_testkit::repo_root;
 
 fn tf() -> Vec<Block> {
-    blocks(&root().join("infra"))
+    blocks(&repo_root().join("infra"))
 }
 
 /// The function binaries: the crates under functions/ with a `main.rs` (functions/lambda is the
 /// library they share).
 fn function_crates() -> BTreeSet<String> {
-    std::fs::read_dir(root().join("functions"))
+    std::fs::read_dir(repo_root().join("functions"))
         .unwrap()
         .filter_map(|e| e.ok())
         .filter(|e| e.path().join("src/main.rs").exists())
@@ -44,7 +39,10 @@ fn local<'a>(blocks: &'a [Block], name: &str) -> &'a Expression {
 
 fn rust_sources() -> Vec<(PathBuf, String)> {
     let mut files = Vec::new();
-    let mut dirs = vec![root().join("shared/src"), root().join("functions")];
+    let mut dirs = vec![
+        repo_root().join("shared/src"),
+        repo_root().join("functions"),
+    ];
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()) {
             let p = entry.path();
@@ -102,21 +100,22 @@ fn every_function_crate_has_a_lambda() {
     );
     assert!(text(attr(body, "function_name").unwrap()).contains("${each.key}"));
     // The packaging script writes where Terraform reads.
-    let package = std::fs::read_to_string(root().join("scripts/package")).unwrap();
+    let package = std::fs::read_to_string(repo_root().join("scripts/package")).unwrap();
     assert!(
         package.contains("target/lambda"),
         "scripts/package must build into target/lambda"
     );
     for name in &crates {
         let main =
-            std::fs::read_to_string(root().join(format!("functions/{name}/src/main.rs"))).unwrap();
+            std::fs::read_to_string(repo_root().join(format!("functions/{name}/src/main.rs")))
+                .unwrap();
         assert!(
             main.contains("clickstream_lambda::serve")
                 || main.contains("clickstream_lambda::lake_function!"),
             "{name} serves its handler with clickstream_lambda"
         );
     }
-    let shared = std::fs::read_to_string(root().join("functions/lambda/src/lib.rs")).unwrap();
+    let shared = std::fs::read_to_string(repo_root().join("functions/lambda/src/lib.rs")).unwrap();
     assert!(
         shared.contains("lambda_runtime::run"),
         "clickstream_lambda::serve runs the lambda_runtime"
@@ -159,7 +158,8 @@ fn env_vars_match_what_the_code_reads() {
         let f = object_get(functions, &name).unwrap();
         let env = object_get(f, "environment").unwrap();
         let main =
-            std::fs::read_to_string(root().join(format!("functions/{name}/src/main.rs"))).unwrap();
+            std::fs::read_to_string(repo_root().join(format!("functions/{name}/src/main.rs")))
+                .unwrap();
         let keys = object_keys(env);
         for k in &keys {
             assert!(
@@ -193,7 +193,7 @@ fn env_vars_match_what_the_code_reads() {
 /// The README's table of environment variables lists every variable the functions read.
 #[test]
 fn the_readme_lists_every_variable() {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
     for var in settings::ALL {
         assert!(
             readme

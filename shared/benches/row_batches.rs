@@ -112,10 +112,16 @@ fn median(mut times: Vec<Duration>) -> Duration {
 /// bronze/events with Arrow's builders, column by column (the reference).
 fn bronze_by_hand(messages: &[KafkaMessage], topic: &str) -> RecordBatch {
     let n = messages.len();
-    let bytes = messages.iter().map(|m| m.value.as_ref().map_or(0, Vec::len)).sum();
+    let bytes = messages
+        .iter()
+        .map(|m| m.value.as_ref().map_or(0, Vec::len))
+        .sum();
     let mut payload = BinaryBuilder::with_capacity(n, bytes);
-    let (mut source, mut topics, mut file_key) =
-        (StringBuilder::new(), StringBuilder::new(), StringBuilder::new());
+    let (mut source, mut topics, mut file_key) = (
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+    );
     let (mut partition, mut offset, mut line) = (
         Int32Builder::with_capacity(n),
         Int64Builder::with_capacity(n),
@@ -177,7 +183,12 @@ fn silver_by_hand(events: &[SilverEvent]) -> RecordBatch {
         text(|e| e.properties.as_deref()),
         text(|e| e.extra.as_deref()),
         time(&|s| s.ingest_time.timestamp_micros()),
-        Arc::new(events.iter().map(|s| Some(s.source)).collect::<StringArray>()),
+        Arc::new(
+            events
+                .iter()
+                .map(|s| Some(s.source))
+                .collect::<StringArray>(),
+        ),
         Arc::new(Date32Array::from_iter_values(
             events.iter().map(|s| to_days(s.event.event_date())),
         )),

@@ -51,9 +51,9 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// A trigger event does not have the shape the function expects.
+    /// A trigger event the function cannot act on (never helped by a retry).
     #[error("invalid trigger event: {0}")]
-    Trigger(String),
+    Trigger(#[from] TriggerError),
     /// A commit the stage must read is not in the table's log (removed by log cleanup after its
     /// retention, or never written).
     #[error(
@@ -65,9 +65,14 @@ pub enum Error {
         /// The commit's version.
         version: i64,
     },
-    /// A stage task of the embedded pipeline stopped or failed to join.
-    #[error("embedded pipeline: {0}")]
-    Embedded(String),
+    /// A stage task of the embedded pipeline stopped, or failed to join (`cause`).
+    #[error("embedded pipeline: the {stage} stage stopped{}", cause.as_deref().map(|c| format!(": {c}")).unwrap_or_default())]
+    Embedded {
+        /// The stage whose task stopped.
+        stage: &'static str,
+        /// Why its task ended, when it failed to join.
+        cause: Option<String>,
+    },
     /// A landed file could not be read.
     #[error("landed file {key}: {reason}")]
     LandedFile {
@@ -102,13 +107,43 @@ pub enum Error {
         /// Attempts made.
         attempts: u32,
     },
-    /// Exporting failed outside DuckDB itself.
-    #[error("export: {0}")]
-    Export(String),
+    /// A scratch file of the export has a path DuckDB cannot be given (not UTF-8).
+    #[error("export: scratch path {} is not UTF-8", path.display())]
+    Export {
+        /// The scratch file.
+        path: std::path::PathBuf,
+    },
     /// The DuckDB export failed.
     #[cfg(feature = "duckdb")]
     #[error("duckdb: {0}")]
     DuckDb(#[from] duckdb::Error),
+}
+
+/// Why a trigger event cannot be acted on.
+#[derive(Debug, thiserror::Error)]
+pub enum TriggerError {
+    /// The event lacks what the function reads.
+    #[error("expected {expected}")]
+    Shape {
+        /// What the function expects.
+        expected: &'static str,
+    },
+    /// The event names an object the function is not wired for.
+    #[error("object {key:?} is not {expected}")]
+    ForeignObject {
+        /// The object's key (or s3:// URL).
+        key: String,
+        /// What the function's objects are.
+        expected: String,
+    },
+    /// A schedule's payload names another function.
+    #[error("a schedule for {named} reached {function}: check the schedule's target")]
+    WrongTarget {
+        /// The function the payload names.
+        named: String,
+        /// The function it reached.
+        function: String,
+    },
 }
 
 impl Error {
@@ -196,14 +231,14 @@ impl Error {
             Error::Setting { .. } => "Setting",
             Error::Trigger(_) => "Trigger",
             Error::MissingCommit { .. } => "MissingCommit",
-            Error::Embedded(_) => "Embedded",
+            Error::Embedded { .. } => "Embedded",
             Error::LandedFile { .. } => "LandedFile",
             Error::Json(_) => "Json",
             Error::Io(_) => "Io",
             Error::Column { .. } => "Column",
             Error::Rows(_) => "Rows",
             Error::Contended { .. } => "Contended",
-            Error::Export(_) => "Export",
+            Error::Export { .. } => "Export",
             #[cfg(feature = "duckdb")]
             Error::DuckDb(_) => "DuckDb",
         }

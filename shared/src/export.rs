@@ -73,11 +73,8 @@ pub fn load_duckdb_table(
     schema: &Schema,
     parquet_file: &std::path::Path,
 ) -> Result<()> {
-    let file = parquet_file.to_str().ok_or_else(|| {
-        Error::Export(format!(
-            "scratch path {} is not UTF-8",
-            parquet_file.display()
-        ))
+    let file = parquet_file.to_str().ok_or_else(|| Error::Export {
+        path: parquet_file.to_path_buf(),
     })?;
     db.execute_batch(&format!(
         "{}\nINSERT INTO {} BY NAME SELECT * FROM read_parquet({});",

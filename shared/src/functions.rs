@@ -5,7 +5,7 @@ use aws_lambda_events::event::kafka::KafkaEvent;
 use aws_lambda_events::event::s3::S3Event;
 
 use crate::bronze::{self, BronzeOutcome};
-use crate::error::{Error, Result};
+use crate::error::{Result, TriggerError};
 use crate::gold::{self, GoldOutcome};
 use crate::lake::{Lake, Table};
 use crate::silver::{self, SilverOutcome};
@@ -28,9 +28,10 @@ impl BronzeTrigger {
         } else if value.get("records").is_some() {
             Ok(BronzeTrigger::Kafka(serde_json::from_value(value)?))
         } else {
-            Err(Error::Trigger(
-                "expected a Kafka event (records) or an S3 event (Records)".into(),
-            ))
+            Err(TriggerError::Shape {
+                expected: "a Kafka event (records) or an S3 event (Records)",
+            }
+            .into())
         }
     }
 }
@@ -139,12 +140,11 @@ fn check_bucket(lake: &Lake, event: &S3Event) -> Result<()> {
     }
     for o in trigger::objects(event)? {
         if o.bucket != lake.bucket() {
-            return Err(Error::Trigger(format!(
-                "object s3://{}/{} is not in the lake bucket {}",
-                o.bucket,
-                o.key,
-                lake.bucket()
-            )));
+            return Err(TriggerError::ForeignObject {
+                key: format!("s3://{}/{}", o.bucket, o.key),
+                expected: format!("in the lake bucket {}", lake.bucket()),
+            }
+            .into());
         }
     }
     Ok(())
@@ -158,11 +158,11 @@ fn commits_of(lake: &Lake, event: &S3Event, expected: Table) -> Result<Vec<i64>>
         match Table::commit_at(relative) {
             Some((t, v)) if t == expected => versions.push(v),
             _ => {
-                return Err(Error::Trigger(format!(
-                    "object {:?} is not a commit file of {}",
-                    o.key,
-                    expected.path()
-                )));
+                return Err(TriggerError::ForeignObject {
+                    key: o.key,
+                    expected: format!("a commit file of {}", expected.path()),
+                }
+                .into());
             }
         }
     }

@@ -178,7 +178,10 @@ impl Pipeline {
                 t.bronze_last_version = t.bronze_last_version.max(Some(v));
                 self.to_silver
                     .send(functions::commit_event(&self.lake, Table::Bronze, v))
-                    .map_err(|_| Error::Embedded("the silver stage stopped".into()))?;
+                    .map_err(|_| Error::Embedded {
+                        stage: "silver",
+                        cause: None,
+                    })?;
             }
         }
         Ok(())
@@ -187,11 +190,14 @@ impl Pipeline {
     /// Waits until silver and gold have processed every commit, and returns the counts.
     pub async fn finish(self) -> Result<Totals> {
         drop(self.to_silver);
-        let joined = |r: std::result::Result<Result<()>, tokio::task::JoinError>| {
-            r.map_err(|e| Error::Embedded(format!("a stage task failed: {e}")))?
+        let joined = |stage, r: std::result::Result<Result<()>, tokio::task::JoinError>| {
+            r.map_err(|e| Error::Embedded {
+                stage,
+                cause: Some(e.to_string()),
+            })?
         };
-        joined(self.silver.await)?;
-        joined(self.gold.await)?;
+        joined("silver", self.silver.await)?;
+        joined("gold", self.gold.await)?;
         Ok(lock(&self.totals).clone())
     }
 }

@@ -249,14 +249,22 @@ mod tests {
 
     /// `row` has the columns of `table`, in order, and converts to a batch of its schema.
     fn holds_to<T: Serialize>(table: Table, row: T) {
-        let columns: Vec<String> = table.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let columns: Vec<String> = table
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         assert_eq!(names(&row), columns, "{table:?}");
         let batch = batch_of(&table.schema(), &[row]).unwrap();
         assert_eq!(batch.num_rows(), 1);
     }
 
     /// A row read back from its batch is the row written.
-    fn round_trips<T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(table: Table, row: T) {
+    fn round_trips<T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(
+        table: Table,
+        row: T,
+    ) {
         let batch = batch_of(&table.schema(), std::slice::from_ref(&row)).unwrap();
         assert_eq!(rows_of::<T>(&[batch]).unwrap(), vec![row]);
     }
@@ -264,16 +272,128 @@ mod tests {
     #[test]
     fn each_row_struct_has_its_tables_columns() {
         let day = NaiveDate::from_ymd_opt(2026, 3, 29).unwrap();
-        holds_to(Table::Bronze, Bronze { payload: b"{}", source: "kafka", topic: Some("t"), partition: Some(0), offset: Some(7), file_key: None, line: None, kafka_timestamp: Some(1), ingest_time: 2 });
-        holds_to(Table::FailedFiles, FailedFile { file_key: "landing/a.gz", file_id: "x", size_bytes: 3, reason: "not gzip", failed_at: 4 });
-        holds_to(Table::Silver, Silver { event_id: "e", event_type: "page_view", event_time: 1, user_key: "u", user_id: Some("u"), anonymous_id: None, client_session_id: None, page_url: None, page_path: Some("/"), referrer: None, user_agent: None, device_type: None, country: None, properties: None, extra: None, ingest_time: 2, source: "file", event_date: 0 });
-        holds_to(Table::Quarantine, Quarantine { raw: "{", reason: "not_json", detail: "eof", source: "kafka", ingest_time: 1 });
-        holds_to(Table::Sessions, Session { session_id: "s", user_key: "u", session_start: 1, session_end: 2, duration_s: 0.0, events: 1, page_views: 1, entry_page: None, exit_page: None, is_bounce: true, converted: false, device_type: None, country: None, referrer_host: None, utm_source: None, funnel_step: 0, session_date: 0 });
-        holds_to(Table::DailyUsers, DailyUser { user_key: "u", date: 0 });
-        let metrics = DailyMetrics { date: day, dau: 1, wau: 2, mau: 3, sessions: 4, events: 5, page_views: 6, avg_session_duration_s: 7.5, bounce_rate: 0.5, conversion_rate: 0.25, events_per_session: 1.25 };
-        let funnel = FunnelDaily { date: day, step_index: 1, step: "page_view".into(), users: 3, conversion_from_start: 1.0, conversion_from_previous: 1.0 };
-        let page = PageDaily { date: day, page_path: "/a b".into(), page_views: 2, unique_users: 1, entries: 1, exits: 0 };
-        let retention = RetentionWeekly { cohort_week: day, week_index: 1, cohort_users: 4, active_users: 1, share: 0.25 };
+        holds_to(
+            Table::Bronze,
+            Bronze {
+                payload: b"{}",
+                source: "kafka",
+                topic: Some("t"),
+                partition: Some(0),
+                offset: Some(7),
+                file_key: None,
+                line: None,
+                kafka_timestamp: Some(1),
+                ingest_time: 2,
+            },
+        );
+        holds_to(
+            Table::FailedFiles,
+            FailedFile {
+                file_key: "landing/a.gz",
+                file_id: "x",
+                size_bytes: 3,
+                reason: "not gzip",
+                failed_at: 4,
+            },
+        );
+        holds_to(
+            Table::Silver,
+            Silver {
+                event_id: "e",
+                event_type: "page_view",
+                event_time: 1,
+                user_key: "u",
+                user_id: Some("u"),
+                anonymous_id: None,
+                client_session_id: None,
+                page_url: None,
+                page_path: Some("/"),
+                referrer: None,
+                user_agent: None,
+                device_type: None,
+                country: None,
+                properties: None,
+                extra: None,
+                ingest_time: 2,
+                source: "file",
+                event_date: 0,
+            },
+        );
+        holds_to(
+            Table::Quarantine,
+            Quarantine {
+                raw: "{",
+                reason: "not_json",
+                detail: "eof",
+                source: "kafka",
+                ingest_time: 1,
+            },
+        );
+        holds_to(
+            Table::Sessions,
+            Session {
+                session_id: "s",
+                user_key: "u",
+                session_start: 1,
+                session_end: 2,
+                duration_s: 0.0,
+                events: 1,
+                page_views: 1,
+                entry_page: None,
+                exit_page: None,
+                is_bounce: true,
+                converted: false,
+                device_type: None,
+                country: None,
+                referrer_host: None,
+                utm_source: None,
+                funnel_step: 0,
+                session_date: 0,
+            },
+        );
+        holds_to(
+            Table::DailyUsers,
+            DailyUser {
+                user_key: "u",
+                date: 0,
+            },
+        );
+        let metrics = DailyMetrics {
+            date: day,
+            dau: 1,
+            wau: 2,
+            mau: 3,
+            sessions: 4,
+            events: 5,
+            page_views: 6,
+            avg_session_duration_s: 7.5,
+            bounce_rate: 0.5,
+            conversion_rate: 0.25,
+            events_per_session: 1.25,
+        };
+        let funnel = FunnelDaily {
+            date: day,
+            step_index: 1,
+            step: "page_view".into(),
+            users: 3,
+            conversion_from_start: 1.0,
+            conversion_from_previous: 1.0,
+        };
+        let page = PageDaily {
+            date: day,
+            page_path: "/a b".into(),
+            page_views: 2,
+            unique_users: 1,
+            entries: 1,
+            exits: 0,
+        };
+        let retention = RetentionWeekly {
+            cohort_week: day,
+            week_index: 1,
+            cohort_users: 4,
+            active_users: 1,
+            share: 0.25,
+        };
         holds_to(Table::DailyMetrics, metrics);
         holds_to(Table::FunnelDaily, funnel.clone());
         holds_to(Table::PageDaily, page.clone());

@@ -8,7 +8,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::error::{Error, Result};
+use crate::error::{Result, TriggerError};
 
 /// One object named by an S3 notification, with its key URL-decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,9 +49,11 @@ impl ScheduledRun {
     /// wired to the wrong target.
     pub fn check_target(&self, function: &str) -> Result<()> {
         match &self.function {
-            Some(named) if named != function => Err(Error::Trigger(format!(
-                "a schedule for {named} reached {function}: check the schedule's target"
-            ))),
+            Some(named) if named != function => Err(TriggerError::WrongTarget {
+                named: named.clone(),
+                function: function.to_string(),
+            }
+            .into()),
             _ => Ok(()),
         }
     }
@@ -114,11 +116,9 @@ pub fn objects(event: &S3Event) -> Result<Vec<ObjectRef>> {
         .records
         .iter()
         .map(|r| {
-            let key =
-                r.s3.object
-                    .key
-                    .as_deref()
-                    .ok_or_else(|| Error::Trigger("S3 record without s3.object.key".into()))?;
+            let key = r.s3.object.key.as_deref().ok_or(TriggerError::Shape {
+                expected: "s3.object.key in every S3 record",
+            })?;
             Ok(ObjectRef {
                 bucket: r.s3.bucket.name.clone().unwrap_or_default(),
                 key: decode_key(key),

@@ -4,10 +4,20 @@
 
 #![deny(missing_docs)]
 
+use std::path::{Path, PathBuf};
+
 use arrow::record_batch::RecordBatch;
 use clickstream::Result;
 use clickstream::gold::compute_from_scratch;
 use clickstream::lake::{Lake, Table};
+
+/// The repository's root (the workspace holding this crate), for tests that run its scripts.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the testkit crate sits in the repository")
+        .to_path_buf()
+}
 
 /// The gold tables that differ from [`compute_from_scratch`] over all of silver, each with how;
 /// empty when gold is exactly what a full recomputation gives. Rows are compared in a canonical

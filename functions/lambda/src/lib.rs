@@ -160,10 +160,13 @@ impl From<Failure> for Diagnostic {
 mod tests {
     use super::*;
     use clickstream::Error;
+    use clickstream::error::TriggerError;
 
     #[test]
     fn a_malformed_trigger_is_permanent_and_a_store_failure_retryable() {
-        let trigger = Diagnostic::from(Failure(Error::Trigger("no Records".into())));
+        let trigger = Diagnostic::from(Failure(Error::Trigger(TriggerError::Shape {
+            expected: "no Records",
+        })));
         assert_eq!(trigger.error_type, "Permanent.Trigger");
         assert!(trigger.error_message.contains("no Records"));
         let store = Diagnostic::from(Failure(Error::ObjectStore(object_store_timeout())));

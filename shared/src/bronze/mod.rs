@@ -13,7 +13,7 @@ use object_store::ObjectStoreExt;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TriggerError};
 use crate::lake::{Lake, Table, batch_of, retry_lost_races};
 use crate::rows;
 use crate::trigger;
@@ -171,11 +171,11 @@ pub async fn ingest_landed(lake: &Lake, event: &S3Event) -> Result<Vec<BronzeOut
             .relative_key(&object.key)
             .filter(|k| k.starts_with(LANDING_PREFIX))
         else {
-            return Err(Error::Trigger(format!(
-                "object {:?} is not under {}{LANDING_PREFIX}",
-                object.key,
-                lake.key_prefix()
-            )));
+            return Err(TriggerError::ForeignObject {
+                key: object.key,
+                expected: format!("under {}{LANDING_PREFIX}", lake.key_prefix()),
+            }
+            .into());
         };
         let path = object_store::path::Path::from(key);
         let bytes = store.get(&path).await?.bytes().await?;

@@ -89,7 +89,10 @@ pub(super) fn page_batch(
 pub(super) fn daily_users_batch(users: &BTreeMap<i32, Vec<&str>>) -> Result<RecordBatch> {
     let rows: Vec<rows::DailyUser> = users
         .iter()
-        .flat_map(|(&date, keys)| keys.iter().map(move |&user_key| rows::DailyUser { user_key, date }))
+        .flat_map(|(&date, keys)| {
+            keys.iter()
+                .map(move |&user_key| rows::DailyUser { user_key, date })
+        })
         .collect();
     batch_of(&Table::DailyUsers.schema(), &rows)
 }

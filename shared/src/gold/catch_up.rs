@@ -185,23 +185,22 @@ struct Resessionized {
     pub(super) hi: i32,
 }
 
-pub(super) async fn try_catch_up(
+/// Silver as of the last version this run processes, the rows its commits above `done` added,
+/// and that version; `None` when gold is up to date. Counts them in `outcome`.
+async fn new_silver_rows(
     lake: &Lake,
-    warm: &mut Option<GoldState>,
-    funnel: &[String],
-) -> Result<GoldOutcome> {
-    let mut outcome = GoldOutcome::default();
-    let gold = OpenGold::open(lake).await?;
-    let done = gold.watermark();
+    done: i64,
+    outcome: &mut GoldOutcome,
+) -> Result<Option<(DeltaTable, NewRows, i64)>> {
     let Some(mut silver) = lake.existing_table(Table::Silver).await? else {
         outcome.already_processed = true;
-        return Ok(outcome);
+        return Ok(None);
     };
     let latest = silver.version().map_or(-1, |v| v as i64);
     if latest <= done {
         outcome.already_processed = true;
         outcome.up_to_version = Some(done);
-        return Ok(outcome);
+        return Ok(None);
     }
     let (batches, dates, last) = added_silver_rows(&silver, done, latest).await?;
     let new = NewRows { batches, dates };
@@ -210,12 +209,26 @@ pub(super) async fn try_catch_up(
     outcome.remaining = last < latest;
     outcome.new_events = new.batches.iter().map(RecordBatch::num_rows).sum();
     if last < latest {
-        // Everything below reads silver as of `last`, the version the watermark will say.
+        // Everything after reads silver as of `last`, the version the watermark will say.
         silver
             .load_version(last as _)
             .await
             .map_err(Error::delta(Table::Silver.path()))?;
     }
+    Ok(Some((silver, new, last)))
+}
+
+pub(super) async fn try_catch_up(
+    lake: &Lake,
+    warm: &mut Option<GoldState>,
+    funnel: &[String],
+) -> Result<GoldOutcome> {
+    let mut outcome = GoldOutcome::default();
+    let gold = OpenGold::open(lake).await?;
+    let done = gold.watermark();
+    let Some((silver, new, last)) = new_silver_rows(lake, done, &mut outcome).await? else {
+        return Ok(outcome);
+    };
     let state = warm_state(warm, &silver, done);
 
     let touched: BTreeSet<i32> = new.dates.iter().flatten().copied().collect();
@@ -414,7 +427,8 @@ async fn metrics_rows_from(
         )
         .await?,
     )?;
-    let old_by_date: BTreeMap<i32, DailyMetrics> = old_metrics.iter().map(|r| (to_days(r.date), *r)).collect();
+    let old_by_date: BTreeMap<i32, DailyMetrics> =
+        old_metrics.iter().map(|r| (to_days(r.date), *r)).collect();
     let metrics_hi = old_by_date
         .keys()
         .next_back()

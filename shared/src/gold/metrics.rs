@@ -173,9 +173,9 @@ pub(super) fn session_days<'a>(
 /// The daily_metrics row of `date` from its event figures (dau, events, page views) and its
 /// sessions; wau and mau are filled in later.
 pub(super) fn metrics_row(
-date: i32,
-(dau, events, page_views): (i64, i64, i64),
-s: Option<&SessionDay<'_>>,
+    date: i32,
+    (dau, events, page_views): (i64, i64, i64),
+    s: Option<&SessionDay<'_>>,
 ) -> DailyMetrics {
     let ratio = |a: f64, b: i64| if b == 0 { 0.0 } else { a / b as f64 };
     let (sessions, duration_us, bounces, conversions, session_events) =

@@ -10,8 +10,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use arrow::array::{
-    Array, BooleanArray, Date32Array, Int32Array, Int64Array, RecordBatch,
-    StringArray, TimestampMicrosecondArray,
+    Array, BooleanArray, Date32Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
 };
 use chrono::NaiveDate;
 use deltalake::DeltaTable;
@@ -202,8 +202,18 @@ mod tests {
         let mut rows: Vec<DailyMetrics> = dates.iter().map(|d| row(*d)).collect();
         fill_active_users(&mut rows, &users);
         for r in &rows {
-            assert_eq!(r.wau, direct(&users, to_days(r.date), 7), "wau on {}", r.date);
-            assert_eq!(r.mau, direct(&users, to_days(r.date), 30), "mau on {}", r.date);
+            assert_eq!(
+                r.wau,
+                direct(&users, to_days(r.date), 7),
+                "wau on {}",
+                r.date
+            );
+            assert_eq!(
+                r.mau,
+                direct(&users, to_days(r.date), 30),
+                "mau on {}",
+                r.date
+            );
         }
     }
 }

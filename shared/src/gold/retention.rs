@@ -85,7 +85,10 @@ mod tests {
     fn daily_users(rows: &[(&str, NaiveDate)]) -> RecordBatch {
         let rows: Vec<rows::DailyUser> = rows
             .iter()
-            .map(|&(user_key, date)| rows::DailyUser { user_key, date: to_days(date) })
+            .map(|&(user_key, date)| rows::DailyUser {
+                user_key,
+                date: to_days(date),
+            })
             .collect();
         batch_of(&Table::DailyUsers.schema(), &rows).unwrap()
     }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use deltalake::DeltaTable;
-use deltalake::kernel::{Action, Transaction};
 use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::{Action, Transaction};
 
 use crate::error::{Error, Result};
 
@@ -177,10 +177,13 @@ mod tests {
         let tries = AtomicU32::new(0);
         let result: Result<((), u32)> = retry_lost_races("gold", || async {
             tries.fetch_add(1, Ordering::Relaxed);
-            Err(Error::Trigger("not a race".into()))
+            Err(Error::Column {
+                column: "not a race".into(),
+                reason: "a permanent error".into(),
+            })
         })
         .await;
-        assert!(matches!(result, Err(Error::Trigger(_))), "{result:?}");
+        assert!(matches!(result, Err(Error::Column { .. })), "{result:?}");
         assert_eq!(tries.into_inner(), 1);
     }
 

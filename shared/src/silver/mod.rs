@@ -10,9 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use arrow::array::{
-    BinaryArray, StringArray, TimestampMicrosecondArray,
-};
+use arrow::array::{BinaryArray, StringArray, TimestampMicrosecondArray};
 use arrow::record_batch::RecordBatch;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -29,8 +27,8 @@ use crate::lake::{
     AddedData, Lake, Table, added_since, batch_of, commit_properties, retry_lost_races,
     txn_version, typed_column,
 };
-use crate::rows;
 use crate::maintenance::compact_small_files;
+use crate::rows;
 
 mod dedup;
 use dedup::{DedupIndex, Probe, hash_id, look_up_files, read_ids};

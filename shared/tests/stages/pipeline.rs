@@ -399,7 +399,11 @@ async fn append_to_silver_elsewhere(lake: &Lake, raws: &[Vec<u8>], source: &str)
         .iter()
         .map(|raw| {
             let event = clickstream::event::validate(raw, Utc::now()).unwrap();
-            clickstream::silver::SilverEvent { event, source, ingest_time: Utc::now() }
+            clickstream::silver::SilverEvent {
+                event,
+                source,
+                ingest_time: Utc::now(),
+            }
         })
         .collect();
     lake.table(Table::Silver)

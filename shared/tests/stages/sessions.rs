@@ -49,7 +49,11 @@ fn sessions(events: &[E]) -> Vec<Session> {
     let valid: Vec<_> = events.iter().map(valid).collect();
     let rows: Vec<_> = valid
         .into_iter()
-        .map(|event| SilverEvent { event, source: "test", ingest_time: Utc::now() })
+        .map(|event| SilverEvent {
+            event,
+            source: "test",
+            ingest_time: Utc::now(),
+        })
         .collect();
     let batch = silver_batch(&rows).unwrap();
     let funnel: Vec<String> = clickstream::gold::DEFAULT_FUNNEL
@@ -190,7 +194,11 @@ fn daily_metrics_follow_the_definitions() {
     let valid: Vec<_> = events
         .iter()
         .map(valid)
-        .map(|event| SilverEvent { event, source: "t", ingest_time: Utc::now() })
+        .map(|event| SilverEvent {
+            event,
+            source: "t",
+            ingest_time: Utc::now(),
+        })
         .collect();
     let batch = silver_batch(&valid).unwrap();
     let funnel: Vec<String> = vec!["page_view".into(), "purchase".into()];

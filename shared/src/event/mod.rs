@@ -9,6 +9,10 @@ use std::collections::BTreeMap;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+mod rejection;
+use rejection::reject;
+pub use rejection::{RejectReason, Rejection};
+
 /// Largest accepted record, in bytes.
 pub const MAX_RECORD_BYTES: usize = 256 * 1024;
 /// How far ahead of ingest time an event_time may be.
@@ -33,75 +37,6 @@ pub const KNOWN_FIELDS: [&str; 12] = [
     "country",
     "properties",
 ];
-
-/// Why a record was quarantined. The code is what lands in `silver/quarantine.reason`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum RejectReason {
-    /// Larger than [`MAX_RECORD_BYTES`].
-    TooLarge,
-    /// Bytes are not valid UTF-8.
-    NotUtf8,
-    /// Text is not valid JSON.
-    NotJson,
-    /// JSON, but not an object.
-    NotObject,
-    /// A required field is absent or null.
-    MissingField,
-    /// A field has the wrong type or a value outside its contract.
-    InvalidField,
-    /// event_time cannot be parsed.
-    BadEventTime,
-    /// event_time is more than [`MAX_FUTURE`] after ingest time.
-    FutureEventTime,
-    /// event_time is before [`MIN_EVENT_TIME_MS`] (2000-01-01).
-    PastEventTime,
-}
-
-impl RejectReason {
-    /// All reasons, in code order.
-    pub const ALL: [RejectReason; 9] = [
-        RejectReason::TooLarge,
-        RejectReason::NotUtf8,
-        RejectReason::NotJson,
-        RejectReason::NotObject,
-        RejectReason::MissingField,
-        RejectReason::InvalidField,
-        RejectReason::BadEventTime,
-        RejectReason::FutureEventTime,
-        RejectReason::PastEventTime,
-    ];
-
-    /// The stable reason code.
-    pub fn code(self) -> &'static str {
-        match self {
-            RejectReason::TooLarge => "too_large",
-            RejectReason::NotUtf8 => "not_utf8",
-            RejectReason::NotJson => "not_json",
-            RejectReason::NotObject => "not_object",
-            RejectReason::MissingField => "missing_field",
-            RejectReason::InvalidField => "invalid_field",
-            RejectReason::BadEventTime => "bad_event_time",
-            RejectReason::FutureEventTime => "future_event_time",
-            RejectReason::PastEventTime => "past_event_time",
-        }
-    }
-}
-
-/// A rejected record: reason code plus a human-readable detail.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejection {
-    /// Why the record was rejected.
-    pub reason: RejectReason,
-    /// What exactly was wrong, for a person.
-    pub detail: String,
-}
-
-fn reject(reason: RejectReason, detail: impl Into<String>) -> Rejection {
-    Rejection {
-        reason,
-        detail: detail.into(),
-    }
-}
 
 /// A record that passed validation, typed as in `silver/events`.
 #[derive(Debug, Clone, PartialEq)]
