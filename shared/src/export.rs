@@ -119,6 +119,8 @@ pub fn parquet_bytes(schema: &std::sync::Arc<Schema>, batches: &[RecordBatch]) -
     Ok(buf)
 }
 
+/// `batches` as CSV with a header, each text cell made safe to open in a spreadsheet
+/// ([`spreadsheet_safe`]).
 fn csv_bytes(batches: &[RecordBatch]) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
     {
@@ -126,10 +128,51 @@ fn csv_bytes(batches: &[RecordBatch]) -> Result<Vec<u8>> {
             .with_header(true)
             .build(&mut buf);
         for b in batches {
-            writer.write(b)?;
+            writer.write(&spreadsheet_safe(b)?)?;
         }
     }
     Ok(buf)
+}
+
+/// Characters that make a spreadsheet read a cell as a formula when they start it (OWASP's list
+/// for CSV injection).
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// The batch with every text cell that starts with a [`FORMULA_STARTS`] character prefixed with
+/// `'`, which spreadsheets show as text and do not evaluate. Only the CSV files get this; the
+/// DuckDB file and Parquet keep the values as they are.
+fn spreadsheet_safe(batch: &RecordBatch) -> Result<RecordBatch> {
+    use arrow::array::{Array, ArrayRef, StringArray};
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|column| {
+            let Some(text) = column.as_any().downcast_ref::<StringArray>() else {
+                return column.clone();
+            };
+            if !text.iter().flatten().any(starts_a_formula) {
+                return column.clone();
+            }
+            let safe: StringArray = text
+                .iter()
+                .map(|v| {
+                    v.map(|v| {
+                        if starts_a_formula(v) {
+                            format!("'{v}")
+                        } else {
+                            v.to_string()
+                        }
+                    })
+                })
+                .collect();
+            std::sync::Arc::new(safe) as ArrayRef
+        })
+        .collect();
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
+}
+
+fn starts_a_formula(cell: &str) -> bool {
+    cell.starts_with(FORMULA_STARTS)
 }
 
 /// `CREATE TABLE` for a gold schema in DuckDB types.
@@ -159,4 +202,50 @@ fn create_table_sql(name: &str, schema: &Schema) -> String {
         quoted_identifier(name),
         columns.join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn csv_cells_that_would_start_a_formula_are_text() {
+        let schema = Arc::new(Schema::new(vec![
+            arrow::datatypes::Field::new("utm_source", DataType::Utf8, true),
+            arrow::datatypes::Field::new("sessions", DataType::Int64, false),
+        ]));
+        let values = [
+            Some("=HYPERLINK(\"http://x\")"),
+            Some("+1"),
+            Some("-2+3"),
+            Some("@SUM(A1)"),
+            Some("\tx"),
+            Some("google"),
+            None,
+        ];
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(arrow::array::StringArray::from(values.to_vec())),
+                Arc::new(arrow::array::Int64Array::from(vec![-1; values.len()])),
+            ],
+        )
+        .unwrap();
+        let csv = String::from_utf8(csv_bytes(&[batch]).unwrap()).unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "utm_source,sessions",
+                "\"'=HYPERLINK(\"\"http://x\"\")\",-1",
+                "'+1,-1",
+                "'-2+3,-1",
+                "'@SUM(A1),-1",
+                "'\tx,-1",
+                "google,-1",
+                ",-1",
+            ]
+        );
+    }
 }
