@@ -22,6 +22,12 @@ pub const MAX_FUTURE: TimeDelta = TimeDelta::hours(1);
 /// silver unreadable to other Delta readers.
 pub const MIN_EVENT_TIME_MS: i64 = 946_684_800_000;
 
+/// Longest accepted identifier or dimension (user_id, anonymous_id, session_id, device_type,
+/// country), in characters: they become group keys and CSV cells downstream.
+pub const MAX_DIMENSION_CHARS: usize = 256;
+/// Longest accepted page_url, referrer or user_agent, in characters.
+pub const MAX_URL_CHARS: usize = 2_048;
+
 /// Fields of the contract; everything else is kept in `extra`.
 pub const KNOWN_FIELDS: [&str; 12] = [
     "event_id",
@@ -309,7 +315,20 @@ fn required_string(obj: &mut Map<String, Value>, field: &str) -> Result<String, 
 fn optional_string(obj: &mut Map<String, Value>, field: &str) -> Result<Option<String>, Rejection> {
     match obj.remove(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
+        Some(Value::String(s)) => {
+            let limit = match field {
+                "page_url" | "referrer" | "user_agent" => MAX_URL_CHARS,
+                _ => MAX_DIMENSION_CHARS,
+            };
+            // Bytes bound characters from above: most values skip the count.
+            if s.len() > limit && s.chars().count() > limit {
+                return Err(reject(
+                    RejectReason::InvalidField,
+                    format!("{field} is longer than {limit} characters"),
+                ));
+            }
+            Ok(Some(s))
+        }
         Some(v) => Err(reject(
             RejectReason::InvalidField,
             format!("{field} must be a string, got {}", json_kind(&v)),
@@ -456,6 +475,32 @@ mod tests {
         );
         assert_eq!(
             reason(&with("properties", json!([1]))),
+            RejectReason::InvalidField
+        );
+    }
+
+    #[test]
+    fn reject_overlong_dimensions_and_urls() {
+        for (field, limit) in [
+            ("user_id", MAX_DIMENSION_CHARS),
+            ("anonymous_id", MAX_DIMENSION_CHARS),
+            ("session_id", MAX_DIMENSION_CHARS),
+            ("device_type", MAX_DIMENSION_CHARS),
+            ("country", MAX_DIMENSION_CHARS),
+            ("user_agent", MAX_URL_CHARS),
+            ("referrer", MAX_URL_CHARS),
+        ] {
+            // Characters, not bytes: `é` is two bytes.
+            let at_limit = with(field, json!("é".repeat(limit)));
+            assert!(validate(&at_limit, now()).is_ok(), "{field} at {limit}");
+            let over = with(field, json!("x".repeat(limit + 1)));
+            let rejection = validate(&over, now()).unwrap_err();
+            assert_eq!(rejection.reason, RejectReason::InvalidField, "{field}");
+            assert!(rejection.detail.contains(field), "{}", rejection.detail);
+        }
+        let long_url = format!("https://s.example/{}", "p".repeat(MAX_URL_CHARS));
+        assert_eq!(
+            reason(&with("page_url", json!(long_url))),
             RejectReason::InvalidField
         );
     }
