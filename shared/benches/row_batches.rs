@@ -21,10 +21,14 @@ use clickstream::trigger::KafkaMessage;
 const ROUNDS: usize = 7;
 
 fn main() {
+    // `cargo bench` passes `--bench`; `cargo test` runs this as a quick check that both ways
+    // build the same batch, with few events and one round.
+    let benchmarking = std::env::args().any(|a| a == "--bench");
     let events: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
-        .unwrap_or(200_000);
+        .unwrap_or(if benchmarking { 200_000 } else { 2_000 });
+    let rounds = if benchmarking { ROUNDS } else { 1 };
     let payloads: Vec<Vec<u8>> =
         clickstream_generator::Generator::new(clickstream_generator::GeneratorConfig::new(events))
             .collect();
@@ -52,18 +56,20 @@ fn main() {
         })
         .collect();
     println!(
-        "{} bronze rows, {} silver rows, {ROUNDS} rounds each (median)",
+        "{} bronze rows, {} silver rows, {rounds} rounds each (median)",
         messages.len(),
         silver.len()
     );
     compare(
         "bronze/events",
+        rounds,
         messages.len(),
         || raw_batch(&messages, "events").unwrap(),
         || bronze_by_hand(&messages, "events"),
     );
     compare(
         "silver/events",
+        rounds,
         silver.len(),
         || silver_batch(&silver).unwrap(),
         || silver_by_hand(&silver),
@@ -73,12 +79,13 @@ fn main() {
 /// Times both ways in alternating rounds; checks they build the same batch.
 fn compare(
     table: &str,
+    rounds: usize,
     rows: usize,
     by_rows: impl Fn() -> RecordBatch,
     by_hand: impl Fn() -> RecordBatch,
 ) {
     let (mut rows_times, mut hand_times) = (Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds {
         let (a, t) = timed(&by_rows);
         rows_times.push(t);
         let (b, t) = timed(&by_hand);
