@@ -1,5 +1,6 @@
 //! Batches from row structs (serde_arrow, `clickstream::lake::batch_of`) against Arrow builders
-//! written by hand, for the two tables written in bulk: bronze/events and silver/events.
+//! written by hand, for the two tables written in bulk: bronze/events (by hand: the shipped
+//! `bronze::raw_batch`) and silver/events (by hand: a reference here; silver ships row structs).
 //!
 //! `cargo bench -p clickstream-shared --bench row_batches [-- EVENTS]` (default 200,000 generated
 //! events). Prints the median time per batch and per row of each way, in alternating rounds.
@@ -7,11 +8,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{
-    ArrayRef, BinaryBuilder, Date32Array, Int32Builder, Int64Builder, RecordBatch, StringArray,
-    StringBuilder, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
-};
+use arrow::array::{ArrayRef, Date32Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use chrono::Utc;
+use clickstream::bronze::raw_batch;
 use clickstream::event::validate;
 use clickstream::lake::{Table, batch_of, to_days};
 use clickstream::rows;
@@ -65,7 +64,7 @@ fn main() {
         rounds,
         messages.len(),
         || bronze_by_rows(&messages, "events"),
-        || bronze_by_hand(&messages, "events"),
+        || raw_batch(&messages, "events").unwrap(),
     );
     compare(
         "silver/events",
@@ -139,52 +138,6 @@ fn bronze_by_rows(messages: &[KafkaMessage], topic: &str) -> RecordBatch {
         })
         .collect();
     batch_of(&Table::Bronze.schema(), &rows).unwrap()
-}
-
-/// bronze/events with Arrow's builders, column by column (as `bronze::to_batch` builds it).
-fn bronze_by_hand(messages: &[KafkaMessage], topic: &str) -> RecordBatch {
-    let n = messages.len();
-    let bytes = messages
-        .iter()
-        .map(|m| m.value.as_ref().map_or(0, Vec::len))
-        .sum();
-    let mut payload = BinaryBuilder::with_capacity(n, bytes);
-    let (mut source, mut topics, mut file_key) = (
-        StringBuilder::new(),
-        StringBuilder::new(),
-        StringBuilder::new(),
-    );
-    let (mut partition, mut offset, mut line) = (
-        Int32Builder::with_capacity(n),
-        Int64Builder::with_capacity(n),
-        Int64Builder::with_capacity(n),
-    );
-    let mut kafka_ts = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-    let mut ingest = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-    let now = Utc::now().timestamp_micros();
-    for m in messages {
-        payload.append_value(m.value.as_deref().unwrap_or_default());
-        source.append_value(format!("kafka:{topic}/{}/{}", m.partition, m.offset));
-        topics.append_value(topic);
-        partition.append_value(m.partition);
-        offset.append_value(m.offset);
-        file_key.append_null();
-        line.append_null();
-        kafka_ts.append_value(m.timestamp_ms * 1000);
-        ingest.append_value(now);
-    }
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(payload.finish()),
-        Arc::new(source.finish()),
-        Arc::new(topics.finish()),
-        Arc::new(partition.finish()),
-        Arc::new(offset.finish()),
-        Arc::new(file_key.finish()),
-        Arc::new(line.finish()),
-        Arc::new(kafka_ts.finish()),
-        Arc::new(ingest.finish()),
-    ];
-    RecordBatch::try_new(Table::Bronze.schema(), columns).unwrap()
 }
 
 /// silver/events with Arrow's arrays, column by column (the reference).
