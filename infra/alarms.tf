@@ -1,8 +1,11 @@
-# Alarms: any function error or throttled invocation, Kafka consumer lag of bronze-writer, and a
-# DLQ that is not empty.
+# Alarms: any function error or throttled invocation, Kafka consumer lag of bronze-writer, a
+# recreated Kafka topic, and a DLQ that is not empty.
 # One alarm resource; each entry of local.alarms says what it watches and when it fires.
 
 locals {
+  # The namespace of the pipeline's own metrics.
+  metrics_namespace = "Clickstream/${var.name_prefix}"
+
   # Per function: Lambda's own metric, and what it means when it is above zero.
   function_alarm_metrics = {
     errors    = { metric = "Errors", says = "returned errors" }
@@ -32,6 +35,15 @@ locals {
         periods     = 3
         threshold   = var.kafka_offset_lag_threshold
       }
+      "bronze-writer-kafka-source-reset" = {
+        description = "bronze-writer refuses Kafka records below its watermark: the topic was recreated (see BRONZE_KAFKA_GENERATION)"
+        namespace   = local.metrics_namespace
+        metric      = aws_cloudwatch_log_metric_filter.kafka_source_reset.metric_transformation[0].name
+        dimensions  = {}
+        statistic   = "Sum"
+        periods     = 1
+        threshold   = 0
+      }
       "dlq-not-empty" = {
         description = "Failed invocations are waiting in the dead-letter queue"
         namespace   = "AWS/SQS"
@@ -43,6 +55,19 @@ locals {
       }
     },
   )
+}
+
+# bronze-writer's log line for Error::KafkaSourceReset, counted (the pattern is the error's
+# prefix, clickstream::error::KAFKA_SOURCE_RESET; infra/tests/terraform.rs checks they agree).
+resource "aws_cloudwatch_log_metric_filter" "kafka_source_reset" {
+  name           = "${var.name_prefix}-kafka-source-reset"
+  log_group_name = aws_cloudwatch_log_group.function["bronze-writer"].name
+  pattern        = "\"Kafka source reset\""
+  metric_transformation {
+    name      = "KafkaSourceResets"
+    namespace = local.metrics_namespace
+    value     = "1"
+  }
 }
 
 resource "aws_cloudwatch_metric_alarm" "alarm" {

@@ -30,7 +30,12 @@ locals {
       memory_mb            = 1024
       timeout_s            = 300
       reserved_concurrency = var.bronze_writer_concurrency
-      environment          = {}
+      environment = {
+        BRONZE_MAX_FILE_BYTES     = tostring(var.bronze_max_file_bytes)
+        BRONZE_MAX_RECORD_BYTES   = tostring(var.bronze_max_record_bytes)
+        BRONZE_MAX_DOCUMENT_BYTES = tostring(var.bronze_max_document_bytes)
+        BRONZE_KAFKA_GENERATION   = var.bronze_kafka_generation
+      }
       read_prefixes        = ["landing/", "bronze/events/", "bronze/failed_files/"]
       write_prefixes       = ["bronze/events/", "bronze/failed_files/"]
       delete_prefixes      = []

@@ -50,6 +50,30 @@ variable "log_level" {
   default     = "info"
 }
 
+variable "bronze_max_file_bytes" {
+  description = "Most bytes a landed file may hold decompressed; a larger one is recorded in bronze/failed_files, none of it written."
+  type        = number
+  default     = 4294967296
+}
+
+variable "bronze_max_record_bytes" {
+  description = "Most bytes of one landed record (a line, or an element of a JSON array); a file with a larger one is recorded in bronze/failed_files."
+  type        = number
+  default     = 1048576
+}
+
+variable "bronze_max_document_bytes" {
+  description = "Most bytes of a landed .json file decompressed (it is read whole; .jsonl files are streamed)."
+  type        = number
+  default     = 134217728
+}
+
+variable "bronze_kafka_generation" {
+  description = "A new name here after the Kafka topics were recreated: bronze keeps new offset watermarks instead of refusing the restarted offsets. Empty: none."
+  type        = string
+  default     = ""
+}
+
 variable "funnel_steps" {
   description = "Funnel steps of gold/funnel_daily, in order."
   type        = list(string)

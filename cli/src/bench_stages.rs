@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use clickstream::bronze::BronzeOptions;
 use clickstream::functions::{self, BronzeTrigger, commit_event};
 use clickstream::gold::parse_funnel;
 use clickstream::lake::{Lake, Table};
@@ -398,7 +399,7 @@ pub async fn run_batch(lake: &Lake, batch: &BronzeTrigger) -> Result<StageMs> {
     let funnel = parse_funnel(None);
     let mut ms = StageMs::default();
     let started = Instant::now();
-    let bronze = functions::bronze_writer(lake, batch).await?;
+    let bronze = functions::bronze_writer(lake, batch, &BronzeOptions::default()).await?;
     ms.bronze = started.elapsed().as_secs_f64() * 1e3;
     for b in bronze {
         let Some(v) = b.version else { continue };

@@ -83,7 +83,15 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
     let cfg = generator_config(args.events, &args.generator)?;
     let lake = open_lake(&args.lake.lake)?;
     let started = Instant::now();
-    let pipeline = Pipeline::start(lake.clone(), parse_funnel(args.funnel.as_deref()));
+    // Each run produces to a new stream of offsets from 0, so each is its own Kafka generation:
+    // a second run on the same lake adds its events (silver drops the ones already there)
+    // instead of being refused as a recreated topic.
+    let options = clickstream::bronze::BronzeOptions {
+        kafka_generation: Some(format!("demo-{}", chrono::Utc::now().timestamp_micros())),
+        ..Default::default()
+    };
+    let pipeline = Pipeline::start(lake.clone(), parse_funnel(args.funnel.as_deref()))
+        .with_bronze_options(options);
     let bar = bar(args.events as u64, "starting");
     let ticker = track(&pipeline, &bar);
 
@@ -269,8 +277,10 @@ pub async fn generate(args: GenerateArgs) -> Result<()> {
 
 pub async fn ingest(args: IngestArgs) -> Result<()> {
     let lake = open_lake(&args.lake.lake)?;
+    let options = clickstream::settings::bronze_options(&clickstream::settings::Environment)?;
     let started = Instant::now();
-    let pipeline = Pipeline::start(lake.clone(), parse_funnel(args.funnel.as_deref()));
+    let pipeline = Pipeline::start(lake.clone(), parse_funnel(args.funnel.as_deref()))
+        .with_bronze_options(options);
     let bar = bar(args.files.len() as u64, "files");
     // A file that fails does not stop the others: what bronze took in still goes through silver
     // and gold, and the failures are reported (and make the command fail) at the end.

@@ -25,7 +25,7 @@ async fn headline(lake: &Lake) -> Result<Headline> {
     let data = clickstream_report::dashboard::load(lake, Default::default()).await?;
     let shown = data.headline(None);
     Ok(Headline {
-        latest: shown.map(|h| h.day.clone()),
+        latest: shown.map(|h| *h.day),
         latest_is_partial: shown.is_some_and(|h| h.day_is_partial),
         dates: data.days.len(),
         total_sessions: data.days.iter().map(|d| d.sessions).sum(),

@@ -355,3 +355,31 @@ fn buckets_block_public_access_and_are_encrypted() {
         assert_eq!(tls, "\"aws:SecureTransport\"");
     }
 }
+
+/// The log metric filter behind the recreated-topic alarm matches the error bronze-writer logs.
+#[test]
+fn the_kafka_source_reset_filter_matches_the_error() {
+    let blocks = tf();
+    let filter = of_type(&blocks, "resource", "aws_cloudwatch_log_metric_filter")
+        .into_iter()
+        .find(|b| labels(b)[1] == "kafka_source_reset")
+        .expect("a log metric filter for Kafka source resets");
+    let pattern = text(attr(filter.body(), "pattern").unwrap());
+    assert!(
+        pattern.contains(clickstream::error::KAFKA_SOURCE_RESET),
+        "{pattern} does not match {:?}",
+        clickstream::error::KAFKA_SOURCE_RESET
+    );
+    let error = clickstream::Error::KafkaSourceReset {
+        topic: "t".into(),
+        partition: 0,
+        offset: 0,
+        watermark: 9,
+        evidence: "a test".into(),
+    };
+    assert!(
+        error
+            .to_string()
+            .starts_with(clickstream::error::KAFKA_SOURCE_RESET)
+    );
+}

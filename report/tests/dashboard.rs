@@ -6,6 +6,7 @@
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{Date32Type, Int64Type};
 use chrono::{Duration, Utc};
+use clickstream::bronze::BronzeOptions;
 use clickstream::functions::{self, BronzeTrigger, commit_event};
 use clickstream::gold::parse_funnel;
 use clickstream::lake::{Lake, Table};
@@ -41,7 +42,9 @@ async fn lake_with(events: Vec<Vec<u8>>) -> (tempfile::TempDir, Lake) {
         })
         .collect();
     let trigger = BronzeTrigger::Kafka(kafka_event("t:9092", "t", &messages));
-    let bronze = functions::bronze_writer(&lake, &trigger).await.unwrap();
+    let bronze = functions::bronze_writer(&lake, &trigger, &BronzeOptions::default())
+        .await
+        .unwrap();
     let silver = functions::silver_transformer(
         &lake,
         &commit_event(&lake, Table::Bronze, bronze[0].version.unwrap()),

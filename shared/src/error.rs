@@ -73,6 +73,27 @@ pub enum Error {
         /// Why its task ended, when it failed to join.
         cause: Option<String>,
     },
+    /// A Kafka batch holds records at or below bronze's watermark for their partition that
+    /// bronze cannot have written: the topic was recreated (its offsets restarted), or the
+    /// consumer group was rewound far back. Nothing of the batch is written.
+    #[error(
+        "{KAFKA_SOURCE_RESET}: {topic} partition {partition}: offset {offset} is at or below \
+         bronze's watermark {watermark}, but {evidence}. Nothing was written. If the topic was \
+         recreated on purpose, set BRONZE_KAFKA_GENERATION to a new name so that bronze keeps new \
+         watermarks"
+    )]
+    KafkaSourceReset {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The offset of the record that cannot be a redelivery.
+        offset: i64,
+        /// The highest offset bronze has written for the partition.
+        watermark: i64,
+        /// Why it cannot be a redelivery.
+        evidence: String,
+    },
     /// A landed file could not be read.
     #[error("landed file {key}: {reason}")]
     LandedFile {
@@ -190,6 +211,7 @@ impl Error {
             Error::Trigger(_)
             | Error::MissingCommit { .. }
             | Error::LandedFile { .. }
+            | Error::KafkaSourceReset { .. }
             | Error::Location { .. }
             | Error::Setting { .. }
             | Error::Column { .. }
@@ -233,6 +255,7 @@ impl Error {
             Error::MissingCommit { .. } => "MissingCommit",
             Error::Embedded { .. } => "Embedded",
             Error::LandedFile { .. } => "LandedFile",
+            Error::KafkaSourceReset { .. } => "KafkaSourceReset",
             Error::Json(_) => "Json",
             Error::Io(_) => "Io",
             Error::Column { .. } => "Column",
@@ -244,6 +267,10 @@ impl Error {
         }
     }
 }
+
+/// How [`Error::KafkaSourceReset`] begins: Terraform's log metric filter counts the log lines
+/// holding it.
+pub const KAFKA_SOURCE_RESET: &str = "Kafka source reset";
 
 /// Result alias of the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -4,7 +4,7 @@
 use aws_lambda_events::event::kafka::KafkaEvent;
 use aws_lambda_events::event::s3::S3Event;
 
-use crate::bronze::{self, BronzeOutcome};
+use crate::bronze::{self, BronzeOptions, BronzeOutcome};
 use crate::error::{Result, TriggerError};
 use crate::gold::{self, GoldOutcome};
 use crate::lake::{Lake, Table};
@@ -36,13 +36,20 @@ impl BronzeTrigger {
     }
 }
 
-/// bronze-writer: appends the trigger's records to bronze/events.
-pub async fn bronze_writer(lake: &Lake, trigger: &BronzeTrigger) -> Result<Vec<BronzeOutcome>> {
+/// bronze-writer: appends the trigger's records to bronze/events; a landed file past one of
+/// the `options`' limits is recorded in bronze/failed_files instead.
+pub async fn bronze_writer(
+    lake: &Lake,
+    trigger: &BronzeTrigger,
+    options: &BronzeOptions,
+) -> Result<Vec<BronzeOutcome>> {
     match trigger {
-        BronzeTrigger::Kafka(event) => Ok(vec![bronze::ingest_kafka(lake, event).await?]),
+        BronzeTrigger::Kafka(event) => Ok(vec![
+            bronze::ingest_kafka(lake, event, options.kafka_generation.as_deref()).await?,
+        ]),
         BronzeTrigger::Landed(event) => {
             check_bucket(lake, event)?;
-            bronze::ingest_landed(lake, event).await
+            bronze::ingest_landed(lake, event, &options.landed_limits).await
         }
     }
 }

@@ -11,6 +11,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::bronze::BronzeOptions;
 use crate::error::{Error, Result};
 use crate::functions::{self, BronzeTrigger};
 use crate::lake::{Lake, Table};
@@ -71,6 +72,7 @@ pub struct Progress {
 /// A running embedded pipeline: feed it triggers, then [`Pipeline::finish`].
 pub struct Pipeline {
     lake: Lake,
+    bronze_options: BronzeOptions,
     totals: Arc<Mutex<Totals>>,
     progress: Arc<Progress>,
     to_silver: mpsc::UnboundedSender<S3Event>,
@@ -140,12 +142,19 @@ impl Pipeline {
         });
         Pipeline {
             lake,
+            bronze_options: BronzeOptions::default(),
             totals,
             progress,
             to_silver,
             silver,
             gold,
         }
+    }
+
+    /// The pipeline with bronze-writer's `options` instead of the defaults.
+    pub fn with_bronze_options(mut self, options: BronzeOptions) -> Pipeline {
+        self.bronze_options = options;
+        self
     }
 
     /// The lake this pipeline writes.
@@ -161,7 +170,7 @@ impl Pipeline {
     /// Runs the bronze-writer on a trigger and notifies silver of each commit it made.
     pub async fn bronze(&self, trigger: &BronzeTrigger) -> Result<()> {
         let started = Instant::now();
-        let outcomes = functions::bronze_writer(&self.lake, trigger).await?;
+        let outcomes = functions::bronze_writer(&self.lake, trigger, &self.bronze_options).await?;
         let mut t = lock(&self.totals);
         t.bronze_seconds += started.elapsed().as_secs_f64();
         for o in outcomes {

@@ -243,7 +243,7 @@ mod tests {
     /// The field names of `row`, in order, as serde_arrow traces them.
     fn names<T: Serialize>(row: &T) -> Vec<String> {
         let options = TracingOptions::default().allow_null_fields(true);
-        let fields = Vec::<arrow::datatypes::FieldRef>::from_samples(&[row], options).unwrap();
+        let fields = Vec::<arrow::datatypes::FieldRef>::from_samples([row], options).unwrap();
         fields.iter().map(|f| f.name().clone()).collect()
     }
 

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::bronze::{BronzeOptions, LandedLimits};
 use crate::error::{Error, Result};
 use crate::lake::Lake;
 
@@ -17,12 +18,28 @@ pub const FUNNEL_STEPS: &str = "FUNNEL_STEPS";
 /// VACUUM's retention in hours (maintenance; default
 /// [`crate::maintenance::DEFAULT_VACUUM_RETENTION_HOURS`]).
 pub const VACUUM_RETENTION_HOURS: &str = "VACUUM_RETENTION_HOURS";
+/// Most bytes a landed file may hold decompressed (bronze-writer; default
+/// [`crate::bronze::DEFAULT_MAX_FILE_BYTES`]).
+pub const BRONZE_MAX_FILE_BYTES: &str = "BRONZE_MAX_FILE_BYTES";
+/// Most bytes of one landed record (bronze-writer; default
+/// [`crate::bronze::DEFAULT_MAX_RECORD_BYTES`]).
+pub const BRONZE_MAX_RECORD_BYTES: &str = "BRONZE_MAX_RECORD_BYTES";
+/// Most bytes of a landed `.json` file, which is read whole (bronze-writer; default
+/// [`crate::bronze::DEFAULT_MAX_DOCUMENT_BYTES`]).
+pub const BRONZE_MAX_DOCUMENT_BYTES: &str = "BRONZE_MAX_DOCUMENT_BYTES";
+/// A name for the current generation of the Kafka topics, when they were recreated (bronze-writer;
+/// default none): bronze keeps each partition's watermark per source and generation.
+pub const BRONZE_KAFKA_GENERATION: &str = "BRONZE_KAFKA_GENERATION";
 /// Every variable above.
-pub const ALL: [&str; 4] = [
+pub const ALL: [&str; 8] = [
     LAKE_URI,
     LAKE_TIMEOUT_SECONDS,
     FUNNEL_STEPS,
     VACUUM_RETENTION_HOURS,
+    BRONZE_MAX_FILE_BYTES,
+    BRONZE_MAX_RECORD_BYTES,
+    BRONZE_MAX_DOCUMENT_BYTES,
+    BRONZE_KAFKA_GENERATION,
 ];
 
 /// The Kafka topic the pipeline reads by default.
@@ -93,6 +110,67 @@ impl LakeSettings {
     pub fn open(&self) -> Result<Lake> {
         Lake::open_with_timeout(&self.lake_uri, self.timeout)
     }
+}
+
+/// Settings of bronze-writer: the lake, and its options.
+#[derive(Debug, Clone)]
+pub struct BronzeSettings {
+    /// Where the lake is.
+    pub lake: LakeSettings,
+    /// Limits on a landed file, and the Kafka generation.
+    pub options: BronzeOptions,
+}
+
+impl BronzeSettings {
+    /// From [`LAKE_URI`] and the `BRONZE_*` variables.
+    pub fn from_env() -> Result<BronzeSettings> {
+        BronzeSettings::from(&Environment)
+    }
+
+    /// From [`LAKE_URI`] and the `BRONZE_*` variables in `vars`.
+    pub fn from(vars: &impl Variables) -> Result<BronzeSettings> {
+        Ok(BronzeSettings {
+            lake: LakeSettings::from(vars)?,
+            options: bronze_options(vars)?,
+        })
+    }
+}
+
+/// bronze-writer's options from the `BRONZE_*` variables in `vars`, each defaulting when unset.
+pub fn bronze_options(vars: &impl Variables) -> Result<BronzeOptions> {
+    Ok(BronzeOptions {
+        landed_limits: landed_limits(vars)?,
+        kafka_generation: vars
+            .get(BRONZE_KAFKA_GENERATION)
+            .map(|g| g.trim().to_string())
+            .filter(|g| !g.is_empty()),
+    })
+}
+
+/// The limits on a landed file from [`BRONZE_MAX_FILE_BYTES`], [`BRONZE_MAX_RECORD_BYTES`] and
+/// [`BRONZE_MAX_DOCUMENT_BYTES`] in `vars`, each defaulting when unset.
+fn landed_limits(vars: &impl Variables) -> Result<LandedLimits> {
+    let defaults = LandedLimits::default();
+    Ok(LandedLimits {
+        max_file_bytes: whole_number(
+            vars,
+            BRONZE_MAX_FILE_BYTES,
+            defaults.max_file_bytes,
+            "bytes",
+        )?,
+        max_record_bytes: whole_number(
+            vars,
+            BRONZE_MAX_RECORD_BYTES,
+            defaults.max_record_bytes,
+            "bytes",
+        )?,
+        max_document_bytes: whole_number(
+            vars,
+            BRONZE_MAX_DOCUMENT_BYTES,
+            defaults.max_document_bytes,
+            "bytes",
+        )?,
+    })
 }
 
 /// Settings of gold-transformer: the lake and the funnel.
@@ -185,6 +263,8 @@ mod tests {
         assert_eq!(gold.funnel, crate::gold::parse_funnel(None));
         let maintenance = MaintenanceSettings::from(&vars).unwrap();
         assert_eq!(maintenance.vacuum_retention, chrono::Duration::hours(168));
+        let bronze = BronzeSettings::from(&vars).unwrap();
+        assert_eq!(bronze.options, BronzeOptions::default());
 
         let vars = HashMap::from([
             (LAKE_URI, "lake"),
@@ -194,6 +274,20 @@ mod tests {
         assert_eq!(GoldSettings::from(&vars).unwrap().funnel, ["a", "b"]);
         let maintenance = MaintenanceSettings::from(&vars).unwrap();
         assert_eq!(maintenance.vacuum_retention, chrono::Duration::hours(24));
+
+        let vars = HashMap::from([
+            (LAKE_URI, "lake"),
+            (BRONZE_MAX_RECORD_BYTES, "4096"),
+            (BRONZE_KAFKA_GENERATION, " 2026-12 "),
+        ]);
+        let options = BronzeSettings::from(&vars).unwrap().options;
+        assert_eq!(options.landed_limits.max_record_bytes, 4096);
+        let defaults = LandedLimits::default();
+        assert_eq!(
+            options.landed_limits.max_file_bytes,
+            defaults.max_file_bytes
+        );
+        assert_eq!(options.kafka_generation.as_deref(), Some("2026-12"));
     }
 
     #[test]

@@ -133,7 +133,8 @@ pub mod samples {
     /// bronze commit sample into silver, then the silver commit sample into gold.
     pub async fn feed(lake: &Lake, through: Stage) -> Result<()> {
         let kafka = BronzeTrigger::from_json(load("kafka.json")?)?;
-        functions::bronze_writer(lake, &kafka).await?;
+        functions::bronze_writer(lake, &kafka, &clickstream::bronze::BronzeOptions::default())
+            .await?;
         if through >= Stage::Silver {
             functions::silver_transformer(lake, &load("s3-bronze-commit.json")?).await?;
         }

@@ -60,17 +60,39 @@ async fn events_through_kafka_and_s3_reach_gold_exactly_once() {
         "--output",
         dropped.to_str().unwrap(),
     ]);
-    all.extend(read_lines(&dropped));
-    lake.store()
-        .unwrap()
-        .put(
-            &"landing/dropped.jsonl".into(),
-            PutPayload::from(std::fs::read(&dropped).unwrap()),
-        )
-        .await
-        .unwrap();
+    // Dropped as three files under keys with characters S3 allows and object_store's
+    // `Path::from` would re-encode, with a decompression bomb landed between them: the bomb is
+    // recorded in bronze/failed_files and the files after it still land.
+    let lines = read_lines(&dropped);
+    all.extend(lines.iter().cloned());
+    let store = lake.store().unwrap();
+    let put = async |key: &str, bytes: Vec<u8>| {
+        let path = object_store::path::Path::parse(key).unwrap();
+        store.put(&path, PutPayload::from(bytes)).await.unwrap();
+    };
+    let long_key = format!("landing/{}/{}.jsonl", "d".repeat(300), "n".repeat(300));
+    let keys = [
+        "landing/50% off #1 [x] ~.jsonl",
+        "landing/ünïcødé/a+b=c&d 🙂.jsonl",
+        long_key.as_str(),
+    ];
+    for (key, part) in keys
+        .iter()
+        .zip(lines.chunks(lines.len().div_ceil(keys.len())))
+    {
+        put(key, part.join(&b'\n')).await;
+        if key.contains('%') {
+            put("landing/bomb #2.jsonl.gz", crate::stack::gzip_bomb()).await;
+        }
+    }
 
     assert_every_record_once(&lake, &all, Duration::from_secs(300)).await;
+    wait_for(
+        "the bomb in bronze/failed_files",
+        Duration::from_secs(60),
+        async || count(&lake, Table::FailedFiles).await == 1,
+    )
+    .await;
 
     // The scheduled export: a DuckDB file whose sessions are gold's.
     let store = lake.store().unwrap();

@@ -587,3 +587,12 @@ impl Drop for Broker {
         let _ = self.process.wait();
     }
 }
+
+/// A decompression bomb: a `.jsonl.gz` of about 1 MB that expands to 1 GiB of zeros (gzip
+/// members of 1 MiB each), one line far over bronze's record limit.
+pub fn gzip_bomb() -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&vec![0; 1 << 20]).unwrap();
+    gz.finish().unwrap().repeat(1024)
+}

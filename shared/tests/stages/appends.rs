@@ -1,20 +1,23 @@
 //! Bronze's appends through the kernel (clickstream::appender): what they leave in the log for the
 //! next process, and what a writer that lost a race sees.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{Duration, Utc};
-use clickstream::bronze::ingest_kafka;
+use clickstream::Error;
+use clickstream::bronze::{MAX_REDELIVERY_REWIND, ingest_kafka};
 use clickstream::lake::{Lake, Table};
 use clickstream::trigger::{KafkaMessage, kafka_event};
 use serde_json::Value;
 
-use crate::pipeline::{count, event, lake};
+use crate::pipeline::{count, event, lake, produced_ms};
 
 fn one_record(partition: i32, offset: i64) -> aws_lambda_events::event::kafka::KafkaEvent {
     let t = Utc::now() - Duration::hours(1);
     let message = KafkaMessage {
         partition,
         offset,
-        timestamp_ms: Utc::now().timestamp_millis(),
+        timestamp_ms: produced_ms(offset),
         value: Some(event(
             &format!("e{partition}-{offset}"),
             "u",
@@ -40,7 +43,7 @@ async fn appends_leave_checksums_and_checkpoints_that_a_new_process_starts_from(
     let (dir, lake) = lake();
     let mut last = 0;
     for offset in 0..12 {
-        let outcome = ingest_kafka(&lake, &one_record(offset as i32 % 3, offset))
+        let outcome = ingest_kafka(&lake, &one_record(offset as i32 % 3, offset), None)
             .await
             .unwrap();
         assert_eq!(outcome.written, 1);
@@ -53,7 +56,7 @@ async fn appends_leave_checksums_and_checkpoints_that_a_new_process_starts_from(
     .unwrap();
     let txns = crc["setTransactions"].as_array().expect("setTransactions");
     for partition in 0..3 {
-        let app_id = format!("kafka:clickstream-events:{partition}");
+        let app_id = format!("kafka:test:9092:clickstream-events:{partition}");
         let txn = txns.iter().find(|t| t["appId"] == app_id.as_str());
         assert_eq!(txn.expect(&app_id)["version"], 9 + partition);
     }
@@ -68,12 +71,14 @@ async fn appends_leave_checksums_and_checkpoints_that_a_new_process_starts_from(
     // A new process (no warm state) skips what is written and adds what is not.
     let fresh = Lake::open(dir.path().to_str().unwrap()).unwrap();
     for offset in 0..12 {
-        let outcome = ingest_kafka(&fresh, &one_record(offset as i32 % 3, offset))
+        let outcome = ingest_kafka(&fresh, &one_record(offset as i32 % 3, offset), None)
             .await
             .unwrap();
         assert_eq!((outcome.written, outcome.already_written), (0, 1));
     }
-    let outcome = ingest_kafka(&fresh, &one_record(0, 12)).await.unwrap();
+    let outcome = ingest_kafka(&fresh, &one_record(0, 12), None)
+        .await
+        .unwrap();
     assert_eq!(outcome.written, 1);
     // delta-rs reads what the kernel wrote.
     assert_eq!(count(&fresh, Table::Bronze).await, 13);
@@ -110,10 +115,10 @@ async fn appends_leave_checksums_and_checkpoints_that_a_new_process_starts_from(
 #[tokio::test]
 async fn an_append_behind_another_writer_loses_the_race_and_the_retry_skips_its_rows() {
     let (dir, lake) = lake();
-    ingest_kafka(&lake, &one_record(0, 0)).await.unwrap();
+    ingest_kafka(&lake, &one_record(0, 0), None).await.unwrap();
     let other = Lake::open(dir.path().to_str().unwrap()).unwrap();
     let mut behind = other.appender(Table::Bronze).await.unwrap();
-    ingest_kafka(&lake, &one_record(0, 1)).await.unwrap();
+    ingest_kafka(&lake, &one_record(0, 1), None).await.unwrap();
 
     // An appender still at the version before that commit cannot commit over it.
     let batch = clickstream::bronze::raw_batch(
@@ -134,7 +139,7 @@ async fn an_append_behind_another_writer_loses_the_race_and_the_retry_skips_its_
     assert!(lost.is_lost_race(), "{lost}");
 
     // Through the stage, the same record is found written.
-    let outcome = ingest_kafka(&other, &one_record(0, 1)).await.unwrap();
+    let outcome = ingest_kafka(&other, &one_record(0, 1), None).await.unwrap();
     assert_eq!((outcome.written, outcome.already_written), (0, 1));
     assert_eq!(count(&other, Table::Bronze).await, 2);
 }
@@ -143,7 +148,9 @@ async fn an_append_behind_another_writer_loses_the_race_and_the_retry_skips_its_
 async fn after_maintenance_the_next_append_writes_a_checksum_again() {
     let (dir, lake) = lake();
     for offset in 0..3 {
-        ingest_kafka(&lake, &one_record(0, offset)).await.unwrap();
+        ingest_kafka(&lake, &one_record(0, offset), None)
+            .await
+            .unwrap();
     }
     // With VACUUM deleting what OPTIMIZE replaced (its two commits), and without (none).
     for retention in [Duration::zero(), Duration::days(7)] {
@@ -157,7 +164,7 @@ async fn after_maintenance_the_next_append_writes_a_checksum_again() {
         ] {
             appender.appender(Table::Bronze).await.unwrap();
             let offset = count(&lake, Table::Bronze).await as i64;
-            let outcome = ingest_kafka(&appender, &one_record(0, offset))
+            let outcome = ingest_kafka(&appender, &one_record(0, offset), None)
                 .await
                 .unwrap();
             let version = outcome.version.unwrap();
@@ -171,7 +178,9 @@ async fn after_maintenance_the_next_append_writes_a_checksum_again() {
 async fn maintenance_removes_log_files_past_their_retention() {
     let (_dir, lake) = lake();
     for offset in 0..12 {
-        ingest_kafka(&lake, &one_record(0, offset)).await.unwrap();
+        ingest_kafka(&lake, &one_record(0, offset), None)
+            .await
+            .unwrap();
     }
     // A first run compacts, so the next has nothing to compact or vacuum and commits nothing
     // (delta-rs's writers remove expired log files after each of their commits).
@@ -201,7 +210,9 @@ async fn maintenance_removes_log_files_past_their_retention() {
     // The table still opens, and a new process still finds what is written.
     assert_eq!(count(&lake, Table::Bronze).await, 12);
     let fresh = Lake::open(lake.root().to_file_path().unwrap().to_str().unwrap()).unwrap();
-    let again = ingest_kafka(&fresh, &one_record(0, 11)).await.unwrap();
+    let again = ingest_kafka(&fresh, &one_record(0, 11), None)
+        .await
+        .unwrap();
     assert_eq!((again.written, again.already_written), (0, 1));
 }
 
@@ -224,7 +235,9 @@ async fn writers_leave_expired_log_files_to_maintenance() {
         offset += 1;
         let lake = &lake;
         async move {
-            ingest_kafka(lake, &one_record(0, offset)).await.unwrap();
+            ingest_kafka(lake, &one_record(0, offset), None)
+                .await
+                .unwrap();
             clickstream::silver::catch_up(lake).await.unwrap();
         }
     };
@@ -257,4 +270,72 @@ async fn writers_leave_expired_log_files_to_maintenance() {
         "maintenance left an expired log file"
     );
     assert!(silver_log(21).exists());
+}
+
+/// A recreated topic restarts its offsets at 0: its records are refused loudly, not skipped as
+/// written, and nothing of the batch lands; with a new generation named they land. A mapping
+/// pointed at another cluster starts watermarks of its own.
+#[tokio::test]
+async fn a_recreated_topic_is_refused_until_a_new_generation_is_named() {
+    let (_dir, lake) = lake();
+    for offset in 0..5 {
+        ingest_kafka(&lake, &one_record(0, offset), None)
+            .await
+            .unwrap();
+    }
+    // The topic again from offset 0: produced after everything bronze wrote.
+    let recreated = |offset: i64| {
+        let mut event = one_record(0, offset);
+        for record in event.records.values_mut().flatten() {
+            record.timestamp.0 += chrono::Duration::days(1);
+            record.value = Some(BASE64.encode(event_json(&format!("new-{offset}"))));
+        }
+        event
+    };
+    let err = ingest_kafka(&lake, &recreated(0), None).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::KafkaSourceReset {
+                offset: 0,
+                watermark: 4,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(!err.is_retryable());
+    assert!(err.to_string().contains("BRONZE_KAFKA_GENERATION"), "{err}");
+    assert_eq!(count(&lake, Table::Bronze).await, 5);
+
+    let outcome = ingest_kafka(&lake, &recreated(0), Some("2")).await.unwrap();
+    assert_eq!(outcome.written, 1);
+    // The same record redelivered in the new generation is skipped, as before.
+    let again = ingest_kafka(&lake, &recreated(0), Some("2")).await.unwrap();
+    assert_eq!((again.written, again.already_written), (0, 1));
+
+    // Another cluster with the same topic: its own watermarks.
+    let mut elsewhere = one_record(0, 3);
+    elsewhere.bootstrap_servers = Some("other:9092".into());
+    assert_eq!(
+        ingest_kafka(&lake, &elsewhere, None).await.unwrap().written,
+        1
+    );
+
+    // Offsets far below the watermark, even with old timestamps, are no redelivery.
+    ingest_kafka(&lake, &one_record(1, MAX_REDELIVERY_REWIND + 10), None)
+        .await
+        .unwrap();
+    let err = ingest_kafka(&lake, &one_record(1, 5), None)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("further than a redelivery goes"),
+        "{err}"
+    );
+    assert_eq!(count(&lake, Table::Bronze).await, 8);
+}
+
+fn event_json(id: &str) -> Vec<u8> {
+    event(id, "u", Utc::now() - Duration::hours(1), "page_view")
 }

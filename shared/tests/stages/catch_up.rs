@@ -2,6 +2,7 @@
 //! whatever notifications arrive, and two writers at once neither lose nor double anything.
 
 use chrono::{Duration, Utc};
+use clickstream::bronze::BronzeOptions;
 use clickstream::functions::{self, commit_event};
 use clickstream::gold::parse_funnel;
 use clickstream::lake::{Lake, Table};
@@ -18,7 +19,9 @@ async fn bronze_commits(lake: &Lake, n: usize) -> Vec<i64> {
         let mut values = events(&format!("c{c}-"), 4, at + Duration::minutes(10 * c as i64));
         values.push(b"{broken".to_vec());
         let trigger = batch(0, c as i64 * 10, values);
-        let out = functions::bronze_writer(lake, &trigger).await.unwrap();
+        let out = functions::bronze_writer(lake, &trigger, &BronzeOptions::default())
+            .await
+            .unwrap();
         versions.push(out[0].version.unwrap());
     }
     versions
@@ -105,7 +108,9 @@ async fn rows_of_a_failed_run_are_processed_by_the_next() {
     // A later, unrelated batch: its silver run also picks up the stranded commit.
     let at = Utc::now() - Duration::hours(1);
     let later = batch(1, 0, events("later-", 3, at));
-    let bronze = functions::bronze_writer(&lake, &later).await.unwrap();
+    let bronze = functions::bronze_writer(&lake, &later, &BronzeOptions::default())
+        .await
+        .unwrap();
     let v = bronze[0].version.unwrap();
     assert!(v > stranded[0]);
     let out = functions::silver_transformer(&lake, &commit_event(&lake, Table::Bronze, v))
@@ -152,9 +157,13 @@ async fn two_silver_writers_at_once_write_each_event_once() {
     for (partition, offset) in [(0, 0), (1, 0), (0, 100), (1, 100)] {
         let mut values = events("ov-", 40, at);
         values.extend([b"not json".to_vec(), b"{\"event_id\": 1}".to_vec()]);
-        functions::bronze_writer(&lake, &batch(partition, offset, values))
-            .await
-            .unwrap();
+        functions::bronze_writer(
+            &lake,
+            &batch(partition, offset, values),
+            &BronzeOptions::default(),
+        )
+        .await
+        .unwrap();
     }
     let latest = lake.table(Table::Bronze).await.unwrap().version().unwrap() as i64;
     let outcomes = crate::pipeline::two_silver_processes_at_once(dir.path(), latest).await;
@@ -175,7 +184,7 @@ async fn two_gold_writers_at_once_leave_gold_exact() {
     let at = Utc::now() - Duration::hours(30);
     for c in 0..3 {
         let values = events(&format!("g{c}-"), 30, at + Duration::hours(c * 7));
-        functions::bronze_writer(&lake, &batch(0, c * 100, values))
+        functions::bronze_writer(&lake, &batch(0, c * 100, values), &BronzeOptions::default())
             .await
             .unwrap();
     }

@@ -3,6 +3,7 @@
 //! two writers at once and in a fresh process.
 
 use chrono::{DateTime, Duration, Utc};
+use clickstream::bronze::BronzeOptions;
 use clickstream::functions::{self, commit_event};
 use clickstream::lake::{Lake, Table, partition_date};
 use clickstream::maintenance::COMPACT_AT_SMALL_FILES;
@@ -77,9 +78,13 @@ async fn two_writers_at_once_when_a_compaction_is_due_write_each_event_once() {
     // processes at once.
     let late = at + Duration::hours(5);
     for partition in [1, 2] {
-        functions::bronze_writer(&lake, &batch(partition, 0, events("x-", 6, late)))
-            .await
-            .unwrap();
+        functions::bronze_writer(
+            &lake,
+            &batch(partition, 0, events("x-", 6, late)),
+            &BronzeOptions::default(),
+        )
+        .await
+        .unwrap();
     }
     let latest = lake.table(Table::Bronze).await.unwrap().version().unwrap() as i64;
     let (mut written, mut duplicates, mut compacted) = (0, 0, 0);
@@ -122,7 +127,7 @@ async fn a_crash_during_a_compaction_loses_and_doubles_nothing() {
     // The commit that makes the date due, through bronze and silver only (gold has not seen
     // what follows, as it could not have if the process had died).
     let last = events("k-last-", 5, at + Duration::hours(4));
-    let bronze = functions::bronze_writer(&lake, &batch(0, 1_000, last))
+    let bronze = functions::bronze_writer(&lake, &batch(0, 1_000, last), &BronzeOptions::default())
         .await
         .unwrap();
     let bronze_version = bronze[0].version.unwrap();

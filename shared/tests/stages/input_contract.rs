@@ -1,9 +1,8 @@
 //! Property tests of the input contract: validation and the landed-file splitter never panic,
 //! account for every record, and give the same answer every time.
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use clickstream::bronze::split_records;
+use clickstream::bronze::{LandedLimits, split_records};
 use clickstream::event::{KNOWN_FIELDS, MAX_FUTURE, MIN_EVENT_TIME_MS, validate};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
@@ -89,7 +88,7 @@ proptest! {
         let mut data = if bom { b"\xEF\xBB\xBF".to_vec() } else { Vec::new() };
         let body = lines.join(&b'\n');
         data.extend(&body);
-        let records = split_records("landing/x.jsonl", Bytes::from(data)).unwrap();
+        let records = split_records("landing/x.jsonl", &data, &LandedLimits::default()).unwrap();
         let got: Vec<Vec<u8>> = records.iter().map(<[u8]>::to_vec).collect();
         prop_assert_eq!(got, expected_lines(&body));
     }
@@ -100,11 +99,11 @@ proptest! {
         array in prop::collection::vec(event_object(), 0..6),
     ) {
         // Any bytes: some records, never an error.
-        let records = split_records("landing/x.json", Bytes::from(raw)).unwrap();
+        let records = split_records("landing/x.json", &raw, &LandedLimits::default()).unwrap();
         prop_assert!(records.len() <= 200);
         // A JSON array: one record per element, in order, with the element's text as written.
         let text = serde_json::to_vec(&array).unwrap();
-        let records = split_records("landing/y.json", Bytes::from(text)).unwrap();
+        let records = split_records("landing/y.json", &text, &LandedLimits::default()).unwrap();
         let got: Vec<Vec<u8>> = records.iter().map(<[u8]>::to_vec).collect();
         let written: Vec<Vec<u8>> = array.iter().map(|e| serde_json::to_vec(e).unwrap()).collect();
         prop_assert_eq!(got, written);
@@ -112,6 +111,6 @@ proptest! {
 
     #[test]
     fn gzip_of_any_bytes_is_an_error_or_records(raw in prop::collection::vec(any::<u8>(), 0..200)) {
-        let _ = split_records("landing/x.jsonl.gz", Bytes::from(raw));
+        let _ = split_records("landing/x.jsonl.gz", &raw, &LandedLimits::default());
     }
 }

@@ -4,6 +4,7 @@
 mod appends;
 mod catch_up;
 mod compaction;
+mod hostile_files;
 mod input_contract;
 mod maintenance;
 mod pipeline;

@@ -40,7 +40,7 @@ async fn compacts_checkpoints_and_keeps_the_data() {
             value: Some(format!("{{\"n\":{i}}}").into_bytes()),
             ..Default::default()
         };
-        ingest_kafka(&lake, &kafka_event("t:9092", "topic", &[msg]))
+        ingest_kafka(&lake, &kafka_event("t:9092", "topic", &[msg]), None)
             .await
             .unwrap();
     }

@@ -3,6 +3,7 @@
 
 use arrow::array::{AsArray, RecordBatch};
 use chrono::{Duration, Utc};
+use clickstream::bronze::BronzeOptions;
 use clickstream::functions::{self, BronzeTrigger, commit_event};
 use clickstream::gold::parse_funnel;
 use clickstream::lake::{Lake, Table};
@@ -42,6 +43,12 @@ pub fn events(prefix: &str, n: usize, at: chrono::DateTime<Utc>) -> Vec<Vec<u8>>
         .collect()
 }
 
+/// When the broker took the record at `offset` of a test partition: the same for every delivery
+/// of it, as Kafka redelivers a record unchanged.
+pub fn produced_ms(offset: i64) -> i64 {
+    1_780_000_000_000 + offset
+}
+
 pub fn batch(partition: i32, first_offset: i64, values: Vec<Vec<u8>>) -> BronzeTrigger {
     let messages: Vec<KafkaMessage> = values
         .into_iter()
@@ -49,7 +56,7 @@ pub fn batch(partition: i32, first_offset: i64, values: Vec<Vec<u8>>) -> BronzeT
         .map(|(i, v)| KafkaMessage {
             partition,
             offset: first_offset + i as i64,
-            timestamp_ms: Utc::now().timestamp_millis(),
+            timestamp_ms: produced_ms(first_offset + i as i64),
             key: None,
             value: Some(v),
             ..Default::default()
@@ -62,7 +69,10 @@ pub fn batch(partition: i32, first_offset: i64, values: Vec<Vec<u8>>) -> BronzeT
 pub async fn run(lake: &Lake, trigger: &BronzeTrigger) -> (usize, usize, usize) {
     let funnel = parse_funnel(None);
     let (mut valid, mut quarantined, mut dups) = (0, 0, 0);
-    for b in functions::bronze_writer(lake, trigger).await.unwrap() {
+    for b in functions::bronze_writer(lake, trigger, &BronzeOptions::default())
+        .await
+        .unwrap()
+    {
         let Some(v) = b.version else { continue };
         for s in functions::silver_transformer(lake, &commit_event(lake, Table::Bronze, v))
             .await
@@ -274,7 +284,9 @@ async fn an_unreadable_landed_file_is_recorded_once_and_skipped() {
     std::fs::write(&file, b"not gzip at all").unwrap();
     let landed = BronzeTrigger::Landed(clickstream::bronze::land_file(&lake, &file).await.unwrap());
     for _ in 0..2 {
-        let outcomes = functions::bronze_writer(&lake, &landed).await.unwrap();
+        let outcomes = functions::bronze_writer(&lake, &landed, &BronzeOptions::default())
+            .await
+            .unwrap();
         assert_eq!(outcomes.len(), 1);
         let why = outcomes[0].unreadable.as_deref().unwrap_or_default();
         assert!(
@@ -302,7 +314,9 @@ async fn same_commit_event_twice_adds_nothing() {
         0,
         vec![event("c1", "u", t, "page_view"), b"{bad".to_vec()],
     );
-    let bronze = functions::bronze_writer(&lake, &trigger).await.unwrap();
+    let bronze = functions::bronze_writer(&lake, &trigger, &BronzeOptions::default())
+        .await
+        .unwrap();
     let commit = commit_event(&lake, Table::Bronze, bronze[0].version.unwrap());
     let first = functions::silver_transformer(&lake, &commit).await.unwrap();
     let second = functions::silver_transformer(&lake, &commit).await.unwrap();
