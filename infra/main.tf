@@ -36,9 +36,9 @@ locals {
         BRONZE_MAX_DOCUMENT_BYTES = tostring(var.bronze_max_document_bytes)
         BRONZE_KAFKA_GENERATION   = var.bronze_kafka_generation
       }
-      read_prefixes        = ["landing/", "bronze/events/", "bronze/failed_files/"]
-      write_prefixes       = ["bronze/events/", "bronze/failed_files/"]
-      delete_prefixes      = []
+      read_prefixes   = ["landing/", "bronze/events/", "bronze/failed_files/"]
+      write_prefixes  = ["bronze/events/", "bronze/failed_files/"]
+      delete_prefixes = []
     }
     "silver-transformer" = {
       description          = "Bronze commits -> silver/events and silver/quarantine"
