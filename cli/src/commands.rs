@@ -421,5 +421,15 @@ pub async fn freshness(args: crate::FreshnessArgs) -> Result<()> {
 
 pub async fn serve(args: crate::ServeArgs) -> Result<()> {
     let lake = open_lake(&args.lake.lake)?;
-    crate::serve::serve(lake, std::net::SocketAddr::new(args.bind, args.port)).await
+    let options = crate::serve::ServeOptions {
+        max_connections: args.max_connections.max(1),
+        header_timeout: Duration::from_secs(args.header_timeout.max(1)),
+        allowed_hosts: args.allowed_hosts,
+    };
+    crate::serve::serve(
+        lake,
+        std::net::SocketAddr::new(args.bind, args.port),
+        options,
+    )
+    .await
 }

@@ -237,6 +237,15 @@ struct ServeArgs {
     /// Address to listen on; only this machine by default.
     #[arg(long, default_value = "127.0.0.1")]
     bind: std::net::IpAddr,
+    /// Also answer requests for this host name (besides localhost and IP addresses; repeatable).
+    #[arg(long = "allow-host", value_name = "NAME")]
+    allowed_hosts: Vec<String>,
+    /// Most connections open at once.
+    #[arg(long, default_value_t = 256)]
+    max_connections: usize,
+    /// Seconds a connection may take to send its request's headers.
+    #[arg(long, default_value_t = 10)]
+    header_timeout: u64,
     #[command(flatten)]
     lake: LakeArgs,
 }
