@@ -244,7 +244,7 @@ fn page_policy(html: &str) -> String {
         while let Some(start) = rest.find(&open) {
             let body = &rest[start + open.len()..];
             let end = body.find(&close).unwrap_or(body.len());
-            let digest = sha2::Sha256::digest(body[..end].as_bytes());
+            let digest = sha2::Sha256::digest(&body.as_bytes()[..end]);
             let digest = base64::engine::general_purpose::STANDARD.encode(digest);
             hashes.push_str(&format!(" 'sha256-{digest}'"));
             rest = &body[end..];
