@@ -1,6 +1,7 @@
 //! `clickstream`: generate events, run the pipeline embedded on a local lake, ingest files, export.
 
 mod bench;
+mod bench_landed;
 mod bench_stages;
 mod bridge;
 mod commands;
@@ -140,6 +141,21 @@ enum BenchCommand {
         run: bench_stages::PipelineRun,
         #[arg(long, default_value_t = 10_000)]
         batch_size: usize,
+    },
+    /// Bronze alone on a decompression bomb and on a huge plain file: wall time and peak RSS.
+    LandedFiles {
+        /// GiB of zeros the bomb expands to.
+        #[arg(long, default_value_t = 1)]
+        bomb_gib: u64,
+        /// GiB of the plain file of generated events.
+        #[arg(long, default_value_t = 2.0)]
+        plain_gib: f64,
+    },
+    /// One file of `bench landed-files` in a fresh process (its child).
+    #[command(hide = true)]
+    LandedFileRun {
+        #[arg(long)]
+        file: PathBuf,
     },
     /// Cost per batch of new events against the length of history, warm and cold.
     History {
@@ -408,6 +424,13 @@ async fn main() -> std::process::ExitCode {
             run,
             batch_size,
         }) => bench_stages::pipeline_run(&corpus, run, batch_size).await,
+        Command::Bench(BenchCommand::LandedFiles {
+            bomb_gib,
+            plain_gib,
+        }) => bench_landed::landed_files(bomb_gib, plain_gib).await,
+        Command::Bench(BenchCommand::LandedFileRun { file }) => {
+            bench_landed::landed_file_run(&file).await
+        }
         Command::Bench(BenchCommand::History {
             days,
             events_per_day,

@@ -26,11 +26,21 @@ pub struct ExportOutcome {
 }
 
 /// Exports every gold table to `exports/`: `clickstream.duckdb` (one table per gold table),
-/// `NAME.csv` and `NAME.parquet`.
+/// `NAME.csv` and `NAME.parquet`, building them in a scratch directory under the system's
+/// temporary directory.
 pub async fn export(lake: &Lake) -> Result<ExportOutcome> {
+    export_via(lake, &std::env::temp_dir()).await
+}
+
+/// [`export`], with its scratch directory under `temp`: removed however the export ends, so a
+/// failed export does not fill a warm function's `/tmp`.
+pub async fn export_via(lake: &Lake, temp: &std::path::Path) -> Result<ExportOutcome> {
     let store = lake.store()?;
     let mut outcome = ExportOutcome::default();
-    let scratch = tempfile_dir()?;
+    let scratch = tempfile::Builder::new()
+        .prefix("clickstream-export-")
+        .tempdir_in(temp)?;
+    let scratch = scratch.path();
     let db_path = scratch.join(DUCKDB_FILE);
     let db = duckdb::Connection::open(&db_path)?;
     for t in Table::GOLD {
@@ -59,7 +69,6 @@ pub async fn export(lake: &Lake) -> Result<ExportOutcome> {
     drop(db);
     let db_key = format!("{EXPORTS_PREFIX}{DUCKDB_FILE}");
     put(&*store, &db_key, std::fs::read(&db_path)?).await?;
-    std::fs::remove_dir_all(&scratch)?;
     outcome.files.push(db_key);
     Ok(outcome)
 }
@@ -91,16 +100,6 @@ fn quoted_identifier(name: &str) -> String {
 
 fn quoted_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
-}
-
-fn tempfile_dir() -> Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!(
-        "clickstream-export-{}-{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_micros()
-    ));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }
 
 async fn put(store: &dyn ObjectStore, key: &str, bytes: Vec<u8>) -> Result<()> {

@@ -44,4 +44,22 @@ mod tests {
         assert!(!err.is_retryable(), "{err}");
         assert!(err.to_string().contains("maintenance"), "{err}");
     }
+
+    /// A failed export removes its scratch directory (a warm container's /tmp would fill up).
+    #[tokio::test]
+    async fn a_failed_export_leaves_no_scratch_directory() {
+        let (dir, lake) = samples::fed_lake(Stage::Gold).await;
+        let temp = tempfile::tempdir().unwrap();
+        clickstream::export::export_via(&lake, temp.path())
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read_dir(temp.path()).unwrap().count(), 0);
+        // exports/ is a file: writing under it fails halfway through the export.
+        std::fs::remove_dir_all(dir.path().join("exports")).unwrap();
+        std::fs::write(dir.path().join("exports"), b"in the way").unwrap();
+        let failed = clickstream::export::export_via(&lake, temp.path()).await;
+        assert!(failed.is_err());
+        let left: Vec<_> = std::fs::read_dir(temp.path()).unwrap().collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
 }
