@@ -65,7 +65,8 @@ start() {
   mkdir -p "$STACK_DIR/cmd"
   {
     local variable
-    for variable in "${STACK_VARIABLES[@]}" $(compgen -v BRONZE_); do
+    # (compgen fails when nothing matches: `|| true`, or up's ERR trap would fire in the subshell.)
+    for variable in "${STACK_VARIABLES[@]}" $(compgen -v BRONZE_ || true); do
       [ -z "${!variable+set}" ] || printf 'export %s=%q\n' "$variable" "${!variable}"
     done
     printf 'cd %q\n' "$PWD"
