@@ -284,17 +284,26 @@ async fn events_through_kafka_and_s3_reach_gold_exactly_once() {
 }
 
 /// No file the stack wrote holds a value of `callers` (their environment); the stack's folder is
-/// its user's alone, and so is every file and folder the scripts wrote there (umask 077; inside
-/// `data/`, itself private, the S3 store sets its own files' modes).
+/// its user's alone (mode 700), and so is every file the scripts write there themselves (umask
+/// 077; the tools they run, Terraform and the S3 store, set the modes of their own files, inside
+/// that folder).
 fn assert_nothing_of_the_caller_written(dir: &std::path::Path, callers: &[(&str, &str)]) {
     use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &std::path::Path| {
+        std::fs::symlink_metadata(path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(dir), 0o700, "{}", dir.display());
+    let scripts_own = ["env", "cmd", "pids", "logs", "deploy/credentials"].map(|p| dir.join(p));
     let mut checked = 0;
     let mut pending = vec![dir.to_path_buf()];
-    let data = dir.join("data");
     while let Some(path) = pending.pop() {
         let meta = std::fs::symlink_metadata(&path).unwrap();
-        if !meta.is_symlink() && (path == data || !path.starts_with(&data)) {
-            let mode = meta.permissions().mode() & 0o777;
+        if scripts_own.iter().any(|own| path.starts_with(own)) {
+            let mode = mode(&path);
             assert_eq!(mode & 0o077, 0, "{} is mode {mode:o}", path.display());
         }
         if meta.is_dir() {
