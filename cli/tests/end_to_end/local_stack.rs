@@ -79,7 +79,15 @@ async fn events_through_kafka_and_s3_reach_gold_exactly_once() {
         let path = object_store::path::Path::parse(key).unwrap();
         store.put(&path, PutPayload::from(bytes)).await.unwrap();
     };
-    let long_key = format!("landing/{}/{}.jsonl", "d".repeat(300), "n".repeat(300));
+    // 807 bytes (S3 allows 1,024; the S3 store here, like a file system, 255 per segment).
+    let segment = |c: &str| c.repeat(200);
+    let long_key = format!(
+        "landing/{}/{}/{}/{}.jsonl",
+        segment("d"),
+        segment("e"),
+        segment("f"),
+        "n".repeat(190)
+    );
     let keys = [
         "landing/50% off #1 [x] ~.jsonl",
         "landing/ünïcødé/a+b=c&d 🙂.jsonl",
