@@ -68,7 +68,7 @@ locals {
       environment          = {}
       # It recomputes gold/retention_weekly first; the dashboard also reads silver's tables.
       read_prefixes   = ["gold/", "silver/events/", "silver/quarantine/", "exports/"]
-      write_prefixes  = ["gold/retention_weekly/", "exports/"]
+      write_prefixes  = ["gold/retention_weekly/", "gold/identities/", "exports/"]
       delete_prefixes = []
     }
     "maintenance" = {

@@ -222,8 +222,17 @@ impl Generator {
         }
         // Skewed user choice: a few users come back often.
         let u = (self.users as f64 * self.rng.random::<f64>().powf(2.0)) as usize;
-        let anonymous_id = format!("anon-{u:07}");
-        let user_id = (u % 5 < 2).then(|| format!("user-{u:07}"));
+        // Two users in five have an account. They come back on a second device now and then,
+        // and half their sessions start anonymous and log in midway (or not at all).
+        let registered = u % 5 < 2;
+        let second_device = registered && self.rng.random_bool(0.3);
+        let anonymous_id = if second_device {
+            format!("anon-{u:07}-b")
+        } else {
+            format!("anon-{u:07}")
+        };
+        let user_id = registered.then(|| format!("user-{u:07}"));
+        let logs_in_midway = registered && self.rng.random_bool(0.5);
         let device = pick(&mut self.rng, &DEVICES);
         let country = pick(&mut self.rng, &COUNTRIES);
         let referrer = pick(&mut self.rng, &REFERRERS);
@@ -235,6 +244,12 @@ impl Generator {
         let session_id = format!("s-{:x}-{}", self.cfg.seed, self.session_no);
 
         let flow = self.page_flow(utm);
+        // The first event that carries the user_id.
+        let login_at = if logs_in_midway {
+            self.rng.random_range(1..=flow.len())
+        } else {
+            0
+        };
         let mut times = vec![self.clock];
         for _ in 1..flow.len() {
             let gap = Duration::milliseconds(self.rng.random_range(3_000..120_000));
@@ -244,7 +259,7 @@ impl Generator {
         if self.bounded && overrun > Duration::zero() {
             times.iter_mut().for_each(|t| *t -= overrun);
         }
-        for ((event_type, path), t) in flow.into_iter().zip(times) {
+        for (step, ((event_type, path), t)) in flow.into_iter().zip(times).enumerate() {
             let late = self.rng.random_bool(self.cfg.late_rate);
             let lateness = Duration::hours(self.rng.random_range(24..72));
             let event_time = if late && !(self.bounded && t - lateness < self.start) {
@@ -266,7 +281,7 @@ impl Generator {
                 event_type,
                 event_time: event_time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 anonymous_id: anonymous_id.clone(),
-                user_id: user_id.clone(),
+                user_id: user_id.clone().filter(|_| step >= login_at),
                 session_id: session_id.clone(),
                 page_url: Some(format!("{SITE}{path}")),
                 referrer,

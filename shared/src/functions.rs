@@ -122,10 +122,11 @@ where
     }
 }
 
-/// exporter: recomputes the weekly retention cohorts, then writes the exports.
+/// exporter: recomputes the weekly retention cohorts and the identities, then writes the exports.
 #[cfg(feature = "duckdb")]
 pub async fn exporter(lake: &Lake) -> Result<crate::export::ExportOutcome> {
     crate::gold::retention::refresh(lake).await?;
+    crate::gold::identities::refresh(lake).await?;
     crate::export::export(lake).await
 }
 

@@ -214,6 +214,23 @@ pub struct DailyUser<'a> {
     pub date: i32,
 }
 
+/// A row of `gold/identities`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Identity<'a> {
+    /// The anonymous (device or cookie) id.
+    pub anonymous_id: &'a str,
+    /// The user it is stitched to: the user_id of its latest event carrying both.
+    pub user_id: &'a str,
+    /// Its first event's time (µs since the epoch).
+    pub first_seen: i64,
+    /// Its last event's time (µs since the epoch).
+    pub last_seen: i64,
+    /// Its events in silver.
+    pub events: i64,
+    /// Distinct user_ids it was seen with (more than one: a shared device).
+    pub user_ids: i64,
+}
+
 /// A row of `gold/retention_weekly`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RetentionWeekly {
@@ -394,6 +411,17 @@ mod tests {
             active_users: 1,
             share: 0.25,
         };
+        holds_to(
+            Table::Identities,
+            Identity {
+                anonymous_id: "a",
+                user_id: "u",
+                first_seen: 1,
+                last_seen: 2,
+                events: 3,
+                user_ids: 1,
+            },
+        );
         holds_to(Table::DailyMetrics, metrics);
         holds_to(Table::FunnelDaily, funnel.clone());
         holds_to(Table::PageDaily, page.clone());

@@ -39,6 +39,20 @@ pub static FAILED_FILES: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+/// `gold/identities`: each anonymous_id seen with a user_id, the user it is stitched to (the
+/// user_id of its latest event carrying both), when it was first and last seen, its events, and
+/// how many user_ids it was seen with (more than one: a shared device).
+pub static IDENTITIES: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("anonymous_id", false),
+        utf8("user_id", false),
+        Field::new("first_seen", ts(), false),
+        Field::new("last_seen", ts(), false),
+        Field::new("events", DataType::Int64, false),
+        Field::new("user_ids", DataType::Int64, false),
+    ]))
+});
+
 /// `gold/retention_weekly`: users by the week they were first seen (`cohort_week`, a Monday) and
 /// how many of them were active `week_index` weeks later.
 pub static RETENTION_WEEKLY: LazyLock<SchemaRef> = LazyLock::new(|| {

@@ -135,6 +135,10 @@ pub struct DashboardData {
     pub quarantined: BTreeMap<String, i64>,
     /// Duplicates silver dropped (from its commits' metadata).
     pub duplicates: i64,
+    /// Anonymous ids stitched to a signed-in user (gold/identities).
+    pub stitched_anonymous_ids: i64,
+    /// The signed-in users those anonymous ids are stitched to.
+    pub stitched_users: i64,
     /// Weekly retention cohorts (gold/retention_weekly, all of history), oldest cohort first.
     pub retention: Vec<Cohort>,
 }
@@ -175,6 +179,7 @@ pub async fn load(lake: &Lake, range: DateRange) -> Result<DashboardData> {
     load_pages(lake, range, &mut data).await?;
     load_sessions(lake, range, &mut data).await?;
     load_reconciliation(lake, &mut data).await?;
+    load_identities(lake, &mut data).await?;
     data.retention = load_retention(lake).await?;
     Ok(data)
 }
@@ -414,6 +419,18 @@ async fn load_reconciliation(lake: &Lake, data: &mut DashboardData) -> Result<()
             data.duplicates += n;
         }
     }
+    Ok(())
+}
+
+/// How many anonymous ids gold/identities stitches, and to how many users.
+async fn load_identities(lake: &Lake, data: &mut DashboardData) -> Result<()> {
+    let mut users = std::collections::HashSet::new();
+    for b in read(lake, Table::Identities, &["user_id"], None).await? {
+        data.stitched_anonymous_ids += b.num_rows() as i64;
+        let ids = typed_column::<StringArray>(&b, "user_id")?;
+        users.extend(ids.iter().flatten().map(str::to_string));
+    }
+    data.stitched_users = users.len() as i64;
     Ok(())
 }
 

@@ -83,7 +83,13 @@ fn footer(data: &DashboardData) -> String {
     }
     let _ = write!(
         html,
-        ".</p><p>Charts by Chart.js {} (MIT license), inlined.</p>",
+        ".</p><p>Identities: <span data-count=\"stitched\">{}</span> anonymous ids stitched to \
+         <span data-count=\"stitched_users\">{}</span> signed-in users (gold/identities).",
+        data.stitched_anonymous_ids, data.stitched_users
+    );
+    let _ = write!(
+        html,
+        "</p><p>Charts by Chart.js {} (MIT license), inlined.</p>",
         CHART_JS_VERSION.trim()
     );
     html

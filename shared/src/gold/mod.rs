@@ -23,6 +23,7 @@ use serde_json::json;
 
 mod batches;
 mod catch_up;
+pub mod identities;
 mod metrics;
 pub mod retention;
 mod sessions;

@@ -50,11 +50,13 @@ pub enum Table {
     DailyUsers,
     /// gold/retention_weekly.
     RetentionWeekly,
+    /// gold/identities: anonymous ids and the users they are stitched to.
+    Identities,
 }
 
 impl Table {
     /// Every table, in pipeline order.
-    pub const ALL: [Table; 10] = [
+    pub const ALL: [Table; 11] = [
         Table::Bronze,
         Table::FailedFiles,
         Table::Silver,
@@ -65,14 +67,16 @@ impl Table {
         Table::PageDaily,
         Table::DailyUsers,
         Table::RetentionWeekly,
+        Table::Identities,
     ];
     /// The gold tables, as exported.
-    pub const GOLD: [Table; 5] = [
+    pub const GOLD: [Table; 6] = [
         Table::Sessions,
         Table::DailyMetrics,
         Table::FunnelDaily,
         Table::PageDaily,
         Table::RetentionWeekly,
+        Table::Identities,
     ];
 
     /// Location relative to the lake root.
@@ -88,6 +92,7 @@ impl Table {
             Table::PageDaily => "gold/page_daily",
             Table::DailyUsers => "gold/daily_users",
             Table::RetentionWeekly => "gold/retention_weekly",
+            Table::Identities => "gold/identities",
         }
     }
 
@@ -109,6 +114,7 @@ impl Table {
             Table::PageDaily => schema::PAGE_DAILY.clone(),
             Table::DailyUsers => schema::DAILY_USERS.clone(),
             Table::RetentionWeekly => schema::RETENTION_WEEKLY.clone(),
+            Table::Identities => schema::IDENTITIES.clone(),
         }
     }
 
