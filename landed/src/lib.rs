@@ -171,9 +171,9 @@ impl LandedReader {
         })
     }
 
-    /// Reads stored bytes from the front of `stored`, up to a piece at a time and never past a
-    /// sealed chunk: returns how many it took. Take the sealed chunks with
-    /// [`LandedReader::next_chunk`] before pushing again, so that at most one chunk is held.
+    /// Reads one piece (at most 8 KiB) of stored bytes from the front of `stored`: returns how
+    /// many it took. Take the chunks it sealed with [`LandedReader::next_chunk`] before pushing
+    /// again, so that what is held stays one open chunk plus what one piece decompresses to.
     pub fn push(&mut self, stored: &[u8]) -> Result<usize> {
         let piece = &stored[..stored.len().min(PIECE_BYTES)];
         let written = match &mut self.decoder {

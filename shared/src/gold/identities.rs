@@ -114,14 +114,7 @@ pub async fn refresh(lake: &Lake) -> Result<usize> {
     };
     let events = identity_events(&batches)?;
     let identities = stitch(events);
-    let table = lake.table(Table::Identities).await?;
-    let written = table
-        .write(vec![batch_of(&Table::Identities.schema(), &identities)?])
-        .with_save_mode(SaveMode::Overwrite)
-        .with_commit_properties(crate::lake::writer_commit())
-        .await
-        .map_err(Error::delta(Table::Identities.path()))?;
-    lake.keep(Table::Identities, &written);
+    overwrite_whole(lake, Table::Identities, &identities).await?;
     Ok(identities.len())
 }
 

@@ -52,6 +52,21 @@ const DAY_US: i64 = 24 * 3600 * 1_000_000;
 /// The default funnel steps.
 pub const DEFAULT_FUNNEL: [&str; 4] = ["view_product", "add_to_cart", "begin_checkout", "purchase"];
 
+/// Replaces every row of `table` with `rows` (the tables the exporter recomputes whole, so that
+/// running it again gives the same table).
+async fn overwrite_whole<T: Serialize>(lake: &Lake, table: Table, rows: &[T]) -> Result<()> {
+    let written = lake
+        .table(table)
+        .await?
+        .write(vec![batch_of(&table.schema(), rows)?])
+        .with_save_mode(SaveMode::Overwrite)
+        .with_commit_properties(crate::lake::writer_commit())
+        .await
+        .map_err(Error::delta(table.path()))?;
+    lake.keep(table, &written);
+    Ok(())
+}
+
 /// Parses a comma-separated list of funnel steps; the default funnel when empty.
 pub fn parse_funnel(steps: Option<&str>) -> Vec<String> {
     let steps: Vec<String> = steps

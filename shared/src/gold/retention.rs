@@ -66,14 +66,7 @@ pub async fn refresh(lake: &Lake) -> Result<usize> {
         None => Vec::new(),
     };
     let cells = weekly_cohorts(&rows)?;
-    let table = lake.table(Table::RetentionWeekly).await?;
-    let written = table
-        .write(vec![batch_of(&Table::RetentionWeekly.schema(), &cells)?])
-        .with_save_mode(SaveMode::Overwrite)
-        .with_commit_properties(crate::lake::writer_commit())
-        .await
-        .map_err(Error::delta(Table::RetentionWeekly.path()))?;
-    lake.keep(Table::RetentionWeekly, &written);
+    overwrite_whole(lake, Table::RetentionWeekly, &cells).await?;
     Ok(cells.len())
 }
 
