@@ -27,6 +27,7 @@ pub mod identities;
 mod metrics;
 pub mod retention;
 mod sessions;
+mod tables;
 mod warm;
 
 use batches::*;
@@ -36,6 +37,7 @@ use metrics::*;
 pub use metrics::{GoldTables, compute_from_scratch};
 use sessions::*;
 pub use sessions::{Session, sessionize};
+use tables::*;
 use warm::*;
 
 use crate::error::{Error, Result};
