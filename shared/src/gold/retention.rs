@@ -15,20 +15,15 @@ fn week_of(day: i32) -> i32 {
 }
 
 /// The retention rows of the distinct users per date in `daily_users` (gold/daily_users rows),
-/// each user_key counted as the person `people` says it is, in (cohort_week, week_index) order,
-/// up to the latest week in the data.
-pub fn weekly_cohorts(
-    daily_users: &[RecordBatch],
-    people: &People,
-) -> Result<Vec<rows::RetentionWeekly>> {
+/// in (cohort_week, week_index) order, up to the latest week in the data.
+pub fn weekly_cohorts(daily_users: &[RecordBatch]) -> Result<Vec<rows::RetentionWeekly>> {
     let mut weeks_of_user: HashMap<&str, HashSet<i32>> = HashMap::new();
     for batch in daily_users {
         let users = typed_column::<StringArray>(batch, "user_key")?;
         let dates = typed_column::<Date32Array>(batch, "date")?;
         for i in 0..batch.num_rows() {
-            let user = users.value(i);
             weeks_of_user
-                .entry(people.person_key(user, user_hash(user)))
+                .entry(users.value(i))
                 .or_default()
                 .insert(week_of(dates.value(i)));
         }
@@ -60,13 +55,9 @@ pub fn weekly_cohorts(
     Ok(cells)
 }
 
-/// Recomputes gold/retention_weekly from gold/daily_users and gold's stitching state (a whole
-/// overwrite: running it again gives the same table); returns the number of cells.
+/// Recomputes gold/retention_weekly from gold/daily_users (a whole overwrite: running it again
+/// gives the same table); returns the number of cells.
 pub async fn refresh(lake: &Lake) -> Result<usize> {
-    let people = match lake.existing_table(Table::AnonymousIds).await? {
-        Some(table) => People::load(&table).await?,
-        None => People::default(),
-    };
     let rows = match lake.existing_table(Table::DailyUsers).await? {
         Some(daily_users) => {
             let columns = &["user_key", "date"];
@@ -74,7 +65,7 @@ pub async fn refresh(lake: &Lake) -> Result<usize> {
         }
         None => Vec::new(),
     };
-    let cells = weekly_cohorts(&rows, &people)?;
+    let cells = weekly_cohorts(&rows)?;
     overwrite_whole(lake, Table::RetentionWeekly, &cells).await?;
     Ok(cells.len())
 }
@@ -107,7 +98,7 @@ mod tests {
             ("a", d(11, 20)),
             ("c", d(11, 15)),
         ]);
-        let cells = weekly_cohorts(&[batch], &People::default()).unwrap();
+        let cells = weekly_cohorts(&[batch]).unwrap();
         let cell = |cohort: NaiveDate, week: i32| {
             cells
                 .iter()
