@@ -115,21 +115,29 @@ async fn one_file(corpus: &Path, lake: &Lake) -> Result<Totals> {
     Ok(pipeline.finish().await?)
 }
 
-/// The SQL DuckDB runs for the comparison: the same cleaning, dedup, sessions (30-minute gap)
-/// and daily figures, without Delta, exactly-once bookkeeping or the full validation.
+/// The SQL DuckDB runs for the comparison: the same cleaning, dedup, stitching (each event under
+/// its person), sessions (30-minute gap) and daily figures, without Delta, exactly-once
+/// bookkeeping or the full validation.
 const DUCKDB_SQL: &str = r#"
 CREATE TABLE raw AS SELECT * FROM read_json('{corpus}', format = 'newline_delimited',
   ignore_errors = true, columns = {event_id: 'VARCHAR', event_type: 'VARCHAR',
   event_time: 'VARCHAR', anonymous_id: 'VARCHAR', user_id: 'VARCHAR', page_url: 'VARCHAR',
   referrer: 'VARCHAR', device_type: 'VARCHAR', country: 'VARCHAR'});
 CREATE TABLE silver AS
-SELECT event_id, event_type, ts, user_key, page_url,
+SELECT event_id, event_type, ts, user_key, anonymous_id, user_id, page_url,
        regexp_extract(page_url, '^[a-z]+://[^/]+(/[^?#]*)', 1) AS page_path, referrer,
        device_type, country, CAST(ts AS DATE) AS event_date
 FROM (SELECT *, try_cast(event_time AS TIMESTAMP) AS ts, coalesce(user_id, anonymous_id) AS user_key
       FROM raw)
 WHERE event_id IS NOT NULL AND event_type IS NOT NULL AND ts IS NOT NULL AND user_key IS NOT NULL
 QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts) = 1;
+CREATE TABLE links AS
+SELECT anonymous_id, user_id AS linked_user FROM silver
+WHERE coalesce(anonymous_id, '') <> '' AND coalesce(user_id, '') <> ''
+QUALIFY row_number() OVER (PARTITION BY anonymous_id ORDER BY ts DESC, event_id DESC) = 1;
+CREATE OR REPLACE TABLE silver AS
+SELECT silver.* REPLACE (coalesce(nullif(silver.user_id, ''), links.linked_user, silver.user_key) AS user_key)
+FROM silver LEFT JOIN links ON silver.anonymous_id = links.anonymous_id;
 CREATE TABLE sessions AS
 WITH marked AS (
   SELECT *, CASE WHEN ts - lag(ts) OVER w <= INTERVAL 30 MINUTE THEN 0 ELSE 1 END AS starts

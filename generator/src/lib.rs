@@ -222,8 +222,10 @@ impl Generator {
         }
         // Skewed user choice: a few users come back often.
         let u = (self.users as f64 * self.rng.random::<f64>().powf(2.0)) as usize;
-        // Two users in five have an account. They come back on a second device now and then,
-        // and half their sessions start anonymous and log in midway (or not at all).
+        // Two users in five have an account. They come back on a second device now and then;
+        // half their sessions start anonymous and log in midway, one in five stays anonymous
+        // throughout (a later login on the device re-keys it), the rest are logged in from the
+        // start.
         let registered = u % 5 < 2;
         let second_device = registered && self.rng.random_bool(0.3);
         let anonymous_id = if second_device {
@@ -232,7 +234,7 @@ impl Generator {
             format!("anon-{u:07}")
         };
         let user_id = registered.then(|| format!("user-{u:07}"));
-        let logs_in_midway = registered && self.rng.random_bool(0.5);
+        let login = self.rng.random::<f64>();
         let device = pick(&mut self.rng, &DEVICES);
         let country = pick(&mut self.rng, &COUNTRIES);
         let referrer = pick(&mut self.rng, &REFERRERS);
@@ -244,12 +246,17 @@ impl Generator {
         let session_id = format!("s-{:x}-{}", self.cfg.seed, self.session_no);
 
         let flow = self.page_flow(utm);
-        // The first event that carries the user_id.
-        let login_at = if logs_in_midway {
-            self.rng.random_range(1..=flow.len())
-        } else {
-            0
+        // The first event that carries the user_id (none when past the end).
+        let login_at = match login {
+            _ if !registered => usize::MAX,
+            l if l < 0.5 => self.rng.random_range(1..=flow.len()),
+            l if l < 0.7 => usize::MAX,
+            _ => 0,
         };
+        // One midway login in five reaches the pipeline after the rest of its session (a
+        // client that sends it late): the session's anonymous events come first.
+        let login_arrives_late = (1..flow.len()).contains(&login_at) && self.rng.random_bool(0.2);
+        let mut late_login = None;
         let mut times = vec![self.clock];
         for _ in 1..flow.len() {
             let gap = Duration::milliseconds(self.rng.random_range(3_000..120_000));
@@ -292,8 +299,13 @@ impl Generator {
             };
             self.session_events += 1;
             let line = serde_json::to_vec(&event).unwrap_or_default();
-            self.pending.push_back((t, line));
+            if login_arrives_late && step == login_at {
+                late_login = Some((t, line));
+            } else {
+                self.pending.push_back((t, line));
+            }
         }
+        self.pending.extend(late_login);
     }
 
     /// The page flow of a session: browse, maybe search, maybe go down the funnel; each step an

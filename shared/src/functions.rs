@@ -73,7 +73,10 @@ pub async fn prepare_silver_transformer(lake: &Lake) -> Result<()> {
 /// tables, as its first invocation would.
 pub async fn prepare_gold_transformer(lake: &Lake) -> Result<()> {
     lake.existing_table(Table::Silver).await?;
-    for table in Table::GOLD.into_iter().chain([Table::DailyUsers]) {
+    let state = gold::WRITTEN
+        .into_iter()
+        .filter(|t| !Table::GOLD.contains(t));
+    for table in Table::GOLD.into_iter().chain(state) {
         lake.table(table).await?;
     }
     Ok(())

@@ -231,6 +231,25 @@ pub struct Identity<'a> {
     pub user_ids: i64,
 }
 
+/// A row of `gold/anonymous_ids` (gold's stitching state).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnonymousId {
+    /// The anonymous (device or cookie) id.
+    pub anonymous_id: String,
+    /// The user it is linked to, if any.
+    pub user_id: Option<String>,
+    /// Time of the event that linked it (µs since the epoch).
+    pub linked_at: Option<i64>,
+    /// Id of the event that linked it.
+    pub linked_event_id: Option<String>,
+    /// First date of its events without a user_id, in days.
+    pub first_date: Option<i32>,
+    /// Last date of its events without a user_id, in days.
+    pub last_date: Option<i32>,
+    /// The silver version gold had reached when it wrote the row (the greatest holds).
+    pub silver_version: i64,
+}
+
 /// A row of `gold/retention_weekly`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RetentionWeekly {
@@ -422,6 +441,17 @@ mod tests {
                 user_ids: 1,
             },
         );
+        let anonymous = AnonymousId {
+            anonymous_id: "a".into(),
+            user_id: Some("u".into()),
+            linked_at: Some(1),
+            linked_event_id: Some("e".into()),
+            first_date: Some(2),
+            last_date: None,
+            silver_version: 3,
+        };
+        holds_to(Table::AnonymousIds, anonymous.clone());
+        round_trips(Table::AnonymousIds, anonymous);
         holds_to(Table::DailyMetrics, metrics);
         holds_to(Table::FunnelDaily, funnel.clone());
         holds_to(Table::PageDaily, page.clone());

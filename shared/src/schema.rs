@@ -53,6 +53,22 @@ pub static IDENTITIES: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+/// `gold/anonymous_ids`: gold's stitching state, one row per anonymous id and change (the row
+/// with the greatest `silver_version` holds): the user it is linked to, the (event_time,
+/// event_id) of the event that linked it, and the first and last date of its events without a
+/// user_id (the dates a change of its user re-computes).
+pub static ANONYMOUS_IDS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("anonymous_id", false),
+        utf8("user_id", true),
+        Field::new("linked_at", ts(), true),
+        utf8("linked_event_id", true),
+        Field::new("first_date", DataType::Date32, true),
+        Field::new("last_date", DataType::Date32, true),
+        Field::new("silver_version", DataType::Int64, false),
+    ]))
+});
+
 /// `gold/retention_weekly`: users by the week they were first seen (`cohort_week`, a Monday) and
 /// how many of them were active `week_index` weeks later.
 pub static RETENTION_WEEKLY: LazyLock<SchemaRef> = LazyLock::new(|| {

@@ -34,12 +34,22 @@ fn demo(lake_dir: &std::path::Path, events: usize) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// Independent SQL over silver: sessions by the gap rule, then the gold figures.
+/// Independent SQL over silver: each event under its person (the stitching rule), sessions by the
+/// gap rule, then the gold figures.
 const FROM_SCRATCH: &str = r#"
+CREATE TEMP TABLE links AS
+  SELECT anonymous_id, user_id AS linked_user FROM (
+    SELECT anonymous_id, user_id,
+           row_number() OVER (PARTITION BY anonymous_id ORDER BY event_time DESC, event_id DESC) AS r
+    FROM silver WHERE coalesce(anonymous_id, '') <> '' AND coalesce(user_id, '') <> '')
+  WHERE r = 1;
+CREATE TEMP TABLE people AS
+  SELECT silver.* REPLACE (coalesce(nullif(silver.user_id, ''), links.linked_user, silver.user_key) AS user_key)
+  FROM silver LEFT JOIN links ON silver.anonymous_id = links.anonymous_id;
 CREATE TEMP TABLE ev AS
   SELECT *, epoch_us(event_time) AS us,
          row_number() OVER (PARTITION BY user_key ORDER BY event_time, event_id) AS ord
-  FROM silver;
+  FROM people;
 CREATE TEMP TABLE marked AS
   SELECT *, CASE WHEN us - lag(us) OVER w > 1800000000 OR lag(us) OVER w IS NULL THEN 1 ELSE 0 END AS brk
   FROM ev WINDOW w AS (PARTITION BY user_key ORDER BY ord);
@@ -52,15 +62,15 @@ CREATE TEMP TABLE s AS
          bool_or(event_type = 'purchase') AS converted,
          count(*) = 1 AND count(*) FILTER (WHERE event_type = 'page_view') = 1 AS is_bounce
   FROM numbered GROUP BY user_key, sn;
-CREATE TEMP TABLE days AS SELECT DISTINCT event_date AS d FROM silver;
+CREATE TEMP TABLE days AS SELECT DISTINCT event_date AS d FROM people;
 CREATE TEMP TABLE expected_daily AS
   SELECT days.d AS date,
-    (SELECT count(DISTINCT user_key) FROM silver WHERE event_date = days.d) AS dau,
-    (SELECT count(DISTINCT user_key) FROM silver WHERE event_date BETWEEN days.d - 6 AND days.d) AS wau,
-    (SELECT count(DISTINCT user_key) FROM silver WHERE event_date BETWEEN days.d - 29 AND days.d) AS mau,
+    (SELECT count(DISTINCT user_key) FROM people WHERE event_date = days.d) AS dau,
+    (SELECT count(DISTINCT user_key) FROM people WHERE event_date BETWEEN days.d - 6 AND days.d) AS wau,
+    (SELECT count(DISTINCT user_key) FROM people WHERE event_date BETWEEN days.d - 29 AND days.d) AS mau,
     (SELECT count(*) FROM s WHERE session_date = days.d) AS sessions,
-    (SELECT count(*) FROM silver WHERE event_date = days.d) AS events,
-    (SELECT count(*) FROM silver WHERE event_date = days.d AND event_type = 'page_view') AS page_views,
+    (SELECT count(*) FROM people WHERE event_date = days.d) AS events,
+    (SELECT count(*) FROM people WHERE event_date = days.d AND event_type = 'page_view') AS page_views,
     (SELECT coalesce(avg(duration_s), 0) FROM s WHERE session_date = days.d) AS avg_session_duration_s,
     (SELECT coalesce(avg(is_bounce::INT), 0) FROM s WHERE session_date = days.d) AS bounce_rate,
     (SELECT coalesce(avg(converted::INT), 0) FROM s WHERE session_date = days.d) AS conversion_rate

@@ -10,7 +10,8 @@ async fn added_silver_rows(
     done: i64,
     latest: i64,
 ) -> Result<(Vec<RecordBatch>, Vec<Option<i32>>, i64)> {
-    let (commits, last) = added_since(silver, done, latest, &SESSION_INPUT).await?;
+    let columns: Vec<&str> = SESSION_INPUT.iter().chain(&PEOPLE_INPUT).copied().collect();
+    let (commits, last) = added_since(silver, done, latest, &columns).await?;
     let mut batches = Vec::new();
     let mut dates = Vec::new();
     for (file, file_batches) in commits.into_iter().flat_map(|c| c.files) {
@@ -30,73 +31,17 @@ async fn added_silver_rows(
     Ok((batches, dates, last))
 }
 
-/// The gold tables as a run found them.
-struct OpenGold(Vec<OpenGoldTable>);
-
-/// One gold table as a run found it.
-struct OpenGoldTable {
-    pub(super) kind: Table,
-    pub(super) table: DeltaTable,
-    /// The silver version the table reflects (its `txn` watermark; -1 before gold's first run).
-    pub(super) silver_version: i64,
-}
-
-impl OpenGold {
-    pub(super) async fn open(lake: &Lake) -> Result<OpenGold> {
-        let mut tables = Vec::with_capacity(WRITTEN.len());
-        for kind in WRITTEN {
-            let table = lake.table(kind).await?;
-            let silver_version = txn_version(&table, GOLD_APP_ID).await?.unwrap_or(-1);
-            tables.push(OpenGoldTable {
-                kind,
-                table,
-                silver_version,
-            });
-        }
-        Ok(OpenGold(tables))
-    }
-
-    /// The silver version every gold table reflects.
-    pub(super) fn watermark(&self) -> i64 {
-        self.0.iter().map(|t| t.silver_version).min().unwrap_or(-1)
-    }
-
-    /// The table `kind`, as the run found it.
-    pub(super) fn table(&self, kind: Table) -> &DeltaTable {
-        let found = self.0.iter().find(|t| t.kind == kind);
-        &found.expect("gold opens every table it writes").table
-    }
-
-    /// Commits to each table still below `silver_version` what `contents` gives for it (rows,
-    /// and the rows they replace; none to append), with the watermark and `meta`.
-    pub(super) async fn commit(
-        self,
-        lake: &Lake,
-        silver_version: i64,
-        meta: serde_json::Value,
-        contents: impl Fn(Table) -> (RecordBatch, Option<Expr>),
-    ) -> Result<()> {
-        for open in self.0 {
-            if open.silver_version >= silver_version {
-                continue;
-            }
-            let (batch, predicate) = contents(open.kind);
-            let (t, meta) = (open.kind, meta.clone());
-            let written = replace(open.table, t, batch, predicate, silver_version, meta).await?;
-            lake.keep(t, &written);
-        }
-        Ok(())
-    }
-}
-
 /// What one run writes to each gold table, replacing the dates `dates` (daily_metrics up to
-/// `metrics_to`, as far as a 30-day window reaches a recomputed date; daily_users only appends).
+/// `metrics_to`, as far as a 30-day window reaches a recomputed date; daily_users only appends;
+/// anonymous_ids appends, or rewrites its live rows when `compacted`).
 struct RunBatches {
     sessions: RecordBatch,
     daily_users: RecordBatch,
     funnel: RecordBatch,
     pages: RecordBatch,
     metrics: RecordBatch,
+    anonymous_ids: RecordBatch,
+    compacted: bool,
     dates: (i32, i32),
     metrics_to: i32,
 }
@@ -118,15 +63,18 @@ impl RunBatches {
         outcome.funnel_daily = self.funnel.num_rows();
         outcome.page_daily = self.pages.num_rows();
         let meta = json!({ "silver_version": last, "from": from_days(lo), "to": from_days(hi) });
+        let dates = |column| Replacing::Matching(between(column, lo, hi));
         gold.commit(lake, last, meta, |t| match t {
-            Table::DailyUsers => (self.daily_users.clone(), None),
-            Table::Sessions => (self.sessions.clone(), Some(between("session_date", lo, hi))),
+            Table::Sessions => (self.sessions.clone(), dates("session_date")),
             Table::DailyMetrics => {
                 let replaced = between("date", lo, self.metrics_to);
-                (self.metrics.clone(), Some(replaced))
+                (self.metrics.clone(), Replacing::Matching(replaced))
             }
-            Table::FunnelDaily => (self.funnel.clone(), Some(between("date", lo, hi))),
-            _ => (self.pages.clone(), Some(between("date", lo, hi))),
+            Table::FunnelDaily => (self.funnel.clone(), dates("date")),
+            Table::PageDaily => (self.pages.clone(), dates("date")),
+            Table::AnonymousIds if self.compacted => (self.anonymous_ids.clone(), Replacing::All),
+            Table::AnonymousIds => (self.anonymous_ids.clone(), Replacing::Nothing),
+            _ => (self.daily_users.clone(), Replacing::Nothing),
         })
         .await
     }
@@ -147,25 +95,26 @@ impl NewRows {
             .map(|(b, d)| (b, d.unwrap_or_default()))
     }
 
-    /// The users the rows touch, as [`user_hash`]es.
-    pub(super) fn touched_users(&self) -> Result<HashSet<u128>> {
+    /// The persons the rows touch, as [`user_hash`]es.
+    pub(super) fn touched_users(&self, people: &People) -> Result<HashSet<u128>> {
         let mut users = HashSet::new();
         for b in &self.batches {
             let keys = typed_column::<StringArray>(b, "user_key")?;
-            users.extend(keys.iter().flatten().map(user_hash));
+            users.extend(keys.iter().flatten().map(|k| people.person(user_hash(k))));
         }
         Ok(users)
     }
 
-    /// The event times of each user the rows touch, sorted.
-    pub(super) fn times_by_user(&self) -> Result<HashMap<u128, Vec<i64>>> {
+    /// The event times of each person the rows touch, sorted.
+    pub(super) fn times_by_user(&self, people: &People) -> Result<HashMap<u128, Vec<i64>>> {
         let mut times: HashMap<u128, Vec<i64>> = HashMap::new();
         for b in &self.batches {
             let users = typed_column::<StringArray>(b, "user_key")?;
             let at = typed_column::<TimestampMicrosecondArray>(b, "event_time")?;
             for (user, time) in users.iter().zip(at.iter()) {
                 if let (Some(user), Some(time)) = (user, time) {
-                    times.entry(user_hash(user)).or_default().push(time);
+                    let person = people.person(user_hash(user));
+                    times.entry(person).or_default().push(time);
                 }
             }
         }
@@ -230,28 +179,65 @@ pub(super) async fn try_catch_up(
         return Ok(outcome);
     };
     let state = warm_state(warm, &silver, done);
+    if state.people.is_none() {
+        // The stitching state must be as of the watermark: a newer one (another writer committed
+        // while this run opened the tables) already holds the changes of person this run must
+        // re-key. The run then lost a race, and retries from fresh reads.
+        let stitched = gold.silver_version(Table::AnonymousIds);
+        if stitched != done {
+            return Err(Error::Delta {
+                table: Table::AnonymousIds.path().into(),
+                source: Box::new(deltalake::DeltaTableError::VersionAlreadyExists(
+                    stitched.max(0) as _,
+                )),
+            });
+        }
+        state.people = Some(People::load(gold.table(Table::AnonymousIds)).await?);
+    }
 
-    let touched: BTreeSet<i32> = new.dates.iter().flatten().copied().collect();
+    // 0. Who the new rows' anonymous ids now are; those whose person changed re-key their
+    // events without a user_id, on the dates they have them.
+    let observed = people_mut(state).observe(new.dated(), last)?;
+    outcome.rekeyed = observed.rekeys.len();
+    let new_dates: BTreeSet<i32> = new.dates.iter().flatten().copied().collect();
+    let mut touched = new_dates.clone();
+    for rekey in &observed.rekeys {
+        touched.extend(rekey.dates.0..=rekey.dates.1);
+    }
     let (Some(&first), Some(&last_date)) = (touched.first(), touched.last()) else {
         // Commits without rows (all duplicates or invalid): only the watermark moves.
         let meta = json!({ "silver_version": last });
         gold.commit(lake, last, meta, |t| {
-            (RecordBatch::new_empty(t.schema()), None)
+            (RecordBatch::new_empty(t.schema()), Replacing::Nothing)
         })
         .await?;
         state.version = last;
         return Ok(outcome);
     };
+    // A session holding a re-keyed event may start the day before it.
+    let first = match observed.rekeys.iter().map(|r| r.dates.0).min() {
+        Some(rekeyed) => first.min(rekeyed - 1),
+        None => first,
+    };
+    let (anonymous_ids, compacted) = people_mut(state).rows_to_write(observed.rows, last);
 
-    // 1. Sessions of the users the new rows touch, over every run of events they belong to.
-    let touched_hashes = new.touched_users()?;
+    // 1. Sessions of the persons the new rows touch, over every run of events they belong to,
+    // and of the persons re-keyed events left or joined, over the dates of those events.
+    let people = people_of(state);
+    let rekeyed: HashSet<u128> = observed
+        .rekeys
+        .iter()
+        .flat_map(|r| r.persons.iter().copied())
+        .collect();
+    let mut touched_hashes = new.touched_users(people)?;
+    touched_hashes.extend(&rekeyed);
     outcome.users = touched_hashes.len();
     let warm_dates = state.take_rows(&new)?;
     let recomputed = resessionize(
         &silver,
         state,
         &new,
-        &touched_hashes,
+        (&touched_hashes, &rekeyed),
         (first, last_date),
         funnel,
     )
@@ -259,7 +245,7 @@ pub(super) async fn try_catch_up(
     let (lo, hi) = (recomputed.lo, recomputed.hi);
 
     // 2. The other sessions of those dates stay as gold has them.
-    let kept = kept_sessions(gold.table(Table::Sessions), &recomputed).await?;
+    let kept = kept_sessions(gold.table(Table::Sessions), &recomputed, &rekeyed).await?;
     let new_sessions: Vec<&Session> = recomputed.sessions.iter().collect();
     let new_batch = sessions_batch(&new_sessions)?;
     let mut facts = facts_of(&kept)?;
@@ -279,6 +265,7 @@ pub(super) async fn try_catch_up(
 
     // 5. page_daily of lo..=hi: touched dates from the event figures, the others as gold has them.
     let pages = page_rows_from(gold.table(Table::PageDaily), state, &touched, lo, hi).await?;
+    let anonymous_ids = batch_of(&Table::AnonymousIds.schema(), &anonymous_ids)?;
 
     // 6. One commit per table, each carrying the watermark.
     let run = RunBatches {
@@ -290,45 +277,69 @@ pub(super) async fn try_catch_up(
         funnel: funnel_batch(by_date.iter(), funnel)?,
         pages: page_batch(pages, &by_date)?,
         metrics: metrics_batch(&metrics)?,
+        anonymous_ids,
+        compacted,
         dates: (lo, hi),
         metrics_to: metrics_hi,
     };
     run.commit(lake, gold, last, &mut outcome).await?;
     state.version = last;
-    state.evict(&touched);
+    state.evict(&new_dates);
     Ok(outcome)
 }
 
-/// Step 1: a run of a user's events changes only when it holds a new event; only the sessions of
-/// changed runs are recomputed, and the dates rewritten are the touched dates `touched` widened
-/// to every date those sessions start on.
+/// The stitching state of a run (loaded at its start).
+fn people_of(state: &GoldState) -> &People {
+    state
+        .people
+        .as_ref()
+        .expect("a run loads the stitching state first")
+}
+
+fn people_mut(state: &mut GoldState) -> &mut People {
+    state
+        .people
+        .as_mut()
+        .expect("a run loads the stitching state first")
+}
+
+/// Step 1: a run of a person's events changes when it holds a new event, or when the person is
+/// `rekeyed` (re-keyed events left or joined them) and the run reaches the recomputed dates;
+/// only the sessions of changed runs are recomputed, and the dates rewritten are the touched
+/// dates `touched` widened to every date those sessions start on. `users` are the persons
+/// whose runs may change.
 async fn resessionize(
     silver: &DeltaTable,
     state: &mut GoldState,
     new: &NewRows,
-    users: &HashSet<u128>,
+    (users, rekeyed): (&HashSet<u128>, &HashSet<u128>),
     touched: (i32, i32),
     funnel: &[String],
 ) -> Result<Resessionized> {
-    let new_times = new.times_by_user()?;
-    let changed = |run: &Run| {
-        new_times.get(&run.user).is_some_and(|times| {
-            let i = times.partition_point(|t| *t < run.first);
-            times.get(i).is_some_and(|t| *t <= run.last)
-        })
-    };
+    let people = people_of(state);
+    let new_times = new.times_by_user(people)?;
+    let keys: HashSet<u128> = users.iter().flat_map(|u| people.keys_of(*u)).collect();
     let (mut lo, mut hi) = touched;
     loop {
+        let changed = |run: &Run| {
+            let reaches = run.last >= lo as i64 * DAY_US && run.first < (hi + 1) as i64 * DAY_US;
+            (rekeyed.contains(&run.user) && reaches)
+                || new_times.get(&run.user).is_some_and(|times| {
+                    let i = times.partition_point(|t| *t < run.first);
+                    times.get(i).is_some_and(|t| *t <= run.last)
+                })
+        };
         let missing: Vec<i32> = (lo - 1..=hi + 1)
             .filter(|d| !state.days.contains_key(d))
             .collect();
         load_days(silver, state, &missing).await?;
         let window = (lo - 1..=hi + 1)
             .filter_map(|d| state.days.get(&d))
-            .map(|day| day.rows_of(users))
+            .map(|day| day.rows_of(&keys))
             .collect::<Result<Vec<_>>>()?
             .concat();
-        let (sessions, changed_runs) = sessionize_runs(&mut events_of(&window)?, funnel, changed);
+        let mut events = events_of(&window, people_of(state))?;
+        let (sessions, changed_runs) = sessionize_runs(&mut events, funnel, changed);
         let (new_lo, new_hi) = widened(&changed_runs, lo, hi);
         if (new_lo, new_hi) == (lo, hi) {
             return Ok(Resessionized {
@@ -343,10 +354,12 @@ async fn resessionize(
 }
 
 /// Step 2: gold's sessions of the recomputed dates but those inside a changed run (which that
-/// run's new sessions replace).
+/// run's new sessions replace) and those of `rekeyed` persons (all of whose runs on those
+/// dates are recomputed).
 async fn kept_sessions(
     sessions: &DeltaTable,
     recomputed: &Resessionized,
+    rekeyed: &HashSet<u128>,
 ) -> Result<Vec<RecordBatch>> {
     let mut changed_spans: HashMap<u128, Vec<(i64, i64)>> = HashMap::new();
     for r in &recomputed.changed_runs {
@@ -371,10 +384,11 @@ async fn kept_sessions(
         let ends = typed_column::<TimestampMicrosecondArray>(b, "session_end")?;
         let keep: BooleanArray = (0..b.num_rows())
             .map(|i| {
-                let spans = users
-                    .is_valid(i)
-                    .then(|| changed_spans.get(&user_hash(users.value(i))))
-                    .flatten();
+                let user = user_hash(users.value(i));
+                if rekeyed.contains(&user) {
+                    return Some(false);
+                }
+                let spans = changed_spans.get(&user);
                 let replaced = spans.is_some_and(|spans| {
                     spans
                         .iter()
@@ -447,7 +461,10 @@ async fn metrics_rows_from(
         let old = old_by_date.get(&d);
         let row = if let Some(e) = state.days.get(&d).filter(|_| touched.contains(&d)) {
             let e = &e.figures;
-            let dau = state.users.get(&d).map_or(0, |u| u.len() as i64);
+            let dau = state
+                .users
+                .get(&d)
+                .map_or(0, |u| persons_of(people_of(state), u));
             metrics_row(d, (dau, e.events, e.page_views), by_date.get(&d))
         } else if d <= hi {
             let figures = old.map_or((0, 0, 0), |o| (o.dau, o.events, o.page_views));
@@ -466,7 +483,7 @@ async fn metrics_rows_from(
         .filter(|d| !state.users.contains_key(d))
         .collect();
     load_daily_users(gold.table(Table::DailyUsers), state, &missing_users).await?;
-    fill_active_users(&mut metrics, &state.users);
+    fill_active_users(&mut metrics, &state.users, people_of(state));
     Ok((metrics, metrics_hi))
 }
 
@@ -503,6 +520,7 @@ async fn page_rows_from(
         touched
             .iter()
             .filter_map(|d| Some((*d, &state.days.get(d)?.figures))),
+        people_of(state),
     ));
     Ok(pages)
 }
@@ -525,27 +543,4 @@ fn widened(changed_runs: &[Run], lo: i32, hi: i32) -> (i32, i32) {
         new_hi = new_hi.max(r.last_session_date);
     }
     (new_lo, new_hi)
-}
-
-/// Writes `batch` to `table`, replacing the rows matching `predicate` (appending when none), with
-/// the gold watermark.
-async fn replace(
-    table: DeltaTable,
-    kind: Table,
-    batch: RecordBatch,
-    predicate: Option<Expr>,
-    silver_version: i64,
-    meta: serde_json::Value,
-) -> Result<DeltaTable> {
-    let mut write = table
-        .write(vec![batch])
-        .with_partition_columns(kind.partition_columns().iter().copied())
-        .with_commit_properties(commit_properties(GOLD_APP_ID, silver_version, meta));
-    write = match predicate {
-        Some(p) => write
-            .with_save_mode(SaveMode::Overwrite)
-            .with_replace_where(p),
-        None => write.with_save_mode(SaveMode::Append),
-    };
-    write.await.map_err(Error::delta(kind.path()))
 }

@@ -21,12 +21,21 @@ pub(super) fn user_hash(user_key: &str) -> u128 {
     xxhash_rust::xxh3::xxh3_128(user_key.as_bytes())
 }
 
+/// The distinct persons among silver user_keys (hashes).
+pub(super) fn persons_of<'a>(
+    people: &People,
+    user_keys: impl IntoIterator<Item = &'a u128>,
+) -> i64 {
+    let persons: HashSet<u128> = user_keys.into_iter().map(|u| people.person(*u)).collect();
+    persons.len() as i64
+}
+
 /// Event-based figures of one event date: what DAU, events, page views and page_daily need.
 #[derive(Debug, Clone, Default)]
 pub(super) struct EventDay {
     pub(super) events: i64,
     pub(super) page_views: i64,
-    /// Per page_path: page views and the users who viewed it.
+    /// Per page_path: page views and the user_keys (not yet persons) who viewed it.
     pub(super) pages: HashMap<String, (i64, HashSet<u128>)>,
 }
 
@@ -205,18 +214,24 @@ pub(super) fn metrics_row(
 
 /// Sets `wau` and `mau` of `rows` (sorted by date) from the distinct users per date, which must
 /// hold every date from 29 days before the first row to the last. One pass with a sliding count
-/// per user, so a month of dates costs two visits per user-day.
-pub(super) fn fill_active_users(rows: &mut [DailyMetrics], users: &BTreeMap<i32, HashSet<u128>>) {
+/// per person, so a month of dates costs two visits per user-day. `users` holds silver user_keys,
+/// counted as the persons `people` says they are.
+pub(super) fn fill_active_users(
+    rows: &mut [DailyMetrics],
+    users: &BTreeMap<i32, HashSet<u128>>,
+    people: &People,
+) {
     for (window, weekly) in [(7, true), (30, false)] {
         let mut counts: HashMap<u128, u32> = HashMap::new();
         // The days counted: window_lo..=window_hi (none before the first row).
         let (mut window_lo, mut window_hi) = (i32::MIN, i32::MIN);
         let count = |day: &HashSet<u128>, by: i32, counts: &mut HashMap<u128, u32>| {
             for u in day {
-                let c = counts.entry(*u).or_default();
+                let person = people.person(*u);
+                let c = counts.entry(person).or_default();
                 *c = (*c as i32 + by) as u32;
                 if *c == 0 {
-                    counts.remove(u);
+                    counts.remove(&person);
                 }
             }
         };
@@ -263,9 +278,10 @@ pub(super) struct PageRow {
     pub(super) exits: i64,
 }
 
-/// Page views and unique users per (date, page) of the given event dates.
+/// Page views and unique users (persons) per (date, page) of the given event dates.
 pub(super) fn page_views_of<'a>(
     days: impl Iterator<Item = (i32, &'a EventDay)>,
+    people: &People,
 ) -> BTreeMap<(i32, String), PageRow> {
     let mut rows = BTreeMap::new();
     for (d, day) in days {
@@ -274,7 +290,7 @@ pub(super) fn page_views_of<'a>(
                 (d, path.clone()),
                 PageRow {
                     page_views: *views,
-                    unique_users: users.len() as i64,
+                    unique_users: persons_of(people, users),
                     ..Default::default()
                 },
             );
@@ -284,8 +300,12 @@ pub(super) fn page_views_of<'a>(
 }
 
 /// Gold computed from scratch over the given silver rows (all columns of silver/events): the
-/// definition the incremental catch-up must equal.
+/// definition the incremental catch-up must equal. Each row counts for its person: the
+/// stitching rule ([`identities::stitch`]) applied to all of silver, row by row.
 pub fn compute_from_scratch(silver: &[RecordBatch], funnel: &[String]) -> Result<GoldTables> {
+    let identities = identities::stitch(identities::identity_events(silver)?);
+    let silver = &identities::personalize(silver, &identities)?;
+    let people = People::default();
     let sessions = sessionize(silver, funnel)?;
     let mut events: BTreeMap<i32, EventDay> = BTreeMap::new();
     let mut users: BTreeMap<i32, HashSet<u128>> = BTreeMap::new();
@@ -308,12 +328,15 @@ pub fn compute_from_scratch(silver: &[RecordBatch], funnel: &[String]) -> Result
             metrics_row(d, figures, by_date.get(&d))
         })
         .collect();
-    fill_active_users(&mut metrics, &users);
+    fill_active_users(&mut metrics, &users, &people);
     let all: Vec<&Session> = sessions.iter().collect();
     Ok(GoldTables {
         sessions: sessions_batch(&all)?,
         daily_metrics: metrics_batch(&metrics)?,
         funnel_daily: funnel_batch(by_date.iter(), funnel)?,
-        page_daily: page_batch(page_views_of(events.iter().map(|(d, e)| (*d, e))), &by_date)?,
+        page_daily: page_batch(
+            page_views_of(events.iter().map(|(d, e)| (*d, e)), &people),
+            &by_date,
+        )?,
     })
 }

@@ -27,20 +27,24 @@ pub mod identities;
 mod metrics;
 pub mod retention;
 mod sessions;
+mod tables;
 mod warm;
 
 use batches::*;
 use catch_up::*;
+use identities::{PEOPLE_INPUT, People};
 use metrics::*;
 pub use metrics::{GoldTables, compute_from_scratch};
 use sessions::*;
 pub use sessions::{Session, sessionize};
+use tables::*;
 use warm::*;
 
 use crate::error::{Error, Result};
 use crate::lake::{
     Lake, Table, added_since, batch_of, commit_properties, from_days, has_data_files,
-    partition_date, read_dates, retry_lost_races, rows_of, to_days, txn_version, typed_column,
+    partition_date, read_dates, read_whole, retry_lost_races, rows_of, to_days, txn_version,
+    typed_column,
 };
 use crate::rows::{self, DailyMetrics};
 
@@ -117,8 +121,10 @@ pub struct GoldOutcome {
     pub up_to_version: Option<i64>,
     /// Silver rows the processed commits added.
     pub new_events: usize,
-    /// Users whose sessions were recomputed.
+    /// Persons whose sessions were recomputed.
     pub users: usize,
+    /// Anonymous ids seen before whose person changed (their earlier events were re-keyed).
+    pub rekeyed: usize,
     /// First and last session_date recomputed.
     pub dates: Option<(NaiveDate, NaiveDate)>,
     /// Rows written per gold table.
@@ -138,12 +144,15 @@ pub struct GoldOutcome {
 /// `txn` app id in gold tables: the highest silver version gold reflects.
 const GOLD_APP_ID: &str = "silver";
 /// The tables gold writes, each with the `txn` watermark.
-pub const WRITTEN: [Table; 5] = [
+/// The stitching state (anonymous_ids) comes last: a run that stopped before it sees the same
+/// changes of person again.
+pub const WRITTEN: [Table; 6] = [
     Table::DailyUsers,
     Table::Sessions,
     Table::DailyMetrics,
     Table::FunnelDaily,
     Table::PageDaily,
+    Table::AnonymousIds,
 ];
 fn date_lit(d: i32) -> Expr {
     lit(ScalarValue::Date32(Some(d)))
@@ -216,7 +225,7 @@ mod tests {
         }
         let dates = [31, 32, 33, 40, 41, 58, 60];
         let mut rows: Vec<DailyMetrics> = dates.iter().map(|d| row(*d)).collect();
-        fill_active_users(&mut rows, &users);
+        fill_active_users(&mut rows, &users, &People::default());
         for r in &rows {
             assert_eq!(
                 r.wau,

@@ -15,15 +15,20 @@ fn week_of(day: i32) -> i32 {
 }
 
 /// The retention rows of the distinct users per date in `daily_users` (gold/daily_users rows),
-/// in (cohort_week, week_index) order, up to the latest week in the data.
-pub fn weekly_cohorts(daily_users: &[RecordBatch]) -> Result<Vec<rows::RetentionWeekly>> {
+/// each user_key counted as the person `people` says it is, in (cohort_week, week_index) order,
+/// up to the latest week in the data.
+pub fn weekly_cohorts(
+    daily_users: &[RecordBatch],
+    people: &People,
+) -> Result<Vec<rows::RetentionWeekly>> {
     let mut weeks_of_user: HashMap<&str, HashSet<i32>> = HashMap::new();
     for batch in daily_users {
         let users = typed_column::<StringArray>(batch, "user_key")?;
         let dates = typed_column::<Date32Array>(batch, "date")?;
         for i in 0..batch.num_rows() {
+            let user = users.value(i);
             weeks_of_user
-                .entry(users.value(i))
+                .entry(people.person_key(user, user_hash(user)))
                 .or_default()
                 .insert(week_of(dates.value(i)));
         }
@@ -55,9 +60,13 @@ pub fn weekly_cohorts(daily_users: &[RecordBatch]) -> Result<Vec<rows::Retention
     Ok(cells)
 }
 
-/// Recomputes gold/retention_weekly from gold/daily_users (a whole overwrite: running it again
-/// gives the same table); returns the number of cells.
+/// Recomputes gold/retention_weekly from gold/daily_users and gold's stitching state (a whole
+/// overwrite: running it again gives the same table); returns the number of cells.
 pub async fn refresh(lake: &Lake) -> Result<usize> {
+    let people = match lake.existing_table(Table::AnonymousIds).await? {
+        Some(table) => People::load(&table).await?,
+        None => People::default(),
+    };
     let rows = match lake.existing_table(Table::DailyUsers).await? {
         Some(daily_users) => {
             let columns = &["user_key", "date"];
@@ -65,7 +74,7 @@ pub async fn refresh(lake: &Lake) -> Result<usize> {
         }
         None => Vec::new(),
     };
-    let cells = weekly_cohorts(&rows)?;
+    let cells = weekly_cohorts(&rows, &people)?;
     overwrite_whole(lake, Table::RetentionWeekly, &cells).await?;
     Ok(cells.len())
 }
@@ -98,7 +107,7 @@ mod tests {
             ("a", d(11, 20)),
             ("c", d(11, 15)),
         ]);
-        let cells = weekly_cohorts(&[batch]).unwrap();
+        let cells = weekly_cohorts(&[batch], &People::default()).unwrap();
         let cell = |cohort: NaiveDate, week: i32| {
             cells
                 .iter()

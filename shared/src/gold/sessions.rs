@@ -8,6 +8,7 @@ pub(super) struct Event<'a> {
     pub(super) event_id: &'a str,
     pub(super) event_type: &'a str,
     pub(super) time: i64,
+    /// The person key (see [`People`]).
     pub(super) user_key: &'a str,
     /// [`user_hash`] of `user_key`: grouping by it is cheaper than comparing strings.
     pub(super) user: u128,
@@ -23,7 +24,8 @@ pub(super) struct Event<'a> {
 pub struct Session {
     /// The session's id (the user's key and its start).
     pub session_id: String,
-    /// coalesce(user_id, anonymous_id).
+    /// The person key: the user_id, else the user its anonymous_id is stitched to, else the
+    /// anonymous_id.
     pub user_key: String,
     /// First event time, µs since the epoch.
     pub start: i64,
@@ -65,7 +67,11 @@ pub(super) struct Run {
     pub(super) last_session_date: i32,
 }
 
-pub(super) fn events_of(batches: &[RecordBatch]) -> Result<Vec<Event<'_>>> {
+/// The events of silver `batches`, each under the person its user_key is.
+pub(super) fn events_of<'a>(
+    batches: &'a [RecordBatch],
+    people: &'a People,
+) -> Result<Vec<Event<'a>>> {
     let mut out = Vec::with_capacity(batches.iter().map(RecordBatch::num_rows).sum());
     for b in batches {
         let s = |name: &str| typed_column::<StringArray>(b, name);
@@ -81,12 +87,13 @@ pub(super) fn events_of(batches: &[RecordBatch]) -> Result<Vec<Event<'_>>> {
         );
         let time = typed_column::<TimestampMicrosecondArray>(b, "event_time")?;
         for i in 0..b.num_rows() {
+            let raw = user_hash(user.value(i));
             out.push(Event {
                 event_id: id.value(i),
                 event_type: ty.value(i),
                 time: time.value(i),
-                user_key: user.value(i),
-                user: user_hash(user.value(i)),
+                user_key: people.person_key(user.value(i), raw),
+                user: people.person(raw),
                 page_url: opt(url, i),
                 page_path: opt(path, i),
                 referrer: opt(refr, i),
@@ -166,7 +173,8 @@ pub(super) fn build_session(user_key: &str, events: &[Event<'_>], funnel: &[Stri
 /// Splits silver events into sessions: per user_key ordered by (event_time, event_id), a new session
 /// starts after a gap of more than 30 minutes or when the session would exceed 24 hours.
 pub fn sessionize(silver: &[RecordBatch], funnel: &[String]) -> Result<Vec<Session>> {
-    Ok(sessionize_runs(&mut events_of(silver)?, funnel, |_| true).0)
+    let people = People::default();
+    Ok(sessionize_runs(&mut events_of(silver, &people)?, funnel, |_| true).0)
 }
 
 /// Sessions of the runs `wanted` picks, with those runs (the others cost only their sort).

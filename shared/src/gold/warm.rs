@@ -16,8 +16,10 @@ pub(crate) struct GoldState {
     pub(super) version: i64,
     /// Silver rows and event figures per event date, for dates recent runs touched.
     pub(super) days: BTreeMap<i32, Day>,
-    /// Distinct users per event date (as gold/daily_users holds them).
+    /// Distinct users per event date (as gold/daily_users holds them: silver user_keys).
     pub(super) users: BTreeMap<i32, HashSet<u128>>,
+    /// Who each user_key is (loaded from gold/anonymous_ids by a run's start).
+    pub(super) people: Option<People>,
 }
 
 /// The warm state at silver version `done`, or a fresh one (loaded from the tables as needed).
@@ -37,6 +39,7 @@ pub(super) fn warm_state<'a>(
             version: done,
             days: BTreeMap::new(),
             users: BTreeMap::new(),
+            people: None,
         });
     }
     warm.as_mut().expect("state was just set")
@@ -69,7 +72,7 @@ impl Day {
         Ok(())
     }
 
-    /// The rows of `users` on this date.
+    /// The rows of the silver user_keys `users` on this date.
     pub(super) fn rows_of(&self, users: &HashSet<u128>) -> Result<Vec<RecordBatch>> {
         let mut per_batch: Vec<Vec<u32>> = vec![Vec::new(); self.batches.len()];
         for user in users {

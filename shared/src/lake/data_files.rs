@@ -159,6 +159,23 @@ pub async fn read_dates(
     Ok(out)
 }
 
+/// Every row of `table` (a `kind` table without partitions), with `columns` of the table (every
+/// column when empty) in plain types: for the state tables a process reads whole on a cold start.
+pub async fn read_whole(
+    table: &DeltaTable,
+    kind: Table,
+    columns: &[&str],
+) -> Result<Vec<RecordBatch>> {
+    let schema = kind.schema();
+    let columns = if columns.is_empty() {
+        schema.fields().iter().map(|f| f.name().clone()).collect()
+    } else {
+        columns.iter().map(|c| c.to_string()).collect()
+    };
+    let files = fold_date_files(table, kind, "", |_| true, columns, push_batch).await?;
+    Ok(files.into_iter().flat_map(|(_, batches)| batches).collect())
+}
+
 /// Each data file of `table` (a `kind` table) that may hold a date `wanted` accepts, read with
 /// the columns `file_columns` in plain types ([`plain_types`]) and folded batch by batch into a
 /// `T` by `fold`, in the file's own task as its bytes arrive: the files' decoding runs on every

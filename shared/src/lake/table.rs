@@ -52,11 +52,13 @@ pub enum Table {
     RetentionWeekly,
     /// gold/identities: anonymous ids and the users they are stitched to.
     Identities,
+    /// gold/anonymous_ids: gold's own stitching state.
+    AnonymousIds,
 }
 
 impl Table {
     /// Every table, in pipeline order.
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 12] = [
         Table::Bronze,
         Table::FailedFiles,
         Table::Silver,
@@ -68,6 +70,7 @@ impl Table {
         Table::DailyUsers,
         Table::RetentionWeekly,
         Table::Identities,
+        Table::AnonymousIds,
     ];
     /// The gold tables, as exported.
     pub const GOLD: [Table; 6] = [
@@ -93,6 +96,7 @@ impl Table {
             Table::DailyUsers => "gold/daily_users",
             Table::RetentionWeekly => "gold/retention_weekly",
             Table::Identities => "gold/identities",
+            Table::AnonymousIds => "gold/anonymous_ids",
         }
     }
 
@@ -115,6 +119,7 @@ impl Table {
             Table::DailyUsers => schema::DAILY_USERS.clone(),
             Table::RetentionWeekly => schema::RETENTION_WEEKLY.clone(),
             Table::Identities => schema::IDENTITIES.clone(),
+            Table::AnonymousIds => schema::ANONYMOUS_IDS.clone(),
         }
     }
 
