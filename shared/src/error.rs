@@ -128,6 +128,13 @@ pub enum Error {
         /// Attempts made.
         attempts: u32,
     },
+    /// Tables a run must read at one version were not: another writer committed while the run
+    /// opened them. The run lost a race, and a retry from fresh reads can succeed.
+    #[error("{table}: another writer committed while this run read the tables")]
+    MovedWhileRead {
+        /// The table found ahead of the others.
+        table: String,
+    },
     /// A scratch file of the export has a path DuckDB cannot be given (not UTF-8).
     #[error("export: scratch path {} is not UTF-8", path.display())]
     Export {
@@ -192,6 +199,7 @@ impl Error {
                         source: T::CommitConflict(_) | T::MaxCommitAttempts(_)
                     }
             ),
+            Error::MovedWhileRead { .. } => true,
             _ => false,
         }
     }
@@ -261,6 +269,7 @@ impl Error {
             Error::Column { .. } => "Column",
             Error::Rows(_) => "Rows",
             Error::Contended { .. } => "Contended",
+            Error::MovedWhileRead { .. } => "MovedWhileRead",
             Error::Export { .. } => "Export",
             #[cfg(feature = "duckdb")]
             Error::DuckDb(_) => "DuckDb",

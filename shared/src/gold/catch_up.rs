@@ -183,13 +183,9 @@ pub(super) async fn try_catch_up(
         // The stitching state must be as of the watermark: a newer one (another writer committed
         // while this run opened the tables) already holds the changes of person this run must
         // re-key. The run then lost a race, and retries from fresh reads.
-        let stitched = gold.silver_version(Table::AnonymousIds);
-        if stitched != done {
-            return Err(Error::Delta {
+        if gold.silver_version(Table::AnonymousIds) != done {
+            return Err(Error::MovedWhileRead {
                 table: Table::AnonymousIds.path().into(),
-                source: Box::new(deltalake::DeltaTableError::VersionAlreadyExists(
-                    stitched.max(0) as _,
-                )),
             });
         }
         state.people = Some(People::load(gold.table(Table::AnonymousIds)).await?);

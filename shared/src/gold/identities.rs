@@ -253,12 +253,8 @@ impl People {
         // and the persons it has been since.
         let mut before: HashMap<u128, (Option<Anonymous>, Vec<u128>)> = HashMap::new();
         for (batch, date) in batches {
-            let anonymous = typed_column::<StringArray>(batch, "anonymous_id")?;
-            let users = typed_column::<StringArray>(batch, "user_id")?;
-            let times = typed_column::<TimestampMicrosecondArray>(batch, "event_time")?;
-            let ids = typed_column::<StringArray>(batch, "event_id")?;
-            for i in 0..batch.num_rows() {
-                let Some(anonymous_id) = opt(anonymous, i).filter(|a| !a.is_empty()) else {
+            for event in identity_events(std::slice::from_ref(batch))? {
+                let Some(anonymous_id) = event.anonymous_id.filter(|a| !a.is_empty()) else {
                     continue;
                 };
                 let key = user_hash(anonymous_id);
@@ -267,7 +263,7 @@ impl People {
                     let person = known.as_ref().and_then(|a| a.link.as_ref()).map(|l| l.2);
                     (known, vec![person.unwrap_or(key)])
                 });
-                let user_id = opt(users, i).filter(|u| !u.is_empty());
+                let user_id = event.user_id.filter(|u| !u.is_empty());
                 let user = user_id.map(|u| self.user(u));
                 let entry = self.anonymous.entry(key).or_insert_with(|| Anonymous {
                     id: anonymous_id.into(),
@@ -275,7 +271,7 @@ impl People {
                 });
                 match user {
                     Some(user) => {
-                        let at = (times.value(i), ids.value(i));
+                        let at = (event.event_time, event.event_id);
                         if entry
                             .link
                             .as_ref()

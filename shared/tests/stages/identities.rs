@@ -14,15 +14,8 @@ use crate::pipeline::{
 };
 
 fn event(id: &str, anonymous_id: &str, user_id: Option<&str>, minutes: i64) -> Vec<u8> {
-    let at = Utc::now() - Duration::hours(3) + Duration::minutes(minutes);
-    let mut event = json!({
-        "event_id": id, "event_type": "page_view", "event_time": at.to_rfc3339(),
-        "anonymous_id": anonymous_id, "page_url": "https://s.example/p",
-    });
-    if let Some(user_id) = user_id {
-        event["user_id"] = json!(user_id);
-    }
-    serde_json::to_vec(&event).unwrap()
+    let when = Utc::now() - Duration::hours(3) + Duration::minutes(minutes);
+    visit(id, anonymous_id, user_id, when, "page_view")
 }
 
 /// (anonymous_id, user_id, events, user_ids) of each gold/identities row, sorted.
