@@ -15,8 +15,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::summary;
 use crate::{
-    DashboardArgs, DemoArgs, GenerateArgs, GeneratorArgs, IngestArgs, LakeArgs, MaintainArgs,
-    ReportArgs,
+    DashboardArgs, DemoArgs, ForgetArgs, GenerateArgs, GeneratorArgs, IngestArgs, LakeArgs,
+    MaintainArgs, ReportArgs,
 };
 
 /// Topic name used in the Kafka batches of the demo.
@@ -344,6 +344,64 @@ pub async fn maintain(args: MaintainArgs) -> Result<()> {
         println!(
             "{:<20} {:>12} {:>11} {:>8} {:>9}",
             t.table, t.files_before, t.files_after, t.version, t.vacuumed
+        );
+    }
+    Ok(())
+}
+
+pub async fn forget(args: ForgetArgs) -> Result<()> {
+    use clickstream::erasure::{self, ForgetOptions, Request};
+    let lake = open_lake(&args.lake.lake)?;
+    if args.list {
+        let all = erasure::erasures(&lake).await?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&all)?);
+            return Ok(());
+        }
+        println!("{:<40} {:<9} {:<25} {:<25}", "request", "status", "requested", "files removed by");
+        for e in all {
+            let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                t.map_or("-".to_string(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+            };
+            let status = if e.completed_at.is_some() { "complete" } else { "started" };
+            println!(
+                "{:<40} {:<9} {:<25} {:<25}",
+                e.request_id,
+                status,
+                time(e.requested_at),
+                time(e.files_removed_by)
+            );
+        }
+        return Ok(());
+    }
+    let identifier = args.identifier.context("an identifier to forget")?;
+    let id = args
+        .request_id
+        .unwrap_or_else(|| format!("forget-{}", uuid::Uuid::new_v4()));
+    let request = Request::new(&id, &identifier)?;
+    // The request object first: a run that stops midway leaves it to be run again.
+    request.put(&lake).await?;
+    let options = ForgetOptions {
+        now: args.now,
+        retention: chrono::Duration::hours(args.retention_hours),
+        funnel: parse_funnel(args.funnel.as_deref()),
+    };
+    let report = erasure::forget(&lake, &request, &options, async |lake: &Lake| {
+        clickstream_report::exporter(lake).await.map(|_| ())
+    })
+    .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        summary::print_erasure(&report);
+    }
+    if !report.landed_files_pending.is_empty() {
+        bail!(
+            "request {} is not complete: {} landed file(s) hold the person and bronze has not \
+             read them yet; run this command again with --request-id {} after it has",
+            report.request_id,
+            report.landed_files_pending.len(),
+            report.request_id
         );
     }
     Ok(())

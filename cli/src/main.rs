@@ -46,6 +46,9 @@ enum Command {
     Serve(ServeArgs),
     /// Compact, checkpoint and vacuum every table (what the maintenance function does).
     Maintain(MaintainArgs),
+    /// Erase a person (a user_id or an anonymous_id, with every anonymous id stitched to them)
+    /// from every table and export, and suppress their records from now on.
+    Forget(ForgetArgs),
     /// Benchmarks besides the demo.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -275,6 +278,35 @@ struct MaintainArgs {
     lake: LakeArgs,
 }
 
+#[derive(Args, Debug)]
+struct ForgetArgs {
+    /// The user_id or anonymous_id to erase (omit with --list).
+    #[arg(required_unless_present = "list")]
+    identifier: Option<String>,
+    /// The request's id, kept in audit/erasures (default: a new one). Running a request again
+    /// finishes it if it stopped, and does nothing if it completed.
+    #[arg(long)]
+    request_id: Option<String>,
+    /// Remove the rewritten files at once, instead of at maintenance's VACUUM after its retention
+    /// (a reader of an older table version may then fail once and retry).
+    #[arg(long)]
+    now: bool,
+    /// Maintenance's VACUUM retention, for when the files will be gone without --now.
+    #[arg(long, env = settings::VACUUM_RETENTION_HOURS, default_value_t = clickstream::maintenance::DEFAULT_VACUUM_RETENTION_HOURS)]
+    retention_hours: i64,
+    /// Comma-separated funnel steps (gold's figures are computed again).
+    #[arg(long, env = "GOLD_FUNNEL_STEPS")]
+    funnel: Option<String>,
+    /// List the erasures recorded in audit/erasures instead.
+    #[arg(long, conflicts_with_all = ["identifier", "request_id", "now"])]
+    list: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    lake: LakeArgs,
+}
+
 #[derive(Args, Debug, Clone)]
 struct LakeArgs {
     /// Lake root: a local directory or s3://bucket/prefix (S3 settings from AWS_* variables).
@@ -399,7 +431,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // The bridge is a service: its log is what it does.
     let level = match cli.command {
-        Command::Local(_) => "info",
+        Command::Local(_) | Command::Forget(_) => "info",
         _ => "warn",
     };
     clickstream::telemetry::init(level);
@@ -412,6 +444,7 @@ async fn main() -> std::process::ExitCode {
         Command::Dashboard(args) => commands::dashboard(args).await,
         Command::Serve(args) => commands::serve(args).await,
         Command::Maintain(args) => commands::maintain(args).await,
+        Command::Forget(args) => commands::forget(args).await,
         Command::Bench(BenchCommand::TableOpen { commits }) => bench::table_open(commits).await,
         Command::Bench(BenchCommand::Freshness(args)) => commands::freshness(args).await,
         Command::Bench(BenchCommand::Pipeline {

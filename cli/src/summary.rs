@@ -59,13 +59,13 @@ struct Reconciliation {
     all_processed: bool,
     /// The run's silver read other than the rows its bronze wrote.
     shared_with_others: bool,
-    /// Input = valid + quarantined + duplicates, and everything processed.
+    /// Input = valid + quarantined + duplicates + suppressed, and everything processed.
     reconciled: bool,
 }
 
 impl Reconciliation {
     async fn of(lake: &Lake, totals: &Totals) -> Result<Reconciliation> {
-        let accounted = totals.valid + totals.quarantined + totals.duplicates;
+        let accounted = totals.valid + totals.quarantined + totals.duplicates + totals.suppressed;
         let silver_done = clickstream::silver::watermark(lake).await?;
         let all_processed = totals.bronze_last_version.is_none_or(|v| silver_done >= v);
         Ok(Reconciliation {
@@ -160,6 +160,12 @@ fn print_stages(totals: &Totals, export: Option<&ExportOutcome>) {
         "  dupes    {:>10}  event_id already in silver",
         totals.duplicates
     );
+    if totals.suppressed > 0 {
+        println!(
+            "  suppr.   {:>10}  of persons an erasure request named",
+            totals.suppressed
+        );
+    }
     println!(
         "  gold     {:>10}  invocations ({} found gold up to date); {} in {:.2}s",
         totals.gold_invocations,
@@ -181,11 +187,16 @@ fn print_stages(totals: &Totals, export: Option<&ExportOutcome>) {
     }
 }
 
-/// input = silver + quarantined + duplicates, and what other writers at once took of the rows.
+/// input = silver + quarantined + duplicates (+ suppressed), and what other writers at once
+/// took of the rows.
 fn print_reconciliation(totals: &Totals, r: &Reconciliation) {
     println!();
+    let suppressed = match totals.suppressed {
+        0 => String::new(),
+        n => format!(" + suppressed {n}"),
+    };
     println!(
-        "Reconciliation: input {} = silver {} + quarantined {} + duplicates {}  -> {}",
+        "Reconciliation: input {} = silver {} + quarantined {} + duplicates {}{suppressed}  -> {}",
         totals.silver_input,
         totals.valid,
         totals.quarantined,
@@ -238,4 +249,43 @@ fn print_gold(h: &Headline) {
         d.bounce_rate * 100.0,
         d.avg_session_duration_s
     );
+}
+
+/// Prints what an erasure did.
+pub fn print_erasure(report: &clickstream::erasure::ErasureReport) {
+    let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map_or("-".to_string(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+    };
+    if report.already_complete {
+        println!(
+            "Request {} was already complete at {}: nothing to do.",
+            report.request_id,
+            time(report.completed_at)
+        );
+        return;
+    }
+    println!(
+        "Erasure {} (identifier sha256 {}…): {} identifier(s) of the person",
+        report.request_id,
+        &report.identifier_hash[..12],
+        report.identifiers
+    );
+    for (table, rows) in &report.rows_removed {
+        let version = report.table_versions.get(table).copied().unwrap_or(-1);
+        println!("  {table:<22} {rows:>8} rows removed   (version {version})");
+    }
+    if report.rows_redacted > 0 {
+        println!(
+            "  {:<22} {:>8} events of other persons with one of the person's devices cleared",
+            "silver/events", report.rows_redacted
+        );
+    }
+    for key in &report.landed_files_removed {
+        println!("  deleted {key}");
+    }
+    for key in &report.landed_files_pending {
+        println!("  PENDING {key}: bronze has not read it yet");
+    }
+    println!("  completed at      {}", time(report.completed_at));
+    println!("  files removed by  {}", time(report.files_removed_by));
 }

@@ -135,6 +135,13 @@ pub enum Error {
         /// The table found ahead of the others.
         table: String,
     },
+    /// An erasure request that cannot be carried out as given (a malformed request object, an
+    /// id that would keep the identifier); a retry of the same request fails the same way.
+    #[error("erasure request: {reason}")]
+    Erasure {
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A scratch file of the export has a path DuckDB cannot be given (not UTF-8).
     #[error("export: scratch path {} is not UTF-8", path.display())]
     Export {
@@ -225,6 +232,7 @@ impl Error {
             | Error::Column { .. }
             | Error::Rows(_)
             | Error::Json(_)
+            | Error::Erasure { .. }
             | Error::Arrow(_) => false,
             Error::ObjectStore(e) | Error::NotWritable { source: e, .. } => !matches!(
                 e,
@@ -270,6 +278,7 @@ impl Error {
             Error::Rows(_) => "Rows",
             Error::Contended { .. } => "Contended",
             Error::MovedWhileRead { .. } => "MovedWhileRead",
+            Error::Erasure { .. } => "Erasure",
             Error::Export { .. } => "Export",
             #[cfg(feature = "duckdb")]
             Error::DuckDb(_) => "DuckDb",

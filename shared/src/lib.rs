@@ -8,6 +8,7 @@
 
 pub mod appender;
 pub mod bronze;
+pub mod erasure;
 pub mod error;
 pub mod event;
 #[cfg(feature = "duckdb")]

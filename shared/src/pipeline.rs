@@ -16,7 +16,8 @@ use crate::error::{Error, Result};
 use crate::functions::{self, BronzeTrigger};
 use crate::lake::{Lake, Table};
 
-/// Counts over a pipeline run. `received = valid + quarantined + duplicates` once every bronze
+/// Counts over a pipeline run. `received = valid + quarantined + duplicates + suppressed` once
+/// every bronze
 /// record has been through silver.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Totals {
@@ -38,6 +39,8 @@ pub struct Totals {
     pub quarantined: usize,
     /// Records silver dropped as duplicates.
     pub duplicates: usize,
+    /// Records of erased persons silver dropped (see [`crate::erasure`]).
+    pub suppressed: usize,
     /// Quarantined records by reason.
     pub quarantined_by_reason: BTreeMap<String, usize>,
     /// Silver commits written.
@@ -110,6 +113,7 @@ impl Pipeline {
                     t.valid += o.valid;
                     t.quarantined += o.quarantined;
                     t.duplicates += o.duplicates;
+                    t.suppressed += o.suppressed;
                     for (reason, n) in &o.quarantined_by_reason {
                         *t.quarantined_by_reason.entry(reason.clone()).or_default() += n;
                     }

@@ -250,6 +250,30 @@ pub struct AnonymousId {
     pub silver_version: i64,
 }
 
+/// A row of `audit/erasures`: one erasure request, as started and then as completed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Erasure {
+    /// The request's id (the request object's name, or the one `clickstream forget` was given).
+    pub request_id: String,
+    /// [`crate::erasure::identity_hash`] of the identifier asked for.
+    pub identifier_hash: String,
+    /// The hashes of every identifier of the person, space-separated: what silver suppresses.
+    pub suppressed_hashes: String,
+    /// `started` or `complete`.
+    pub status: String,
+    /// When the request was first taken up (µs since the epoch).
+    pub requested_at: i64,
+    /// When every table and export was rewritten without the person.
+    pub completed_at: Option<i64>,
+    /// When no file holding the person is left: at once with `--now`, else after VACUUM's
+    /// retention.
+    pub files_removed_by: Option<i64>,
+    /// Rows removed per table, as a JSON object.
+    pub rows_removed: String,
+    /// The version of each table after its rewrite, as a JSON object.
+    pub table_versions: String,
+}
+
 /// A row of `gold/retention_weekly`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RetentionWeekly {
@@ -451,6 +475,19 @@ mod tests {
             silver_version: 3,
         };
         holds_to(Table::AnonymousIds, anonymous.clone());
+        let erasure = Erasure {
+            request_id: "r".into(),
+            identifier_hash: "h".into(),
+            suppressed_hashes: "h g".into(),
+            status: "complete".into(),
+            requested_at: 1,
+            completed_at: Some(2),
+            files_removed_by: None,
+            rows_removed: "{}".into(),
+            table_versions: "{}".into(),
+        };
+        holds_to(Table::Erasures, erasure.clone());
+        round_trips(Table::Erasures, erasure);
         round_trips(Table::AnonymousIds, anonymous);
         holds_to(Table::DailyMetrics, metrics);
         holds_to(Table::FunnelDaily, funnel.clone());

@@ -69,6 +69,23 @@ pub static ANONYMOUS_IDS: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+/// `audit/erasures`: one row per erasure request (`clickstream forget`), never the identifier
+/// itself: its hash, the hashes of every identifier of the person (which silver suppresses from
+/// then on), when it was asked for and done, and what it removed from each table.
+pub static ERASURES: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("request_id", false),
+        utf8("identifier_hash", false),
+        utf8("suppressed_hashes", false),
+        utf8("status", false),
+        Field::new("requested_at", ts(), false),
+        Field::new("completed_at", ts(), true),
+        Field::new("files_removed_by", ts(), true),
+        utf8("rows_removed", false),
+        utf8("table_versions", false),
+    ]))
+});
+
 /// `gold/retention_weekly`: users by the week they were first seen (`cohort_week`, a Monday) and
 /// how many of them were active `week_index` weeks later.
 pub static RETENTION_WEEKLY: LazyLock<SchemaRef> = LazyLock::new(|| {

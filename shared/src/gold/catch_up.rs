@@ -55,7 +55,7 @@ impl RunBatches {
         gold: OpenGold,
         last: i64,
         outcome: &mut GoldOutcome,
-    ) -> Result<()> {
+    ) -> Result<Option<i64>> {
         let (lo, hi) = self.dates;
         outcome.dates = Some((from_days(lo), from_days(hi)));
         outcome.sessions = self.sessions.num_rows();
@@ -178,7 +178,8 @@ pub(super) async fn try_catch_up(
     let Some((silver, new, last)) = new_silver_rows(lake, done, &mut outcome).await? else {
         return Ok(outcome);
     };
-    let state = warm_state(warm, &silver, done);
+    let people_version = gold.table(Table::AnonymousIds).version().map(|v| v as i64);
+    let state = warm_state(warm, &silver, done, people_version);
     if state.people.is_none() {
         // The stitching state must be as of the watermark: a newer one (another writer committed
         // while this run opened the tables) already holds the changes of person this run must
@@ -203,10 +204,11 @@ pub(super) async fn try_catch_up(
     let (Some(&first), Some(&last_date)) = (touched.first(), touched.last()) else {
         // Commits without rows (all duplicates or invalid): only the watermark moves.
         let meta = json!({ "silver_version": last });
-        gold.commit(lake, last, meta, |t| {
-            (RecordBatch::new_empty(t.schema()), Replacing::Nothing)
-        })
-        .await?;
+        state.people_version = gold
+            .commit(lake, last, meta, |t| {
+                (RecordBatch::new_empty(t.schema()), Replacing::Nothing)
+            })
+            .await?;
         state.version = last;
         return Ok(outcome);
     };
@@ -278,7 +280,7 @@ pub(super) async fn try_catch_up(
         dates: (lo, hi),
         metrics_to: metrics_hi,
     };
-    run.commit(lake, gold, last, &mut outcome).await?;
+    state.people_version = run.commit(lake, gold, last, &mut outcome).await?;
     state.version = last;
     state.evict(&new_dates);
     Ok(outcome)
@@ -419,7 +421,7 @@ fn new_users<'a>(state: &mut GoldState, new: &'a NewRows) -> Result<BTreeMap<i32
 /// Step 4: daily_metrics rows from `lo` to where a 30-day window still reaches a recomputed date
 /// (returned with the rows): touched dates from the event figures, the dates up to `hi` with
 /// their sessions recomputed, later ones as gold has them but with WAU/MAU again.
-async fn metrics_rows_from(
+pub(super) async fn metrics_rows_from(
     gold: &OpenGold,
     state: &mut GoldState,
     touched: &BTreeSet<i32>,
@@ -485,7 +487,7 @@ async fn metrics_rows_from(
 
 /// Step 5: page_daily rows of `lo..=hi`: touched dates from the event figures, the others as
 /// gold has them.
-async fn page_rows_from(
+pub(super) async fn page_rows_from(
     page_daily: &DeltaTable,
     state: &GoldState,
     touched: &BTreeSet<i32>,

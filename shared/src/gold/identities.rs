@@ -333,6 +333,44 @@ impl People {
         }
     }
 
+    /// Forgets the anonymous ids among `keys` (user_key hashes) and every anonymous id linked to
+    /// a user among them (an erased person's): their events are gone from silver. The dates
+    /// their events without a user_id were on, if any.
+    pub(super) fn forget(&mut self, keys: &HashSet<u128>) -> BTreeSet<i32> {
+        let mut dates = BTreeSet::new();
+        self.anonymous.retain(|key, entry| {
+            let linked = entry.link.as_ref().is_some_and(|l| keys.contains(&l.2));
+            if !keys.contains(key) && !linked {
+                return true;
+            }
+            if let Some((lo, hi)) = entry.dates {
+                dates.extend(lo..=hi);
+            }
+            false
+        });
+        for key in keys {
+            self.members.remove(key);
+            self.user_ids.remove(key);
+        }
+        for members in self.members.values_mut() {
+            members.retain(|m| !keys.contains(m));
+        }
+        dates
+    }
+
+    /// Every live row of gold/anonymous_ids, at silver version `version` (what a rewrite of
+    /// the whole table writes).
+    pub(super) fn live_rows(&mut self, version: i64) -> Vec<rows::AnonymousId> {
+        let mut live: Vec<rows::AnonymousId> = self
+            .anonymous
+            .values()
+            .map(|entry| self.row(entry, version))
+            .collect();
+        live.sort_by(|a, b| a.anonymous_id.cmp(&b.anonymous_id));
+        self.stored_rows = live.len();
+        live
+    }
+
     /// What a run writes to gold/anonymous_ids for the `changed` rows: those rows, appended; or,
     /// once the table would hold more than twice the live rows, every live row in their place
     /// (then `true`), so that a cold start reads at most about twice what is live.
@@ -346,14 +384,7 @@ impl People {
             self.stored_rows = stored;
             return (changed, false);
         }
-        let mut live: Vec<rows::AnonymousId> = self
-            .anonymous
-            .values()
-            .map(|entry| self.row(entry, version))
-            .collect();
-        live.sort_by(|a, b| a.anonymous_id.cmp(&b.anonymous_id));
-        self.stored_rows = live.len();
-        (live, true)
+        (self.live_rows(version), true)
     }
 }
 

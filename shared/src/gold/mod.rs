@@ -23,6 +23,7 @@ use serde_json::json;
 
 mod batches;
 mod catch_up;
+mod erase;
 pub mod identities;
 mod metrics;
 pub mod retention;
@@ -32,6 +33,7 @@ mod warm;
 
 use batches::*;
 use catch_up::*;
+pub use erase::{GoldErasure, erase};
 use identities::{PEOPLE_INPUT, People};
 use metrics::*;
 pub use metrics::{GoldTables, compute_from_scratch};

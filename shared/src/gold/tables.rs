@@ -47,24 +47,32 @@ impl OpenGold {
     }
 
     /// Commits to each table still below `silver_version` what `contents` gives for it (rows,
-    /// and what they replace), with the watermark and `meta`, in [`WRITTEN`]'s order.
+    /// and what they replace), with the watermark and `meta`, in [`WRITTEN`]'s order. Returns
+    /// the version of gold/anonymous_ids after (the warm state's key, see [`GoldState`]).
     pub(super) async fn commit(
         self,
         lake: &Lake,
         silver_version: i64,
         meta: serde_json::Value,
         contents: impl Fn(Table) -> (RecordBatch, Replacing),
-    ) -> Result<()> {
+    ) -> Result<Option<i64>> {
+        let mut people_version = None;
         for open in self.0 {
-            if open.silver_version >= silver_version {
-                continue;
-            }
-            let (batch, replacing) = contents(open.kind);
             let (t, meta) = (open.kind, meta.clone());
-            let written = replace(open.table, t, batch, replacing, silver_version, meta).await?;
-            lake.keep(t, &written);
+            let written = if open.silver_version >= silver_version {
+                open.table
+            } else {
+                let (batch, replacing) = contents(t);
+                let commit = commit_properties(GOLD_APP_ID, silver_version, meta);
+                let written = replace(open.table, t, batch, replacing, commit).await?;
+                lake.keep(t, &written);
+                written
+            };
+            if t == Table::AnonymousIds {
+                people_version = written.version().map(|v| v as i64);
+            }
         }
-        Ok(())
+        Ok(people_version)
     }
 }
 
@@ -78,19 +86,19 @@ pub(super) enum Replacing {
     All,
 }
 
-/// Writes `batch` to `table`, replacing what `replacing` says, with the gold watermark.
-async fn replace(
+/// Writes `batch` to `table`, replacing what `replacing` says, with `commit`'s properties (the
+/// gold watermark, for a catch-up's writes).
+pub(super) async fn replace(
     table: DeltaTable,
     kind: Table,
     batch: RecordBatch,
     replacing: Replacing,
-    silver_version: i64,
-    meta: serde_json::Value,
+    commit: deltalake::kernel::transaction::CommitProperties,
 ) -> Result<DeltaTable> {
     let mut write = table
         .write(vec![batch])
         .with_partition_columns(kind.partition_columns().iter().copied())
-        .with_commit_properties(commit_properties(GOLD_APP_ID, silver_version, meta));
+        .with_commit_properties(commit);
     write = match replacing {
         Replacing::Matching(p) => write
             .with_save_mode(SaveMode::Overwrite)

@@ -20,19 +20,27 @@ pub(crate) struct GoldState {
     pub(super) users: BTreeMap<i32, HashSet<u128>>,
     /// Who each user_key is (loaded from gold/anonymous_ids by a run's start).
     pub(super) people: Option<People>,
+    /// The version of gold/anonymous_ids the state reflects: every gold run writes it, so a
+    /// newer one means another writer changed gold (an erasure, which removes rows without
+    /// moving the watermark), and the state is read again.
+    pub(super) people_version: Option<i64>,
 }
 
-/// The warm state at silver version `done`, or a fresh one (loaded from the tables as needed).
+/// The warm state at silver version `done` and gold/anonymous_ids version `people_version`, or
+/// a fresh one (loaded from the tables as needed).
 pub(super) fn warm_state<'a>(
     warm: &'a mut Option<GoldState>,
     silver: &DeltaTable,
     done: i64,
+    people_version: Option<i64>,
 ) -> &'a mut GoldState {
     let id = silver.snapshot().map(|s| s.metadata().id().to_string());
     let table_id = format!("{}#{}", silver.table_url(), id.unwrap_or_default());
     if !warm
         .as_ref()
-        .is_some_and(|w| w.table == table_id && w.version == done)
+        .is_some_and(|w| {
+            w.table == table_id && w.version == done && w.people_version == people_version
+        })
     {
         *warm = Some(GoldState {
             table: table_id,
@@ -40,6 +48,7 @@ pub(super) fn warm_state<'a>(
             days: BTreeMap::new(),
             users: BTreeMap::new(),
             people: None,
+            people_version,
         });
     }
     warm.as_mut().expect("state was just set")

@@ -3,17 +3,19 @@
 //! [`Lake`] is the handle (this file): where the tables are, their Delta handles kept warm, the
 //! object store. [`table`] lists the tables and their layout, [`commit`] the commit helpers every
 //! writer shares, [`data_files`] reads a table's Parquet files directly, [`batch`] holds Arrow
-//! helpers. The lake knows no stage: stages keep their own warm state in it
+//! helpers, [`rewrite`] rewrites the files holding given rows (an erasure's). The lake knows no stage: stages keep their own warm state in it
 //! ([`Lake::stage_state`]).
 
 mod batch;
 mod commit;
 mod data_files;
+mod rewrite;
 mod table;
 
 pub use batch::*;
 pub use commit::*;
 pub use data_files::*;
+pub use rewrite::*;
 pub use table::*;
 
 use std::collections::HashMap;
@@ -406,6 +408,12 @@ impl Lake {
             .with_configuration_property(
                 deltalake::TableProperty::EnableExpiredLogCleanup,
                 Some("false"),
+            )
+            .with_configuration(
+                table
+                    .stats_properties()
+                    .into_iter()
+                    .map(|(k, v)| (k.as_ref().to_string(), Some(v))),
             )
             .with_save_mode(SaveMode::Ignore)
             // Version 0 or nothing: retried at a later version, a create would commit the table's

@@ -54,11 +54,13 @@ pub enum Table {
     Identities,
     /// gold/anonymous_ids: gold's own stitching state.
     AnonymousIds,
+    /// audit/erasures: one row per erasure request, and what silver suppresses.
+    Erasures,
 }
 
 impl Table {
     /// Every table, in pipeline order.
-    pub const ALL: [Table; 12] = [
+    pub const ALL: [Table; 13] = [
         Table::Bronze,
         Table::FailedFiles,
         Table::Silver,
@@ -71,6 +73,7 @@ impl Table {
         Table::RetentionWeekly,
         Table::Identities,
         Table::AnonymousIds,
+        Table::Erasures,
     ];
     /// The gold tables, as exported.
     pub const GOLD: [Table; 6] = [
@@ -97,6 +100,7 @@ impl Table {
             Table::RetentionWeekly => "gold/retention_weekly",
             Table::Identities => "gold/identities",
             Table::AnonymousIds => "gold/anonymous_ids",
+            Table::Erasures => "audit/erasures",
         }
     }
 
@@ -120,6 +124,44 @@ impl Table {
             Table::RetentionWeekly => schema::RETENTION_WEEKLY.clone(),
             Table::Identities => schema::IDENTITIES.clone(),
             Table::AnonymousIds => schema::ANONYMOUS_IDS.clone(),
+            Table::Erasures => schema::ERASURES.clone(),
+        }
+    }
+
+    /// The columns whose min/max statistics the Delta log keeps for data skipping (table
+    /// property `delta.dataSkippingStatsColumns`): those that are not text. A text column may
+    /// hold a person's identifier (user_key, user_id, anonymous_id, a raw record), and its
+    /// statistics would copy it into the log and its checkpoints, where an erasure could not
+    /// reach it; no reader skips files by text. `None` when no column qualifies (then the log
+    /// keeps no column statistics at all).
+    pub fn stats_columns(self) -> Option<String> {
+        let schema = self.schema();
+        let columns: Vec<&str> = schema
+            .fields()
+            .iter()
+            .filter(|f| {
+                let text = matches!(
+                    f.data_type(),
+                    arrow::datatypes::DataType::Utf8
+                        | arrow::datatypes::DataType::LargeUtf8
+                        | arrow::datatypes::DataType::Utf8View
+                        | arrow::datatypes::DataType::Binary
+                        | arrow::datatypes::DataType::LargeBinary
+                );
+                !text && !self.partition_columns().contains(&f.name().as_str())
+            })
+            .map(|f| f.name().as_str())
+            .collect();
+        (!columns.is_empty()).then(|| columns.join(","))
+    }
+
+    /// The table properties that keep identifiers out of the Delta log (see
+    /// [`Table::stats_columns`]).
+    pub fn stats_properties(self) -> Vec<(deltalake::TableProperty, String)> {
+        use deltalake::TableProperty::{DataSkippingNumIndexedCols, DataSkippingStatsColumns};
+        match self.stats_columns() {
+            Some(columns) => vec![(DataSkippingStatsColumns, columns)],
+            None => vec![(DataSkippingNumIndexedCols, "0".into())],
         }
     }
 

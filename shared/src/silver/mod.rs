@@ -36,7 +36,8 @@ use dedup::{DedupIndex, Probe, hash_id, look_up_files, read_ids};
 /// `txn` app id in silver/events and silver/quarantine: the highest bronze version processed.
 pub const WATERMARK_APP_ID: &str = "bronze";
 
-/// What one silver catch-up did. `input = valid + quarantined + duplicates` always holds.
+/// What one silver catch-up did. `input = valid + quarantined + duplicates + suppressed` always
+/// holds.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct SilverOutcome {
     /// First and last bronze commit processed; none when silver was already up to date.
@@ -51,6 +52,8 @@ pub struct SilverOutcome {
     pub quarantined: usize,
     /// Valid rows whose event_id was already in silver (or earlier in the same run).
     pub duplicates: usize,
+    /// Valid rows of a person an erasure request named, dropped (see [`crate::erasure`]).
+    pub suppressed: usize,
     /// Quarantined rows per reason code.
     pub quarantined_by_reason: BTreeMap<String, usize>,
     /// The silver/events commit version written.
@@ -93,6 +96,7 @@ impl SilverOutcome {
         if deduplicated {
             counts["valid"] = self.valid.into();
             counts["duplicates"] = self.duplicates.into();
+            counts["suppressed"] = self.suppressed.into();
         }
         counts
     }
@@ -127,6 +131,12 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
     outcome.remaining = last < latest;
     let rows = bronze_rows(&commits)?;
     let (mut valid, rejected) = sort_rows(&rows, &mut outcome);
+    // The records of a person an erasure named go nowhere but into the count.
+    let suppressed = crate::erasure::suppressed(lake).await?;
+    if !suppressed.is_empty() {
+        valid.retain(|(e, _)| !suppressed.holds(e.user_id.as_deref(), e.anonymous_id.as_deref()));
+        outcome.suppressed = outcome.input - outcome.quarantined - valid.len();
+    }
 
     // Dedup against the silver events of the same and adjacent dates, and within the run. The
     // files of those dates the index lacks (for a fresh process, all of them) are looked up while
