@@ -28,6 +28,8 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+pub mod leftovers;
+
 /// The gold tables that differ from [`compute_from_scratch`] over all of silver, each with how;
 /// empty when gold is exactly what a full recomputation gives. Rows are compared in a canonical
 /// order, so the order files were written in does not matter.

@@ -349,8 +349,12 @@ where
         false => now + options.retention,
     });
     record(lake, &audit(&person, request, &report, "complete")).await?;
-    store.delete(&Path::from(state_key(request))).await?;
-    store.delete(&Path::from(request.key())).await?;
+    for key in [state_key(request), request.key()] {
+        match store.delete(&Path::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     Ok(report)
 }
 

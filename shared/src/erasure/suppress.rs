@@ -48,17 +48,25 @@ fn from_hex(hex: &str) -> Option<[u8; 32]> {
 #[derive(Debug, Default)]
 pub struct Suppressed {
     digests: HashSet<[u8; 32]>,
+    /// The version of `audit/erasures` read (none before the first erasure).
+    version: Option<i64>,
 }
 
 impl Suppressed {
     /// The suppressed identifiers of `rows` (of `audit/erasures`).
-    fn of(rows: &[rows::Erasure]) -> Suppressed {
+    fn of(rows: &[rows::Erasure], version: Option<i64>) -> Suppressed {
         let digests = rows
             .iter()
             .flat_map(|r| r.suppressed_hashes.split_whitespace())
             .filter_map(from_hex)
             .collect();
-        Suppressed { digests }
+        Suppressed { digests, version }
+    }
+
+    /// The version of `audit/erasures` these were read at: a writer that finds another before
+    /// its commit lost a race with an erasure that began meanwhile, and reads again.
+    pub fn version(&self) -> Option<i64> {
+        self.version
     }
 
     /// True when no identifier is suppressed (then nothing is hashed).
@@ -82,7 +90,6 @@ impl Suppressed {
 /// The suppressed identifiers as a warm process last read them, with the table version read.
 #[derive(Default)]
 struct WarmSuppressed {
-    version: Option<i64>,
     suppressed: Arc<Suppressed>,
 }
 
@@ -95,10 +102,10 @@ pub async fn suppressed(lake: &Lake) -> Result<Arc<Suppressed>> {
     let version = table.version().map(|v| v as i64);
     let warm = lake.stage_state::<WarmSuppressed>();
     let mut warm = warm.lock().await;
-    if warm.version != version || version.is_none() {
+    if warm.suppressed.version != version || version.is_none() {
         let batches = crate::lake::read_whole(&table, Table::Erasures, &[]).await?;
-        warm.suppressed = Arc::new(Suppressed::of(&rows_of::<rows::Erasure>(&batches)?));
-        warm.version = version;
+        let rows = rows_of::<rows::Erasure>(&batches)?;
+        warm.suppressed = Arc::new(Suppressed::of(&rows, version));
     }
     Ok(warm.suppressed.clone())
 }
@@ -129,7 +136,7 @@ mod tests {
             rows_removed: "{}".into(),
             table_versions: "{}".into(),
         };
-        let s = Suppressed::of(&[row]);
+        let s = Suppressed::of(&[row], Some(1));
         assert!(s.holds(Some("user-1"), None));
         assert!(s.holds(Some("user-9"), Some("anon-1")));
         assert!(!s.holds(Some("user-9"), Some("anon-9")));

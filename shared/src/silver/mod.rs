@@ -190,6 +190,14 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
         .collect();
     let batch = silver_batch(&events)?;
     let read_version = silver.version().map_or(-1, |v| v as i64);
+    // An erasure that began since the suppressed ids were read may have erased silver already:
+    // rows of its person must not come back after it. The run lost a race and reads again.
+    if crate::erasure::suppressed(lake).await?.version() != suppressed.version() {
+        index.evict(&dates);
+        return Err(Error::MovedWhileRead {
+            table: Table::Erasures.path().into(),
+        });
+    }
     let written = append(silver, batch, last, counts).await;
     index.evict(&dates);
     let written = written?;

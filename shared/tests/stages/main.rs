@@ -4,6 +4,7 @@
 mod appends;
 mod catch_up;
 mod compaction;
+mod erasure;
 mod hostile_files;
 mod identities;
 mod input_contract;
