@@ -22,8 +22,9 @@ locals {
   # bronze-writer's is bounded (its commits race, and each lost race is retried).
   # read_prefixes / write_prefixes / delete_prefixes: what its role may read, write and delete,
   # relative to the lake root; what the code touches, no more (infra/tests/deploy.rs runs every
-  # function with only its role's policy). Only maintenance deletes: the writers leave expired log
-  # files to it (delta-rs's writers would otherwise delete them after a checkpoint).
+  # function with only its role's policy). Only maintenance and forget delete: the writers leave
+  # expired log files to maintenance (delta-rs's writers would otherwise delete them after a
+  # checkpoint), and an erasure deletes what held the person.
   functions = {
     "bronze-writer" = {
       description          = "Kafka batches and landed files -> bronze/events"
@@ -46,8 +47,9 @@ locals {
       timeout_s            = 600
       reserved_concurrency = 1
       environment          = {}
-      read_prefixes        = ["bronze/events/", "silver/events/", "silver/quarantine/"]
-      write_prefixes       = ["silver/events/", "silver/quarantine/"]
+      # audit/erasures/: the identifiers of erased persons, whose records it suppresses.
+      read_prefixes  = ["bronze/events/", "silver/events/", "silver/quarantine/", "audit/erasures/"]
+      write_prefixes = ["silver/events/", "silver/quarantine/"]
       delete_prefixes      = []
     }
     "gold-transformer" = {
@@ -81,6 +83,23 @@ locals {
       read_prefixes   = ["bronze/", "silver/", "gold/", "_clickstream/"]
       write_prefixes  = ["bronze/", "silver/", "gold/", "_clickstream/"]
       delete_prefixes = ["bronze/", "silver/", "gold/", "_clickstream/"]
+    }
+    "forget" = {
+      description          = "Erasure requests -> the person removed from every table and export"
+      memory_mb            = 3008
+      timeout_s            = 900
+      reserved_concurrency = 1
+      environment = {
+        FUNNEL_STEPS           = join(",", var.funnel_steps)
+        VACUUM_RETENTION_HOURS = tostring(var.vacuum_retention_hours)
+        FORGET_NOW             = tostring(var.forget_now)
+      }
+      # Everything an erased person can be in (landed files, every table, the exports), the
+      # requests it deletes once done, and the writability probe. It is the one writer but
+      # maintenance that deletes.
+      read_prefixes   = ["requests/", "landing/", "bronze/", "silver/", "gold/", "audit/", "exports/", "_clickstream/"]
+      write_prefixes  = ["requests/", "bronze/", "silver/", "gold/", "audit/", "exports/", "_clickstream/"]
+      delete_prefixes = ["requests/", "landing/", "bronze/", "silver/", "gold/", "audit/", "exports/", "_clickstream/"]
     }
   }
 }

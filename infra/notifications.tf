@@ -14,6 +14,10 @@ locals {
       prefix = "${local.lake_root}silver/events/_delta_log/"
       suffix = ".json"
     }
+    "forget" = {
+      prefix = "${local.lake_root}requests/forget/"
+      suffix = ".json"
+    }
   }
 }
 

@@ -203,6 +203,12 @@ variable "vacuum_retention_hours" {
   default     = 168
 }
 
+variable "forget_now" {
+  description = "Erasure requests remove the rewritten files at once (true), or leave them to maintenance's VACUUM after vacuum_retention_hours (false: readers of older versions keep working)."
+  type        = bool
+  default     = false
+}
+
 variable "alarm_topic_arn" {
   description = "SNS topic for alarms, or null to create alarms without actions."
   type        = string

@@ -195,7 +195,8 @@ fn deploy(
 /// What both Kafka modes deploy the same way.
 fn check_common(state: &[(String, &Value)]) {
     let functions = clickstream_testkit::FUNCTIONS;
-    // Every resource of the plan is in the state: 5 of each per-function resource, and the rest.
+    // Every resource of the plan is in the state: one of each per-function resource per
+    // function, and the rest.
     for ty in [
         "aws_lambda_function.function",
         "aws_iam_role.function",
@@ -234,10 +235,11 @@ fn check_common(state: &[(String, &Value)]) {
             state,
             &format!("aws_cloudwatch_metric_alarm.alarm[{f}-errors]"),
         );
-        // Only maintenance may delete.
+        // Only maintenance and forget may delete.
         let policy = &attributes(state, &format!("aws_iam_role_policy.function[{f}]"))["policy"];
         let deletes = allowed_actions(policy).contains(&"s3:DeleteObject".to_string());
-        assert_eq!(deletes, f == "maintenance", "{f}: s3:DeleteObject");
+        let deleter = f == "maintenance" || f == "forget";
+        assert_eq!(deletes, deleter, "{f}: s3:DeleteObject");
     }
     let bronze = attributes(state, "aws_lambda_function.function[bronze-writer]");
     assert!(

@@ -133,6 +133,24 @@ pub async fn exporter(lake: &Lake) -> Result<crate::export::ExportOutcome> {
     crate::export::export(lake).await
 }
 
+/// forget's trigger: the erasure request objects an S3 notification names (keys relative to the
+/// lake root, under [`crate::erasure::REQUESTS_PREFIX`]).
+pub fn erasure_requests(lake: &Lake, event: &S3Event) -> Result<Vec<String>> {
+    check_bucket(lake, event)?;
+    let prefix = crate::erasure::REQUESTS_PREFIX;
+    trigger::objects(event)?
+        .into_iter()
+        .map(|o| match lake.relative_key(&o.key) {
+            Some(key) if key.starts_with(prefix) && key.ends_with(".json") => Ok(key.to_string()),
+            _ => Err(TriggerError::ForeignObject {
+                key: o.key,
+                expected: format!("an erasure request {}{prefix}<id>.json", lake.key_prefix()),
+            }
+            .into()),
+        })
+        .collect()
+}
+
 /// The notification for a new commit of `table`, as S3 would send it for this lake.
 pub fn commit_event(lake: &Lake, table: Table, version: i64) -> S3Event {
     let key = lake.object_key(&table.commit_key(version));

@@ -30,8 +30,11 @@ pub const BRONZE_MAX_DOCUMENT_BYTES: &str = "BRONZE_MAX_DOCUMENT_BYTES";
 /// A name for the current generation of the Kafka topics, when they were recreated (bronze-writer;
 /// default none): bronze keeps each partition's watermark per source and generation.
 pub const BRONZE_KAFKA_GENERATION: &str = "BRONZE_KAFKA_GENERATION";
+/// `true` to remove an erased person's rewritten files at once (forget; default `false`: they go
+/// at maintenance's VACUUM after its retention).
+pub const FORGET_NOW: &str = "FORGET_NOW";
 /// Every variable above.
-pub const ALL: [&str; 8] = [
+pub const ALL: [&str; 9] = [
     LAKE_URI,
     LAKE_TIMEOUT_SECONDS,
     FUNNEL_STEPS,
@@ -40,6 +43,7 @@ pub const ALL: [&str; 8] = [
     BRONZE_MAX_RECORD_BYTES,
     BRONZE_MAX_DOCUMENT_BYTES,
     BRONZE_KAFKA_GENERATION,
+    FORGET_NOW,
 ];
 
 /// The Kafka topic the pipeline reads by default.
@@ -224,6 +228,46 @@ impl MaintenanceSettings {
         Ok(MaintenanceSettings {
             lake: LakeSettings::from(vars)?,
             vacuum_retention: chrono::Duration::hours(hours),
+        })
+    }
+}
+
+/// Settings of forget: the lake, the funnel (gold's figures are computed again), whether to
+/// remove the rewritten files at once, and maintenance's VACUUM retention otherwise.
+#[derive(Debug, Clone)]
+pub struct ForgetSettings {
+    /// Where the lake is.
+    pub lake: LakeSettings,
+    /// How an erasure runs.
+    pub options: crate::erasure::ForgetOptions,
+}
+
+impl ForgetSettings {
+    /// From [`LAKE_URI`], [`FUNNEL_STEPS`], [`FORGET_NOW`] and [`VACUUM_RETENTION_HOURS`].
+    pub fn from_env() -> Result<ForgetSettings> {
+        ForgetSettings::from(&Environment)
+    }
+
+    /// From those variables in `vars`; an error when [`FORGET_NOW`] is not `true` or `false`.
+    pub fn from(vars: &impl Variables) -> Result<ForgetSettings> {
+        let retention = MaintenanceSettings::from(vars)?.vacuum_retention;
+        let now = match vars.get(FORGET_NOW).as_deref().map(str::trim) {
+            None | Some("") | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(Error::Setting {
+                    name: FORGET_NOW.into(),
+                    reason: format!("{other:?} is not true or false"),
+                });
+            }
+        };
+        Ok(ForgetSettings {
+            lake: LakeSettings::from(vars)?,
+            options: crate::erasure::ForgetOptions {
+                now,
+                retention,
+                funnel: crate::gold::parse_funnel(vars.get(FUNNEL_STEPS).as_deref()),
+            },
         })
     }
 }

@@ -12,12 +12,13 @@ use clickstream::gold::compute_from_scratch;
 use clickstream::lake::{Lake, Table};
 
 /// The deployed functions, by crate name (as Terraform's `for_each` keys them).
-pub const FUNCTIONS: [&str; 5] = [
+pub const FUNCTIONS: [&str; 6] = [
     "bronze-writer",
     "silver-transformer",
     "gold-transformer",
     "exporter",
     "maintenance",
+    "forget",
 ];
 
 /// The repository's root (the workspace holding this crate), for tests that run its scripts.

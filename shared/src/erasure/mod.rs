@@ -21,9 +21,8 @@
 //! request run again after a crash, or twice, ends the same.
 
 mod edits;
-mod suppress;
 
-pub use suppress::{Suppressed, identity_hash, suppressed};
+pub use crate::silver::identity_hash;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 

@@ -31,7 +31,9 @@ use crate::maintenance::compact_small_files;
 use crate::rows;
 
 mod dedup;
+mod suppressed;
 use dedup::{DedupIndex, Probe, hash_id, look_up_files, read_ids};
+pub use suppressed::{Suppressed, identity_hash, suppressed};
 
 /// `txn` app id in silver/events and silver/quarantine: the highest bronze version processed.
 pub const WATERMARK_APP_ID: &str = "bronze";
@@ -132,9 +134,9 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
     let rows = bronze_rows(&commits)?;
     let (mut valid, rejected) = sort_rows(&rows, &mut outcome);
     // The records of a person an erasure named go nowhere but into the count.
-    let suppressed = crate::erasure::suppressed(lake).await?;
-    if !suppressed.is_empty() {
-        valid.retain(|(e, _)| !suppressed.holds(e.user_id.as_deref(), e.anonymous_id.as_deref()));
+    let erased = suppressed(lake).await?;
+    if !erased.is_empty() {
+        valid.retain(|(e, _)| !erased.holds(e.user_id.as_deref(), e.anonymous_id.as_deref()));
         outcome.suppressed = outcome.input - outcome.quarantined - valid.len();
     }
 
@@ -192,7 +194,7 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
     let read_version = silver.version().map_or(-1, |v| v as i64);
     // An erasure that began since the suppressed ids were read may have erased silver already:
     // rows of its person must not come back after it. The run lost a race and reads again.
-    if crate::erasure::suppressed(lake).await?.version() != suppressed.version() {
+    if suppressed(lake).await?.version() != erased.version() {
         index.evict(&dates);
         return Err(Error::MovedWhileRead {
             table: Table::Erasures.path().into(),

@@ -1,5 +1,5 @@
 //! Hashes of identifiers, and the identifiers silver suppresses: every identifier of every
-//! person an erasure request named, as `audit/erasures` holds their hashes.
+//! person an erasure request named ([`crate::erasure`]), as `audit/erasures` holds their hashes.
 
 use std::collections::HashSet;
 use std::sync::Arc;
