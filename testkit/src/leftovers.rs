@@ -21,12 +21,15 @@ pub struct Leftover {
 
 /// Every file under `dir` (recursively), scanned for each of `identifiers`: its stored bytes,
 /// and, for a Parquet file, every value of every column as text; for a gzip file, its content.
-/// Also the number of files scanned.
+/// Also the number of files scanned (none when `dir` does not exist).
 pub fn find(dir: &Path, identifiers: &[&str]) -> std::io::Result<(Vec<Leftover>, usize)> {
     let mut found = Vec::new();
     let mut files = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(path) = stack.pop() {
+        if !path.exists() {
+            continue;
+        }
         if path.is_dir() {
             for entry in std::fs::read_dir(&path)? {
                 stack.push(entry?.path());

@@ -4,6 +4,7 @@
 mod browser;
 mod concurrent;
 mod demo;
+mod erasure;
 mod faults;
 mod least_privilege;
 mod live;
