@@ -48,9 +48,9 @@ locals {
       reserved_concurrency = 1
       environment          = {}
       # audit/erasures/: the identifiers of erased persons, whose records it suppresses.
-      read_prefixes  = ["bronze/events/", "silver/events/", "silver/quarantine/", "audit/erasures/"]
-      write_prefixes = ["silver/events/", "silver/quarantine/"]
-      delete_prefixes      = []
+      read_prefixes   = ["bronze/events/", "silver/events/", "silver/quarantine/", "audit/erasures/"]
+      write_prefixes  = ["silver/events/", "silver/quarantine/"]
+      delete_prefixes = []
     }
     "gold-transformer" = {
       description          = "Silver commits -> gold tables"
@@ -80,9 +80,9 @@ locals {
       reserved_concurrency = 1
       environment          = { VACUUM_RETENTION_HOURS = tostring(var.vacuum_retention_hours) }
       # _clickstream/: the probe that checks the lake is writable before anything is deleted.
-      read_prefixes   = ["bronze/", "silver/", "gold/", "_clickstream/"]
-      write_prefixes  = ["bronze/", "silver/", "gold/", "_clickstream/"]
-      delete_prefixes = ["bronze/", "silver/", "gold/", "_clickstream/"]
+      read_prefixes   = ["bronze/", "silver/", "gold/", "audit/", "_clickstream/"]
+      write_prefixes  = ["bronze/", "silver/", "gold/", "audit/", "_clickstream/"]
+      delete_prefixes = ["bronze/", "silver/", "gold/", "audit/", "_clickstream/"]
     }
     "forget" = {
       description          = "Erasure requests -> the person removed from every table and export"

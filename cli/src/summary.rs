@@ -184,6 +184,11 @@ fn print_stages(totals: &Totals, export: Option<&ExportOutcome>) {
             export.rows.values().sum::<usize>(),
             rows.join(", ")
         );
+        if let Some(stitched) = export.rows.get(clickstream::lake::Table::Identities.name()) {
+            println!(
+                "  people   {stitched:>10}  anonymous ids stitched to a user: gold counts them as that person"
+            );
+        }
     }
 }
 

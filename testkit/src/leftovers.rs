@@ -37,28 +37,35 @@ pub fn find(dir: &Path, identifiers: &[&str]) -> std::io::Result<(Vec<Leftover>,
             continue;
         }
         files += 1;
-        let bytes = std::fs::read(&path)?;
-        let mut note = |text: &[u8], read_as: &'static str| {
-            for id in identifiers {
-                if memmem(text, id.as_bytes()) {
-                    found.push(Leftover {
-                        file: path.clone(),
-                        identifier: id.to_string(),
-                        read_as,
-                    });
-                }
-            }
-        };
-        note(&bytes, "bytes");
-        if bytes.starts_with(b"PAR1") {
-            note(&parquet_text(&bytes), "parquet");
-        } else if bytes.starts_with(&[0x1f, 0x8b]) {
-            let mut text = Vec::new();
-            flate2::read::MultiGzDecoder::new(&bytes[..]).read_to_end(&mut text)?;
-            note(&text, "gzip");
-        }
+        found.extend(scan(&path, &std::fs::read(&path)?, identifiers)?);
     }
     Ok((found, files))
+}
+
+/// The `identifiers` in one file's `bytes` (stored at `file`): as stored, and decoded when it
+/// is Parquet or gzip.
+pub fn scan(file: &Path, bytes: &[u8], identifiers: &[&str]) -> std::io::Result<Vec<Leftover>> {
+    let mut found = Vec::new();
+    let mut note = |text: &[u8], read_as: &'static str| {
+        for id in identifiers {
+            if memmem(text, id.as_bytes()) {
+                found.push(Leftover {
+                    file: file.to_path_buf(),
+                    identifier: id.to_string(),
+                    read_as,
+                });
+            }
+        }
+    };
+    note(bytes, "bytes");
+    if bytes.starts_with(b"PAR1") {
+        note(&parquet_text(bytes), "parquet");
+    } else if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut text = Vec::new();
+        flate2::read::MultiGzDecoder::new(bytes).read_to_end(&mut text)?;
+        note(&text, "gzip");
+    }
+    Ok(found)
 }
 
 fn memmem(haystack: &[u8], needle: &[u8]) -> bool {

@@ -13,7 +13,7 @@ use crate::demo::clickstream;
 
 /// A user of the lake with at least two stitched anonymous ids, none of whose ids is part of
 /// another person's id in silver (the scan looks for the ids as bytes): the user and those ids.
-async fn stitched_person(lake: &Lake) -> Vec<String> {
+pub async fn stitched_person(lake: &Lake) -> Vec<String> {
     let table = lake.table(Table::Identities).await.unwrap();
     let mut by_user: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for b in lake.read(&table, &["anonymous_id", "user_id"], None).await.unwrap() {

@@ -2,9 +2,10 @@
 //! the bucket Terraform created on the AWS API emulator, the emulator enforces IAM, and each
 //! function process holds only the credentials of its own deployed role. Every path runs (Kafka,
 //! a landed file, an unreadable landed file, silver, gold, the scheduled export with its dashboard,
-//! the scheduled maintenance with VACUUM), so any request outside a role's policy fails the test;
-//! and requests a role must not make (a writer writing another stage's prefix, a delete by anyone
-//! but maintenance) are refused, so the enforcement itself is shown to be on.
+//! the scheduled maintenance with VACUUM, an erasure request), so any request outside a role's
+//! policy fails the test; and requests a role must not make (a writer writing another stage's
+//! prefix, a delete by anyone but maintenance and forget) are refused, so the enforcement itself
+//! is shown to be on.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -105,6 +106,29 @@ async fn every_function_runs_with_only_its_own_role() {
             .starts_with(b"<!DOCTYPE html>")
     );
 
+    // An erasure request: the forget function erases a person on two devices, and once the
+    // scheduled maintenance has vacuumed (retention 0 h here) no object in the bucket holds any of
+    // their ids (Parquet and gzip decoded).
+    let ids = crate::erasure::stitched_person(&lake).await;
+    let request = clickstream::erasure::Request::new("stack-request", &ids[0]).unwrap();
+    request.put(&lake).await.unwrap();
+    wait_for(
+        "the forget function to complete the request",
+        Duration::from_secs(300),
+        async || {
+            let erasures = clickstream::erasure::erasures(&lake).await.unwrap();
+            erasures.iter().any(|e| e.completed_at.is_some())
+        },
+    )
+    .await;
+    let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    wait_for(
+        "no object to hold the erased person",
+        Duration::from_secs(300),
+        async || objects_holding(&lake, &id_refs).await.is_empty(),
+    )
+    .await;
+
     // The scheduled maintenance: bronze compacted, and VACUUM (retention 0 h here) has deleted
     // every file the compaction removed, so bronze's Parquet objects are its active files.
     wait_for(
@@ -145,6 +169,22 @@ async fn compacted(lake: &Lake) -> bool {
     history
         .iter()
         .any(|c| c.operation.as_deref() == Some("OPTIMIZE"))
+}
+
+/// What the objects of the bucket hold of `ids` (each object's bytes, and decoded).
+async fn objects_holding(lake: &Lake, ids: &[&str]) -> Vec<clickstream_testkit::leftovers::Leftover> {
+    let store = lake.store().unwrap();
+    let listed: Vec<_> = store.list(None).try_collect().await.unwrap();
+    let mut found = Vec::new();
+    for object in listed {
+        let Ok(got) = store.get(&object.location).await else {
+            continue; // deleted since the listing
+        };
+        let bytes = got.bytes().await.unwrap();
+        let path = std::path::PathBuf::from(object.location.to_string());
+        found.extend(clickstream_testkit::leftovers::scan(&path, &bytes, ids).unwrap());
+    }
+    found
 }
 
 /// Bronze's data files in the store (not its log's checkpoints), as paths under the bucket.
