@@ -358,12 +358,21 @@ pub async fn forget(args: ForgetArgs) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&all)?);
             return Ok(());
         }
-        println!("{:<40} {:<9} {:<25} {:<25}", "request", "status", "requested", "files removed by");
+        println!(
+            "{:<40} {:<9} {:<25} {:<25}",
+            "request", "status", "requested", "files removed by"
+        );
         for e in all {
             let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
-                t.map_or("-".to_string(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                t.map_or("-".to_string(), |t| {
+                    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+                })
             };
-            let status = if e.completed_at.is_some() { "complete" } else { "started" };
+            let status = if e.completed_at.is_some() {
+                "complete"
+            } else {
+                "started"
+            };
             println!(
                 "{:<40} {:<9} {:<25} {:<25}",
                 e.request_id,

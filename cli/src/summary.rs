@@ -259,7 +259,9 @@ fn print_gold(h: &Headline) {
 /// Prints what an erasure did.
 pub fn print_erasure(report: &clickstream::erasure::ErasureReport) {
     let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
-        t.map_or("-".to_string(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        t.map_or("-".to_string(), |t| {
+            t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+        })
     };
     if report.already_complete {
         println!(

@@ -16,9 +16,21 @@ use crate::demo::clickstream;
 pub async fn stitched_person(lake: &Lake) -> Vec<String> {
     let table = lake.table(Table::Identities).await.unwrap();
     let mut by_user: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-    for b in lake.read(&table, &["anonymous_id", "user_id"], None).await.unwrap() {
-        let anonymous = b.column_by_name("anonymous_id").unwrap().as_string::<i32>().clone();
-        let user = b.column_by_name("user_id").unwrap().as_string::<i32>().clone();
+    for b in lake
+        .read(&table, &["anonymous_id", "user_id"], None)
+        .await
+        .unwrap()
+    {
+        let anonymous = b
+            .column_by_name("anonymous_id")
+            .unwrap()
+            .as_string::<i32>()
+            .clone();
+        let user = b
+            .column_by_name("user_id")
+            .unwrap()
+            .as_string::<i32>()
+            .clone();
         for i in 0..b.num_rows() {
             let ids = by_user.entry(user.value(i).to_string()).or_default();
             ids.push(anonymous.value(i).to_string());
@@ -26,7 +38,11 @@ pub async fn stitched_person(lake: &Lake) -> Vec<String> {
     }
     let silver = lake.table(Table::Silver).await.unwrap();
     let mut all: BTreeSet<String> = BTreeSet::new();
-    for b in lake.read(&silver, &["user_id", "anonymous_id"], None).await.unwrap() {
+    for b in lake
+        .read(&silver, &["user_id", "anonymous_id"], None)
+        .await
+        .unwrap()
+    {
         for column in ["user_id", "anonymous_id"] {
             let ids = b.column_by_name(column).unwrap().as_string::<i32>().clone();
             all.extend(ids.iter().flatten().map(str::to_string));
@@ -48,7 +64,9 @@ pub async fn stitched_person(lake: &Lake) -> Vec<String> {
 /// Every row of every table of the DuckDB file, as text.
 fn duckdb_rows(path: &std::path::Path) -> String {
     let db = duckdb::Connection::open(path).unwrap();
-    let mut tables = db.prepare("SELECT table_name FROM information_schema.tables").unwrap();
+    let mut tables = db
+        .prepare("SELECT table_name FROM information_schema.tables")
+        .unwrap();
     let names: Vec<String> = tables
         .query_map([], |r| r.get(0))
         .unwrap()
@@ -73,7 +91,9 @@ async fn forgetting_a_person_leaves_no_byte_of_them_in_the_lake() {
     let dir = tempfile::tempdir().unwrap();
     let lake_dir = dir.path().join("lake");
     let lake_path = lake_dir.to_str().unwrap();
-    let (ok, _, err) = clickstream(&["demo", "--events", "6000", "--days", "4", "--lake", lake_path]);
+    let (ok, _, err) = clickstream(&[
+        "demo", "--events", "6000", "--days", "4", "--lake", lake_path,
+    ]);
     assert!(ok, "demo failed: {err}");
     let lake = Lake::open(lake_path).unwrap();
     let ids = stitched_person(&lake).await;
@@ -95,14 +115,25 @@ async fn forgetting_a_person_leaves_no_byte_of_them_in_the_lake() {
     assert!(ok, "ingest failed: {err}");
     let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     let (before, _) = leftovers::find(&lake_dir, &id_refs).unwrap();
-    assert!(before.iter().any(|l| l.file.ends_with("clickstream.duckdb")));
-    assert!(before.iter().any(|l| l.file.starts_with(lake_dir.join("landing"))));
+    assert!(
+        before
+            .iter()
+            .any(|l| l.file.ends_with("clickstream.duckdb"))
+    );
+    assert!(
+        before
+            .iter()
+            .any(|l| l.file.starts_with(lake_dir.join("landing")))
+    );
 
     let (ok, out, err) = clickstream(&["forget", user, "--now", "--json", "--lake", lake_path]);
     assert!(ok, "forget failed: {err}");
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["identifiers"], ids.len(), "{report}");
-    assert_eq!(report["landed_files_removed"], serde_json::json!(["landing/late.jsonl"]));
+    assert_eq!(
+        report["landed_files_removed"],
+        serde_json::json!(["landing/late.jsonl"])
+    );
     assert!(report["completed_at"].is_string(), "{report}");
     assert!(report["rows_removed"]["silver/events"].as_u64().unwrap() > 0);
     let (ok, _, err) = clickstream(&["maintain", "--retention-hours", "0", "--lake", lake_path]);
@@ -115,7 +146,10 @@ async fn forgetting_a_person_leaves_no_byte_of_them_in_the_lake() {
     for id in &ids {
         assert!(!rows.contains(id.as_str()), "the DuckDB file holds {id}");
     }
-    assert!(rows.contains("someone-else"), "the others' events are still there");
+    assert!(
+        rows.contains("someone-else"),
+        "the others' events are still there"
+    );
     let lake = Lake::open(lake_path).unwrap();
     let differences = clickstream_testkit::differences_from_scratch(
         &lake,
@@ -130,5 +164,8 @@ async fn forgetting_a_person_leaves_no_byte_of_them_in_the_lake() {
     assert!(ok);
     let list: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
-    assert_eq!(list[0]["identifier_hash"], clickstream::erasure::identity_hash(user));
+    assert_eq!(
+        list[0]["identifier_hash"],
+        clickstream::erasure::identity_hash(user)
+    );
 }

@@ -172,7 +172,10 @@ async fn compacted(lake: &Lake) -> bool {
 }
 
 /// What the objects of the bucket hold of `ids` (each object's bytes, and decoded).
-async fn objects_holding(lake: &Lake, ids: &[&str]) -> Vec<clickstream_testkit::leftovers::Leftover> {
+async fn objects_holding(
+    lake: &Lake,
+    ids: &[&str],
+) -> Vec<clickstream_testkit::leftovers::Leftover> {
     let store = lake.store().unwrap();
     let listed: Vec<_> = store.list(None).try_collect().await.unwrap();
     let mut found = Vec::new();

@@ -5,14 +5,21 @@ use aws_lambda_events::event::s3::S3Event;
 use clickstream::erasure::{self, ErasureReport, ForgetOptions, Request};
 use clickstream::{Error, Lake, Result, functions, settings};
 
-async fn handler(lake: &Lake, options: &ForgetOptions, event: S3Event) -> Result<Vec<ErasureReport>> {
+async fn handler(
+    lake: &Lake,
+    options: &ForgetOptions,
+    event: S3Event,
+) -> Result<Vec<ErasureReport>> {
     let mut reports = Vec::new();
     for key in functions::erasure_requests(lake, &event)? {
         let request = match Request::read(lake, &key).await {
             Ok(request) => request,
             // A redelivered notification of a request that completed (its object goes then).
             Err(Error::ObjectStore(object_store::Error::NotFound { .. })) => {
-                tracing::info!(key, "the request object is gone: the request completed before");
+                tracing::info!(
+                    key,
+                    "the request object is gone: the request completed before"
+                );
                 continue;
             }
             Err(e) => return Err(e),
@@ -80,7 +87,10 @@ mod tests {
         assert_eq!(reports.len(), 1);
         assert!(reports[0].completed_at.is_some());
         let after = std::fs::read_to_string(&sessions_csv).unwrap();
-        assert!(!after.contains(user), "the exports are written again without {user}");
+        assert!(
+            !after.contains(user),
+            "the exports are written again without {user}"
+        );
         // The notification again: the request completed, its object is gone, nothing happens.
         assert!(handler(&lake, &options(), event).await.unwrap().is_empty());
     }

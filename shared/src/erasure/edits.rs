@@ -38,7 +38,11 @@ impl Needles {
 
     /// The longest identifier in bytes (a window of text must overlap by this much).
     pub(super) fn longest(&self) -> usize {
-        self.finders.iter().map(|f| f.needle().len()).max().unwrap_or(0)
+        self.finders
+            .iter()
+            .map(|f| f.needle().len())
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -167,7 +171,12 @@ mod tests {
             (Some("u2"), Some("a2")),
             (None, Some("a3")),
         ]);
-        let Edit::Replace { batch, removed, changed } = silver(&batch, &person()).unwrap() else {
+        let Edit::Replace {
+            batch,
+            removed,
+            changed,
+        } = silver(&batch, &person()).unwrap()
+        else {
             panic!("the batch holds the person");
         };
         assert_eq!((removed, changed), (2, 1));
@@ -176,7 +185,11 @@ mod tests {
         let rows: Vec<_> = users.iter().zip(anonymous.iter()).collect();
         assert_eq!(
             rows,
-            [(Some("u2"), None), (Some("u2"), Some("a2")), (None, Some("a3"))]
+            [
+                (Some("u2"), None),
+                (Some("u2"), Some("a2")),
+                (None, Some("a3"))
+            ]
         );
         let untouched = identity_batch(&[(Some("u2"), Some("a2"))]);
         assert!(matches!(silver(&untouched, &person()).unwrap(), Edit::Keep));

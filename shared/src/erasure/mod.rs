@@ -157,7 +157,9 @@ impl Person {
     /// The person `identifier` is, by the stitching rule over silver now, and by gold's
     /// stitching state (which may still hold links of silver rows already erased).
     async fn expand(lake: &Lake, identifier: &str) -> Result<Person> {
-        let batches = lake.read_table(Table::Silver, &IDENTITY_INPUT, None).await?;
+        let batches = lake
+            .read_table(Table::Silver, &IDENTITY_INPUT, None)
+            .await?;
         let events = identity_events(&batches)?;
         let is_user = events.iter().any(|e| e.user_id == Some(identifier));
         // Gold's latest link of each anonymous id, then silver's over it: silver is the rule's
@@ -275,7 +277,10 @@ where
         ..ErasureReport::default()
     };
     record(lake, &audit(&person, request, &report, "started")).await?;
-    tracing::info!(request = request.id, "erasure recorded: the person's records are suppressed from now on");
+    tracing::info!(
+        request = request.id,
+        "erasure recorded: the person's records are suppressed from now on"
+    );
 
     let quoted = Needles::of(&person, true);
     let landed = landed_files_holding(lake, &quoted).await?;
@@ -290,12 +295,16 @@ where
         let silver = rewrite(lake, Table::Silver, request, |b| edits::silver(b, &person)).await?;
         report.rows_redacted += silver.changed;
         found += count(&mut report, Table::Silver, silver);
-        let bronze =
-            rewrite(lake, Table::Bronze, request, |b| edits::bronze(b, &quoted, &bronze_files)).await?;
+        let bronze = rewrite(lake, Table::Bronze, request, |b| {
+            edits::bronze(b, &quoted, &bronze_files)
+        })
+        .await?;
         found += count(&mut report, Table::Bronze, bronze);
         let plain = Needles::of(&person, false);
-        let quarantine =
-            rewrite(lake, Table::Quarantine, request, |b| edits::quarantine(b, &plain)).await?;
+        let quarantine = rewrite(lake, Table::Quarantine, request, |b| {
+            edits::quarantine(b, &plain)
+        })
+        .await?;
         found += count(&mut report, Table::Quarantine, quarantine);
         let gold = crate::gold::erase(lake, &identifiers, &options.funnel).await?;
         for (table, removed) in &gold.removed {
@@ -360,7 +369,9 @@ where
 /// Counts a table's rewrite into the report; the rows it found.
 fn count(report: &mut ErasureReport, table: Table, done: Rewritten) -> usize {
     *report.rows_removed.entry(table.path().into()).or_default() += done.removed;
-    report.table_versions.insert(table.path().into(), done.version);
+    report
+        .table_versions
+        .insert(table.path().into(), done.version);
     done.removed + done.changed
 }
 
@@ -372,7 +383,10 @@ async fn rewrite(
     edit: impl Fn(&arrow::array::RecordBatch) -> Result<crate::lake::Edit>,
 ) -> Result<Rewritten> {
     let edit = &edit;
-    let (done, _) = retry_lost_races(table.path(), || rewrite_rows(lake, table, &request.id, edit)).await?;
+    let (done, _) = retry_lost_races(table.path(), || {
+        rewrite_rows(lake, table, &request.id, edit)
+    })
+    .await?;
     Ok(done)
 }
 
@@ -387,11 +401,10 @@ async fn person_of(lake: &Lake, request: &Request) -> Result<Person> {
     let key = Path::from(state_key(request));
     match store.get(&key).await {
         Ok(found) => {
-            let person: Person = serde_json::from_slice(&found.bytes().await?).map_err(|e| {
-                Error::Erasure {
+            let person: Person =
+                serde_json::from_slice(&found.bytes().await?).map_err(|e| Error::Erasure {
                     reason: format!("{key}: {e}"),
-                }
-            })?;
+                })?;
             if person.identifier == request.identifier {
                 return Ok(person);
             }
@@ -412,7 +425,12 @@ async fn person_of(lake: &Lake, request: &Request) -> Result<Person> {
 }
 
 /// The audit row of `request`, as started or complete.
-fn audit(person: &Person, request: &Request, report: &ErasureReport, status: &str) -> rows::Erasure {
+fn audit(
+    person: &Person,
+    request: &Request,
+    report: &ErasureReport,
+    status: &str,
+) -> rows::Erasure {
     rows::Erasure {
         request_id: request.id.clone(),
         identifier_hash: identity_hash(&request.identifier),
@@ -436,7 +454,9 @@ fn report_of(row: &rows::Erasure, already_complete: bool) -> ErasureReport {
         table_versions: serde_json::from_str(&row.table_versions).unwrap_or_default(),
         requested_at: DateTime::from_timestamp_micros(row.requested_at),
         completed_at: row.completed_at.and_then(DateTime::from_timestamp_micros),
-        files_removed_by: row.files_removed_by.and_then(DateTime::from_timestamp_micros),
+        files_removed_by: row
+            .files_removed_by
+            .and_then(DateTime::from_timestamp_micros),
         already_complete,
         ..ErasureReport::default()
     }
@@ -444,7 +464,9 @@ fn report_of(row: &rows::Erasure, already_complete: bool) -> ErasureReport {
 
 /// The audit row of request `id`, if any.
 async fn audit_row(lake: &Lake, id: &str) -> Result<Option<rows::Erasure>> {
-    let batches = lake.read_table(Table::Erasures, &[], Some(col("request_id").eq(lit(id)))).await?;
+    let batches = lake
+        .read_table(Table::Erasures, &[], Some(col("request_id").eq(lit(id))))
+        .await?;
     Ok(rows_of::<rows::Erasure>(&batches)?.into_iter().next())
 }
 
@@ -452,7 +474,10 @@ async fn audit_row(lake: &Lake, id: &str) -> Result<Option<rows::Erasure>> {
 pub async fn erasures(lake: &Lake) -> Result<Vec<ErasureReport>> {
     let batches = lake.read_table(Table::Erasures, &[], None).await?;
     let rows = rows_of::<rows::Erasure>(&batches)?;
-    Ok(rows.iter().map(|r| report_of(r, r.status == "complete")).collect())
+    Ok(rows
+        .iter()
+        .map(|r| report_of(r, r.status == "complete"))
+        .collect())
 }
 
 /// Writes `row` as the one row of its request in `audit/erasures`.
@@ -460,7 +485,10 @@ async fn record(lake: &Lake, row: &rows::Erasure) -> Result<()> {
     retry_lost_races(Table::Erasures.path(), || async {
         let table = lake.table(Table::Erasures).await?;
         let written = table
-            .write(vec![batch_of(&Table::Erasures.schema(), std::slice::from_ref(row))?])
+            .write(vec![batch_of(
+                &Table::Erasures.schema(),
+                std::slice::from_ref(row),
+            )?])
             .with_save_mode(deltalake::protocol::SaveMode::Overwrite)
             .with_replace_where(col("request_id").eq(lit(row.request_id.as_str())))
             .with_commit_properties(writer_commit())
@@ -523,7 +551,9 @@ fn holds(bytes: &[u8], needles: &Needles) -> Result<bool> {
 /// next stage has read up to, which it still reads.
 async fn remove_replaced_files(lake: &Lake) -> Result<()> {
     let silver_read = crate::silver::watermark(lake).await?;
-    let gold_read = crate::gold::processed_silver_version(lake).await?.unwrap_or(-1);
+    let gold_read = crate::gold::processed_silver_version(lake)
+        .await?
+        .unwrap_or(-1);
     for t in Table::ALL {
         let Some(table) = lake.existing_table(t).await? else {
             continue;
@@ -554,7 +584,12 @@ async fn remove_replaced_files(lake: &Lake) -> Result<()> {
         .await
         .map_err(Error::delta(t.path()))?;
         lake.keep(t, &table);
-        tracing::info!(table = t.path(), files = vacuumed.files_deleted.len(), logs, "removed");
+        tracing::info!(
+            table = t.path(),
+            files = vacuumed.files_deleted.len(),
+            logs,
+            "removed"
+        );
     }
     Ok(())
 }

@@ -93,12 +93,18 @@ fn without_keys(
     let mut removed = 0;
     for b in batches {
         let values = typed_column::<StringArray>(b, column)?;
-        let keep: BooleanArray = values.iter().map(|v| Some(!v.is_some_and(|v| keys.contains(v)))).collect();
+        let keep: BooleanArray = values
+            .iter()
+            .map(|v| Some(!v.is_some_and(|v| keys.contains(v))))
+            .collect();
         removed += keep.false_count();
         let filtered = arrow::compute::filter_record_batch(b, &keep)?;
         kept.push(crate::lake::conform(&filtered, &kind.schema())?);
     }
-    Ok((arrow::compute::concat_batches(&kind.schema(), &kept)?, removed))
+    Ok((
+        arrow::compute::concat_batches(&kind.schema(), &kept)?,
+        removed,
+    ))
 }
 
 async fn try_erase(
@@ -121,8 +127,24 @@ async fn try_erase(
     let mut dates = people.forget(&keys);
     let daily_users = gold.table(Table::DailyUsers);
     let sessions = gold.table(Table::Sessions);
-    dates.extend(dates_of(daily_users, Table::DailyUsers, ("user_key", "date"), identifiers).await?);
-    dates.extend(dates_of(sessions, Table::Sessions, ("user_key", "session_date"), identifiers).await?);
+    dates.extend(
+        dates_of(
+            daily_users,
+            Table::DailyUsers,
+            ("user_key", "date"),
+            identifiers,
+        )
+        .await?,
+    );
+    dates.extend(
+        dates_of(
+            sessions,
+            Table::Sessions,
+            ("user_key", "session_date"),
+            identifiers,
+        )
+        .await?,
+    );
     let mut erased = GoldErasure::default();
     let anonymous_ids = batch_of(&Table::AnonymousIds.schema(), &people.live_rows(done))?;
     erased
@@ -139,7 +161,9 @@ async fn try_erase(
         .await?;
         lake.keep(Table::AnonymousIds, &written);
         let version = written.version().map_or(-1, |v| v as i64);
-        erased.versions.insert(Table::AnonymousIds.path().into(), version);
+        erased
+            .versions
+            .insert(Table::AnonymousIds.path().into(), version);
         return Ok(erased);
     };
     erased.dates = Some((from_days(lo), from_days(hi)));
@@ -159,8 +183,12 @@ async fn try_erase(
     let old_users = read_dates(daily_users, Table::DailyUsers, "date", person_dates, &[]).await?;
     let (kept_users, users_removed) =
         without_keys(&old_users, Table::DailyUsers, "user_key", identifiers)?;
-    erased.removed.insert(Table::Sessions.path().into(), sessions_removed);
-    erased.removed.insert(Table::DailyUsers.path().into(), users_removed);
+    erased
+        .removed
+        .insert(Table::Sessions.path().into(), sessions_removed);
+    erased
+        .removed
+        .insert(Table::DailyUsers.path().into(), users_removed);
 
     // The figures of the person's dates, from silver without them and the rows kept.
     let mut state = GoldState {
@@ -185,7 +213,8 @@ async fn try_erase(
     load_days(&silver, &mut state, &dated).await?;
     let kept = std::slice::from_ref(&kept_sessions);
     let by_date = session_days(facts_of(kept)?);
-    let (metrics, metrics_hi) = metrics_rows_from(&gold, &mut state, &dates, &by_date, lo, hi).await?;
+    let (metrics, metrics_hi) =
+        metrics_rows_from(&gold, &mut state, &dates, &by_date, lo, hi).await?;
     let pages = page_rows_from(gold.table(Table::PageDaily), &state, &dates, lo, hi).await?;
 
     let contents = |t: Table| -> Result<(RecordBatch, Replacing)> {
@@ -200,7 +229,10 @@ async fn try_erase(
             Table::Sessions => (kept_sessions.clone(), range("session_date")),
             Table::DailyUsers => {
                 let dates: Vec<Expr> = dates.iter().map(|d| date_lit(*d)).collect();
-                (kept_users.clone(), Replacing::Matching(col("date").in_list(dates, false)))
+                (
+                    kept_users.clone(),
+                    Replacing::Matching(col("date").in_list(dates, false)),
+                )
             }
             _ => (anonymous_ids.clone(), Replacing::All),
         })

@@ -36,12 +36,9 @@ pub(super) fn warm_state<'a>(
 ) -> &'a mut GoldState {
     let id = silver.snapshot().map(|s| s.metadata().id().to_string());
     let table_id = format!("{}#{}", silver.table_url(), id.unwrap_or_default());
-    if !warm
-        .as_ref()
-        .is_some_and(|w| {
-            w.table == table_id && w.version == done && w.people_version == people_version
-        })
-    {
+    if !warm.as_ref().is_some_and(|w| {
+        w.table == table_id && w.version == done && w.people_version == people_version
+    }) {
         *warm = Some(GoldState {
             table: table_id,
             version: done,

@@ -76,10 +76,7 @@ pub async fn keep_identifiers_out_of_log(table: DeltaTable, kind: Table) -> Resu
         .collect();
     let snapshot = table.snapshot().map_err(Error::delta(kind.path()))?;
     let configuration = snapshot.metadata().configuration();
-    if wanted
-        .iter()
-        .all(|(k, v)| configuration.get(k) == Some(v))
-    {
+    if wanted.iter().all(|(k, v)| configuration.get(k) == Some(v)) {
         return Ok(table);
     }
     table
@@ -115,10 +112,9 @@ pub async fn rewrite_rows(
     let mut actions = Vec::new();
     let mut writer = RecordBatchWriter::for_table(&table)
         .map_err(Error::delta(kind.path()))?
-        .with_writer_properties(kind.writer_properties(
-            parquet::file::properties::WriterProperties::builder(),
-            None,
-        ));
+        .with_writer_properties(
+            kind.writer_properties(parquet::file::properties::WriterProperties::builder(), None),
+        );
     let files = active_files(&table, kind)?;
     for chunk in files.chunks(FILES_AT_ONCE) {
         let read = read_data_files(&table, chunk, &[]).await?;
@@ -178,14 +174,18 @@ pub async fn rewrite_rows(
             DeltaOperation::Delete { predicate: None },
         )
         .await
-        .map_err(|e| Error::delta(kind.path())(e.into()))?;
+        .map_err(Error::delta(kind.path()))?;
     done.version = committed.version() as i64;
     Ok(done)
 }
 
 /// `batch` (read from `file`, whose partition values are in the log, not in the file) with
 /// the table's partition columns (dates) filled from the file's partition values.
-fn with_partition_columns(batch: RecordBatch, file: &AddedFile, kind: Table) -> Result<RecordBatch> {
+fn with_partition_columns(
+    batch: RecordBatch,
+    file: &AddedFile,
+    kind: Table,
+) -> Result<RecordBatch> {
     let mut columns = batch.columns().to_vec();
     let mut fields: Vec<_> = batch.schema().fields().iter().cloned().collect();
     for column in kind.partition_columns() {

@@ -78,7 +78,10 @@ async fn no_exports(_: &Lake) -> clickstream::Result<()> {
 }
 
 /// (user_id, anonymous_id, user_key) of every silver row naming one of `ids`.
-async fn silver_rows_naming(lake: &Lake, ids: &[&str]) -> Vec<(Option<String>, Option<String>, String)> {
+async fn silver_rows_naming(
+    lake: &Lake,
+    ids: &[&str],
+) -> Vec<(Option<String>, Option<String>, String)> {
     let mut rows = Vec::new();
     for b in read_all(lake, Table::Silver).await {
         let text = |c: &str| b.column_by_name(c).unwrap().as_string::<i32>().clone();
@@ -87,11 +90,17 @@ async fn silver_rows_naming(lake: &Lake, ids: &[&str]) -> Vec<(Option<String>, O
         for i in 0..b.num_rows() {
             let row = (
                 user.is_valid(i).then(|| user.value(i).to_string()),
-                anonymous.is_valid(i).then(|| anonymous.value(i).to_string()),
+                anonymous
+                    .is_valid(i)
+                    .then(|| anonymous.value(i).to_string()),
                 key.value(i).to_string(),
             );
             let named = |v: &Option<String>| v.as_deref().is_some_and(|v| ids.contains(&v));
-            if named(&row.0) || named(&row.1) || ids.contains(&row.2.as_str()) || event.value(i) == "e3" {
+            if named(&row.0)
+                || named(&row.1)
+                || ids.contains(&row.2.as_str())
+                || event.value(i) == "e3"
+            {
                 rows.push(row);
             }
         }
@@ -104,7 +113,10 @@ async fn forgetting_a_user_leaves_nothing_of_them_and_gold_exact() {
     let (dir, lake) = fed_lake().await;
     let ids = [PERSON, PHONE, LAPTOP];
     let (before, files) = leftovers::find(dir.path(), &ids).unwrap();
-    assert!(!before.is_empty() && files > 20, "the scan finds the person before");
+    assert!(
+        !before.is_empty() && files > 20,
+        "the scan finds the person before"
+    );
     let request = Request::new("r-1", PERSON).unwrap();
     request.put(&lake).await.unwrap();
 
@@ -112,9 +124,15 @@ async fn forgetting_a_user_leaves_nothing_of_them_and_gold_exact() {
         .await
         .unwrap();
 
-    assert_eq!(report.identifiers, 3, "the user and both devices: {report:?}");
+    assert_eq!(
+        report.identifiers, 3,
+        "the user and both devices: {report:?}"
+    );
     assert_eq!(report.rows_removed["silver/events"], 4);
-    assert_eq!(report.rows_removed["bronze/events"], 6, "e3 names the laptop too");
+    assert_eq!(
+        report.rows_removed["bronze/events"], 6,
+        "e3 names the laptop too"
+    );
     assert_eq!(report.rows_removed["silver/quarantine"], 1);
     assert_eq!(report.rows_redacted, 1);
     assert!(report.completed_at.is_some());
@@ -154,7 +172,9 @@ async fn run_counting(lake: &Lake, trigger: &BronzeTrigger) -> [usize; 5] {
             counts.iter_mut().zip(n).for_each(|(c, n)| *c += n);
             if let Some(sv) = s.silver_version {
                 let event = functions::commit_event(lake, Table::Silver, sv);
-                functions::gold_transformer(lake, &event, &funnel).await.unwrap();
+                functions::gold_transformer(lake, &event, &funnel)
+                    .await
+                    .unwrap();
             }
         }
     }
@@ -189,7 +209,12 @@ async fn a_forgotten_persons_redelivered_records_are_suppressed_and_counted() {
         run_counting(&lake, &batch(2, 0, again)).await;
     assert_eq!((input, valid, suppressed), (4, 1, 3));
     assert_eq!(input, valid + quarantined + duplicates + suppressed);
-    assert!(silver_rows_naming(&lake, &[PERSON, PHONE, LAPTOP]).await.len() == 1);
+    assert!(
+        silver_rows_naming(&lake, &[PERSON, PHONE, LAPTOP])
+            .await
+            .len()
+            == 1
+    );
     assert_gold_equals_from_scratch(&lake).await;
 }
 
@@ -207,8 +232,14 @@ async fn an_erasure_that_stopped_midway_finishes_when_run_again() {
     .await;
     assert!(stopped.is_err());
     let requests = dir.path().join("requests");
-    assert!(requests.join("forget/r-3.json").exists(), "the request stays to be run again");
-    assert!(requests.join("forgetting/r-3.json").exists(), "with the person it expanded to");
+    assert!(
+        requests.join("forget/r-3.json").exists(),
+        "the request stays to be run again"
+    );
+    assert!(
+        requests.join("forgetting/r-3.json").exists(),
+        "with the person it expanded to"
+    );
     let audit = erasure::erasures(&lake).await.unwrap();
     assert!(audit[0].completed_at.is_none(), "started, not complete");
 
@@ -251,7 +282,11 @@ async fn an_erasure_while_the_stages_write_leaves_nothing_and_loses_nothing() {
         .await
         .unwrap();
     let [input, valid, quarantined, duplicates, suppressed] = writer.await.unwrap();
-    assert_eq!(input, 1_500 + 6, "every record the writer sent reached silver");
+    assert_eq!(
+        input,
+        1_500 + 6,
+        "every record the writer sent reached silver"
+    );
     assert_eq!(input, valid + quarantined + duplicates + suppressed);
     assert!(report.completed_at.is_some());
 
@@ -270,8 +305,17 @@ async fn an_erasure_while_the_stages_write_leaves_nothing_and_loses_nothing() {
     for table in [Table::Sessions, Table::DailyUsers] {
         let keys: Vec<RecordBatch> = read_all(&lake, table).await;
         for b in keys {
-            let users = b.column_by_name("user_key").unwrap().as_string::<i32>().clone();
-            assert!(users.iter().flatten().all(|u| u != PERSON && u != PHONE && u != LAPTOP));
+            let users = b
+                .column_by_name("user_key")
+                .unwrap()
+                .as_string::<i32>()
+                .clone();
+            assert!(
+                users
+                    .iter()
+                    .flatten()
+                    .all(|u| u != PERSON && u != PHONE && u != LAPTOP)
+            );
         }
     }
     assert_gold_equals_from_scratch(&lake).await;
