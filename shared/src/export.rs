@@ -203,6 +203,13 @@ fn create_table_sql(name: &str, schema: &Schema) -> String {
     )
 }
 
+impl crate::telemetry::Measured for ExportOutcome {
+    fn record(&self) {
+        use crate::telemetry::{count, metric};
+        count(metric::RECORDS_OUT, self.rows.values().sum());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

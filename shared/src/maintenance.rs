@@ -155,3 +155,10 @@ pub async fn compact_small_files(
     );
     Ok((table, fewer as usize))
 }
+
+impl crate::telemetry::Measured for TableMaintenance {
+    fn record(&self) {
+        use crate::telemetry::{count, metric};
+        count(metric::RECORDS_OUT, self.vacuumed);
+    }
+}

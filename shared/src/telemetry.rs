@@ -1,4 +1,7 @@
-//! Logging: JSON lines in Lambda (CloudWatch), human-readable on a terminal.
+//! Logging: JSON lines in Lambda (CloudWatch), human-readable on a terminal. Metrics: what each
+//! stage counted, recorded through the `metrics` facade under the names here (a function emits
+//! them in CloudWatch's Embedded Metric Format; elsewhere no recorder is installed and recording
+//! costs nothing).
 
 use tracing_subscriber::EnvFilter;
 
@@ -23,4 +26,49 @@ pub fn init(level: &str) {
             .with_ansi(std::io::stderr().is_terminal())
             .try_init()
     };
+}
+
+/// The CloudWatch namespace of every metric.
+pub const NAMESPACE: &str = "Clickstream";
+/// The dimension every metric carries: the function that emitted it.
+pub const STAGE: &str = "Stage";
+/// The dimension of [`metric::QUARANTINED`]: the reject reason code.
+pub const REASON: &str = "Reason";
+
+/// Metric names, chosen once (Terraform's alarms and `clickstream status` read the same).
+pub mod metric {
+    /// Records a stage took in (bronze: received; silver: bronze rows read; gold: new silver
+    /// rows; forget: rows removed).
+    pub const RECORDS_IN: &str = "RecordsIn";
+    /// Records a stage wrote (bronze: rows appended; silver: valid rows appended).
+    pub const RECORDS_OUT: &str = "RecordsOut";
+    /// Records silver quarantined, per [`super::REASON`].
+    pub const QUARANTINED: &str = "Quarantined";
+    /// Records silver dropped as duplicates, or bronze as already written.
+    pub const DUPLICATES: &str = "Duplicates";
+    /// Records silver dropped as an erased person's.
+    pub const SUPPRESSED: &str = "Suppressed";
+    /// Commit races lost and retried.
+    pub const LOST_RACES: &str = "LostRaces";
+    /// Milliseconds the handler took.
+    pub const HANDLER_DURATION: &str = "HandlerDuration";
+    /// Invocations that failed.
+    pub const FAILURES: &str = "Failures";
+}
+
+/// An outcome that records what it counted as metrics (see [`metric`]).
+pub trait Measured {
+    /// Records the outcome's counts.
+    fn record(&self);
+}
+
+impl<T: Measured> Measured for Vec<T> {
+    fn record(&self) {
+        self.iter().for_each(Measured::record);
+    }
+}
+
+/// Adds `n` to the counter `name`.
+pub fn count(name: &'static str, n: usize) {
+    metrics::counter!(name).increment(n as u64);
 }

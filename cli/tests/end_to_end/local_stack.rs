@@ -13,12 +13,14 @@ use std::time::Duration;
 
 use clickstream::functions::commit_event;
 use clickstream::lake::Table;
+use clickstream::telemetry::metric;
 use clickstream::trigger::{KafkaMessage, kafka_event};
 use object_store::{ObjectStoreExt, PutPayload};
 
 use clickstream_report::dashboard::{load, render_html};
 
 use crate::serve::{Server, gold_version, headline_dau};
+
 use crate::stack::{
     BUCKET, Stack, TOPIC, assert_every_record_once, count, read_lines, read_partition, repo_root,
     wait_for, wait_for_export,
@@ -110,6 +112,31 @@ async fn events_through_kafka_and_s3_reach_gold_exactly_once() {
         async || count(&lake, Table::FailedFiles).await == 1,
     )
     .await;
+
+    // The silver-transformer's metrics (EMF lines in its log) reconcile over the whole run:
+    // every bronze row in, each out, quarantined, a duplicate or suppressed.
+    let bronze_rows = count(&lake, Table::Bronze).await as f64;
+    let silver_log = stack.dir.path().join("logs/silver-transformer.log");
+    wait_for(
+        "silver's emitted metrics to take in every bronze row",
+        Duration::from_secs(60),
+        async || emitted(&silver_log).get(metric::RECORDS_IN) == Some(&bronze_rows),
+    )
+    .await;
+    let sums = emitted(&silver_log);
+    let sum = |name: &str| sums.get(name).copied().unwrap_or(0.0);
+    assert_eq!(
+        sum(metric::RECORDS_IN),
+        sum(metric::RECORDS_OUT)
+            + sum(metric::QUARANTINED)
+            + sum(metric::DUPLICATES)
+            + sum(metric::SUPPRESSED),
+        "{sums:?}"
+    );
+    assert!(
+        sum(metric::QUARANTINED) > 0.0 && sum(metric::DUPLICATES) > 0.0,
+        "{sums:?}"
+    );
 
     // The scheduled export: a DuckDB file whose sessions are gold's.
     let store = lake.store().unwrap();
@@ -333,4 +360,24 @@ fn assert_nothing_of_the_caller_written(dir: &std::path::Path, callers: &[(&str,
         }
     }
     assert!(checked > 10, "only {checked} files checked");
+}
+
+/// The sums of the counters a function emitted in CloudWatch's Embedded Metric Format (the JSON
+/// lines of its log holding an `_aws` directive), by metric name, over every dimension.
+fn emitted(log: &std::path::Path) -> std::collections::BTreeMap<String, f64> {
+    let mut sums = std::collections::BTreeMap::new();
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    for line in text.lines().filter(|l| l.contains("\"_aws\"")) {
+        let Ok(document) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let metrics = &document["_aws"]["CloudWatchMetrics"][0]["Metrics"];
+        for m in metrics.as_array().into_iter().flatten() {
+            let name = m["Name"].as_str().unwrap_or_default();
+            if let Some(value) = document[name].as_f64() {
+                *sums.entry(name.to_string()).or_default() += value;
+            }
+        }
+    }
+    sums
 }

@@ -1,5 +1,6 @@
-//! What every function binary shares: process setup, one log line per invocation, and errors that
-//! tell Lambda (and its destinations and alarms) whether a retry can help.
+//! What every function binary shares: process setup, one log line and one metrics document per
+//! invocation, and errors that tell Lambda (and its destinations and alarms) whether a retry can
+//! help.
 
 #![deny(missing_docs)]
 
@@ -22,6 +23,61 @@ pub fn init() {
     STARTED.get_or_init(Instant::now);
     clickstream_allocator::tune();
     clickstream::telemetry::init("info");
+    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".into());
+    if let Err(e) = emf_init(&function) {
+        tracing::warn!("metrics are not emitted: {e}");
+    }
+}
+
+/// The process's metrics collector (see [`emf_init`]).
+static COLLECTOR: std::sync::OnceLock<&'static metrics_cloudwatch_embedded::Collector> =
+    std::sync::OnceLock::new();
+
+/// Installs the process's metrics recorder: CloudWatch's Embedded Metric Format, in the
+/// namespace [`clickstream::telemetry::NAMESPACE`], every metric with the dimension
+/// [`clickstream::telemetry::STAGE`] = `function`. Once per process; a second call fails.
+pub fn emf_init(function: &str) -> Result<(), String> {
+    use clickstream::telemetry::{NAMESPACE, STAGE};
+    let collector = metrics_cloudwatch_embedded::Builder::new()
+        .cloudwatch_namespace(NAMESPACE)
+        .with_dimension(STAGE, function.to_string())
+        .init()
+        .map_err(|e| e.to_string())?;
+    let duration = clickstream::telemetry::metric::HANDLER_DURATION;
+    metrics::describe_histogram!(duration, metrics::Unit::Milliseconds, "handler duration");
+    COLLECTOR
+        .set(collector)
+        .map_err(|_| "already installed".to_string())
+}
+
+/// Writes the metrics recorded since the last call as one EMF document (a JSON line) to
+/// `writer`: CloudWatch Logs turns it into metrics. Nothing without [`emf_init`].
+pub fn emf_flush(writer: impl std::io::Write) {
+    if let Some(collector) = COLLECTOR.get()
+        && let Err(e) = collector.flush(writer)
+    {
+        tracing::warn!("metrics not written: {e}");
+    }
+}
+
+/// Records what one invocation did: its outcome's counts, its duration, and a failure.
+pub fn record_invocation<R: clickstream::telemetry::Measured>(
+    result: &clickstream::Result<R>,
+    elapsed_ms: u64,
+) {
+    use clickstream::telemetry::metric;
+    match result {
+        Ok(outcome) => outcome.record(),
+        Err(e) => {
+            let class = if e.is_retryable() {
+                "Retryable"
+            } else {
+                "Permanent"
+            };
+            metrics::counter!(metric::FAILURES, "Class" => class).increment(1);
+        }
+    }
+    metrics::histogram!(metric::HANDLER_DURATION).record(elapsed_ms as f64);
 }
 
 /// Serves invocations with `handler` until the runtime stops. Each invocation logs when it
@@ -29,7 +85,7 @@ pub fn init() {
 pub async fn serve<E, R, F, Fut>(handler: F) -> Result<(), RuntimeError>
 where
     E: DeserializeOwned + Send,
-    R: Serialize,
+    R: Serialize + clickstream::telemetry::Measured,
     F: Fn(E) -> Fut,
     Fut: Future<Output = clickstream::Result<R>>,
 {
@@ -40,6 +96,8 @@ where
         tracing::info!(request, "invocation started");
         let result = handler(event.payload).await;
         let elapsed_ms = started.elapsed().as_millis() as u64;
+        record_invocation(&result, elapsed_ms);
+        emf_flush(std::io::stdout().lock());
         match &result {
             Ok(_) => tracing::info!(request, elapsed_ms, "invocation finished"),
             Err(e) => tracing::error!(
@@ -63,7 +121,7 @@ pub async fn serve_lake<E, R>(
 ) -> Result<(), RuntimeError>
 where
     E: DeserializeOwned + Send,
-    R: Serialize,
+    R: Serialize + clickstream::telemetry::Measured,
 {
     init();
     let lake = clickstream::settings::LakeSettings::from_env()?.open()?;

@@ -137,3 +137,12 @@ fn to_batch<'a, R: Borrow<RawRecord<'a>>>(
     ];
     Ok(RecordBatch::try_new(Table::Bronze.schema(), columns)?)
 }
+
+impl crate::telemetry::Measured for BronzeOutcome {
+    fn record(&self) {
+        use crate::telemetry::{count, metric};
+        count(metric::RECORDS_IN, self.received);
+        count(metric::RECORDS_OUT, self.written);
+        count(metric::DUPLICATES, self.already_written);
+    }
+}

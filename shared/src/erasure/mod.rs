@@ -593,3 +593,10 @@ async fn remove_replaced_files(lake: &Lake) -> Result<()> {
     }
     Ok(())
 }
+
+impl crate::telemetry::Measured for ErasureReport {
+    fn record(&self) {
+        use crate::telemetry::{count, metric};
+        count(metric::RECORDS_IN, self.rows_removed.values().sum());
+    }
+}

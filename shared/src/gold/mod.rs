@@ -200,6 +200,15 @@ pub async fn processed_silver_version(lake: &Lake) -> Result<Option<i64>> {
     Ok(done)
 }
 
+impl crate::telemetry::Measured for GoldOutcome {
+    fn record(&self) {
+        use crate::telemetry::{count, metric};
+        count(metric::RECORDS_IN, self.new_events);
+        count(metric::RECORDS_OUT, self.sessions);
+        count(metric::LOST_RACES, self.retries as usize);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -444,3 +444,17 @@ fn quarantine_batch(rejected: &[(Rejection, &Row<'_>)]) -> Result<RecordBatch> {
         .collect();
     batch_of(&Table::Quarantine.schema(), &rows)
 }
+
+impl crate::telemetry::Measured for SilverOutcome {
+    fn record(&self) {
+        use crate::telemetry::{REASON, count, metric};
+        count(metric::RECORDS_IN, self.input);
+        count(metric::RECORDS_OUT, self.valid);
+        count(metric::DUPLICATES, self.duplicates);
+        count(metric::SUPPRESSED, self.suppressed);
+        count(metric::LOST_RACES, self.retries as usize);
+        for (reason, n) in &self.quarantined_by_reason {
+            metrics::counter!(metric::QUARANTINED, REASON => reason.clone()).increment(*n as u64);
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! The metrics document a function writes after an invocation: CloudWatch's Embedded Metric
+//! Format, with the namespace and dimension chosen once and the outcome's counts. Its own test
+//! binary: the recorder is installed once per process.
+
+use std::collections::BTreeMap;
+
+use clickstream::silver::SilverOutcome;
+use clickstream::telemetry::{NAMESPACE, REASON, STAGE, metric};
+use serde_json::Value;
+
+#[test]
+fn an_invocation_writes_one_emf_document_with_its_counts() {
+    clickstream_lambda::emf_init("silver-transformer").unwrap();
+    let outcome = SilverOutcome {
+        input: 10,
+        valid: 6,
+        quarantined: 2,
+        duplicates: 1,
+        suppressed: 1,
+        quarantined_by_reason: BTreeMap::from([("not_json".to_string(), 2)]),
+        retries: 3,
+        ..SilverOutcome::default()
+    };
+    clickstream_lambda::record_invocation(&Ok(vec![outcome]), 42);
+    let mut written = Vec::new();
+    clickstream_lambda::emf_flush(&mut written);
+
+    let documents: Vec<Value> = String::from_utf8(written)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Each document: the EMF envelope, the Stage dimension, and the values at the top level.
+    let mut values = BTreeMap::new();
+    for d in &documents {
+        let directive = &d["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], NAMESPACE, "{d}");
+        assert!(d["_aws"]["Timestamp"].as_u64().is_some(), "{d}");
+        assert_eq!(d[STAGE], "silver-transformer", "{d}");
+        let dimensions = directive["Dimensions"][0].as_array().unwrap();
+        assert!(dimensions.iter().any(|x| x == STAGE), "{d}");
+        for m in directive["Metrics"].as_array().unwrap() {
+            let name = m["Name"].as_str().unwrap().to_string();
+            let reason = d.get(REASON).and_then(Value::as_str).unwrap_or_default();
+            values.insert(
+                (name, reason.to_string()),
+                d[m["Name"].as_str().unwrap()].clone(),
+            );
+            if m["Name"] == metric::HANDLER_DURATION {
+                assert_eq!(m["Unit"], "Milliseconds", "{d}");
+            }
+        }
+    }
+    let value = |name: &str, reason: &str| values[&(name.to_string(), reason.to_string())].clone();
+    assert_eq!(value(metric::RECORDS_IN, ""), 10);
+    assert_eq!(value(metric::RECORDS_OUT, ""), 6);
+    assert_eq!(value(metric::DUPLICATES, ""), 1);
+    assert_eq!(value(metric::SUPPRESSED, ""), 1);
+    assert_eq!(value(metric::LOST_RACES, ""), 3);
+    assert_eq!(value(metric::QUARANTINED, "not_json"), 2);
+    assert_eq!(
+        value(metric::HANDLER_DURATION, ""),
+        serde_json::json!([42.0])
+    );
+
+    // The next invocation's document holds only what it counted.
+    let mut again = Vec::new();
+    clickstream_lambda::record_invocation::<Vec<SilverOutcome>>(&Ok(vec![]), 5);
+    clickstream_lambda::emf_flush(&mut again);
+    let text = String::from_utf8(again).unwrap();
+    assert!(!text.contains(metric::QUARANTINED), "{text}");
+    assert!(text.contains(metric::HANDLER_DURATION), "{text}");
+}
