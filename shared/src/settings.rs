@@ -33,7 +33,10 @@ pub const BRONZE_KAFKA_GENERATION: &str = "BRONZE_KAFKA_GENERATION";
 /// `true` to remove an erased person's rewritten files at once (forget; default `false`: they go
 /// at maintenance's VACUUM after its retention).
 pub const FORGET_NOW: &str = "FORGET_NOW";
-/// Every variable above.
+/// The function's name, which the Lambda runtime sets (not Terraform): the `Stage` dimension of
+/// the function's metrics, and the sign that a process runs in Lambda.
+pub const LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
+/// Every variable above that the deployment sets.
 pub const ALL: [&str; 9] = [
     LAKE_URI,
     LAKE_TIMEOUT_SECONDS,

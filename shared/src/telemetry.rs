@@ -17,7 +17,7 @@ pub fn init(level: &str) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let _ = if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+    let _ = if std::env::var_os(crate::settings::LAMBDA_FUNCTION_NAME).is_some() {
         builder.json().without_time().try_init()
     } else {
         use std::io::IsTerminal;

@@ -23,7 +23,8 @@ pub fn init() {
     STARTED.get_or_init(Instant::now);
     clickstream_allocator::tune();
     clickstream::telemetry::init("info");
-    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".into());
+    let function = std::env::var(clickstream::settings::LAMBDA_FUNCTION_NAME)
+        .unwrap_or_else(|_| "local".into());
     if let Err(e) = emf_init(&function) {
         tracing::warn!("metrics are not emitted: {e}");
     }
