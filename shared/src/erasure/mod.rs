@@ -283,6 +283,7 @@ where
     );
 
     let quoted = Needles::of(&person, true);
+    let plain = Needles::of(&person, false);
     let landed = landed_files_holding(lake, &quoted).await?;
     let identifiers: HashSet<String> = person
         .identifiers()
@@ -300,7 +301,6 @@ where
         })
         .await?;
         found += count(&mut report, Table::Bronze, bronze);
-        let plain = Needles::of(&person, false);
         let quarantine = rewrite(lake, Table::Quarantine, request, |b| {
             edits::quarantine(b, &plain)
         })
