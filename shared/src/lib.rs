@@ -15,6 +15,7 @@ pub mod event;
 pub mod export;
 pub mod functions;
 pub mod gold;
+pub mod health;
 pub mod lake;
 pub mod maintenance;
 pub mod pipeline;

@@ -32,28 +32,73 @@ pub fn init(level: &str) {
 pub const NAMESPACE: &str = "Clickstream";
 /// The dimension every metric carries: the function that emitted it.
 pub const STAGE: &str = "Stage";
-/// The dimension of [`metric::QUARANTINED`]: the reject reason code.
+/// The dimension of [`metric::QUARANTINED_BY_REASON`]: the reject reason code.
 pub const REASON: &str = "Reason";
+/// The dimension of [`metric::ROWS_WRITTEN`]: the table written (its path, `gold/sessions`).
+pub const TABLE: &str = "Table";
+/// The dimension of [`metric::STORE_REQUESTS`]: the request's kind (`GET`, `PUT`, `LIST`, ...).
+pub const REQUEST: &str = "Request";
 
-/// Metric names, chosen once (Terraform's alarms and `clickstream status` read the same).
+/// Metric names, chosen once (Terraform's alarms and `clickstream status` read the same;
+/// infra/tests/terraform.rs checks every alarm reads one of [`metric::ALL`]).
 pub mod metric {
     /// Records a stage took in (bronze: received; silver: bronze rows read; gold: new silver
     /// rows; forget: rows removed).
     pub const RECORDS_IN: &str = "RecordsIn";
     /// Records a stage wrote (bronze: rows appended; silver: valid rows appended).
     pub const RECORDS_OUT: &str = "RecordsOut";
-    /// Records silver quarantined, per [`super::REASON`].
+    /// Records silver quarantined, all reasons.
     pub const QUARANTINED: &str = "Quarantined";
+    /// Records silver quarantined, per [`super::REASON`].
+    pub const QUARANTINED_BY_REASON: &str = "QuarantinedByReason";
     /// Records silver dropped as duplicates, or bronze as already written.
     pub const DUPLICATES: &str = "Duplicates";
     /// Records silver dropped as an erased person's.
     pub const SUPPRESSED: &str = "Suppressed";
+    /// Valid records whose event date is before the newest event date of their batch.
+    pub const LATE_EVENTS: &str = "LateEvents";
+    /// Commits tried: the commits a run made, and the races it lost on the way.
+    pub const COMMIT_ATTEMPTS: &str = "CommitAttempts";
     /// Commit races lost and retried.
     pub const LOST_RACES: &str = "LostRaces";
+    /// Rows written per [`super::TABLE`].
+    pub const ROWS_WRITTEN: &str = "RowsWritten";
+    /// Bytes the lake's store returned (S3 lakes).
+    pub const BYTES_READ: &str = "BytesRead";
+    /// Bytes sent to the lake's store (S3 lakes).
+    pub const BYTES_WRITTEN: &str = "BytesWritten";
+    /// Requests to the lake's store, per [`super::REQUEST`] (S3 lakes).
+    pub const STORE_REQUESTS: &str = "StoreRequests";
+    /// Seconds from the newest event_time gold holds to now (gold-transformer after a commit,
+    /// maintenance on its schedule).
+    pub const FRESHNESS: &str = "FreshnessSeconds";
+    /// Upstream commits still to process after the run: bronze's for silver, silver's for gold.
+    pub const COMMITS_BEHIND: &str = "CommitsBehind";
     /// Milliseconds the handler took.
     pub const HANDLER_DURATION: &str = "HandlerDuration";
     /// Invocations that failed.
     pub const FAILURES: &str = "Failures";
+
+    /// Every metric a function emits.
+    pub const ALL: &[&str] = &[
+        RECORDS_IN,
+        RECORDS_OUT,
+        QUARANTINED,
+        QUARANTINED_BY_REASON,
+        DUPLICATES,
+        SUPPRESSED,
+        LATE_EVENTS,
+        COMMIT_ATTEMPTS,
+        LOST_RACES,
+        ROWS_WRITTEN,
+        BYTES_READ,
+        BYTES_WRITTEN,
+        STORE_REQUESTS,
+        FRESHNESS,
+        COMMITS_BEHIND,
+        HANDLER_DURATION,
+        FAILURES,
+    ];
 }
 
 /// An outcome that records what it counted as metrics (see [`metric`]).
@@ -71,4 +116,78 @@ impl<T: Measured> Measured for Vec<T> {
 /// Adds `n` to the counter `name`.
 pub fn count(name: &'static str, n: usize) {
     metrics::counter!(name).increment(n as u64);
+}
+
+/// Records the commit attempts of a run that made `commits` commits and lost `races` races.
+pub fn count_commits(commits: usize, races: u32) {
+    count(metric::COMMIT_ATTEMPTS, commits + races as usize);
+    count(metric::LOST_RACES, races as usize);
+}
+
+/// Sets the gauge `name` to `value`.
+pub fn gauge(name: &'static str, value: f64) {
+    metrics::gauge!(name).set(value);
+}
+
+/// Sets [`metric::FRESHNESS`] from the newest event time gold holds (microseconds since the
+/// epoch), as of `now`.
+pub fn record_freshness(newest_event_us: i64, now: chrono::DateTime<chrono::Utc>) {
+    gauge(metric::FRESHNESS, freshness_seconds(newest_event_us, now));
+}
+
+/// Seconds from `newest_event_us` (microseconds since the epoch) to `now`.
+pub fn freshness_seconds(newest_event_us: i64, now: chrono::DateTime<chrono::Utc>) -> f64 {
+    (now.timestamp_micros() - newest_event_us) as f64 / 1e6
+}
+
+/// Metrics read back from Embedded Metric Format documents (the JSON lines of a function's log
+/// that hold an `_aws` directive): what `clickstream status` and `bench cost` show of a local
+/// stack, and what its tests reconcile.
+pub mod emf {
+    use std::collections::BTreeMap;
+
+    /// One metric's values over many documents.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+    pub struct Summary {
+        /// Documents that held it.
+        pub samples: u64,
+        /// Sum of its values.
+        pub sum: f64,
+        /// Largest value.
+        pub max: f64,
+        /// The value in the last document.
+        pub last: f64,
+    }
+
+    /// Sums by metric name over every dimension but [`super::STAGE`].
+    pub type Sums = BTreeMap<String, Summary>;
+
+    /// The metrics of the EMF documents in `log`, by the stage that emitted them. Lines that are
+    /// not EMF documents are skipped.
+    pub fn read(log: &str) -> BTreeMap<String, Sums> {
+        let mut stages: BTreeMap<String, Sums> = BTreeMap::new();
+        for line in log.lines().filter(|l| l.contains("\"_aws\"")) {
+            let Ok(document) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let stage = document[super::STAGE].as_str().unwrap_or_default();
+            let sums = stages.entry(stage.to_string()).or_default();
+            let metrics = &document["_aws"]["CloudWatchMetrics"][0]["Metrics"];
+            for m in metrics.as_array().into_iter().flatten() {
+                let name = m["Name"].as_str().unwrap_or_default();
+                if let Some(value) = document[name].as_f64() {
+                    let s = sums.entry(name.to_string()).or_default();
+                    s.samples += 1;
+                    s.sum += value;
+                    s.max = if s.samples == 1 {
+                        value
+                    } else {
+                        s.max.max(value)
+                    };
+                    s.last = value;
+                }
+            }
+        }
+        stages
+    }
 }

@@ -4,12 +4,14 @@
 
 use std::collections::BTreeMap;
 
+use clickstream::lake::Metered;
 use clickstream::silver::SilverOutcome;
-use clickstream::telemetry::{NAMESPACE, REASON, STAGE, metric};
+use clickstream::telemetry::{NAMESPACE, REASON, REQUEST, STAGE, metric};
+use object_store::{ObjectStore, ObjectStoreExt, path::Path};
 use serde_json::Value;
 
-#[test]
-fn an_invocation_writes_one_emf_document_with_its_counts() {
+#[tokio::test]
+async fn an_invocation_writes_one_emf_document_with_its_counts() {
     clickstream_lambda::emf_init("silver-transformer").unwrap();
     let outcome = SilverOutcome {
         input: 10,
@@ -18,10 +20,15 @@ fn an_invocation_writes_one_emf_document_with_its_counts() {
         duplicates: 1,
         suppressed: 1,
         quarantined_by_reason: BTreeMap::from([("not_json".to_string(), 2)]),
+        late: 2,
+        bronze_behind: 4,
+        silver_version: Some(7),
         retries: 3,
         ..SilverOutcome::default()
     };
     clickstream_lambda::record_invocation(&Ok(vec![outcome]), 42);
+    // The lake's store traffic, as an S3 lake's client counts it.
+    store_traffic().await;
     let mut written = Vec::new();
     clickstream_lambda::emf_flush(&mut written);
 
@@ -57,7 +64,33 @@ fn an_invocation_writes_one_emf_document_with_its_counts() {
     assert_eq!(value(metric::DUPLICATES, ""), 1);
     assert_eq!(value(metric::SUPPRESSED, ""), 1);
     assert_eq!(value(metric::LOST_RACES, ""), 3);
-    assert_eq!(value(metric::QUARANTINED, "not_json"), 2);
+    assert_eq!(value(metric::QUARANTINED, ""), 2);
+    assert_eq!(value(metric::QUARANTINED_BY_REASON, "not_json"), 2);
+    assert_eq!(value(metric::LATE_EVENTS, ""), 2);
+    // Silver's and quarantine's commits, and the three races lost.
+    assert_eq!(value(metric::COMMIT_ATTEMPTS, ""), 5);
+    assert_eq!(value(metric::COMMITS_BEHIND, ""), 4.0);
+    assert_eq!(value(metric::BYTES_WRITTEN, ""), 5);
+    assert_eq!(value(metric::BYTES_READ, ""), 5 + 2);
+    let requests: BTreeMap<String, Value> = documents
+        .iter()
+        .filter_map(|d| {
+            Some((
+                d.get(REQUEST)?.as_str()?.to_string(),
+                d[metric::STORE_REQUESTS].clone(),
+            ))
+        })
+        .collect();
+    assert_eq!(
+        requests,
+        BTreeMap::from([
+            ("PUT".to_string(), 1.into()),
+            ("GET".to_string(), 2.into()),
+            ("HEAD".to_string(), 1.into()),
+            ("LIST".to_string(), 1.into()),
+            ("DELETE".to_string(), 1.into()),
+        ])
+    );
     assert_eq!(
         value(metric::HANDLER_DURATION, ""),
         serde_json::json!([42.0])
@@ -69,5 +102,24 @@ fn an_invocation_writes_one_emf_document_with_its_counts() {
     clickstream_lambda::emf_flush(&mut again);
     let text = String::from_utf8(again).unwrap();
     assert!(!text.contains(metric::QUARANTINED), "{text}");
+    assert!(!text.contains(metric::STORE_REQUESTS), "{text}");
     assert!(text.contains(metric::HANDLER_DURATION), "{text}");
+}
+
+/// One PUT of 5 bytes, a GET of it, a ranged GET of 2, a HEAD, a LIST and a DELETE, through a
+/// metered store.
+async fn store_traffic() {
+    use futures::TryStreamExt;
+    let store = Metered::new(object_store::memory::InMemory::new());
+    let path = Path::from("bronze/events/part-0.parquet");
+    store.put(&path, "hello".into()).await.unwrap();
+    assert_eq!(
+        store.get(&path).await.unwrap().bytes().await.unwrap(),
+        "hello"
+    );
+    assert_eq!(store.get_range(&path, 1..3).await.unwrap(), "el");
+    store.head(&path).await.unwrap();
+    let listed: Vec<_> = store.list(None).try_collect().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    store.delete(&path).await.unwrap();
 }

@@ -1,7 +1,7 @@
 //! maintenance: on schedule, OPTIMIZE + VACUUM + checkpoint of every lake table, and removal of
 //! expired log files.
 
-use clickstream::maintenance::{self, TableMaintenance};
+use clickstream::maintenance::{self, MaintenanceRun};
 use clickstream::trigger::ScheduledRun;
 use clickstream::{Lake, Result, settings};
 
@@ -9,9 +9,9 @@ async fn handler(
     lake: &Lake,
     retention: chrono::Duration,
     run: ScheduledRun,
-) -> Result<Vec<TableMaintenance>> {
+) -> Result<MaintenanceRun> {
     run.check_target(env!("CARGO_PKG_NAME"))?;
-    maintenance::maintain(lake, retention).await
+    maintenance::scheduled_run(lake, retention, chrono::Utc::now()).await
 }
 
 #[global_allocator]
@@ -41,8 +41,11 @@ mod tests {
         )
         .await
         .unwrap();
-        assert_eq!(out.len(), clickstream::lake::Table::ALL.len());
-        assert_eq!(out[0].table, "bronze/events");
-        assert_eq!(out[0].files_after, 1);
+        assert_eq!(out.tables.len(), clickstream::lake::Table::ALL.len());
+        assert_eq!(out.tables[0].table, "bronze/events");
+        assert_eq!(out.tables[0].files_after, 1);
+        // Bronze only: gold holds no event yet, and silver has every bronze commit to process.
+        assert_eq!(out.freshness.seconds, None);
+        assert!(out.freshness.silver_behind > 0, "{:?}", out.freshness);
     }
 }

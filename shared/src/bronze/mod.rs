@@ -140,9 +140,10 @@ fn to_batch<'a, R: Borrow<RawRecord<'a>>>(
 
 impl crate::telemetry::Measured for BronzeOutcome {
     fn record(&self) {
-        use crate::telemetry::{count, metric};
+        use crate::telemetry::{count, count_commits, metric};
         count(metric::RECORDS_IN, self.received);
         count(metric::RECORDS_OUT, self.written);
         count(metric::DUPLICATES, self.already_written);
+        count_commits(self.version.is_some() as usize, 0);
     }
 }

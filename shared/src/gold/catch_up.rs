@@ -105,6 +105,16 @@ impl NewRows {
         Ok(users)
     }
 
+    /// The newest event_time among the rows.
+    pub(super) fn newest_event_time(&self) -> Result<Option<DateTime<Utc>>> {
+        let mut newest = None;
+        for b in &self.batches {
+            let at = typed_column::<TimestampMicrosecondArray>(b, "event_time")?;
+            newest = newest.max(arrow::compute::max(at));
+        }
+        Ok(newest.and_then(DateTime::from_timestamp_micros))
+    }
+
     /// The event times of each person the rows touch, sorted.
     pub(super) fn times_by_user(&self, people: &People) -> Result<HashMap<u128, Vec<i64>>> {
         let mut times: HashMap<u128, Vec<i64>> = HashMap::new();
@@ -157,6 +167,8 @@ async fn new_silver_rows(
     outcome.up_to_version = Some(last);
     outcome.remaining = last < latest;
     outcome.new_events = new.batches.iter().map(RecordBatch::num_rows).sum();
+    outcome.newest_event_time = new.newest_event_time()?;
+    outcome.silver_behind = latest - last;
     if last < latest {
         // Everything after reads silver as of `last`, the version the watermark will say.
         silver

@@ -13,7 +13,7 @@ use arrow::array::{
     Array, BooleanArray, Date32Array, Int32Array, Int64Array, RecordBatch, StringArray,
     TimestampMicrosecondArray,
 };
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use deltalake::DeltaTable;
 use deltalake::datafusion::prelude::{Expr, col, lit};
 use deltalake::datafusion::scalar::ScalarValue;
@@ -141,6 +141,10 @@ pub struct GoldOutcome {
     pub remaining: bool,
     /// Commit races lost (and retried) on the way.
     pub retries: u32,
+    /// The newest event_time among the rows this run committed.
+    pub newest_event_time: Option<DateTime<Utc>>,
+    /// Silver commits still to process after this run.
+    pub silver_behind: i64,
 }
 
 /// `txn` app id in gold tables: the highest silver version gold reflects.
@@ -202,10 +206,28 @@ pub async fn processed_silver_version(lake: &Lake) -> Result<Option<i64>> {
 
 impl crate::telemetry::Measured for GoldOutcome {
     fn record(&self) {
-        use crate::telemetry::{count, metric};
+        use crate::telemetry::{TABLE, count, count_commits, gauge, metric, record_freshness};
         count(metric::RECORDS_IN, self.new_events);
         count(metric::RECORDS_OUT, self.sessions);
-        count(metric::LOST_RACES, self.retries as usize);
+        let rows = [
+            (Table::Sessions, self.sessions),
+            (Table::DailyMetrics, self.daily_metrics),
+            (Table::FunnelDaily, self.funnel_daily),
+            (Table::PageDaily, self.page_daily),
+        ];
+        for (table, n) in rows.into_iter().filter(|(_, n)| *n > 0) {
+            ::metrics::counter!(metric::ROWS_WRITTEN, TABLE => table.path()).increment(n as u64);
+        }
+        let commits = if self.already_processed {
+            0
+        } else {
+            WRITTEN.len()
+        };
+        count_commits(commits, self.retries);
+        gauge(metric::COMMITS_BEHIND, self.silver_behind as f64);
+        if let Some(newest) = self.newest_event_time {
+            record_freshness(newest.timestamp_micros(), Utc::now());
+        }
     }
 }
 

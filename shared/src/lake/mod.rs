@@ -9,12 +9,14 @@
 mod batch;
 mod commit;
 mod data_files;
+mod metered;
 mod rewrite;
 mod table;
 
 pub use batch::*;
 pub use commit::*;
 pub use data_files::*;
+pub use metered::Metered;
 pub use rewrite::*;
 pub use table::*;
 
@@ -61,13 +63,16 @@ impl std::fmt::Debug for Lake {
 #[derive(Default)]
 pub(crate) struct Warm {
     /// The S3 client of an S3 lake, built once (see [`Lake::s3_client`]).
-    s3: std::sync::Mutex<Option<Arc<object_store::aws::AmazonS3>>>,
+    s3: std::sync::Mutex<Option<Arc<S3Client>>>,
     tables: std::sync::Mutex<HashMap<Table, DeltaTable>>,
     /// The log snapshots of this process's appenders (see [`crate::appender`]).
     pub(crate) appenders: std::sync::Mutex<HashMap<Table, delta_kernel::snapshot::SnapshotRef>>,
     /// Each stage's own warm state, one value per type (see [`Lake::stage_state`]).
     stages: std::sync::Mutex<HashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>>,
 }
+
+/// An S3 lake's client: S3, its traffic counted.
+pub type S3Client = Metered<object_store::aws::AmazonS3>;
 
 /// Default timeout of one request to the lake's store, retries included (the functions' setting
 /// `LAKE_TIMEOUT_SECONDS`): a store that accepts connections but never answers fails an operation
@@ -217,13 +222,17 @@ impl Lake {
 
     /// The S3 client of this S3 lake, built on first use and shared after by its clones, its tables
     /// and its own objects. Building one loads the system's TLS roots (about 150 files), and a
-    /// shared client reuses its connections; before, every table opened built its own.
-    pub fn s3_client(&self) -> Result<Arc<object_store::aws::AmazonS3>> {
+    /// shared client reuses its connections; before, every table opened built its own. It counts
+    /// its requests and bytes as metrics ([`metered`]).
+    pub fn s3_client(&self) -> Result<Arc<S3Client>> {
         let mut slot = self.warm.s3.lock().expect("not poisoned");
         if let Some(client) = &*slot {
             return Ok(client.clone());
         }
-        let client = Arc::new(crate::s3::client(&self.root, &self.storage_options)?);
+        let client = Arc::new(Metered::new(crate::s3::client(
+            &self.root,
+            &self.storage_options,
+        )?));
         *slot = Some(client.clone());
         Ok(client)
     }

@@ -14,7 +14,7 @@ use arrow::array::{BinaryArray, StringArray, TimestampMicrosecondArray};
 use arrow::record_batch::RecordBatch;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use deltalake::DeltaTable;
 use deltalake::protocol::SaveMode;
 use serde::Serialize;
@@ -58,6 +58,10 @@ pub struct SilverOutcome {
     pub suppressed: usize,
     /// Quarantined rows per reason code.
     pub quarantined_by_reason: BTreeMap<String, usize>,
+    /// Rows appended whose event date is before the newest event date of the run.
+    pub late: usize,
+    /// Bronze commits still to process after this run.
+    pub bronze_behind: i64,
     /// The silver/events commit version written.
     pub silver_version: Option<i64>,
     /// More bronze commits wait than one run takes: call again.
@@ -99,6 +103,7 @@ impl SilverOutcome {
             counts["valid"] = self.valid.into();
             counts["duplicates"] = self.duplicates.into();
             counts["suppressed"] = self.suppressed.into();
+            counts["late"] = self.late.into();
         }
         counts
     }
@@ -131,6 +136,7 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
     let (commits, last) = added_since(&bronze, done, latest, &columns).await?;
     outcome.bronze_versions = Some((done + 1, last));
     outcome.remaining = last < latest;
+    outcome.bronze_behind = latest - last;
     let rows = bronze_rows(&commits)?;
     let (mut valid, rejected) = sort_rows(&rows, &mut outcome);
     // The records of a person an erasure named go nowhere but into the count.
@@ -180,6 +186,7 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
         is_fresh
     });
     outcome.valid = valid.len();
+    outcome.late = late_events(valid.iter().map(|(e, _)| e.event_date()));
     let counts = outcome.counts(done + 1, last, true);
 
     let events: Vec<SilverEvent> = valid
@@ -445,16 +452,42 @@ fn quarantine_batch(rejected: &[(Rejection, &Row<'_>)]) -> Result<RecordBatch> {
     batch_of(&Table::Quarantine.schema(), &rows)
 }
 
+/// How many of `dates` are before the newest of them.
+fn late_events(dates: impl Iterator<Item = NaiveDate> + Clone) -> usize {
+    let Some(newest) = dates.clone().max() else {
+        return 0;
+    };
+    dates.filter(|d| *d < newest).count()
+}
+
 impl crate::telemetry::Measured for SilverOutcome {
     fn record(&self) {
-        use crate::telemetry::{REASON, count, metric};
+        use crate::telemetry::{REASON, count, count_commits, gauge, metric};
         count(metric::RECORDS_IN, self.input);
         count(metric::RECORDS_OUT, self.valid);
+        count(metric::QUARANTINED, self.quarantined);
         count(metric::DUPLICATES, self.duplicates);
         count(metric::SUPPRESSED, self.suppressed);
-        count(metric::LOST_RACES, self.retries as usize);
+        count(metric::LATE_EVENTS, self.late);
+        let commits = self.silver_version.is_some() as usize + (self.quarantined > 0) as usize;
+        count_commits(commits, self.retries);
+        gauge(metric::COMMITS_BEHIND, self.bronze_behind as f64);
         for (reason, n) in &self.quarantined_by_reason {
-            metrics::counter!(metric::QUARANTINED, REASON => reason.clone()).increment(*n as u64);
+            metrics::counter!(metric::QUARANTINED_BY_REASON, REASON => reason.clone())
+                .increment(*n as u64);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn late_events_are_those_before_the_newest_date() {
+        let day = |d| NaiveDate::from_ymd_opt(2026, 12, d).unwrap();
+        let dates = [day(5), day(3), day(5), day(4), day(5)];
+        assert_eq!(late_events(dates.iter().copied()), 2);
+        assert_eq!(late_events(std::iter::empty()), 0);
     }
 }

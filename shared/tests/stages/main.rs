@@ -5,6 +5,7 @@ mod appends;
 mod catch_up;
 mod compaction;
 mod erasure;
+mod health;
 mod hostile_files;
 mod identities;
 mod input_contract;
