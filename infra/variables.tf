@@ -215,6 +215,24 @@ variable "alarm_topic_arn" {
   default     = null
 }
 
+variable "gold_freshness_alarm_minutes" {
+  description = "Minutes gold's newest event may be old before the freshness alarm fires (no data from gold-transformer or maintenance counts as stale)."
+  type        = number
+  default     = 15
+}
+
+variable "quarantine_rate_alarm_percent" {
+  description = "Percent of silver's records quarantined over 15 minutes that raises the quarantine alarm."
+  type        = number
+  default     = 1
+}
+
+variable "lost_races_alarm_threshold" {
+  description = "Commit races a writer (silver-transformer, gold-transformer) may lose in 15 minutes before its alarm fires."
+  type        = number
+  default     = 20
+}
+
 variable "kafka_offset_lag_threshold" {
   description = "OffsetLag (records behind) that raises the consumer lag alarm."
   type        = number

@@ -241,6 +241,28 @@ fn check_common(state: &[(String, &Value)]) {
         let deleter = f == "maintenance" || f == "forget";
         assert_eq!(deletes, deleter, "{f}: s3:DeleteObject");
     }
+    // The alarms on the functions' own metrics, as the emulator took them.
+    let freshness = attributes(state, "aws_cloudwatch_metric_alarm.math[gold-freshness]");
+    assert_eq!(freshness["threshold"], 900.0, "15 minutes by default");
+    assert_eq!(freshness["treat_missing_data"], "breaching");
+    let queries = freshness["metric_query"].as_array().unwrap();
+    assert_eq!(queries.len(), 3, "{queries:?}");
+    let rate = attributes(
+        state,
+        "aws_cloudwatch_metric_alarm.math[silver-quarantine-rate]",
+    );
+    assert_eq!(rate["threshold"], 1.0);
+    for f in ["silver-transformer", "gold-transformer"] {
+        let races = attributes(
+            state,
+            &format!("aws_cloudwatch_metric_alarm.alarm[{f}-lost-races]"),
+        );
+        assert_eq!(races["namespace"], clickstream::telemetry::NAMESPACE);
+        assert_eq!(
+            races["metric_name"],
+            clickstream::telemetry::metric::LOST_RACES
+        );
+    }
     let bronze = attributes(state, "aws_lambda_function.function[bronze-writer]");
     assert!(
         bronze["reserved_concurrent_executions"].as_i64().unwrap() > 0,

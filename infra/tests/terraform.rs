@@ -383,3 +383,88 @@ fn the_kafka_source_reset_filter_matches_the_error() {
             .starts_with(clickstream::error::KAFKA_SOURCE_RESET)
     );
 }
+
+/// Every object expression inside `expr` (through maps, lists, function calls and `for`s).
+fn objects_in(expr: &Expression) -> Vec<&Expression> {
+    let mut found = Vec::new();
+    let mut stack = vec![expr];
+    while let Some(e) = stack.pop() {
+        match e {
+            Expression::Object(o) => {
+                found.push(e);
+                stack.extend(o.values());
+            }
+            Expression::Array(items) => stack.extend(items),
+            Expression::FuncCall(call) => stack.extend(&call.args),
+            Expression::ForExpr(f) => stack.push(&f.value_expr),
+            Expression::Parenthesis(inner) => stack.push(inner),
+            _ => {}
+        }
+    }
+    found
+}
+
+/// The alarms on the functions' own metrics read metrics the code emits: the namespace and the
+/// Stage dimension are telemetry's, and every metric name is one of `telemetry::metric::ALL`.
+#[test]
+fn alarms_read_metrics_the_functions_emit() {
+    use clickstream::telemetry::{NAMESPACE, STAGE, metric};
+    let blocks = tf();
+    assert_eq!(
+        string(local(&blocks, "emf_namespace")).as_deref(),
+        Some(NAMESPACE)
+    );
+    assert_eq!(string(local(&blocks, "emf_stage")).as_deref(), Some(STAGE));
+
+    let mut read = BTreeSet::new();
+    for alarm in objects_in(local(&blocks, "alarms")) {
+        let namespace = object_get(alarm, "namespace").map(text);
+        if namespace.as_deref() == Some("local.emf_namespace") {
+            let name = string(object_get(alarm, "metric").expect("an alarm's metric"));
+            read.insert(name.expect("a metric name as a literal"));
+        }
+    }
+    let math = local(&blocks, "math_alarms");
+    for alarm in object_keys(math) {
+        let queries = object_get(object_get(math, &alarm).unwrap(), "queries")
+            .unwrap_or_else(|| panic!("{alarm} has no queries"));
+        for id in object_keys(queries) {
+            let query = object_get(queries, &id).unwrap();
+            read.insert(string(object_get(query, "metric").unwrap()).unwrap());
+            let function = string(object_get(query, "function").unwrap()).unwrap();
+            assert!(
+                function_crates().contains(&function),
+                "{alarm}.{id} reads {function}'s metric: no such function"
+            );
+        }
+    }
+    let resource = of_type(&blocks, "resource", "aws_cloudwatch_metric_alarm")
+        .into_iter()
+        .find(|b| labels(b)[1] == "math")
+        .expect("the metric math alarms");
+    let query = nested(resource.body(), "dynamic")
+        .into_iter()
+        .find(|b| labels(b) == ["metric_query"])
+        .expect("the math alarms' metric queries");
+    let content = &nested(query.body(), "content")[0];
+    let metric_block = &nested(content.body(), "metric")[0];
+    assert_eq!(
+        text(attr(metric_block.body(), "namespace").unwrap()),
+        "local.emf_namespace"
+    );
+
+    for name in [
+        metric::FRESHNESS,
+        metric::QUARANTINED,
+        metric::RECORDS_IN,
+        metric::LOST_RACES,
+    ] {
+        assert!(read.contains(name), "no alarm reads {name}: {read:?}");
+    }
+    for name in &read {
+        assert!(
+            metric::ALL.contains(&name.as_str()),
+            "an alarm reads {name}, which no function emits (telemetry::metric::ALL)"
+        );
+    }
+}
