@@ -68,8 +68,9 @@ locals {
       timeout_s            = 600
       reserved_concurrency = 1
       environment          = {}
-      # It recomputes gold/retention_weekly first; the dashboard also reads silver's tables.
-      read_prefixes   = ["gold/", "silver/events/", "silver/quarantine/", "exports/"]
+      # It recomputes gold/retention_weekly first; the dashboard also reads silver's tables, and
+      # bronze's for its pipeline panel (records per day, silver's lag).
+      read_prefixes   = ["gold/", "silver/events/", "silver/quarantine/", "bronze/events/", "exports/"]
       write_prefixes  = ["gold/retention_weekly/", "gold/identities/", "exports/"]
       delete_prefixes = []
     }

@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::summary;
 use crate::{
     DashboardArgs, DemoArgs, ForgetArgs, GenerateArgs, GeneratorArgs, IngestArgs, LakeArgs,
-    MaintainArgs, ReportArgs,
+    MaintainArgs, ReportArgs, StatusArgs,
 };
 
 /// Topic name used in the Kafka batches of the demo.
@@ -347,6 +347,59 @@ pub async fn maintain(args: MaintainArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Gold is staler than `status --max-lag` allows (exit status 2).
+#[derive(Debug, thiserror::Error)]
+#[error("gold is stale: {line}; --max-lag is {max_lag}")]
+pub struct Stale {
+    line: String,
+    max_lag: String,
+}
+
+/// `clickstream status`: the lake's health, and the metrics in the local stack's logs.
+pub async fn status(args: StatusArgs) -> Result<()> {
+    let lake = open_lake(&args.lake.lake)?;
+    let health = clickstream::health::read(&lake, chrono::Utc::now(), args.days).await?;
+    let emitted = match &args.logs {
+        Some(dir) => Some(emitted_in(dir)?),
+        None => None,
+    };
+    if args.json {
+        let value = serde_json::json!({ "health": health, "emitted": emitted });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        print!(
+            "{}",
+            clickstream_report::health::render_status(&health, emitted.as_ref())
+        );
+    }
+    match args.max_lag {
+        Some(max_lag) if health.is_stale(max_lag) => Err(Stale {
+            line: clickstream_report::health::freshness_line(&health),
+            max_lag: humantime::format_duration(max_lag).to_string(),
+        }
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+/// The EMF metrics in every `*.log` file of `dir`, by stage.
+fn emitted_in(
+    dir: &std::path::Path,
+) -> Result<std::collections::BTreeMap<String, clickstream::telemetry::emf::Sums>> {
+    let mut stages = std::collections::BTreeMap::new();
+    let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_some_and(|x| x == "log") {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            stages.extend(clickstream::telemetry::emf::read(&text));
+        }
+    }
+    stages.remove("");
+    Ok(stages)
 }
 
 pub async fn forget(args: ForgetArgs) -> Result<()> {

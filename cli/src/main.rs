@@ -46,6 +46,10 @@ enum Command {
     Serve(ServeArgs),
     /// Compact, checkpoint and vacuum every table (what the maintenance function does).
     Maintain(MaintainArgs),
+    /// The pipeline's health: gold's freshness, each stage's lag, and per day the records each
+    /// stage took, quarantined (with the reasons), dropped as duplicates and late. Exits 2 when
+    /// gold is staler than --max-lag.
+    Status(StatusArgs),
     /// Erase a person (a user_id or an anonymous_id, with every anonymous id stitched to them)
     /// from every table and export, and suppress their records from now on.
     Forget(ForgetArgs),
@@ -279,6 +283,26 @@ struct MaintainArgs {
 }
 
 #[derive(Args, Debug)]
+struct StatusArgs {
+    /// Days of per-day counts to show.
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..))]
+    days: u32,
+    /// Exit with status 2 when gold's newest event is older than this (e.g. 15m, 2h), or gold
+    /// holds none: for cron and CI.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    max_lag: Option<std::time::Duration>,
+    /// The local stack's logs (e.g. .stack/logs): also show the metrics the functions emitted
+    /// there (CloudWatch's Embedded Metric Format lines).
+    #[arg(long)]
+    logs: Option<PathBuf>,
+    /// Print the health as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    lake: LakeArgs,
+}
+
+#[derive(Args, Debug)]
 struct ForgetArgs {
     /// The user_id or anonymous_id to erase (omit with --list).
     #[arg(required_unless_present = "list")]
@@ -445,6 +469,7 @@ async fn main() -> std::process::ExitCode {
         Command::Serve(args) => commands::serve(args).await,
         Command::Maintain(args) => commands::maintain(args).await,
         Command::Forget(args) => commands::forget(args).await,
+        Command::Status(args) => commands::status(args).await,
         Command::Bench(BenchCommand::TableOpen { commits }) => bench::table_open(commits).await,
         Command::Bench(BenchCommand::Freshness(args)) => commands::freshness(args).await,
         Command::Bench(BenchCommand::Pipeline {
@@ -495,6 +520,10 @@ async fn main() -> std::process::ExitCode {
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<commands::Stale>().is_some() => {
+            eprintln!("{e}");
+            std::process::ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("error: {}", error_report(&e));
             std::process::ExitCode::FAILURE

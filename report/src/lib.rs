@@ -1,9 +1,11 @@
-//! What people look at: the HTML dashboard and the terminal report, both read from gold. The
+//! What people look at: the HTML dashboard and the terminal report, both read from gold, and the
+//! pipeline's health (`clickstream status`, the dashboard's pipeline panel). The
 //! exporter function and the CLI link it; no other function does.
 
 #![deny(missing_docs)]
 
 pub mod dashboard;
+pub mod health;
 
 use clickstream::Result;
 use clickstream::export::ExportOutcome;
@@ -19,6 +21,14 @@ pub async fn exporter(lake: &Lake) -> Result<ExportOutcome> {
         .files
         .push(write_dashboard(lake, Default::default()).await?);
     Ok(outcome)
+}
+
+/// Text made safe inside HTML elements and attribute values.
+pub(crate) fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Renders `exports/dashboard.html` from gold within `range`; returns its key.

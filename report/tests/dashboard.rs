@@ -238,6 +238,28 @@ async fn figures_equal_gold_with_a_gap_of_missing_days() {
     );
     assert!(html.contains("<span data-count=\"duplicates\">1</span>"));
     assert!(html.contains("data-quarantined=\"not_json\""));
+    // The pipeline panel: one ingest day (today), its counts from the tables.
+    let health: Vec<&clickstream::health::Day> = data.health.days.iter().collect();
+    assert_eq!(health.len(), 1, "{health:?}");
+    let today = health[0];
+    assert_eq!(today.date, data.generated_at.date_naive());
+    assert_eq!(
+        (today.silver, today.duplicates, today.quarantined_total()),
+        (8, 1, data.quarantined.values().sum::<i64>() as u64)
+    );
+    assert_eq!(
+        today.bronze,
+        today.silver + today.duplicates + today.quarantined_total()
+    );
+    assert!(html.contains(&format!(
+        "<tr data-health-day=\"{}\"><td>{}</td><td data-count=\"bronze\">{}</td>",
+        today.date, today.date, today.bronze
+    )));
+    let newest = data.health.freshness.newest_event_time.unwrap();
+    assert_eq!(
+        Some(newest.timestamp_millis()),
+        data.latest_event_time.map(|t| t.timestamp_millis())
+    );
     // The report shows the same headline.
     let report = render_report(&data, None);
     assert!(report.contains(&format!("Clickstream report for {headline_date}")));

@@ -211,6 +211,36 @@ async fn demo_reconciles_and_gold_matches_sql_from_scratch() {
         assert_eq!(csv.lines().count() as i64, rows + 1, "{table}.csv rows");
         assert!(lake_dir.join(format!("exports/{table}.parquet")).exists());
     }
+
+    // `status` shows the same counts, read back from the tables; the demo's events end before
+    // today, so gold is older than a minute (exit status 2) and younger than 30 days.
+    let lake_arg = lake_dir.to_str().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_clickstream"))
+        .args(["status", "--json", "--max-lag", "1m", "--lake", lake_arg])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("gold is stale"));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let days = status["health"]["days"].as_array().unwrap();
+    let sum = |key: &str| days.iter().map(|d| d[key].as_i64().unwrap()).sum::<i64>();
+    assert_eq!(sum("bronze"), 5_000);
+    assert_eq!(sum("silver"), valid);
+    assert_eq!(sum("duplicates"), dups);
+    let quarantined_by_reason: i64 = days
+        .iter()
+        .flat_map(|d| d["quarantined"].as_object().unwrap().values())
+        .map(|n| n.as_i64().unwrap())
+        .sum();
+    assert_eq!(quarantined_by_reason, quarantined);
+    let (ok, text, stderr) = clickstream(&["status", "--max-lag", "30d", "--lake", lake_arg]);
+    assert!(ok, "{stderr}");
+    assert!(text.contains("newest event in gold"), "{text}");
 }
 
 #[test]

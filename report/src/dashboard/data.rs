@@ -139,6 +139,8 @@ pub struct DashboardData {
     pub stitched_anonymous_ids: i64,
     /// The signed-in users those anonymous ids are stitched to.
     pub stitched_users: i64,
+    /// The pipeline's health: gold's freshness and the last [`HEALTH_DAYS`] days per stage.
+    pub health: clickstream::health::Health,
     /// Weekly retention cohorts (gold/retention_weekly, all of history), oldest cohort first.
     pub retention: Vec<Cohort>,
 }
@@ -181,8 +183,12 @@ pub async fn load(lake: &Lake, range: DateRange) -> Result<DashboardData> {
     load_reconciliation(lake, &mut data).await?;
     load_identities(lake, &mut data).await?;
     data.retention = load_retention(lake).await?;
+    data.health = clickstream::health::read(lake, data.generated_at, HEALTH_DAYS).await?;
     Ok(data)
 }
+
+/// Days the pipeline panel shows.
+pub const HEALTH_DAYS: u32 = 14;
 
 async fn read(
     lake: &Lake,

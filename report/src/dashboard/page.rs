@@ -14,13 +14,7 @@ const SCRIPT: &str = include_str!("../../assets/dashboard.js");
 const CHART_JS: &str = include_str!("../../vendor/chart.js/chart.umd.min.js");
 const CHART_JS_VERSION: &str = include_str!("../../vendor/chart.js/VERSION");
 
-/// Text made safe inside HTML elements and attribute values.
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+use crate::escape;
 
 /// The headline of the latest complete day, compared with the day before, and the day in
 /// progress apart.
@@ -109,6 +103,7 @@ pub fn render_html(data: &DashboardData) -> String {
         &[
             ("style", STYLE),
             ("headline", &headline(data)),
+            ("health", &crate::health::render_panel(&data.health)),
             ("footer", &footer(data)),
             ("chart_js", CHART_JS),
             ("script", SCRIPT),
