@@ -35,13 +35,20 @@ for part in ("master", "volume", "filer"):
 while not free((port := random.randint(20000, 45000),)):
     pass
 args.append(f"-s3.port.grpc={port}")
+taken.add(port)
+while not free((port := random.randint(20000, 45000),)):
+    pass
+args.append(f"-metricsPort={port}")
 print(" ".join(args))
 PY
 }
 
-# start_seaweedfs: starts the store with the lake bucket, and returns once it takes writes.
+# start_seaweedfs: starts the store with the lake bucket, and returns once it takes writes. Its
+# Prometheus metrics (requests by type: what `clickstream bench cost` counts) are served at
+# S3_METRICS_URL.
 start_seaweedfs() {
   read -r -a weed_ports <<<"$(weed_ports)"
+  S3_METRICS_URL="http://127.0.0.1:${weed_ports[-1]#-metricsPort=}/metrics"
   # SeaweedFS as one process: master, volume server, filer and S3 gateway (`weed server`). Not
   # `weed mini`: it holds 1% of the disk back from writes and has no flag to change that, so on a
   # 250 GB disk with 2.5 GiB free its volume server took no writes and every PUT hung (CI,

@@ -173,6 +173,26 @@ fn print_latencies(
 /// Produces to a running local stack at a fixed rate and measures, per event, the time from
 /// produce to visible in gold (gold computed over a silver version that holds it).
 pub async fn freshness(lake: &Lake, config: FreshnessConfig) -> Result<()> {
+    let (produced, latencies_ms) = through_gold(lake, &config).await?;
+    let events = (config.rate * config.duration.as_secs_f64()).round() as usize;
+    print_latencies(&produced, &latencies_ms, events, config.drain);
+    if latencies_ms.len() < events {
+        anyhow::bail!(
+            "{} events did not reach gold: the stack did not keep up at {} events/s",
+            events - latencies_ms.len(),
+            config.rate
+        );
+    }
+    Ok(())
+}
+
+/// Produces `config.rate` events/s for `config.duration` to a running local stack, and waits
+/// until every one is visible in gold or `config.drain` has passed since producing stopped: what
+/// was produced, and each event's produce-to-gold latency in ms, sorted.
+pub async fn through_gold(
+    lake: &Lake,
+    config: &FreshnessConfig,
+) -> Result<(crate::kafka::Produced, Vec<i64>)> {
     use clickstream::gold::processed_silver_version;
 
     let events = (config.rate * config.duration.as_secs_f64()).round() as usize;
@@ -223,13 +243,5 @@ pub async fn freshness(lake: &Lake, config: FreshnessConfig) -> Result<()> {
     bar.finish_and_clear();
     let produced = produced.ok_or_else(|| anyhow::anyhow!("the producer did not finish"))?;
     latencies_ms.sort_unstable();
-    print_latencies(&produced, &latencies_ms, events, config.drain);
-    if latencies_ms.len() < events {
-        anyhow::bail!(
-            "{} events did not reach gold: the stack did not keep up at {} events/s",
-            events - latencies_ms.len(),
-            config.rate
-        );
-    }
-    Ok(())
+    Ok((produced, latencies_ms))
 }

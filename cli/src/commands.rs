@@ -511,8 +511,25 @@ pub async fn dashboard(args: DashboardArgs) -> Result<()> {
     Ok(())
 }
 
+/// The Stage of the metrics the bridge emits (its own store traffic, which AWS would not bill:
+/// `bench cost` takes it out of the store's counts).
+pub const BRIDGE_STAGE: &str = "bridge";
+
 pub async fn bridge(args: crate::BridgeArgs) -> Result<()> {
     let lake = open_lake(&args.lake.lake)?;
+    // Its requests to the lake, as EMF lines in its log every second.
+    match clickstream::telemetry::emf::install(BRIDGE_STAGE) {
+        Ok(()) => {
+            tokio::spawn(async {
+                let mut every = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    every.tick().await;
+                    clickstream::telemetry::emf::flush(std::io::stdout().lock());
+                }
+            });
+        }
+        Err(e) => tracing::warn!("the bridge's metrics are not emitted: {e}"),
+    }
     let config = crate::bridge::BridgeConfig {
         wiring: crate::wiring::Wiring::from_state_file(&args.wiring)?,
         brokers: args.brokers,
@@ -537,6 +554,24 @@ pub async fn freshness(args: crate::FreshnessArgs) -> Result<()> {
         drain: Duration::from_secs_f64(args.drain),
     };
     crate::bench::freshness(&lake, config).await
+}
+
+pub async fn cost(args: crate::CostArgs) -> Result<()> {
+    let lake = open_lake(&args.lake.lake)?;
+    let config = crate::bench_cost::CostConfig {
+        workload: crate::bench::FreshnessConfig {
+            brokers: args.brokers,
+            topic: args.topic,
+            rate: args.rate,
+            duration: Duration::from_secs_f64(args.events as f64 / args.rate),
+            drain: Duration::from_secs_f64(args.drain),
+        },
+        logs: args.logs,
+        store_metrics: args.store_metrics,
+        wiring: args.wiring,
+        lambda_endpoint: args.lambda_endpoint,
+    };
+    crate::bench_cost::cost(&lake, config).await
 }
 
 pub async fn serve(args: crate::ServeArgs) -> Result<()> {

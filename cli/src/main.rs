@@ -1,6 +1,7 @@
 //! `clickstream`: generate events, run the pipeline embedded on a local lake, ingest files, export.
 
 mod bench;
+mod bench_cost;
 mod bench_landed;
 mod bench_stages;
 mod bridge;
@@ -127,6 +128,9 @@ enum BenchCommand {
     },
     /// Latency from produce to visible in gold on a running local stack (localstack/up).
     Freshness(FreshnessArgs),
+    /// Dollars per million events on AWS, measured on a running local stack (localstack/up):
+    /// Lambda invocations and billed GB-seconds, and S3 requests by type.
+    Cost(CostArgs),
     /// One corpus through the streaming shape, one landed file and DuckDB, side by side.
     Pipeline {
         /// Events in the corpus.
@@ -210,6 +214,43 @@ struct FreshnessArgs {
     /// Seconds to wait after producing for the last events to reach gold.
     #[arg(long, default_value_t = 120.0)]
     drain: f64,
+    /// Kafka bootstrap servers.
+    #[arg(long, env = ENV_KAFKA_BROKERS, default_value = "127.0.0.1:9092")]
+    brokers: String,
+    /// Topic the bridge consumes.
+    #[arg(long, env = ENV_KAFKA_TOPIC, default_value = settings::DEFAULT_TOPIC)]
+    topic: String,
+    #[command(flatten)]
+    lake: LakeArgs,
+}
+
+#[derive(Args, Debug)]
+struct CostArgs {
+    /// Events per second to produce.
+    #[arg(long, default_value_t = 1000.0)]
+    rate: f64,
+    /// Events to produce (at --rate; the cost is given per million).
+    #[arg(long, default_value_t = 100_000)]
+    events: usize,
+    /// Seconds to wait after producing for the last events to reach gold.
+    #[arg(long, default_value_t = 180.0)]
+    drain: f64,
+    /// The stack's logs, where the functions write their metrics.
+    #[arg(long, default_value = ".stack/logs")]
+    logs: PathBuf,
+    /// The S3 store's Prometheus metrics (localstack/up writes it to .stack/env).
+    #[arg(long, env = "S3_METRICS_URL")]
+    store_metrics: String,
+    /// The deployment's Terraform state: memory per function, schedules, Kafka batching.
+    #[arg(
+        long,
+        env = "DEPLOYMENT_STATE",
+        default_value = ".stack/deploy/terraform.tfstate"
+    )]
+    wiring: PathBuf,
+    /// The stack's Lambda Invoke API.
+    #[arg(long, env = "LAMBDA_ENDPOINT", default_value = "http://127.0.0.1:9000")]
+    lambda_endpoint: String,
     /// Kafka bootstrap servers.
     #[arg(long, env = ENV_KAFKA_BROKERS, default_value = "127.0.0.1:9092")]
     brokers: String,
@@ -472,6 +513,7 @@ async fn main() -> std::process::ExitCode {
         Command::Status(args) => commands::status(args).await,
         Command::Bench(BenchCommand::TableOpen { commits }) => bench::table_open(commits).await,
         Command::Bench(BenchCommand::Freshness(args)) => commands::freshness(args).await,
+        Command::Bench(BenchCommand::Cost(args)) => commands::cost(args).await,
         Command::Bench(BenchCommand::Pipeline {
             events,
             batch_size,

@@ -68,6 +68,8 @@ pub struct Wiring {
     pub schedules: Vec<Schedule>,
     /// Per function; a function without an entry gets AWS's default (two retries, no queue).
     pub async_retries: BTreeMap<String, AsyncRetries>,
+    /// Each function's memory in MB (what Lambda bills duration by).
+    pub memory_mb: BTreeMap<String, u64>,
 }
 
 impl Wiring {
@@ -99,6 +101,7 @@ impl Wiring {
             kafka: deployed.kafka()?,
             schedules: deployed.schedules()?,
             async_retries: deployed.async_retries()?,
+            memory_mb: deployed.memory_mb()?,
         })
     }
 
@@ -278,6 +281,18 @@ impl<'a> Deployed<'a> {
             });
         }
         Ok(schedules)
+    }
+
+    /// Each function's memory in MB.
+    fn memory_mb(&self) -> Result<BTreeMap<String, u64>> {
+        let mut memory = BTreeMap::new();
+        for f in self.instances("aws_lambda_function") {
+            memory.insert(
+                self.function(&f["function_name"])?,
+                number(&f["memory_size"], "memory_size")?,
+            );
+        }
+        Ok(memory)
     }
 
     /// How each function's failed asynchronous invocations are retried.

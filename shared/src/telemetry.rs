@@ -140,11 +140,46 @@ pub fn freshness_seconds(newest_event_us: i64, now: chrono::DateTime<chrono::Utc
     (now.timestamp_micros() - newest_event_us) as f64 / 1e6
 }
 
-/// Metrics read back from Embedded Metric Format documents (the JSON lines of a function's log
-/// that hold an `_aws` directive): what `clickstream status` and `bench cost` show of a local
-/// stack, and what its tests reconcile.
+/// CloudWatch's Embedded Metric Format: the process's recorder, which writes the metrics recorded
+/// since the last flush as JSON lines (CloudWatch Logs turns them into metrics), and the reading
+/// back of those lines: what `clickstream status` and `bench cost` show of a local stack, and
+/// what its tests reconcile.
 pub mod emf {
     use std::collections::BTreeMap;
+
+    /// The process's metrics collector (see [`install`]).
+    static COLLECTOR: std::sync::OnceLock<&'static metrics_cloudwatch_embedded::Collector> =
+        std::sync::OnceLock::new();
+
+    /// Installs the process's metrics recorder: EMF, in the namespace [`super::NAMESPACE`],
+    /// every metric with the dimension [`super::STAGE`] = `stage` (a function's name). Once per
+    /// process; a second call fails.
+    pub fn install(stage: &str) -> Result<(), String> {
+        use super::{NAMESPACE, STAGE, metric};
+        let collector = metrics_cloudwatch_embedded::Builder::new()
+            .cloudwatch_namespace(NAMESPACE)
+            .with_dimension(STAGE, stage.to_string())
+            .init()
+            .map_err(|e| e.to_string())?;
+        let duration = metric::HANDLER_DURATION;
+        metrics::describe_histogram!(duration, metrics::Unit::Milliseconds, "handler duration");
+        metrics::describe_gauge!(metric::FRESHNESS, metrics::Unit::Seconds, "gold freshness");
+        metrics::describe_counter!(metric::BYTES_READ, metrics::Unit::Bytes, "bytes read");
+        metrics::describe_counter!(metric::BYTES_WRITTEN, metrics::Unit::Bytes, "bytes written");
+        COLLECTOR
+            .set(collector)
+            .map_err(|_| "already installed".to_string())
+    }
+
+    /// Writes the metrics recorded since the last call as EMF documents (one JSON line per set
+    /// of dimensions) to `writer`. Nothing without [`install`].
+    pub fn flush(writer: impl std::io::Write) {
+        if let Some(collector) = COLLECTOR.get()
+            && let Err(e) = collector.flush(writer)
+        {
+            tracing::warn!("metrics not written: {e}");
+        }
+    }
 
     /// One metric's values over many documents.
     #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]

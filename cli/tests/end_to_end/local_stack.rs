@@ -113,30 +113,61 @@ async fn events_through_kafka_and_s3_reach_gold_exactly_once() {
     )
     .await;
 
-    // The silver-transformer's metrics (EMF lines in its log) reconcile over the whole run:
-    // every bronze row in, each out, quarantined, a duplicate or suppressed.
+    // The silver-transformer's metrics (EMF lines in its log, as `clickstream status --logs`
+    // shows them) reconcile over the whole run: every bronze row in, each out, quarantined, a
+    // duplicate or suppressed.
     let bronze_rows = count(&lake, Table::Bronze).await as f64;
-    let silver_log = stack.dir.path().join("logs/silver-transformer.log");
+    let logs = stack.dir.path().join("logs");
+    let status = || -> serde_json::Value {
+        let out = stack.clickstream_output(&["status", "--json", "--logs", logs.to_str().unwrap()]);
+        serde_json::from_str(&out).unwrap()
+    };
+    let silver_sum = |status: &serde_json::Value, name: &str| {
+        status["emitted"]["silver-transformer"][name]["sum"]
+            .as_f64()
+            .unwrap_or(0.0)
+    };
     wait_for(
         "silver's emitted metrics to take in every bronze row",
         Duration::from_secs(60),
-        async || emitted(&silver_log).get(metric::RECORDS_IN) == Some(&bronze_rows),
+        async || silver_sum(&status(), metric::RECORDS_IN) == bronze_rows,
     )
     .await;
-    let sums = emitted(&silver_log);
-    let sum = |name: &str| sums.get(name).copied().unwrap_or(0.0);
+    let shown = status();
+    let sum = |name: &str| silver_sum(&shown, name);
     assert_eq!(
         sum(metric::RECORDS_IN),
         sum(metric::RECORDS_OUT)
             + sum(metric::QUARANTINED)
             + sum(metric::DUPLICATES)
             + sum(metric::SUPPRESSED),
-        "{sums:?}"
+        "{shown}"
+    );
+    assert_eq!(
+        sum(metric::QUARANTINED),
+        sum(metric::QUARANTINED_BY_REASON),
+        "{shown}"
     );
     assert!(
         sum(metric::QUARANTINED) > 0.0 && sum(metric::DUPLICATES) > 0.0,
-        "{sums:?}"
+        "{shown}"
     );
+    // The store traffic of every function is metered, and gold reports its freshness.
+    for f in ["bronze-writer", "silver-transformer", "gold-transformer"] {
+        let requests = &shown["emitted"][f][metric::STORE_REQUESTS]["sum"];
+        assert!(requests.as_f64().unwrap_or(0.0) > 0.0, "{f}: {shown}");
+    }
+    assert!(
+        shown["emitted"]["gold-transformer"][metric::FRESHNESS]["samples"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{shown}"
+    );
+    // The tables' side of the same: every bronze row, in silver, quarantined or a duplicate.
+    let days = shown["health"]["days"].as_array().unwrap();
+    let day_sum = |key: &str| days.iter().map(|d| d[key].as_f64().unwrap()).sum::<f64>();
+    assert_eq!(day_sum("bronze"), bronze_rows, "{shown}");
 
     // The scheduled export: a DuckDB file whose sessions are gold's.
     let store = lake.store().unwrap();
@@ -360,24 +391,4 @@ fn assert_nothing_of_the_caller_written(dir: &std::path::Path, callers: &[(&str,
         }
     }
     assert!(checked > 10, "only {checked} files checked");
-}
-
-/// The sums of the counters a function emitted in CloudWatch's Embedded Metric Format (the JSON
-/// lines of its log holding an `_aws` directive), by metric name, over every dimension.
-fn emitted(log: &std::path::Path) -> std::collections::BTreeMap<String, f64> {
-    let mut sums = std::collections::BTreeMap::new();
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    for line in text.lines().filter(|l| l.contains("\"_aws\"")) {
-        let Ok(document) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        let metrics = &document["_aws"]["CloudWatchMetrics"][0]["Metrics"];
-        for m in metrics.as_array().into_iter().flatten() {
-            let name = m["Name"].as_str().unwrap_or_default();
-            if let Some(value) = document[name].as_f64() {
-                *sums.entry(name.to_string()).or_default() += value;
-            }
-        }
-    }
-    sums
 }

@@ -196,6 +196,11 @@ impl Stack {
     }
 
     pub fn clickstream(&self, args: &[&str]) {
+        self.clickstream_output(args);
+    }
+
+    /// Runs `clickstream` with the stack's settings; its standard output. It must succeed.
+    pub fn clickstream_output(&self, args: &[&str]) -> String {
         let out = Command::new(env!("CARGO_BIN_EXE_clickstream"))
             .args(args)
             .envs(self.env())
@@ -206,6 +211,7 @@ impl Stack {
             "clickstream {args:?} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     fn bridge_pid_file(&self) -> PathBuf {

@@ -30,35 +30,16 @@ pub fn init() {
     }
 }
 
-/// The process's metrics collector (see [`emf_init`]).
-static COLLECTOR: std::sync::OnceLock<&'static metrics_cloudwatch_embedded::Collector> =
-    std::sync::OnceLock::new();
-
-/// Installs the process's metrics recorder: CloudWatch's Embedded Metric Format, in the
-/// namespace [`clickstream::telemetry::NAMESPACE`], every metric with the dimension
-/// [`clickstream::telemetry::STAGE`] = `function`. Once per process; a second call fails.
+/// Installs the process's metrics recorder ([`clickstream::telemetry::emf::install`]): every
+/// metric with the dimension Stage = `function`. Once per process; a second call fails.
 pub fn emf_init(function: &str) -> Result<(), String> {
-    use clickstream::telemetry::{NAMESPACE, STAGE};
-    let collector = metrics_cloudwatch_embedded::Builder::new()
-        .cloudwatch_namespace(NAMESPACE)
-        .with_dimension(STAGE, function.to_string())
-        .init()
-        .map_err(|e| e.to_string())?;
-    let duration = clickstream::telemetry::metric::HANDLER_DURATION;
-    metrics::describe_histogram!(duration, metrics::Unit::Milliseconds, "handler duration");
-    COLLECTOR
-        .set(collector)
-        .map_err(|_| "already installed".to_string())
+    clickstream::telemetry::emf::install(function)
 }
 
 /// Writes the metrics recorded since the last call as one EMF document (a JSON line) to
 /// `writer`: CloudWatch Logs turns it into metrics. Nothing without [`emf_init`].
 pub fn emf_flush(writer: impl std::io::Write) {
-    if let Some(collector) = COLLECTOR.get()
-        && let Err(e) = collector.flush(writer)
-    {
-        tracing::warn!("metrics not written: {e}");
-    }
+    clickstream::telemetry::emf::flush(writer)
 }
 
 /// Records what one invocation did: its outcome's counts, its duration, and a failure.
