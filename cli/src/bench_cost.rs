@@ -288,11 +288,19 @@ pub async fn cost(lake: &Lake, config: CostConfig) -> Result<()> {
         );
     }
 
+    if bills.is_empty() {
+        bail!(
+            "no function invocation in the logs of {}: are they the running stack's?",
+            config.logs.display()
+        );
+    }
     println!(
-        "  produced     {} acknowledged in {:.1}s; all in gold, p50 {:.1}s after produce",
+        "  produced     {} acknowledged in {:.1}s; all in gold, p50 {:.1}s and p95 {:.1}s after \
+         produce",
         produced.acknowledged,
         produced.elapsed.as_secs_f64(),
-        latencies[latencies.len() / 2] as f64 / 1e3
+        latencies[latencies.len() / 2] as f64 / 1e3,
+        latencies[latencies.len() * 95 / 100] as f64 / 1e3
     );
     println!(
         "\n{:<20} {:>11} {:>10} {:>8} {:>8} {:>8} {:>12} {:>10} {:>10}  basis",

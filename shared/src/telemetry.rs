@@ -184,7 +184,8 @@ pub mod emf {
     /// One metric's values over many documents.
     #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
     pub struct Summary {
-        /// Documents that held it.
+        /// Values: one per document of a counter or gauge, one per recording of a histogram
+        /// (for [`super::metric::HANDLER_DURATION`], the invocations).
         pub samples: u64,
         /// Sum of its values.
         pub sum: f64,
@@ -210,7 +211,14 @@ pub mod emf {
             let metrics = &document["_aws"]["CloudWatchMetrics"][0]["Metrics"];
             for m in metrics.as_array().into_iter().flatten() {
                 let name = m["Name"].as_str().unwrap_or_default();
-                if let Some(value) = document[name].as_f64() {
+                // A counter or gauge is one value; a histogram, the list of values recorded.
+                let values: Vec<f64> = match &document[name] {
+                    serde_json::Value::Array(values) => {
+                        values.iter().filter_map(|v| v.as_f64()).collect()
+                    }
+                    value => value.as_f64().into_iter().collect(),
+                };
+                for value in values {
                     let s = sums.entry(name.to_string()).or_default();
                     s.samples += 1;
                     s.sum += value;
@@ -224,5 +232,50 @@ pub mod emf {
             }
         }
         stages
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_lines_are_summed_per_stage_counters_and_histograms_alike() {
+        let line = |stage: &str, name: &str, value: serde_json::Value| {
+            serde_json::json!({
+                "_aws": {"Timestamp": 1, "CloudWatchMetrics": [{"Namespace": NAMESPACE,
+                    "Dimensions": [[STAGE]], "Metrics": [{"Name": name}]}]},
+                STAGE: stage,
+                name: value,
+            })
+            .to_string()
+        };
+        let log = [
+            line("silver", metric::RECORDS_IN, 10.into()),
+            "a log line, not a document".to_string(),
+            line("silver", metric::RECORDS_IN, 5.into()),
+            line(
+                "silver",
+                metric::HANDLER_DURATION,
+                serde_json::json!([40.0, 2.0]),
+            ),
+            line("gold", metric::FRESHNESS, 30.0.into()),
+        ]
+        .join("\n");
+        let stages = emf::read(&log);
+        let silver = &stages["silver"];
+        assert_eq!(
+            (
+                silver[metric::RECORDS_IN].sum,
+                silver[metric::RECORDS_IN].samples
+            ),
+            (15.0, 2)
+        );
+        let duration = silver[metric::HANDLER_DURATION];
+        assert_eq!(
+            (duration.sum, duration.samples, duration.max),
+            (42.0, 2, 40.0)
+        );
+        assert_eq!(stages["gold"][metric::FRESHNESS].last, 30.0);
     }
 }
