@@ -168,9 +168,9 @@ variable "kafka_batch_size" {
 }
 
 variable "kafka_batching_window_seconds" {
-  description = "How long the event source mapping gathers records before invoking (0-300)."
+  description = "How long the event source mapping gathers records before invoking (0-300). 5: every invocation costs each stage a fixed set of S3 requests, so at 1,000 events/s a 1 s window costs about $0.29 per million events and 5 s about $0.09 (README, clickstream bench cost), for about 2.5 s more produce-to-gold latency."
   type        = number
-  default     = 1
+  default     = 5
 }
 
 variable "kafka_starting_position" {

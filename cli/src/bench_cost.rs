@@ -1,8 +1,10 @@
 //! `clickstream bench cost`: what a million events cost on AWS, measured on a running local stack
-//! (localstack/up) as deployed: the Lambda invocations and billed duration x memory of every
-//! function (from the EMF lines in their logs, the memory from the deployment), and the S3
-//! requests by type from the S3 store's own counters (SeaweedFS's Prometheus metrics), priced at
-//! AWS's published arm64 Lambda and S3 Standard list prices.
+//! (localstack/up) as deployed. Lambda: every function's invocations and billed duration (the
+//! HandlerDuration in the EMF lines of its log) x its memory (from the deployment). S3: the
+//! requests by type each function's metered client counted, checked against the S3 store's own
+//! counters (SeaweedFS's Prometheus metrics) less the bridge's and this process's requests. Priced
+//! at AWS's published arm64 Lambda and S3 Standard list prices; a scheduled function (exporter,
+//! maintenance) is run once and priced per run at its schedule's rate.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,8 +16,7 @@ use clickstream::telemetry::emf::{self, Sums};
 use clickstream::telemetry::{REQUEST, metric};
 
 use crate::bench::FreshnessConfig;
-use crate::bridge::Invoker;
-use crate::commands::BRIDGE_STAGE;
+use crate::bridge::{BRIDGE_STAGE, Invoker};
 use crate::wiring::Wiring;
 
 /// When the prices below were read (aws.amazon.com/lambda/pricing, aws.amazon.com/s3/pricing;
@@ -103,16 +104,7 @@ async fn store_requests(url: &str, bucket: &str) -> Result<Requests> {
 
 /// The EMF sums in every log of `dir`, by stage.
 fn emitted(dir: &std::path::Path) -> Result<BTreeMap<String, Sums>> {
-    let mut stages = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|x| x == "log") {
-            let text = std::fs::read_to_string(&path)?;
-            stages.extend(emf::read(&text));
-        }
-    }
-    stages.remove("");
-    Ok(stages)
+    emf::read_logs(dir).with_context(|| format!("reading the logs in {}", dir.display()))
 }
 
 /// `after - before` of one metric's sum, and of its samples.

@@ -58,6 +58,10 @@ pub struct BridgeConfig {
     pub dead_letters: PathBuf,
 }
 
+/// The Stage of the metrics the bridge emits (its own store traffic, which AWS would not bill:
+/// `bench cost` takes it out of the store's counts).
+pub const BRIDGE_STAGE: &str = "bridge";
+
 /// Calls functions through the Lambda Invoke API (`POST /2015-03-31/functions/NAME/invocations`).
 #[derive(Clone)]
 pub struct Invoker {

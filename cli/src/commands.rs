@@ -362,7 +362,10 @@ pub async fn status(args: StatusArgs) -> Result<()> {
     let lake = open_lake(&args.lake.lake)?;
     let health = clickstream::health::read(&lake, chrono::Utc::now(), args.days).await?;
     let emitted = match &args.logs {
-        Some(dir) => Some(emitted_in(dir)?),
+        Some(dir) => Some(
+            clickstream::telemetry::emf::read_logs(dir)
+                .with_context(|| format!("reading the logs in {}", dir.display()))?,
+        ),
         None => None,
     };
     if args.json {
@@ -382,24 +385,6 @@ pub async fn status(args: StatusArgs) -> Result<()> {
         .into()),
         _ => Ok(()),
     }
-}
-
-/// The EMF metrics in every `*.log` file of `dir`, by stage.
-fn emitted_in(
-    dir: &std::path::Path,
-) -> Result<std::collections::BTreeMap<String, clickstream::telemetry::emf::Sums>> {
-    let mut stages = std::collections::BTreeMap::new();
-    let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
-    for entry in entries {
-        let path = entry?.path();
-        if path.extension().is_some_and(|x| x == "log") {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            stages.extend(clickstream::telemetry::emf::read(&text));
-        }
-    }
-    stages.remove("");
-    Ok(stages)
 }
 
 pub async fn forget(args: ForgetArgs) -> Result<()> {
@@ -511,14 +496,10 @@ pub async fn dashboard(args: DashboardArgs) -> Result<()> {
     Ok(())
 }
 
-/// The Stage of the metrics the bridge emits (its own store traffic, which AWS would not bill:
-/// `bench cost` takes it out of the store's counts).
-pub const BRIDGE_STAGE: &str = "bridge";
-
 pub async fn bridge(args: crate::BridgeArgs) -> Result<()> {
     let lake = open_lake(&args.lake.lake)?;
     // Its requests to the lake, as EMF lines in its log every second.
-    match clickstream::telemetry::emf::install(BRIDGE_STAGE) {
+    match clickstream::telemetry::emf::install(crate::bridge::BRIDGE_STAGE) {
         Ok(()) => {
             tokio::spawn(async {
                 let mut every = tokio::time::interval(Duration::from_secs(1));

@@ -499,7 +499,7 @@ async fn main() -> std::process::ExitCode {
         Command::Local(_) | Command::Forget(_) => "info",
         _ => "warn",
     };
-    clickstream::telemetry::init(level);
+    clickstream::telemetry::init(level, clickstream::telemetry::LogFormat::Text);
     let result = match cli.command {
         Command::Demo(args) => commands::demo(args).await,
         Command::Generate(args) => commands::generate(args).await,

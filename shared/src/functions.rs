@@ -133,6 +133,37 @@ pub async fn exporter(lake: &Lake) -> Result<crate::export::ExportOutcome> {
     crate::export::export(lake).await
 }
 
+/// A scheduled maintenance run: what it did to each table, and how fresh it found gold (the
+/// freshness metric keeps coming on schedule when gold-transformer stops running).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MaintenanceRun {
+    /// Per table.
+    pub tables: Vec<crate::maintenance::TableMaintenance>,
+    /// Gold's freshness after the run.
+    pub freshness: crate::health::Freshness,
+}
+
+/// maintenance: [`crate::maintenance::maintain`], then [`crate::health::freshness`] as of `now`.
+pub async fn maintenance(
+    lake: &Lake,
+    retention: chrono::Duration,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<MaintenanceRun> {
+    let tables = crate::maintenance::maintain(lake, retention).await?;
+    let freshness = crate::health::freshness(lake, now).await?;
+    Ok(MaintenanceRun { tables, freshness })
+}
+
+impl crate::telemetry::Measured for MaintenanceRun {
+    fn record(&self) {
+        use crate::telemetry::{gauge, metric};
+        self.tables.record();
+        if let Some(seconds) = self.freshness.seconds {
+            gauge(metric::FRESHNESS, seconds);
+        }
+    }
+}
+
 /// forget's trigger: the erasure request objects an S3 notification names (keys relative to the
 /// lake root, under [`crate::erasure::REQUESTS_PREFIX`]).
 pub fn erasure_requests(lake: &Lake, event: &S3Event) -> Result<Vec<String>> {

@@ -162,34 +162,3 @@ impl crate::telemetry::Measured for TableMaintenance {
         count(metric::RECORDS_OUT, self.vacuumed);
     }
 }
-
-/// A scheduled maintenance run: what it did to each table, and how fresh it found gold (the
-/// freshness metric keeps coming on schedule when gold-transformer stops running).
-#[derive(Debug, Clone, Serialize)]
-pub struct MaintenanceRun {
-    /// Per table.
-    pub tables: Vec<TableMaintenance>,
-    /// Gold's freshness after the run.
-    pub freshness: crate::health::Freshness,
-}
-
-/// [`maintain`], then [`crate::health::freshness`] as of `now`.
-pub async fn scheduled_run(
-    lake: &Lake,
-    retention: chrono::Duration,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<MaintenanceRun> {
-    let tables = maintain(lake, retention).await?;
-    let freshness = crate::health::freshness(lake, now).await?;
-    Ok(MaintenanceRun { tables, freshness })
-}
-
-impl crate::telemetry::Measured for MaintenanceRun {
-    fn record(&self) {
-        use crate::telemetry::{gauge, metric};
-        self.tables.record();
-        if let Some(seconds) = self.freshness.seconds {
-            gauge(metric::FRESHNESS, seconds);
-        }
-    }
-}

@@ -34,7 +34,7 @@ pub const BRONZE_KAFKA_GENERATION: &str = "BRONZE_KAFKA_GENERATION";
 /// at maintenance's VACUUM after its retention).
 pub const FORGET_NOW: &str = "FORGET_NOW";
 /// The function's name, which the Lambda runtime sets (not Terraform): the `Stage` dimension of
-/// the function's metrics, and the sign that a process runs in Lambda.
+/// the function's metrics.
 pub const LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
 /// Every variable above that the deployment sets.
 pub const ALL: [&str; 9] = [

@@ -10,21 +10,32 @@ use tracing_subscriber::EnvFilter;
 /// statistics for binary columns; keep both out of the logs.
 const QUIET_DEPENDENCIES: &str = "buoyant_kernel=off,deltalake_core=error,datafusion=warn";
 
-/// Installs the global subscriber at `level` (`RUST_LOG` overrides it).
-pub fn init(level: &str) {
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// JSON lines without a timestamp (CloudWatch adds one): a function's.
+    Json,
+    /// Compact human-readable lines, coloured on a terminal: the CLI's.
+    Text,
+}
+
+/// Installs the global subscriber at `level` (`RUST_LOG` overrides it), writing to stderr in
+/// `format`.
+pub fn init(level: &str, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{level},{QUIET_DEPENDENCIES}")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let _ = if std::env::var_os(crate::settings::LAMBDA_FUNCTION_NAME).is_some() {
-        builder.json().without_time().try_init()
-    } else {
-        use std::io::IsTerminal;
-        builder
-            .compact()
-            .with_ansi(std::io::stderr().is_terminal())
-            .try_init()
+    let _ = match format {
+        LogFormat::Json => builder.json().without_time().try_init(),
+        LogFormat::Text => {
+            use std::io::IsTerminal;
+            builder
+                .compact()
+                .with_ansi(std::io::stderr().is_terminal())
+                .try_init()
+        }
     };
 }
 
@@ -197,6 +208,20 @@ pub mod emf {
 
     /// Sums by metric name over every dimension but [`super::STAGE`].
     pub type Sums = BTreeMap<String, Summary>;
+
+    /// The metrics of the EMF documents in every `*.log` file of `dir` (the local stack's
+    /// logs), by the stage that emitted them.
+    pub fn read_logs(dir: &std::path::Path) -> std::io::Result<BTreeMap<String, Sums>> {
+        let mut stages = BTreeMap::new();
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|x| x == "log") {
+                stages.extend(read(&String::from_utf8_lossy(&std::fs::read(&path)?)));
+            }
+        }
+        stages.remove("");
+        Ok(stages)
+    }
 
     /// The metrics of the EMF documents in `log`, by the stage that emitted them. Lines that are
     /// not EMF documents are skipped.

@@ -22,7 +22,7 @@ static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
 pub fn init() {
     STARTED.get_or_init(Instant::now);
     clickstream_allocator::tune();
-    clickstream::telemetry::init("info");
+    clickstream::telemetry::init("info", clickstream::telemetry::LogFormat::Json);
     let function = std::env::var(clickstream::settings::LAMBDA_FUNCTION_NAME)
         .unwrap_or_else(|_| "local".into());
     if let Err(e) = emf_init(&function) {

@@ -1,7 +1,7 @@
 //! maintenance: on schedule, OPTIMIZE + VACUUM + checkpoint of every lake table, and removal of
 //! expired log files.
 
-use clickstream::maintenance::{self, MaintenanceRun};
+use clickstream::functions::{self, MaintenanceRun};
 use clickstream::trigger::ScheduledRun;
 use clickstream::{Lake, Result, settings};
 
@@ -11,7 +11,7 @@ async fn handler(
     run: ScheduledRun,
 ) -> Result<MaintenanceRun> {
     run.check_target(env!("CARGO_PKG_NAME"))?;
-    maintenance::scheduled_run(lake, retention, chrono::Utc::now()).await
+    functions::maintenance(lake, retention, chrono::Utc::now()).await
 }
 
 #[global_allocator]
