@@ -156,10 +156,10 @@ pub async fn maintenance(
 
 impl crate::telemetry::Measured for MaintenanceRun {
     fn record(&self) {
-        use crate::telemetry::{gauge, metric};
+        use crate::telemetry::{metric, sample};
         self.tables.record();
         if let Some(seconds) = self.freshness.seconds {
-            gauge(metric::FRESHNESS, seconds);
+            sample(metric::FRESHNESS, seconds);
         }
     }
 }

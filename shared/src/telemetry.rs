@@ -135,15 +135,17 @@ pub fn count_commits(commits: usize, races: u32) {
     count(metric::LOST_RACES, races as usize);
 }
 
-/// Sets the gauge `name` to `value`.
-pub fn gauge(name: &'static str, value: f64) {
-    metrics::gauge!(name).set(value);
+/// Records one reading `value` of `name` (a level, such as freshness). Kept as a histogram, not
+/// a gauge: a gauge would be written again with its last value by every later invocation that
+/// did not read it, where a histogram's values are written once.
+pub fn sample(name: &'static str, value: f64) {
+    metrics::histogram!(name).record(value);
 }
 
 /// Sets [`metric::FRESHNESS`] from the newest event time gold holds (microseconds since the
 /// epoch), as of `now`.
 pub fn record_freshness(newest_event_us: i64, now: chrono::DateTime<chrono::Utc>) {
-    gauge(metric::FRESHNESS, freshness_seconds(newest_event_us, now));
+    sample(metric::FRESHNESS, freshness_seconds(newest_event_us, now));
 }
 
 /// Seconds from `newest_event_us` (microseconds since the epoch) to `now`.
@@ -174,7 +176,7 @@ pub mod emf {
             .map_err(|e| e.to_string())?;
         let duration = metric::HANDLER_DURATION;
         metrics::describe_histogram!(duration, metrics::Unit::Milliseconds, "handler duration");
-        metrics::describe_gauge!(metric::FRESHNESS, metrics::Unit::Seconds, "gold freshness");
+        metrics::describe_histogram!(metric::FRESHNESS, metrics::Unit::Seconds, "gold freshness");
         metrics::describe_counter!(metric::BYTES_READ, metrics::Unit::Bytes, "bytes read");
         metrics::describe_counter!(metric::BYTES_WRITTEN, metrics::Unit::Bytes, "bytes written");
         COLLECTOR

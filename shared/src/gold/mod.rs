@@ -206,7 +206,7 @@ pub async fn processed_silver_version(lake: &Lake) -> Result<Option<i64>> {
 
 impl crate::telemetry::Measured for GoldOutcome {
     fn record(&self) {
-        use crate::telemetry::{TABLE, count, count_commits, gauge, metric, record_freshness};
+        use crate::telemetry::{TABLE, count, count_commits, metric, record_freshness, sample};
         count(metric::RECORDS_IN, self.new_events);
         count(metric::RECORDS_OUT, self.sessions);
         let rows = [
@@ -224,7 +224,7 @@ impl crate::telemetry::Measured for GoldOutcome {
             WRITTEN.len()
         };
         count_commits(commits, self.retries);
-        gauge(metric::COMMITS_BEHIND, self.silver_behind as f64);
+        sample(metric::COMMITS_BEHIND, self.silver_behind as f64);
         if let Some(newest) = self.newest_event_time {
             record_freshness(newest.timestamp_micros(), Utc::now());
         }

@@ -462,7 +462,7 @@ fn late_events(dates: impl Iterator<Item = NaiveDate> + Clone) -> usize {
 
 impl crate::telemetry::Measured for SilverOutcome {
     fn record(&self) {
-        use crate::telemetry::{REASON, count, count_commits, gauge, metric};
+        use crate::telemetry::{REASON, count, count_commits, metric, sample};
         count(metric::RECORDS_IN, self.input);
         count(metric::RECORDS_OUT, self.valid);
         count(metric::QUARANTINED, self.quarantined);
@@ -471,7 +471,7 @@ impl crate::telemetry::Measured for SilverOutcome {
         count(metric::LATE_EVENTS, self.late);
         let commits = self.silver_version.is_some() as usize + (self.quarantined > 0) as usize;
         count_commits(commits, self.retries);
-        gauge(metric::COMMITS_BEHIND, self.bronze_behind as f64);
+        sample(metric::COMMITS_BEHIND, self.bronze_behind as f64);
         for (reason, n) in &self.quarantined_by_reason {
             metrics::counter!(metric::QUARANTINED_BY_REASON, REASON => reason.clone())
                 .increment(*n as u64);
