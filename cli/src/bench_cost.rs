@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clickstream::lake::Lake;
-use clickstream::telemetry::emf::{self, Sums};
+use clickstream::telemetry::emf;
 use clickstream::telemetry::{REQUEST, metric};
 
 use crate::bench::FreshnessConfig;
@@ -102,27 +102,6 @@ async fn store_requests(url: &str, bucket: &str) -> Result<Requests> {
     Ok(requests)
 }
 
-/// The EMF sums in every log of `dir`, by stage.
-fn emitted(dir: &std::path::Path) -> Result<BTreeMap<String, Sums>> {
-    emf::read_logs(dir).with_context(|| format!("reading the logs in {}", dir.display()))
-}
-
-/// `after - before` of one metric's sum, and of its samples.
-fn delta(
-    before: &BTreeMap<String, Sums>,
-    after: &BTreeMap<String, Sums>,
-    stage: &str,
-    name: &str,
-) -> (f64, u64) {
-    let get = |m: &BTreeMap<String, Sums>| {
-        m.get(stage)
-            .and_then(|s| s.get(name))
-            .map_or((0.0, 0), |s| (s.sum, s.samples))
-    };
-    let (a, b) = (get(after), get(before));
-    (a.0 - b.0, a.1 - b.1)
-}
-
 /// The store requests the EMF documents in `text` counted, by [`REQUEST`] (which [`emf::read`]
 /// sums over).
 fn requests_in(text: &str) -> Requests {
@@ -139,11 +118,10 @@ fn requests_in(text: &str) -> Requests {
     requests
 }
 
-/// The store requests `stage` counted in its log after its first `skip_lines` lines.
-fn stage_requests(logs: &std::path::Path, stage: &str, skip_lines: usize) -> Requests {
+/// The lines `stage` wrote to its log in `logs` after its first `skip_lines`.
+fn new_lines(logs: &std::path::Path, stage: &str, skip_lines: usize) -> String {
     let text = std::fs::read_to_string(logs.join(format!("{stage}.log"))).unwrap_or_default();
-    let after: Vec<&str> = text.lines().skip(skip_lines).collect();
-    requests_in(&after.join("\n"))
+    text.lines().skip(skip_lines).collect::<Vec<_>>().join("\n")
 }
 
 /// Requests by type, summed.
@@ -197,7 +175,6 @@ pub async fn cost(lake: &Lake, config: CostConfig) -> Result<()> {
         .chain(std::iter::once(&BRIDGE_STAGE.to_string()))
         .map(|f| (f.clone(), lines_in(&config.logs.join(format!("{f}.log")))))
         .collect();
-    let emitted_before = emitted(&config.logs)?;
     let store_before = store_requests(&config.store_metrics, &bucket).await?;
 
     let (produced, latencies) = crate::bench::through_gold(lake, workload).await?;
@@ -224,7 +201,6 @@ pub async fn cost(lake: &Lake, config: CostConfig) -> Result<()> {
     emf::flush(&mut own);
     let own = requests_in(&String::from_utf8_lossy(&own));
     let store_after = store_requests(&config.store_metrics, &bucket).await?;
-    let emitted_after = emitted(&config.logs)?;
 
     // The store's counts over the run, and the bridge's (it stands in for S3 notifications, the
     // Kafka mapping and the Scheduler, which AWS does not bill by request).
@@ -232,18 +208,22 @@ pub async fn cost(lake: &Lake, config: CostConfig) -> Result<()> {
     for (kind, n) in &store_before {
         *store.entry(kind.clone()).or_default() -= n;
     }
-    let bridge = stage_requests(&config.logs, BRIDGE_STAGE, logs_before[BRIDGE_STAGE]);
+    let bridge = requests_in(&new_lines(
+        &config.logs,
+        BRIDGE_STAGE,
+        logs_before[BRIDGE_STAGE],
+    ));
 
     let per_million = 1e6 / events as f64;
     let events_per_hour = workload.rate * 3600.0;
     let mut bills: BTreeMap<String, Bill> = BTreeMap::new();
     for (function, memory_mb) in &wiring.memory_mb {
-        let (ms, invocations) = delta(
-            &emitted_before,
-            &emitted_after,
-            function,
-            metric::HANDLER_DURATION,
-        );
+        // What the function wrote during the run: its invocations' durations and requests.
+        let written = new_lines(&config.logs, function, logs_before[function]);
+        let (ms, invocations) = emf::read(&written)
+            .get(function)
+            .and_then(|sums| sums.get(metric::HANDLER_DURATION))
+            .map_or((0.0, 0), |d| (d.sum, d.samples));
         if invocations == 0 {
             continue;
         }
@@ -253,7 +233,7 @@ pub async fn cost(lake: &Lake, config: CostConfig) -> Result<()> {
         let gb_seconds = billed_s * *memory_mb as f64 / 1024.0;
         let lambda =
             gb_seconds * LAMBDA_ARM64_PER_GB_SECOND + invocations as f64 * LAMBDA_PER_REQUEST;
-        let requests = stage_requests(&config.logs, function, logs_before[function]);
+        let requests = requests_in(&written);
         let s3 = s3_dollars(&requests);
         let schedule = wiring.schedules.iter().find(|s| &s.function == function);
         let (scale, basis) = match schedule {

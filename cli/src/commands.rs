@@ -528,8 +528,8 @@ pub async fn bridge(args: crate::BridgeArgs) -> Result<()> {
 pub async fn freshness(args: crate::FreshnessArgs) -> Result<()> {
     let lake = open_lake(&args.lake.lake)?;
     let config = crate::bench::FreshnessConfig {
-        brokers: args.brokers,
-        topic: args.topic,
+        brokers: args.kafka.brokers,
+        topic: args.kafka.topic,
         rate: args.rate,
         duration: Duration::from_secs_f64(args.duration),
         drain: Duration::from_secs_f64(args.drain),
@@ -541,8 +541,8 @@ pub async fn cost(args: crate::CostArgs) -> Result<()> {
     let lake = open_lake(&args.lake.lake)?;
     let config = crate::bench_cost::CostConfig {
         workload: crate::bench::FreshnessConfig {
-            brokers: args.brokers,
-            topic: args.topic,
+            brokers: args.kafka.brokers,
+            topic: args.kafka.topic,
             rate: args.rate,
             duration: Duration::from_secs_f64(args.events as f64 / args.rate),
             drain: Duration::from_secs_f64(args.drain),

@@ -214,14 +214,21 @@ struct FreshnessArgs {
     /// Seconds to wait after producing for the last events to reach gold.
     #[arg(long, default_value_t = 120.0)]
     drain: f64,
+    #[command(flatten)]
+    kafka: StackKafkaArgs,
+    #[command(flatten)]
+    lake: LakeArgs,
+}
+
+/// The running local stack's Kafka, which a benchmark produces to.
+#[derive(Args, Debug)]
+struct StackKafkaArgs {
     /// Kafka bootstrap servers.
     #[arg(long, env = ENV_KAFKA_BROKERS, default_value = "127.0.0.1:9092")]
     brokers: String,
     /// Topic the bridge consumes.
     #[arg(long, env = ENV_KAFKA_TOPIC, default_value = settings::DEFAULT_TOPIC)]
     topic: String,
-    #[command(flatten)]
-    lake: LakeArgs,
 }
 
 #[derive(Args, Debug)]
@@ -251,12 +258,8 @@ struct CostArgs {
     /// The stack's Lambda Invoke API.
     #[arg(long, env = "LAMBDA_ENDPOINT", default_value = "http://127.0.0.1:9000")]
     lambda_endpoint: String,
-    /// Kafka bootstrap servers.
-    #[arg(long, env = ENV_KAFKA_BROKERS, default_value = "127.0.0.1:9092")]
-    brokers: String,
-    /// Topic the bridge consumes.
-    #[arg(long, env = ENV_KAFKA_TOPIC, default_value = settings::DEFAULT_TOPIC)]
-    topic: String,
+    #[command(flatten)]
+    kafka: StackKafkaArgs,
     #[command(flatten)]
     lake: LakeArgs,
 }

@@ -25,21 +25,9 @@ pub fn init() {
     clickstream::telemetry::init("info", clickstream::telemetry::LogFormat::Json);
     let function = std::env::var(clickstream::settings::LAMBDA_FUNCTION_NAME)
         .unwrap_or_else(|_| "local".into());
-    if let Err(e) = emf_init(&function) {
+    if let Err(e) = clickstream::telemetry::emf::install(&function) {
         tracing::warn!("metrics are not emitted: {e}");
     }
-}
-
-/// Installs the process's metrics recorder ([`clickstream::telemetry::emf::install`]): every
-/// metric with the dimension Stage = `function`. Once per process; a second call fails.
-pub fn emf_init(function: &str) -> Result<(), String> {
-    clickstream::telemetry::emf::install(function)
-}
-
-/// Writes the metrics recorded since the last call as one EMF document (a JSON line) to
-/// `writer`: CloudWatch Logs turns it into metrics. Nothing without [`emf_init`].
-pub fn emf_flush(writer: impl std::io::Write) {
-    clickstream::telemetry::emf::flush(writer)
 }
 
 /// Records what one invocation did: its outcome's counts, its duration, and a failure.
@@ -79,7 +67,7 @@ where
         let result = handler(event.payload).await;
         let elapsed_ms = started.elapsed().as_millis() as u64;
         record_invocation(&result, elapsed_ms);
-        emf_flush(std::io::stdout().lock());
+        clickstream::telemetry::emf::flush(std::io::stdout().lock());
         match &result {
             Ok(_) => tracing::info!(request, elapsed_ms, "invocation finished"),
             Err(e) => tracing::error!(

@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 
 use clickstream::lake::Metered;
 use clickstream::silver::SilverOutcome;
-use clickstream::telemetry::{NAMESPACE, REASON, REQUEST, STAGE, metric};
+use clickstream::telemetry::{NAMESPACE, REASON, REQUEST, STAGE, emf, metric};
 use object_store::{ObjectStore, ObjectStoreExt, path::Path};
 use serde_json::Value;
 
 #[tokio::test]
 async fn an_invocation_writes_one_emf_document_with_its_counts() {
-    clickstream_lambda::emf_init("silver-transformer").unwrap();
+    emf::install("silver-transformer").unwrap();
     let outcome = SilverOutcome {
         input: 10,
         valid: 6,
@@ -30,7 +30,7 @@ async fn an_invocation_writes_one_emf_document_with_its_counts() {
     // The lake's store traffic, as an S3 lake's client counts it.
     store_traffic().await;
     let mut written = Vec::new();
-    clickstream_lambda::emf_flush(&mut written);
+    emf::flush(&mut written);
 
     let documents: Vec<Value> = String::from_utf8(written)
         .unwrap()
@@ -99,7 +99,7 @@ async fn an_invocation_writes_one_emf_document_with_its_counts() {
     // The next invocation's document holds only what it counted.
     let mut again = Vec::new();
     clickstream_lambda::record_invocation::<Vec<SilverOutcome>>(&Ok(vec![]), 5);
-    clickstream_lambda::emf_flush(&mut again);
+    emf::flush(&mut again);
     let text = String::from_utf8(again).unwrap();
     assert!(!text.contains(metric::QUARANTINED), "{text}");
     assert!(!text.contains(metric::STORE_REQUESTS), "{text}");
