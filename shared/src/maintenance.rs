@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::lake::{Lake, Table};
+use crate::lake::{Lake, Table, retry_lost_races};
 
 /// Default VACUUM retention: a week, like Delta's default.
 pub const DEFAULT_VACUUM_RETENTION_HOURS: i64 = 168;
@@ -55,38 +55,51 @@ pub async fn maintain(lake: &Lake, retention: chrono::Duration) -> Result<Vec<Ta
     lake.check_writable().await?;
     let mut out = Vec::new();
     for t in Table::ALL {
-        let table = lake.table(t).await?;
-        let files_before = table
-            .snapshot()
-            .map(|s| s.log_data().num_files())
-            .unwrap_or(0);
-        let (table, _) = optimize(table, t).await.map_err(Error::delta(t.path()))?;
-        let (table, vacuum) = table
-            .vacuum()
-            .with_retention_period(retention)
-            .with_enforce_retention_duration(false)
-            .await
-            .map_err(Error::delta(t.path()))?;
-        deltalake::checkpoints::create_checkpoint(&table, None)
-            .await
-            .map_err(Error::delta(t.path()))?;
-        // Log files older than the table's `delta.logRetentionDuration` (30 days) and a checkpoint
-        // after them: only maintenance removes them (the writers commit with `writer_commit`).
-        deltalake::checkpoints::cleanup_metadata(&table, None)
-            .await
-            .map_err(Error::delta(t.path()))?;
-        out.push(TableMaintenance {
-            table: t.path().to_string(),
-            files_before,
-            files_after: table
-                .snapshot()
-                .map(|s| s.log_data().num_files())
-                .unwrap_or(0),
-            version: table.version().map_or(-1, |v| v as i64),
-            vacuumed: vacuum.files_deleted.len(),
-        });
+        // A writer may commit while the table is compacted (the exporter replaces
+        // gold/retention_weekly): the lost race is retried from a fresh read of the table, as the
+        // writers' are, instead of failing the whole run.
+        let (done, _) = retry_lost_races(t.path(), || maintain_table(lake, t, retention)).await?;
+        out.push(done);
     }
     Ok(out)
+}
+
+/// Compacts, vacuums and checkpoints one table.
+async fn maintain_table(
+    lake: &Lake,
+    t: Table,
+    retention: chrono::Duration,
+) -> Result<TableMaintenance> {
+    let table = lake.table(t).await?;
+    let files_before = table
+        .snapshot()
+        .map(|s| s.log_data().num_files())
+        .unwrap_or(0);
+    let (table, _) = optimize(table, t).await.map_err(Error::delta(t.path()))?;
+    let (table, vacuum) = table
+        .vacuum()
+        .with_retention_period(retention)
+        .with_enforce_retention_duration(false)
+        .await
+        .map_err(Error::delta(t.path()))?;
+    deltalake::checkpoints::create_checkpoint(&table, None)
+        .await
+        .map_err(Error::delta(t.path()))?;
+    // Log files older than the table's `delta.logRetentionDuration` (30 days) and a checkpoint
+    // after them: only maintenance removes them (the writers commit with `writer_commit`).
+    deltalake::checkpoints::cleanup_metadata(&table, None)
+        .await
+        .map_err(Error::delta(t.path()))?;
+    Ok(TableMaintenance {
+        table: t.path().to_string(),
+        files_before,
+        files_after: table
+            .snapshot()
+            .map(|s| s.log_data().num_files())
+            .unwrap_or(0),
+        version: table.version().map_or(-1, |v| v as i64),
+        vacuumed: vacuum.files_deleted.len(),
+    })
 }
 
 /// A data file smaller than this is small: one commit's rows of one date, typically.
