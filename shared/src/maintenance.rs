@@ -10,6 +10,12 @@ use crate::lake::{Lake, Table, retry_lost_races};
 /// Default VACUUM retention: a week, like Delta's default.
 pub const DEFAULT_VACUUM_RETENTION_HOURS: i64 = 168;
 
+/// The youngest a file no commit names (an orphan) may be to be deleted, whatever the retention.
+/// A writer writes its files before it commits them, so a young orphan may be a running writer's
+/// next commit (a function runs at most 15 minutes, Lambda's limit). Old orphans are what a lost commit race or a crash left: they cost storage,
+/// and one an OPTIMIZE wrote before an erasure committed may hold an erased person's rows.
+pub const ORPHAN_MIN_AGE_MINUTES: i64 = 60;
+
 /// What maintenance did to one table.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct TableMaintenance {
@@ -21,7 +27,7 @@ pub struct TableMaintenance {
     pub files_after: usize,
     /// Table version after maintenance (the checkpoint is written at it).
     pub version: i64,
-    /// Files VACUUM deleted.
+    /// Files VACUUM deleted: the log's removed files and old orphans.
     pub vacuumed: usize,
 }
 
@@ -76,9 +82,19 @@ async fn maintain_table(
         .map(|s| s.log_data().num_files())
         .unwrap_or(0);
     let (table, _) = optimize(table, t).await.map_err(Error::delta(t.path()))?;
-    let (table, vacuum) = table
+    // Files the log removed, older than `retention`; then files no commit names, older than
+    // the retention and [`ORPHAN_MIN_AGE_MINUTES`] (the full mode lists the table's objects).
+    let (table, removed) = table
         .vacuum()
         .with_retention_period(retention)
+        .with_enforce_retention_duration(false)
+        .await
+        .map_err(Error::delta(t.path()))?;
+    let orphan_age = retention.max(chrono::Duration::minutes(ORPHAN_MIN_AGE_MINUTES));
+    let (table, orphans) = table
+        .vacuum()
+        .with_mode(deltalake::operations::vacuum::VacuumMode::Full)
+        .with_retention_period(orphan_age)
         .with_enforce_retention_duration(false)
         .await
         .map_err(Error::delta(t.path()))?;
@@ -98,7 +114,7 @@ async fn maintain_table(
             .map(|s| s.log_data().num_files())
             .unwrap_or(0),
         version: table.version().map_or(-1, |v| v as i64),
-        vacuumed: vacuum.files_deleted.len(),
+        vacuumed: removed.files_deleted.len() + orphans.files_deleted.len(),
     })
 }
 
