@@ -4,10 +4,11 @@
 //! else can happen to it, which is what makes the stage counts reconcile.
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 
 mod rejection;
 use rejection::reject;
@@ -94,97 +95,190 @@ impl ValidEvent {
 
 /// Validates one raw record received at `ingest_time`.
 pub fn validate(raw: &[u8], ingest_time: DateTime<Utc>) -> Result<ValidEvent, Rejection> {
-    let (mut obj, mut fields) = contract_fields(raw)?;
-    let (event_id, event_type) = identity(&mut obj)?;
-    let event_time = event_time(&mut obj, ingest_time)?;
-    let user_id = optional_string(&mut obj, "user_id")?.filter(|s| !s.is_empty());
-    let anonymous_id = optional_string(&mut obj, "anonymous_id")?.filter(|s| !s.is_empty());
+    let mut record = Record::parse(raw)?;
+    let (event_id, event_type) = identity(&mut record)?;
+    let event_time = event_time(&mut record, ingest_time)?;
+    let user_id = record.string("user_id")?.filter(|s| !s.is_empty());
+    let anonymous_id = record.string("anonymous_id")?.filter(|s| !s.is_empty());
     if user_id.is_none() && anonymous_id.is_none() {
         return Err(reject(
             RejectReason::MissingField,
             "anonymous_id is required when user_id is absent",
         ));
     }
-    let (page_url, page_path) = page(&mut obj, &event_type)?;
-    let properties = properties(&mut fields)?;
+    let (page_url, page_path) = page(&mut record, &event_type)?;
+    let properties = properties(&mut record)?;
     let event = ValidEvent {
         event_id,
         event_type,
         event_time,
         user_id,
         anonymous_id,
-        client_session_id: optional_string(&mut obj, "session_id")?,
+        client_session_id: record.string("session_id")?,
         page_url,
         page_path,
-        referrer: optional_string(&mut obj, "referrer")?,
-        user_agent: optional_string(&mut obj, "user_agent")?,
-        device_type: optional_string(&mut obj, "device_type")?,
-        country: optional_string(&mut obj, "country")?,
+        referrer: record.string("referrer")?,
+        user_agent: record.string("user_agent")?,
+        device_type: record.string("device_type")?,
+        country: record.string("country")?,
         properties,
         extra: None,
     };
-    debug_assert!(KNOWN_FIELDS.iter().all(|f| !fields.contains_key(*f)));
-    let extra = if fields.is_empty() {
+    let extra = if record.unknown.is_empty() {
         None
     } else {
         Some(
-            serde_json::to_string(&fields)
+            serde_json::to_string(&record.unknown)
                 .map_err(|e| reject(RejectReason::InvalidField, format!("unknown fields: {e}")))?,
         )
     };
     Ok(ValidEvent { extra, ..event })
 }
 
-/// A record split by [`contract_fields`]: the contract fields parsed, and the other top-level
-/// fields as written.
-type SplitRecord<'a> = (Map<String, Value>, BTreeMap<String, &'a RawValue>);
+/// One record's top-level fields as written, borrowed from the record: the contract's by their
+/// place in [`KNOWN_FIELDS`], each parsed only when validation reaches it, and the others, kept
+/// verbatim for `extra` (a `Value` would turn integers past 64 bits into floats). A field written
+/// twice counts as its last value.
+struct Record<'a> {
+    contract: [Option<&'a RawValue>; KNOWN_FIELDS.len()],
+    unknown: BTreeMap<String, &'a RawValue>,
+}
 
-/// The record's contract fields parsed (but `properties`), and the other top-level fields as they
-/// are written: `properties` and unknown fields are kept verbatim (a Value would turn integers
-/// past 64 bits into floats).
-fn contract_fields(raw: &[u8]) -> Result<SplitRecord<'_>, Rejection> {
-    if raw.len() > MAX_RECORD_BYTES {
-        return Err(reject(
-            RejectReason::TooLarge,
-            format!("record is {} bytes, limit is {MAX_RECORD_BYTES}", raw.len()),
-        ));
-    }
-    let text = std::str::from_utf8(raw)
-        .map_err(|e| reject(RejectReason::NotUtf8, format!("invalid UTF-8: {e}")))?;
-    // A byte order mark (as Windows tools write at the start of a file) is not part of the JSON.
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut fields: BTreeMap<String, &RawValue> =
+impl<'a> Record<'a> {
+    /// Splits `raw` into its fields; a rejection when it is too large, not UTF-8, not JSON or not
+    /// an object.
+    fn parse(raw: &'a [u8]) -> Result<Self, Rejection> {
+        if raw.len() > MAX_RECORD_BYTES {
+            return Err(reject(
+                RejectReason::TooLarge,
+                format!("record is {} bytes, limit is {MAX_RECORD_BYTES}", raw.len()),
+            ));
+        }
+        let text = std::str::from_utf8(raw)
+            .map_err(|e| reject(RejectReason::NotUtf8, format!("invalid UTF-8: {e}")))?;
+        // A byte order mark (as Windows tools write at the start of a file) is not part of the JSON.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         serde_json::from_str(text).map_err(|e| match e.classify() {
             serde_json::error::Category::Data => reject(
                 RejectReason::NotObject,
                 format!("expected a JSON object, got {}", json_text_kind(text)),
             ),
             _ => reject(RejectReason::NotJson, format!("invalid JSON: {e}")),
-        })?;
-    let mut obj = Map::new();
-    for field in KNOWN_FIELDS {
-        if field == "properties" {
-            continue;
-        }
-        if let Some(raw) = fields.remove(field) {
-            let value = serde_json::from_str(raw.get())
-                .map_err(|e| reject(RejectReason::InvalidField, format!("{field}: {e}")))?;
-            obj.insert(field.to_string(), value);
-        }
+        })
     }
-    Ok((obj, fields))
+
+    /// The contract field `field` as written; `None` when absent or null.
+    fn take(&mut self, field: &str) -> Option<&'a RawValue> {
+        let place = KNOWN_FIELDS.iter().position(|f| *f == field);
+        let value = self.contract[place.expect("a contract field")].take();
+        value.filter(|v| v.get() != "null")
+    }
+
+    /// The string field `field`, at most its limit long; `None` when absent or null.
+    fn string(&mut self, field: &str) -> Result<Option<String>, Rejection> {
+        let Some(raw) = self.take(field) else {
+            return Ok(None);
+        };
+        let text = raw.get();
+        // The record parsed, so a literal without escapes is its own text between the quotes.
+        let plain = text
+            .strip_prefix('"')
+            .and_then(|t| t.strip_suffix('"'))
+            .filter(|t| !t.contains('\\'));
+        let s = match plain {
+            Some(s) => s.to_string(),
+            None => serde_json::from_str::<String>(text).map_err(|_| {
+                reject(
+                    RejectReason::InvalidField,
+                    format!("{field} must be a string, got {}", json_text_kind(text)),
+                )
+            })?,
+        };
+        let limit = match field {
+            "page_url" | "referrer" | "user_agent" => MAX_URL_CHARS,
+            _ => MAX_DIMENSION_CHARS,
+        };
+        // Bytes bound characters from above: most values skip the count.
+        if s.len() > limit && s.chars().count() > limit {
+            return Err(reject(
+                RejectReason::InvalidField,
+                format!("{field} is longer than {limit} characters"),
+            ));
+        }
+        Ok(Some(s))
+    }
+
+    /// The string field `field`; a rejection when it is absent or null.
+    fn required_string(&mut self, field: &str) -> Result<String, Rejection> {
+        self.string(field)?
+            .ok_or_else(|| reject(RejectReason::MissingField, format!("{field} is required")))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Record<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = Record<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Record<'de>, A::Error> {
+                let mut record = Record {
+                    contract: [None; KNOWN_FIELDS.len()],
+                    unknown: BTreeMap::new(),
+                };
+                while let Some(FieldName(name)) = map.next_key()? {
+                    let value: &'de RawValue = map.next_value()?;
+                    match KNOWN_FIELDS.iter().position(|f| *f == name) {
+                        Some(place) => record.contract[place] = Some(value),
+                        None => {
+                            record.unknown.insert(name.into_owned(), value);
+                        }
+                    }
+                }
+                Ok(record)
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
+}
+
+/// A field name, borrowed from the record unless it holds escapes.
+struct FieldName<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for FieldName<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl<'de> serde::de::Visitor<'de> for Name {
+            type Value = FieldName<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<FieldName<'de>, E> {
+                Ok(FieldName(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<FieldName<'de>, E> {
+                Ok(FieldName(Cow::Owned(v.to_string())))
+            }
+        }
+        deserializer.deserialize_str(Name)
+    }
 }
 
 /// event_id (1-128 characters) and event_type (`[a-z0-9_]{1,64}`).
-fn identity(obj: &mut Map<String, Value>) -> Result<(String, String), Rejection> {
-    let event_id = required_string(obj, "event_id")?;
+fn identity(record: &mut Record) -> Result<(String, String), Rejection> {
+    let event_id = record.required_string("event_id")?;
     if event_id.is_empty() || event_id.chars().count() > 128 {
         return Err(reject(
             RejectReason::InvalidField,
             "event_id must be 1-128 characters",
         ));
     }
-    let event_type = required_string(obj, "event_type")?;
+    let event_type = record.required_string("event_type")?;
     if !is_event_type(&event_type) {
         return Err(reject(
             RejectReason::InvalidField,
@@ -195,16 +289,13 @@ fn identity(obj: &mut Map<String, Value>) -> Result<(String, String), Rejection>
 }
 
 /// event_time: required, at most [`MAX_FUTURE`] after `ingest_time`, not before 2000.
-fn event_time(
-    obj: &mut Map<String, Value>,
-    ingest_time: DateTime<Utc>,
-) -> Result<DateTime<Utc>, Rejection> {
-    let event_time = match obj.remove("event_time") {
-        None | Some(Value::Null) => {
-            return Err(reject(RejectReason::MissingField, "event_time is required"));
-        }
-        Some(v) => parse_event_time(&v)?,
+fn event_time(record: &mut Record, ingest_time: DateTime<Utc>) -> Result<DateTime<Utc>, Rejection> {
+    let Some(raw) = record.take("event_time") else {
+        return Err(reject(RejectReason::MissingField, "event_time is required"));
     };
+    let value: Value = serde_json::from_str(raw.get())
+        .map_err(|e| reject(RejectReason::BadEventTime, format!("event_time: {e}")))?;
+    let event_time = parse_event_time(&value)?;
     if event_time > ingest_time + MAX_FUTURE {
         return Err(reject(
             RejectReason::FutureEventTime,
@@ -224,10 +315,10 @@ fn event_time(
 
 /// page_url (an absolute URL; required for page_view) and its path.
 fn page(
-    obj: &mut Map<String, Value>,
+    record: &mut Record,
     event_type: &str,
 ) -> Result<(Option<String>, Option<String>), Rejection> {
-    let page_url = optional_string(obj, "page_url")?;
+    let page_url = record.string("page_url")?;
     let page_path = match &page_url {
         Some(u) => Some(page_path(u).ok_or_else(|| {
             reject(
@@ -247,10 +338,9 @@ fn page(
 }
 
 /// `properties` as written, when it is an object (or absent or null).
-fn properties(fields: &mut BTreeMap<String, &RawValue>) -> Result<Option<String>, Rejection> {
-    match fields.remove("properties") {
+fn properties(record: &mut Record) -> Result<Option<String>, Rejection> {
+    match record.take("properties") {
         None => Ok(None),
-        Some(raw) if raw.get() == "null" => Ok(None),
         Some(raw) if raw.get().starts_with('{') => Ok(Some(raw.get().to_string())),
         Some(raw) => Err(reject(
             RejectReason::InvalidField,
@@ -305,35 +395,6 @@ fn is_event_type(s: &str) -> bool {
     (1..=64).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-}
-
-fn required_string(obj: &mut Map<String, Value>, field: &str) -> Result<String, Rejection> {
-    optional_string(obj, field)?
-        .ok_or_else(|| reject(RejectReason::MissingField, format!("{field} is required")))
-}
-
-fn optional_string(obj: &mut Map<String, Value>, field: &str) -> Result<Option<String>, Rejection> {
-    match obj.remove(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => {
-            let limit = match field {
-                "page_url" | "referrer" | "user_agent" => MAX_URL_CHARS,
-                _ => MAX_DIMENSION_CHARS,
-            };
-            // Bytes bound characters from above: most values skip the count.
-            if s.len() > limit && s.chars().count() > limit {
-                return Err(reject(
-                    RejectReason::InvalidField,
-                    format!("{field} is longer than {limit} characters"),
-                ));
-            }
-            Ok(Some(s))
-        }
-        Some(v) => Err(reject(
-            RejectReason::InvalidField,
-            format!("{field} must be a string, got {}", json_kind(&v)),
-        )),
-    }
 }
 
 /// [`json_kind`] of a JSON text (for messages about a value that was not parsed).
@@ -622,5 +683,17 @@ mod tests {
         let e = validate(&with("campaign", json!({"id": 3})), now()).unwrap();
         let extra: Value = serde_json::from_str(e.extra.as_deref().unwrap()).unwrap();
         assert_eq!(extra, json!({"campaign": {"id": 3}}));
+    }
+
+    #[test]
+    fn escapes_in_values_and_field_names_are_decoded_and_the_last_of_a_repeated_field_counts() {
+        let record = br#"{"event_id":"a\"b\u00e9","event_type":"click","event_time":"2026-01-01T00:00:00Z",
+            "anonymous_id":"x","countr\u0079":"FR","country":"DE","device_type":"mobile","devic\u0065":1}"#;
+        let e = validate(record, now()).unwrap();
+        assert_eq!(e.event_id, "a\"b\u{e9}");
+        assert_eq!(e.country.as_deref(), Some("DE"));
+        assert_eq!(e.device_type.as_deref(), Some("mobile"));
+        let extra: Value = serde_json::from_str(e.extra.as_deref().unwrap()).unwrap();
+        assert_eq!(extra, json!({"device": 1}));
     }
 }
