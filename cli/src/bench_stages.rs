@@ -1,5 +1,5 @@
 //! Benchmarks of the stages themselves: `bench pipeline` (one corpus through the streaming shape,
-//! one landed file, and DuckDB side by side) and `bench history` (cost per batch against the
+//! one landed file, DuckDB and the floor side by side) and `bench history` (cost per batch against the
 //! length of history, warm and cold).
 
 use std::io::{BufRead, Write};
@@ -20,6 +20,8 @@ use crate::summary::peak_rss_mib;
 /// The runs of `bench pipeline`, in the order they run (DuckDB first: the others' ratio is to it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PipelineRun {
+    /// The floor of the work: read the corpus, parse it into typed columns, write Parquet once.
+    Floor,
     /// DuckDB SQL over the corpus, in process.
     Duckdb,
     /// The streaming shape: Kafka batches through bronze, silver and gold.
@@ -32,6 +34,7 @@ impl PipelineRun {
     /// Its label in the report.
     fn label(self) -> &'static str {
         match self {
+            PipelineRun::Floor => "(0) floor: parse + Parquet",
             PipelineRun::Duckdb => "(c) DuckDB SQL, in process",
             PipelineRun::Streaming => "(a) streaming, Kafka batches",
             PipelineRun::File => "(b) one landed file",
@@ -222,11 +225,12 @@ pub async fn pipeline(events: usize, batch_size: usize, only: Option<PipelineRun
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     println!(
-        "{:<30} {:>9} {:>10} {:>13}  stages",
-        "run", "wall", "vs DuckDB", "peak RSS"
+        "{:<30} {:>9} {:>10} {:>9} {:>13}  stages",
+        "run", "wall", "vs DuckDB", "vs floor", "peak RSS"
     );
-    let mut duckdb_wall = None;
+    let (mut duckdb_wall, mut floor_wall) = (None, None);
     let runs = [
+        PipelineRun::Floor,
         PipelineRun::Duckdb,
         PipelineRun::Streaming,
         PipelineRun::File,
@@ -249,15 +253,18 @@ pub async fn pipeline(events: usize, batch_size: usize, only: Option<PipelineRun
         let report: serde_json::Value = serde_json::from_slice(&output.stdout)
             .with_context(|| format!("reading the report of {label}"))?;
         let wall = report["wall_s"].as_f64().unwrap_or(f64::NAN);
-        if run == PipelineRun::Duckdb {
-            duckdb_wall = Some(wall);
+        match run {
+            PipelineRun::Duckdb => duckdb_wall = Some(wall),
+            PipelineRun::Floor => floor_wall = Some(wall),
+            _ => {}
         }
-        let ratio = duckdb_wall.map_or("-".into(), |d| format!("{:.2}x", wall / d));
+        let ratio = |to: Option<f64>| to.map_or("-".into(), |d| format!("{:.2}x", wall / d));
         println!(
-            "{:<30} {:>8.2}s {:>10} {:>9.0} MiB  {}",
+            "{:<30} {:>8.2}s {:>10} {:>9} {:>9.0} MiB  {}",
             label,
             wall,
-            ratio,
+            ratio(duckdb_wall),
+            ratio(floor_wall),
             report["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
             report["stages"].as_str().unwrap_or_default()
         );
@@ -271,9 +278,20 @@ pub async fn pipeline(events: usize, batch_size: usize, only: Option<PipelineRun
 /// `bench pipeline-run`: one run of `bench pipeline` in this process; prints its wall time, peak
 /// RSS and stage times as JSON.
 pub async fn pipeline_run(corpus: &Path, run: PipelineRun, batch_size: usize) -> Result<()> {
-    let (_lake_dir, lake) = temp_lake(&run.name())?;
+    let (lake_dir, lake) = temp_lake(&run.name())?;
     let started = Instant::now();
     let (stages, totals) = match run {
+        PipelineRun::Floor => {
+            let out = lake_dir.path().join("floor.parquet");
+            let floor = crate::bench_floor::floor(corpus, &out)?;
+            let stages = format!(
+                "{} rows, {} lines unparsed, {:.0} MB Parquet",
+                floor.rows,
+                floor.unparsed,
+                floor.parquet_bytes as f64 / 1e6
+            );
+            (stages, None)
+        }
         PipelineRun::Duckdb => (duckdb(corpus)?, None),
         PipelineRun::Streaming => {
             let totals = streaming(corpus, &lake, batch_size).await?;

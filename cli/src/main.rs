@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_cost;
+mod bench_floor;
 mod bench_landed;
 mod bench_stages;
 mod bridge;
@@ -131,7 +132,8 @@ enum BenchCommand {
     /// Dollars per million events on AWS, measured on a running local stack (localstack/up):
     /// Lambda invocations and billed GB-seconds, and S3 requests by type.
     Cost(CostArgs),
-    /// One corpus through the streaming shape, one landed file and DuckDB, side by side.
+    /// One corpus through the streaming shape, one landed file and DuckDB, side by side, with the
+    /// floor of the work (parse into typed columns and write Parquet once).
     Pipeline {
         /// Events in the corpus.
         #[arg(long, default_value_t = 1_000_000)]
