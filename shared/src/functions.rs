@@ -43,13 +43,30 @@ pub async fn bronze_writer(
     trigger: &BronzeTrigger,
     options: &BronzeOptions,
 ) -> Result<Vec<BronzeOutcome>> {
+    bronze_writer_notifying(lake, trigger, options, &|_| {}).await
+}
+
+/// [`bronze_writer`], calling `on_commit` with each bronze version as soon as it is committed: a
+/// landed file commits a chunk at a time, and the embedded pipeline hands each commit to silver
+/// at once, as S3 notifies each commit file.
+pub async fn bronze_writer_notifying(
+    lake: &Lake,
+    trigger: &BronzeTrigger,
+    options: &BronzeOptions,
+    on_commit: &(dyn Fn(i64) + Send + Sync),
+) -> Result<Vec<BronzeOutcome>> {
     match trigger {
-        BronzeTrigger::Kafka(event) => Ok(vec![
-            bronze::ingest_kafka(lake, event, options.kafka_generation.as_deref()).await?,
-        ]),
+        BronzeTrigger::Kafka(event) => {
+            let outcome =
+                bronze::ingest_kafka(lake, event, options.kafka_generation.as_deref()).await?;
+            if let Some(version) = outcome.version {
+                on_commit(version);
+            }
+            Ok(vec![outcome])
+        }
         BronzeTrigger::Landed(event) => {
             check_bucket(lake, event)?;
-            bronze::ingest_landed(lake, event, &options.landed_limits).await
+            bronze::ingest_landed_notifying(lake, event, &options.landed_limits, on_commit).await
         }
     }
 }

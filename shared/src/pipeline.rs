@@ -171,10 +171,22 @@ impl Pipeline {
         self.progress.clone()
     }
 
-    /// Runs the bronze-writer on a trigger and notifies silver of each commit it made.
+    /// Runs the bronze-writer on a trigger and notifies silver of each commit as it is made.
     pub async fn bronze(&self, trigger: &BronzeTrigger) -> Result<()> {
         let started = Instant::now();
-        let outcomes = functions::bronze_writer(&self.lake, trigger, &self.bronze_options).await?;
+        let to_silver = |version| {
+            // Silver stops only after the pipeline's sender is dropped in `finish`.
+            let _ =
+                self.to_silver
+                    .send(functions::commit_event(&self.lake, Table::Bronze, version));
+        };
+        let outcomes = functions::bronze_writer_notifying(
+            &self.lake,
+            trigger,
+            &self.bronze_options,
+            &to_silver,
+        )
+        .await?;
         let mut t = lock(&self.totals);
         t.bronze_seconds += started.elapsed().as_secs_f64();
         for o in outcomes {
@@ -189,13 +201,13 @@ impl Pipeline {
             if let Some(v) = o.version {
                 t.bronze_commits += 1;
                 t.bronze_last_version = t.bronze_last_version.max(Some(v));
-                self.to_silver
-                    .send(functions::commit_event(&self.lake, Table::Bronze, v))
-                    .map_err(|_| Error::Embedded {
-                        stage: "silver",
-                        cause: None,
-                    })?;
             }
+        }
+        if self.silver.is_finished() {
+            return Err(Error::Embedded {
+                stage: "silver",
+                cause: None,
+            });
         }
         Ok(())
     }

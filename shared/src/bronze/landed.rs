@@ -66,6 +66,17 @@ pub async fn ingest_landed(
     event: &S3Event,
     limits: &LandedLimits,
 ) -> Result<Vec<BronzeOutcome>> {
+    ingest_landed_notifying(lake, event, limits, &|_| {}).await
+}
+
+/// [`ingest_landed`], calling `on_commit` with each bronze version as soon as it is committed
+/// (the embedded pipeline hands it to silver at once, as S3 notifies each commit file).
+pub async fn ingest_landed_notifying(
+    lake: &Lake,
+    event: &S3Event,
+    limits: &LandedLimits,
+    on_commit: &(dyn Fn(i64) + Send + Sync),
+) -> Result<Vec<BronzeOutcome>> {
     let mut outcomes = Vec::new();
     for object in trigger::objects(event)? {
         let Some(key) = lake
@@ -78,7 +89,7 @@ pub async fn ingest_landed(
             }
             .into());
         };
-        outcomes.extend(ingest_landed_file(lake, key, limits).await?);
+        outcomes.extend(ingest_landed_file(lake, key, limits, on_commit).await?);
     }
     Ok(outcomes)
 }
@@ -88,6 +99,7 @@ async fn ingest_landed_file(
     lake: &Lake,
     key: &str,
     limits: &LandedLimits,
+    on_commit: &(dyn Fn(i64) + Send + Sync),
 ) -> Result<Vec<BronzeOutcome>> {
     let unreadable = |reason: String, file_id: String, size: u64| async move {
         Ok(vec![
@@ -163,6 +175,7 @@ async fn ingest_landed_file(
         file_id: &file_id,
         ingest_time: Utc::now(),
         outcomes: Vec::new(),
+        on_commit,
     };
     while let Some(bytes) = stored.try_next().await? {
         let mut rest = &bytes[..];
@@ -202,6 +215,7 @@ struct LandedChunkWriter<'a> {
     file_id: &'a str,
     ingest_time: DateTime<Utc>,
     outcomes: Vec<BronzeOutcome>,
+    on_commit: &'a (dyn Fn(i64) + Send + Sync),
 }
 
 impl LandedChunkWriter<'_> {
@@ -234,6 +248,9 @@ impl LandedChunkWriter<'_> {
             append_landed_chunk(self.lake, &landed)
         })
         .await?;
+        if let Some(version) = outcome.version {
+            (self.on_commit)(version);
+        }
         self.outcomes.push(outcome);
         Ok(())
     }

@@ -79,14 +79,21 @@ async fn a_file_past_a_limit_is_refused_before_any_chunk_is_written() {
     let why = outcomes[0].unreadable.as_deref().unwrap_or_default();
     assert!(why.contains("over the file limit"), "{why:?}");
     assert_eq!(count(&lake, Table::Bronze).await, 0);
-    // Under the default limits the same file lands in two chunks.
-    let outcomes = functions::bronze_writer(&lake, &landed, &BronzeOptions::default())
-        .await
-        .unwrap();
+    // Under the default limits the same file lands in two chunks, each commit told as it is
+    // made (the embedded pipeline hands each to silver).
+    let told = std::sync::Mutex::new(Vec::new());
+    let on_commit = |version| told.lock().unwrap().push(version);
+    let outcomes =
+        functions::bronze_writer_notifying(&lake, &landed, &BronzeOptions::default(), &on_commit)
+            .await
+            .unwrap();
     assert_eq!(
         outcomes.iter().map(|o| o.written).collect::<Vec<_>>(),
         [100_000, 10]
     );
+    let committed: Vec<i64> = outcomes.iter().filter_map(|o| o.version).collect();
+    assert_eq!(committed.len(), 2);
+    assert_eq!(*told.lock().unwrap(), committed);
 }
 
 /// Keys with characters object_store's `Path::from` would re-encode are read as S3 names them;
