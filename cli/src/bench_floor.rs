@@ -124,12 +124,15 @@ pub fn floor(corpus: &Path, out: &Path) -> Result<Floor> {
         schema.clone(),
         Some(properties),
     )?;
-    let mut strings: Vec<StringBuilder> = STRING_COLUMNS.iter().map(|_| StringBuilder::new()).collect();
+    let mut strings: Vec<StringBuilder> = STRING_COLUMNS
+        .iter()
+        .map(|_| StringBuilder::new())
+        .collect();
     let mut times = TimestampMicrosecondBuilder::new().with_timezone("UTC");
     let (mut rows, mut unparsed, mut in_batch) = (0, 0, 0);
     let flush = |strings: &mut Vec<StringBuilder>,
-                     times: &mut TimestampMicrosecondBuilder,
-                     writer: &mut ArrowWriter<std::fs::File>|
+                 times: &mut TimestampMicrosecondBuilder,
+                 writer: &mut ArrowWriter<std::fs::File>|
      -> Result<()> {
         let columns: Vec<ArrayRef> = strings
             .iter_mut()

@@ -141,7 +141,9 @@ async fn every_function_runs_with_only_its_own_role() {
         let left: Vec<_> = stored.intersection(&removed).collect();
         if compacted(&lake).await && left.is_empty() && active.is_subset(&stored) {
             let orphans = stored.len() - active.len();
-            eprintln!("bronze vacuumed; {orphans} files no commit names are younger than the limit");
+            eprintln!(
+                "bronze vacuumed; {orphans} files no commit names are younger than the limit"
+            );
             break;
         }
         assert!(
