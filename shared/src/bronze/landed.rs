@@ -133,7 +133,7 @@ async fn ingest_landed_file(
     let mut check = LandedReader::new(key, limits, Pass::Check)?;
     let mut kept = (size <= KEPT_STORED_BYTES).then(|| Vec::with_capacity(size as usize));
     let mut refused = None;
-    let mut stream = object.into_stream();
+    let mut stream = crate::lake::object_bytes(object);
     while let Some(stored) = stream.try_next().await? {
         hash.update(&stored);
         if let Some(kept) = &mut kept {
@@ -165,7 +165,7 @@ async fn ingest_landed_file(
                 ..Default::default()
             };
             let object = store.get_opts(&path, options).await?;
-            Box::pin(object.into_stream().map_err(Error::from))
+            crate::lake::object_bytes(object)
         }
     };
     let mut split = LandedReader::new(key, limits, Pass::Split)?;
@@ -350,7 +350,10 @@ pub async fn land_file(lake: &Lake, file: &std::path::Path) -> Result<S3Event> {
     })?;
     let store = lake.store()?;
     let mut upload = object_store::buffered::BufWriter::new(store.clone(), path.clone());
-    tokio::io::copy(&mut tokio::fs::File::open(file).await?, &mut upload).await?;
+    // Large reads: tokio reads a file on a blocking thread per read.
+    let mut source =
+        tokio::io::BufReader::with_capacity(2 << 20, tokio::fs::File::open(file).await?);
+    tokio::io::copy_buf(&mut source, &mut upload).await?;
     tokio::io::AsyncWriteExt::shutdown(&mut upload).await?;
     let landed = store.head(&path).await?;
     let etag = landed.e_tag.unwrap_or_else(|| format!("{:x}", landed.size));

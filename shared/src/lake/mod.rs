@@ -10,6 +10,7 @@ mod batch;
 mod commit;
 mod data_files;
 mod metered;
+mod object_bytes;
 mod rewrite;
 mod table;
 
@@ -17,6 +18,7 @@ pub use batch::*;
 pub use commit::*;
 pub use data_files::*;
 pub use metered::Metered;
+pub use object_bytes::object_bytes;
 pub use rewrite::*;
 pub use table::*;
 
