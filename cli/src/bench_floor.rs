@@ -170,3 +170,56 @@ pub fn floor(corpus: &Path, out: &Path) -> Result<Floor> {
         parquet_bytes: std::fs::metadata(out)?.len(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, AsArray, TimestampMicrosecondArray};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    /// Each record becomes a typed row (both forms of event_time), and a line that is not a
+    /// record is counted, not written.
+    #[test]
+    fn parses_records_into_typed_parquet() {
+        let dir = tempfile::tempdir().unwrap();
+        let corpus = dir.path().join("corpus.jsonl");
+        std::fs::write(
+            &corpus,
+            concat!(
+                r#"{"event_id":"a\"1","event_type":"page_view","event_time":"2026-01-02T03:04:05Z","country":"DE"}"#,
+                "\nnot json\n",
+                r#"{"event_id":"b","event_time":1767323045000,"extra":{"n":1}}"#,
+                "\n"
+            ),
+        )
+        .unwrap();
+        let out = dir.path().join("floor.parquet");
+        let floor = floor(&corpus, &out).unwrap();
+        assert_eq!((floor.rows, floor.unparsed), (2, 1));
+        let batches: Vec<RecordBatch> =
+            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&out).unwrap())
+                .unwrap()
+                .build()
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+        let batch = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+        let ids: Vec<_> = batch
+            .column_by_name("event_id")
+            .unwrap()
+            .as_string::<i32>()
+            .iter()
+            .collect();
+        assert_eq!(ids, [Some("a\"1"), Some("b")]);
+        let times = batch
+            .column_by_name("event_time")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .unwrap();
+        assert_eq!(times.value(0), 1_767_323_045_000_000);
+        assert_eq!(times.value(1), 1_767_323_045_000_000);
+        let countries = batch.column_by_name("country").unwrap().as_string::<i32>();
+        assert_eq!((countries.value(0), countries.is_null(1)), ("DE", true));
+    }
+}
