@@ -219,15 +219,15 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
     Ok(outcome)
 }
 
-/// Validates `rows`: the valid events and the rejected rows, each with its bronze row; counts
-/// them (and the rejects by reason) in `outcome`.
-fn sort_rows<'r>(
-    rows: &'r [Row<'r>],
-    outcome: &mut SilverOutcome,
-) -> (
+/// Validated bronze rows: the valid events and the rejections, each with its row.
+type SortedRows<'r> = (
     Vec<(ValidEvent, &'r Row<'r>)>,
     Vec<(Rejection, &'r Row<'r>)>,
-) {
+);
+
+/// Validates `rows`: the valid events and the rejected rows, each with its bronze row; counts
+/// them (and the rejects by reason) in `outcome`.
+fn sort_rows<'r>(rows: &'r [Row<'r>], outcome: &mut SilverOutcome) -> SortedRows<'r> {
     let (mut valid, mut rejected) = (Vec::new(), Vec::new());
     for (row, checked) in rows.iter().zip(validate_all(rows)) {
         match checked {
