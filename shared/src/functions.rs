@@ -66,7 +66,7 @@ pub async fn bronze_writer_notifying(
         }
         BronzeTrigger::Landed(event) => {
             check_bucket(lake, event)?;
-            bronze::ingest_landed_notifying(lake, event, &options.landed_limits, on_commit).await
+            bronze::ingest_landed(lake, event, &options.landed_limits, on_commit).await
         }
     }
 }

@@ -60,18 +60,10 @@ const KEPT_STORED_BYTES: u64 = 64 << 20;
 /// recorded under [`landed_file_id`], so a redelivered notification or a re-landed copy adds
 /// nothing. Each file is read as a stream twice: once to check `limits` (and hash it), then to
 /// write it chunk by chunk, so memory follows a chunk, not the file, and a file past a limit is
-/// recorded in `bronze/failed_files` before any of it is written.
+/// recorded in `bronze/failed_files` before any of it is written. `on_commit` is called with
+/// each bronze version as soon as it is committed (the embedded pipeline hands it to silver at
+/// once, as S3 notifies each commit file).
 pub async fn ingest_landed(
-    lake: &Lake,
-    event: &S3Event,
-    limits: &LandedLimits,
-) -> Result<Vec<BronzeOutcome>> {
-    ingest_landed_notifying(lake, event, limits, &|_| {}).await
-}
-
-/// [`ingest_landed`], calling `on_commit` with each bronze version as soon as it is committed
-/// (the embedded pipeline hands it to silver at once, as S3 notifies each commit file).
-pub async fn ingest_landed_notifying(
     lake: &Lake,
     event: &S3Event,
     limits: &LandedLimits,

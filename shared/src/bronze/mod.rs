@@ -14,7 +14,7 @@ mod kafka;
 mod landed;
 
 pub use kafka::{MAX_REDELIVERY_REWIND, ingest_kafka, kafka_source};
-pub use landed::{LandedHash, ingest_landed, ingest_landed_notifying, land_file, landed_file_id};
+pub use landed::{LandedHash, ingest_landed, land_file, landed_file_id};
 
 pub use clickstream_landed::{
     CHUNK_BYTES, CHUNK_RECORDS, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_FILE_BYTES,
