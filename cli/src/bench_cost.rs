@@ -119,7 +119,7 @@ fn requests_in(text: &str) -> Requests {
 }
 
 /// The lines `stage` wrote to its log in `logs` after its first `skip_lines`.
-fn new_lines(logs: &std::path::Path, stage: &str, skip_lines: usize) -> String {
+pub(crate) fn new_lines(logs: &std::path::Path, stage: &str, skip_lines: usize) -> String {
     let text = std::fs::read_to_string(logs.join(format!("{stage}.log"))).unwrap_or_default();
     text.lines().skip(skip_lines).collect::<Vec<_>>().join("\n")
 }
@@ -129,7 +129,8 @@ fn sum_of(requests: &Requests) -> f64 {
     requests.values().sum()
 }
 
-fn lines_in(path: &std::path::Path) -> usize {
+/// The lines of the file at `path` (0 when there is none).
+pub(crate) fn lines_in(path: &std::path::Path) -> usize {
     std::fs::read_to_string(path).map_or(0, |t| t.lines().count())
 }
 

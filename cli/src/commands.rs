@@ -534,6 +534,16 @@ pub async fn freshness(args: crate::FreshnessArgs) -> Result<()> {
         duration: Duration::from_secs_f64(args.duration),
         drain: Duration::from_secs_f64(args.drain),
     };
+    if args.find_ceiling {
+        let ceiling = crate::bench_ceiling::CeilingConfig {
+            first: config,
+            step: args.step,
+            max_rate: args.max_rate,
+            max_p95: Duration::from_secs_f64(args.max_p95),
+            logs: args.logs,
+        };
+        return crate::bench_ceiling::find_ceiling(&lake, ceiling).await;
+    }
     crate::bench::freshness(&lake, config).await
 }
 

@@ -1,6 +1,7 @@
 //! `clickstream`: generate events, run the pipeline embedded on a local lake, ingest files, export.
 
 mod bench;
+mod bench_ceiling;
 mod bench_cost;
 mod bench_floor;
 mod bench_landed;
@@ -216,6 +217,23 @@ struct FreshnessArgs {
     /// Seconds to wait after producing for the last events to reach gold.
     #[arg(long, default_value_t = 120.0)]
     drain: f64,
+    /// Raise the rate round by round, from --rate, until the stack does not keep up; print the
+    /// highest rate kept up, the stage that limits it and each stage's ceiling.
+    #[arg(long)]
+    find_ceiling: bool,
+    /// With --find-ceiling: events/s added per round.
+    #[arg(long, default_value_t = 10_000.0, requires = "find_ceiling")]
+    step: f64,
+    /// With --find-ceiling: the last round's rate at most.
+    #[arg(long, default_value_t = 200_000.0, requires = "find_ceiling")]
+    max_rate: f64,
+    /// With --find-ceiling: a round keeps up when every event is in gold and its p95
+    /// produce-to-gold is under this many seconds.
+    #[arg(long, default_value_t = 10.0, requires = "find_ceiling")]
+    max_p95: f64,
+    /// With --find-ceiling: the stack's logs, where the functions write their metrics.
+    #[arg(long, default_value = ".stack/logs", requires = "find_ceiling")]
+    logs: PathBuf,
     #[command(flatten)]
     kafka: StackKafkaArgs,
     #[command(flatten)]
