@@ -337,6 +337,8 @@ pub struct HistoryConfig {
     pub batches: usize,
     pub batch_events: usize,
     pub keep: Option<PathBuf>,
+    /// Times the lengths are run in turn.
+    pub rounds: usize,
 }
 
 /// A lake holding `days` days of `events_per_day` events each, ending yesterday, filled the way
@@ -511,6 +513,32 @@ pub async fn history(config: HistoryConfig) -> Result<()> {
         "{:>8} {:>10} {:>12} {:>12} {:>12} {:>15} {:>15}",
         "history", "prefill", "warm p50", "warm p95", "warm max", "cold 1st batch", "cold peak RSS"
     );
+    let mut ratios = Vec::new();
+    for round in 1..=config.rounds {
+        if config.rounds > 1 {
+            println!("round {round} of {}", config.rounds);
+        }
+        let p50s = history_round(&config, round).await?;
+        if let (Some((short, a)), Some((long, b))) = (p50s.first(), p50s.last()) {
+            println!("warm p50 at {long} days / at {short} days: {:.2}x", b / a);
+            ratios.push(b / a);
+        }
+    }
+    if ratios.len() > 1 {
+        let listed: Vec<String> = ratios.iter().map(|r| format!("{r:.2}x")).collect();
+        ratios.sort_by(f64::total_cmp);
+        println!(
+            "longest / shortest over {} rounds: {}; median {:.2}x",
+            ratios.len(),
+            listed.join(", "),
+            percentile(&ratios, 0.5)
+        );
+    }
+    Ok(())
+}
+
+/// Each length of history of `config` once, each on a new lake: the warm p50 per length.
+async fn history_round(config: &HistoryConfig, round: usize) -> Result<Vec<(u32, f64)>> {
     let mut p50s = Vec::new();
     for &days in &config.days {
         let (dir, lake) = temp_lake(&format!("history-{days}d"))?;
@@ -518,7 +546,7 @@ pub async fn history(config: HistoryConfig) -> Result<()> {
         prefill(&lake, days, config.events_per_day).await?;
         let prefill_time = started.elapsed();
         let cold = cold_batch(dir.path(), config.batch_events).await?;
-        let (times, [bronze, silver, gold]) = warm_batches(&lake, &config).await?;
+        let (times, [bronze, silver, gold]) = warm_batches(&lake, config).await?;
         let differences =
             clickstream_testkit::differences_from_scratch(&lake, &parse_funnel(None)).await?;
         if !differences.is_empty() {
@@ -545,15 +573,16 @@ pub async fn history(config: HistoryConfig) -> Result<()> {
             cold["stages_ms"]
         );
         if let Some(keep) = &config.keep {
-            let target = keep.join(format!("history-{days}d"));
+            let name = match round {
+                1 => format!("history-{days}d"),
+                n => format!("history-{days}d-round{n}"),
+            };
+            let target = keep.join(name);
             std::fs::rename(dir.keep(), &target)?;
             println!("kept the lake at {}", target.display());
         }
     }
-    if let (Some((short, a)), Some((long, b))) = (p50s.first(), p50s.last()) {
-        println!("warm p50 at {long} days / at {short} days: {:.2}x", b / a);
-    }
-    Ok(())
+    Ok(p50s)
 }
 
 /// `bench history-batch`: one new batch in this (cold) process; prints its time and peak RSS as

@@ -188,6 +188,10 @@ enum BenchCommand {
         /// Keep the lakes in this directory (for profiling) instead of deleting them.
         #[arg(long)]
         keep: Option<PathBuf>,
+        /// Run the lengths in turn this many times (3, 30, 3, 30, ...), each on a new lake, and
+        /// print the longest against the shortest per round and their median.
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
     },
     /// One batch in a fresh process (what `bench history` runs for its cold figure).
     #[command(hide = true)]
@@ -560,6 +564,7 @@ async fn main() -> std::process::ExitCode {
             batches,
             batch_events,
             keep,
+            rounds,
         }) => {
             bench_stages::history(bench_stages::HistoryConfig {
                 days,
@@ -567,6 +572,7 @@ async fn main() -> std::process::ExitCode {
                 batches,
                 batch_events,
                 keep,
+                rounds: rounds.max(1),
             })
             .await
         }
