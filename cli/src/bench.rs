@@ -97,14 +97,16 @@ pub struct FreshnessConfig {
     pub duration: Duration,
     /// How long to wait, after producing stops, for the last events to reach gold.
     pub drain: Duration,
+    /// The events' date, in days before today (1: yesterday).
+    pub days_ago: i64,
 }
 
-/// `events` generated events of yesterday (no duplicates, invalid or late ones), each stamped with
-/// when it is produced ([`SENT_FIELD`]).
-fn stamped_events(events: usize) -> impl Iterator<Item = Vec<u8>> {
+/// `events` generated events of the day `days_ago` days before today (no duplicates, invalid or
+/// late ones), each stamped with when it is produced ([`SENT_FIELD`]).
+fn stamped_events(events: usize, days_ago: i64) -> impl Iterator<Item = Vec<u8>> {
     let mut generator = clickstream_generator::GeneratorConfig::new(events);
     generator.seed = chrono::Utc::now().timestamp() as u64;
-    generator.start = chrono::Utc::now().date_naive() - chrono::Duration::days(1);
+    generator.start = chrono::Utc::now().date_naive() - chrono::Duration::days(days_ago);
     generator.days = 1;
     (
         generator.duplicate_rate,
@@ -196,7 +198,7 @@ pub async fn through_gold(
     use clickstream::gold::processed_silver_version;
 
     let events = (config.rate * config.duration.as_secs_f64()).round() as usize;
-    let stamped = crate::kafka::paced(stamped_events(events), config.rate);
+    let stamped = crate::kafka::paced(stamped_events(events, config.days_ago), config.rate);
     let mut seen = processed_silver_version(lake).await?.unwrap_or(-1);
     println!(
         "freshness: {events} events at {} events/s to {} ({}), lake {}",

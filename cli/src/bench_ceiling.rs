@@ -4,7 +4,8 @@
 //! over the limit). Each round, every stage's load comes from its log's EMF lines: its busy time
 //! (the sum of its handlers' durations) over the round's wall time, and the records it took in.
 //! A stage busy all the time is the one the others wait for; records over busy seconds is what
-//! that stage can take on its own (its ceiling).
+//! that stage can take on its own (its ceiling). Each round's events are of a day of their own
+//! (yesterday, then the day before, ...), and a round ends when the stages are idle again.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -128,7 +129,41 @@ impl Round {
     }
 }
 
-/// Runs one round at `workload.rate`.
+/// How long a round waits, after its events reached gold or its drain ended, for the stages'
+/// invocations in flight to finish (their metrics are written when they do).
+const IDLE_WAIT: Duration = Duration::from_secs(600);
+
+/// Invocations the lines `written` by a stage started and have not finished or failed yet.
+fn in_flight(written: &str) -> usize {
+    let count = |what: &str| written.lines().filter(|l| l.contains(what)).count();
+    count("\"invocation started\"")
+        .saturating_sub(count("\"invocation finished\"") + count("\"invocation failed"))
+}
+
+/// Waits up to `limit` until no stream stage has an invocation in flight since the round began
+/// (`before`: each stage's log lines then); says so when the limit passes.
+async fn wait_until_idle(logs: &std::path::Path, before: &[usize], limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let busy: Vec<&str> = STREAM_STAGES
+            .iter()
+            .zip(before)
+            .filter(|(stage, skip)| in_flight(&new_lines(logs, stage, **skip)) > 0)
+            .map(|(stage, _)| *stage)
+            .collect();
+        if busy.is_empty() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            println!("  still running after {limit:?}: {busy:?} (their load is not counted)");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Runs one round at `workload.rate`; it ends once every event is in gold (or the drain has
+/// passed) and the stages' invocations in flight have finished.
 async fn round(lake: &Lake, workload: &FreshnessConfig, logs: &std::path::Path) -> Result<Round> {
     let before: Vec<usize> = STREAM_STAGES
         .iter()
@@ -136,6 +171,7 @@ async fn round(lake: &Lake, workload: &FreshnessConfig, logs: &std::path::Path) 
         .collect();
     let started = Instant::now();
     let (produced, latencies_ms) = through_gold(lake, workload).await?;
+    wait_until_idle(logs, &before, IDLE_WAIT).await;
     let wall = started.elapsed();
     let events = (workload.rate * workload.duration.as_secs_f64()).round() as usize;
     let pct = |p: f64| {
@@ -186,14 +222,19 @@ pub async fn find_ceiling(lake: &Lake, config: CeilingConfig) -> Result<()> {
     );
     let mut highest: Option<f64> = None;
     let mut rate = config.first.rate;
+    let mut days_ago = config.first.days_ago;
     let last = loop {
+        // Each round's events are of a day of their own, so that gold's cost per run, which
+        // follows the events of the dates a run touches, is not raised by the earlier rounds.
         let workload = FreshnessConfig {
             rate,
             brokers: config.first.brokers.clone(),
             topic: config.first.topic.clone(),
             duration: config.first.duration,
             drain: config.first.drain,
+            days_ago,
         };
+        days_ago += 1;
         let round = round(lake, &workload, &config.logs).await?;
         round.print(config.max_p95);
         if !round.kept_up(config.max_p95) {
@@ -277,6 +318,24 @@ mod tests {
         assert_eq!(load.busy_share(Duration::from_secs(4)), 0.25);
         assert_eq!(StageLoad::of("bronze-writer", &log), StageLoad::default());
         assert_eq!(StageLoad::default().records_per_busy_second(), None);
+    }
+
+    #[test]
+    fn invocations_in_flight_are_those_started_and_not_ended() {
+        let line = |message: &str| format!("{{\"fields\":{{\"message\":\"{message}\"}}}}");
+        let log = [
+            line("invocation started"),
+            line("invocation finished"),
+            line("invocation started"),
+            line("invocation failed: the store did not answer"),
+            line("invocation started"),
+        ]
+        .join("\n");
+        assert_eq!(in_flight(&log), 1);
+        assert_eq!(
+            in_flight(&log.lines().take(4).collect::<Vec<_>>().join("\n")),
+            0
+        );
     }
 
     #[test]

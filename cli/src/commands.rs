@@ -533,6 +533,7 @@ pub async fn freshness(args: crate::FreshnessArgs) -> Result<()> {
         rate: args.rate,
         duration: Duration::from_secs_f64(args.duration),
         drain: Duration::from_secs_f64(args.drain),
+        days_ago: 1,
     };
     if args.find_ceiling {
         let ceiling = crate::bench_ceiling::CeilingConfig {
@@ -556,6 +557,7 @@ pub async fn cost(args: crate::CostArgs) -> Result<()> {
             rate: args.rate,
             duration: Duration::from_secs_f64(args.events as f64 / args.rate),
             drain: Duration::from_secs_f64(args.drain),
+            days_ago: 1,
         },
         logs: args.logs,
         store_metrics: args.store_metrics,
