@@ -97,7 +97,7 @@ impl NewRows {
 
     /// The persons the rows touch, as [`user_hash`]es.
     pub(super) fn touched_users(&self, people: &People) -> Result<HashSet<u128>> {
-        let mut users = HashSet::new();
+        let mut users = HashSet::default();
         for b in &self.batches {
             let keys = typed_column::<StringArray>(b, "user_key")?;
             users.extend(keys.iter().flatten().map(|k| people.person(user_hash(k))));
@@ -117,7 +117,7 @@ impl NewRows {
 
     /// The event times of each person the rows touch, sorted.
     pub(super) fn times_by_user(&self, people: &People) -> Result<HashMap<u128, Vec<i64>>> {
-        let mut times: HashMap<u128, Vec<i64>> = HashMap::new();
+        let mut times: HashMap<u128, Vec<i64>> = HashMap::default();
         for b in &self.batches {
             let users = typed_column::<StringArray>(b, "user_key")?;
             let at = typed_column::<TimestampMicrosecondArray>(b, "event_time")?;
@@ -371,7 +371,7 @@ async fn kept_sessions(
     recomputed: &Resessionized,
     rekeyed: &HashSet<u128>,
 ) -> Result<Vec<RecordBatch>> {
-    let mut changed_spans: HashMap<u128, Vec<(i64, i64)>> = HashMap::new();
+    let mut changed_spans: HashMap<u128, Vec<(i64, i64)>> = HashMap::default();
     for r in &recomputed.changed_runs {
         changed_spans
             .entry(r.user)

@@ -42,7 +42,7 @@ const ERASURE_ORDER: [Table; 6] = [
 /// not move. Idempotent: with nothing of the person left, it writes nothing.
 pub async fn erase(
     lake: &Lake,
-    identifiers: &HashSet<String>,
+    identifiers: &std::collections::HashSet<String>,
     funnel: &[String],
 ) -> Result<GoldErasure> {
     loop {
@@ -66,7 +66,7 @@ async fn dates_of(
     table: &DeltaTable,
     kind: Table,
     (key_column, date_column): (&str, &str),
-    keys: &HashSet<String>,
+    keys: &std::collections::HashSet<String>,
 ) -> Result<BTreeSet<i32>> {
     let mut dates = BTreeSet::new();
     let columns = [key_column, date_column];
@@ -87,7 +87,7 @@ fn without_keys(
     batches: &[RecordBatch],
     kind: Table,
     column: &str,
-    keys: &HashSet<String>,
+    keys: &std::collections::HashSet<String>,
 ) -> Result<(RecordBatch, usize)> {
     let mut kept = Vec::with_capacity(batches.len());
     let mut removed = 0;
@@ -109,7 +109,7 @@ fn without_keys(
 
 async fn try_erase(
     lake: &Lake,
-    identifiers: &HashSet<String>,
+    identifiers: &std::collections::HashSet<String>,
     funnel: &[String],
 ) -> Result<GoldErasure> {
     let gold = OpenGold::open(lake).await?;
@@ -200,7 +200,7 @@ async fn try_erase(
         people_version: None,
     };
     for d in &dates {
-        state.users.insert(*d, HashSet::new());
+        state.users.insert(*d, HashSet::default());
     }
     let date = typed_column::<Date32Array>(&kept_users, "date")?;
     let user = typed_column::<StringArray>(&kept_users, "user_key")?;
@@ -250,7 +250,10 @@ async fn try_erase(
 }
 
 /// How many rows of gold/anonymous_ids (live or replaced) name one of `identifiers`.
-async fn person_rows(table: &DeltaTable, identifiers: &HashSet<String>) -> Result<usize> {
+async fn person_rows(
+    table: &DeltaTable,
+    identifiers: &std::collections::HashSet<String>,
+) -> Result<usize> {
     if !has_data_files(table) {
         return Ok(0);
     }

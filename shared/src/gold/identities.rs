@@ -11,7 +11,7 @@
 //! first login, a login on a shared device, a login arriving late) re-computes that person's
 //! figures on those dates.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 use super::*;
 
@@ -184,7 +184,7 @@ impl People {
             return Ok(people);
         }
         let batches = read_whole(table, Table::AnonymousIds, &[]).await?;
-        let mut latest: HashMap<String, rows::AnonymousId> = HashMap::new();
+        let mut latest: HashMap<String, rows::AnonymousId> = HashMap::default();
         let rows = rows_of::<rows::AnonymousId>(&batches)?;
         people.stored_rows = rows.len();
         for row in rows {
@@ -251,7 +251,7 @@ impl People {
     ) -> Result<Observed> {
         // What gold knew of each anonymous id the rows name before them (none when it is new),
         // and the persons it has been since.
-        let mut before: HashMap<u128, (Option<Anonymous>, Vec<u128>)> = HashMap::new();
+        let mut before: HashMap<u128, (Option<Anonymous>, Vec<u128>)> = HashMap::default();
         for (batch, date) in batches {
             for event in identity_events(std::slice::from_ref(batch))? {
                 let Some(anonymous_id) = event.anonymous_id.filter(|a| !a.is_empty()) else {
@@ -514,7 +514,7 @@ mod tests {
         assert_eq!(people.person_key("a", a), "u1");
         assert_eq!(
             people.keys_of(u1).collect::<HashSet<_>>(),
-            HashSet::from([u1, a, user_hash("c")])
+            HashSet::from_iter([u1, a, user_hash("c")])
         );
 
         // A login as u2 arriving late, older than u1's: nothing changes, and no row is written.

@@ -222,7 +222,7 @@ pub(super) fn fill_active_users(
     people: &People,
 ) {
     for (window, weekly) in [(7, true), (30, false)] {
-        let mut counts: HashMap<u128, u32> = HashMap::new();
+        let mut counts: HashMap<u128, u32> = HashMap::default();
         // The days counted: window_lo..=window_hi (none before the first row).
         let (mut window_lo, mut window_hi) = (i32::MIN, i32::MIN);
         let count = |day: &HashSet<u128>, by: i32, counts: &mut HashMap<u128, u32>| {

@@ -7,7 +7,7 @@
 //! on a cold start), and DAU/WAU/MAU from a compact per-date set of distinct users
 //! (`gold/daily_users`), never from 30 days of raw events.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use arrow::array::{
     Array, BooleanArray, Date32Array, Int32Array, Int64Array, RecordBatch, StringArray,
@@ -43,6 +43,13 @@ use tables::*;
 use warm::*;
 
 use crate::error::{Error, Result};
+
+/// Gold's hash maps and sets hash with foldhash (seeded per map) instead of SipHash: their keys
+/// are user hashes and short strings looked up once or more per event, and SipHash was about 6%
+/// of a gold run's samples on a large date (the person of each event).
+pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// See [`HashMap`].
+pub(crate) type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 use crate::lake::{
     Lake, Table, added_since, batch_of, commit_properties, from_days, has_data_files,
     partition_date, read_dates, read_whole, retry_lost_races, rows_of, to_days, txn_version,
@@ -241,7 +248,7 @@ mod tests {
 
     /// Distinct users over the `window` days ending `date`, counted directly.
     fn direct(users: &BTreeMap<i32, HashSet<u128>>, date: i32, window: i32) -> i64 {
-        let mut all = HashSet::new();
+        let mut all = HashSet::default();
         for (_, day) in users.range(date - window + 1..=date) {
             all.extend(day.iter().copied());
         }
@@ -254,7 +261,10 @@ mod tests {
         // the first row's window reaches days without a row, and there are gaps.
         let mut users: BTreeMap<i32, HashSet<u128>> = BTreeMap::new();
         for d in 0..=60 {
-            users.insert(d, HashSet::from([(d % 9) as u128, (d % 4 + 100) as u128]));
+            users.insert(
+                d,
+                HashSet::from_iter([(d % 9) as u128, (d % 4 + 100) as u128]),
+            );
         }
         let dates = [31, 32, 33, 40, 41, 58, 60];
         let mut rows: Vec<DailyMetrics> = dates.iter().map(|d| row(*d)).collect();

@@ -2,7 +2,7 @@
 //! active in each following week (`gold/retention_weekly`). Computed from `gold/daily_users` on the
 //! exporter's schedule rather than per batch: a cohort table spans the whole history.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 use chrono::Datelike;
 
@@ -21,7 +21,7 @@ pub fn weekly_cohorts(
     daily_users: &[RecordBatch],
     people: &People,
 ) -> Result<Vec<rows::RetentionWeekly>> {
-    let mut weeks_of_user: HashMap<&str, HashSet<i32>> = HashMap::new();
+    let mut weeks_of_user: HashMap<&str, HashSet<i32>> = HashMap::default();
     for batch in daily_users {
         let users = typed_column::<StringArray>(batch, "user_key")?;
         let dates = typed_column::<Date32Array>(batch, "date")?;
@@ -35,7 +35,7 @@ pub fn weekly_cohorts(
     }
     let last_week = weeks_of_user.values().flatten().max().copied();
     let mut cohort_users: BTreeMap<i32, i64> = BTreeMap::new();
-    let mut active: HashMap<(i32, i32), i64> = HashMap::new();
+    let mut active: HashMap<(i32, i32), i64> = HashMap::default();
     for weeks in weeks_of_user.values() {
         let cohort = *weeks.iter().min().expect("a user has at least one date");
         *cohort_users.entry(cohort).or_default() += 1;
