@@ -141,6 +141,13 @@ async fn sent_times(lake: &Lake, versions: std::ops::RangeInclusive<i64>) -> Res
     Ok(sent_ms)
 }
 
+/// The `p` quantile (0 to 1) of `sorted` by the nearest-rank method; none when it is empty.
+pub(crate) fn nearest_rank<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
+    sorted
+        .get(((sorted.len() as f64 * p).ceil() as usize).saturating_sub(1))
+        .copied()
+}
+
 /// What was produced, how much reached gold, and the latency percentiles (`latencies_ms` sorted).
 fn print_latencies(
     produced: &crate::kafka::Produced,
@@ -148,11 +155,7 @@ fn print_latencies(
     events: usize,
     drain: Duration,
 ) {
-    let pct = |p: f64| {
-        latencies_ms
-            .get(((latencies_ms.len() as f64 * p).ceil() as usize).saturating_sub(1))
-            .map_or(f64::NAN, |ms| *ms as f64 / 1e3)
-    };
+    let pct = |p: f64| nearest_rank(latencies_ms, p).map_or(f64::NAN, |ms| ms as f64 / 1e3);
     println!(
         "  produced     {} acknowledged in {:.1}s ({:.0} events/s)",
         produced.acknowledged,
@@ -246,4 +249,19 @@ pub async fn through_gold(
     let produced = produced.ok_or_else(|| anyhow::anyhow!("the producer did not finish"))?;
     latencies_ms.sort_unstable();
     Ok((produced, latencies_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nearest_rank;
+
+    #[test]
+    fn nearest_rank_takes_the_value_at_the_ceiling_of_p_times_n() {
+        let sorted = [10, 20, 30, 40];
+        assert_eq!(nearest_rank(&sorted, 0.5), Some(20));
+        assert_eq!(nearest_rank(&sorted, 0.95), Some(40));
+        assert_eq!(nearest_rank(&sorted, 0.0), Some(10));
+        assert_eq!(nearest_rank(&sorted, 1.0), Some(40));
+        assert_eq!(nearest_rank::<i64>(&[], 0.5), None);
+    }
 }

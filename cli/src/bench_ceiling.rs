@@ -175,9 +175,8 @@ async fn round(lake: &Lake, workload: &FreshnessConfig, logs: &std::path::Path) 
     let wall = started.elapsed();
     let events = (workload.rate * workload.duration.as_secs_f64()).round() as usize;
     let pct = |p: f64| {
-        latencies_ms
-            .get(((latencies_ms.len() as f64 * p).ceil() as usize).saturating_sub(1))
-            .map(|ms| Duration::from_millis((*ms).max(0) as u64))
+        crate::bench::nearest_rank(&latencies_ms, p)
+            .map(|ms| Duration::from_millis(ms.max(0) as u64))
     };
     let stages = STREAM_STAGES
         .iter()

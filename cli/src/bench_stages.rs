@@ -448,10 +448,7 @@ pub async fn run_batch(lake: &Lake, batch: &BronzeTrigger) -> Result<StageMs> {
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted
-        .get(((sorted.len() as f64 * p).ceil() as usize).saturating_sub(1))
-        .copied()
-        .unwrap_or(f64::NAN)
+    crate::bench::nearest_rank(sorted, p).unwrap_or(f64::NAN)
 }
 
 /// The first new batch in a fresh process (`bench history-batch`): its report.
