@@ -55,7 +55,7 @@ impl RunBatches {
         gold: OpenGold,
         last: i64,
         outcome: &mut GoldOutcome,
-    ) -> Result<Option<i64>> {
+    ) -> Result<Committed> {
         let (lo, hi) = self.dates;
         outcome.dates = Some((from_days(lo), from_days(hi)));
         outcome.sessions = self.sessions.num_rows();
@@ -203,6 +203,7 @@ pub(super) async fn try_catch_up(
         }
         state.people = Some(People::load(gold.table(Table::AnonymousIds)).await?);
     }
+    state.check_sessions(gold.table(Table::Sessions));
 
     // 0. Who the new rows' anonymous ids now are; those whose person changed re-key their
     // events without a user_id, on the dates they have them.
@@ -216,12 +217,12 @@ pub(super) async fn try_catch_up(
     let (Some(&first), Some(&last_date)) = (touched.first(), touched.last()) else {
         // Commits without rows (all duplicates or invalid): only the watermark moves.
         let meta = json!({ "silver_version": last });
-        state.people_version = gold
+        let committed = gold
             .commit(lake, last, meta, |t| {
                 (RecordBatch::new_empty(t.schema()), Replacing::Nothing)
             })
             .await?;
-        state.version = last;
+        state.took(&committed, last);
         return Ok(outcome);
     };
     // A session holding a re-keyed event may start the day before it.
@@ -255,12 +256,29 @@ pub(super) async fn try_catch_up(
     let (lo, hi) = (recomputed.lo, recomputed.hi);
 
     // 2. The other sessions of those dates stay as gold has them.
-    let kept = kept_sessions(gold.table(Table::Sessions), &recomputed, &rekeyed).await?;
-    let new_sessions: Vec<&Session> = recomputed.sessions.iter().collect();
-    let new_batch = sessions_batch(&new_sessions)?;
-    let mut facts = facts_of(&kept)?;
-    facts.extend(new_sessions.iter().map(|s| SessionFacts::from(*s)));
-    let by_date = session_days(facts);
+    let missing: Vec<i32> = (lo..=hi)
+        .filter(|d| !state.sessions.contains_key(d))
+        .collect();
+    load_sessions(gold.table(Table::Sessions), state, &missing).await?;
+    let kept = kept_sessions(state, &recomputed, &rekeyed)?;
+    let mut written: BTreeMap<i32, Vec<RecordBatch>> =
+        kept.into_iter().map(|(d, b)| (d, vec![b])).collect();
+    let mut new_by_date: BTreeMap<i32, Vec<&Session>> = BTreeMap::new();
+    for s in &recomputed.sessions {
+        new_by_date.entry(s.date).or_default().push(s);
+    }
+    for (d, sessions) in &new_by_date {
+        written
+            .entry(*d)
+            .or_default()
+            .push(sessions_batch(sessions)?);
+    }
+    let schema = Table::Sessions.schema();
+    let written: BTreeMap<i32, RecordBatch> = written
+        .into_iter()
+        .map(|(d, b)| Ok((d, arrow::compute::concat_batches(&schema, &b)?)))
+        .collect::<Result<_>>()?;
+    let by_date = session_days(facts_of(written.values())?);
 
     // 3. Distinct users of the dates WAU/MAU need; users new to a date go to gold/daily_users.
     let users_needed = (lo - 29..=last_date.max(hi) + 29)
@@ -279,10 +297,7 @@ pub(super) async fn try_catch_up(
 
     // 6. One commit per table, each carrying the watermark.
     let run = RunBatches {
-        sessions: arrow::compute::concat_batches(
-            &Table::Sessions.schema(),
-            kept.iter().chain(std::iter::once(&new_batch)),
-        )?,
+        sessions: arrow::compute::concat_batches(&schema, written.values())?,
         daily_users: daily_users_batch(&new_user_rows)?,
         funnel: funnel_batch(by_date.iter(), funnel)?,
         pages: page_batch(pages, &by_date)?,
@@ -292,8 +307,9 @@ pub(super) async fn try_catch_up(
         dates: (lo, hi),
         metrics_to: metrics_hi,
     };
-    state.people_version = run.commit(lake, gold, last, &mut outcome).await?;
-    state.version = last;
+    let committed = run.commit(lake, gold, last, &mut outcome).await?;
+    state.took(&committed, last);
+    state.sessions.extend(written);
     state.evict(&new_dates);
     Ok(outcome)
 }
@@ -363,14 +379,14 @@ async fn resessionize(
     }
 }
 
-/// Step 2: gold's sessions of the recomputed dates but those inside a changed run (which that
-/// run's new sessions replace) and those of `rekeyed` persons (all of whose runs on those
-/// dates are recomputed).
-async fn kept_sessions(
-    sessions: &DeltaTable,
+/// Step 2: gold's sessions of each recomputed date (from the warm state, which holds them) but
+/// those inside a changed run (which that run's new sessions replace) and those of `rekeyed`
+/// persons (all of whose runs on those dates are recomputed).
+fn kept_sessions(
+    state: &GoldState,
     recomputed: &Resessionized,
     rekeyed: &HashSet<u128>,
-) -> Result<Vec<RecordBatch>> {
+) -> Result<BTreeMap<i32, RecordBatch>> {
     let mut changed_spans: HashMap<u128, Vec<(i64, i64)>> = HashMap::default();
     for r in &recomputed.changed_runs {
         changed_spans
@@ -378,17 +394,11 @@ async fn kept_sessions(
             .or_default()
             .push((r.first, r.last));
     }
-    let (lo, hi) = (recomputed.lo, recomputed.hi);
-    let old_sessions = read_dates(
-        sessions,
-        Table::Sessions,
-        "session_date",
-        |d| (lo..=hi).contains(&d),
-        &[],
-    )
-    .await?;
-    let mut kept = Vec::with_capacity(old_sessions.len());
-    for b in &old_sessions {
+    let mut kept = BTreeMap::new();
+    for d in recomputed.lo..=recomputed.hi {
+        let Some(b) = state.sessions.get(&d) else {
+            continue;
+        };
         let users = typed_column::<StringArray>(b, "user_key")?;
         let starts = typed_column::<TimestampMicrosecondArray>(b, "session_start")?;
         let ends = typed_column::<TimestampMicrosecondArray>(b, "session_end")?;
@@ -407,10 +417,7 @@ async fn kept_sessions(
                 Some(!replaced)
             })
             .collect();
-        kept.push(crate::lake::conform(
-            &arrow::compute::filter_record_batch(b, &keep)?,
-            &Table::Sessions.schema(),
-        )?);
+        kept.insert(d, arrow::compute::filter_record_batch(b, &keep)?);
     }
     Ok(kept)
 }

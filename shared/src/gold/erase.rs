@@ -196,6 +196,8 @@ async fn try_erase(
         version: done,
         days: BTreeMap::new(),
         users: BTreeMap::new(),
+        sessions: BTreeMap::new(),
+        sessions_version: None,
         people: Some(people),
         people_version: None,
     };

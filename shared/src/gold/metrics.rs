@@ -111,7 +111,9 @@ impl<'a> From<&'a Session> for SessionFacts<'a> {
 }
 
 /// The sessions of gold/sessions rows, as [`SessionFacts`].
-pub(super) fn facts_of(batches: &[RecordBatch]) -> Result<Vec<SessionFacts<'_>>> {
+pub(super) fn facts_of<'a>(
+    batches: impl IntoIterator<Item = &'a RecordBatch>,
+) -> Result<Vec<SessionFacts<'a>>> {
     let mut out = Vec::new();
     for b in batches {
         let user = typed_column::<StringArray>(b, "user_key")?;

@@ -47,32 +47,78 @@ impl OpenGold {
     }
 
     /// Commits to each table still below `silver_version` what `contents` gives for it (rows,
-    /// and what they replace), with the watermark and `meta`, in [`WRITTEN`]'s order. Returns
-    /// the version of gold/anonymous_ids after (the warm state's key, see [`GoldState`]).
+    /// and what they replace), with the watermark and `meta`: the tables of [`WRITTEN`] at once,
+    /// but gold/anonymous_ids, which goes last, once the others are in. Each table's commit
+    /// depends only on silver and that table, so a run stopped between them leaves tables a
+    /// later run skips (see [`WRITTEN`]). Returns each table's version after (the warm state's
+    /// keys, see [`GoldState`]).
     pub(super) async fn commit(
         self,
         lake: &Lake,
         silver_version: i64,
         meta: serde_json::Value,
         contents: impl Fn(Table) -> (RecordBatch, Replacing),
-    ) -> Result<Option<i64>> {
-        let mut people_version = None;
-        for open in self.0 {
-            let (t, meta) = (open.kind, meta.clone());
-            let written = if open.silver_version >= silver_version {
-                open.table
-            } else {
-                let (batch, replacing) = contents(t);
-                let commit = commit_properties(GOLD_APP_ID, silver_version, meta);
-                let written = replace(open.table, t, batch, replacing, commit).await?;
-                lake.keep(t, &written);
-                written
-            };
-            if t == Table::AnonymousIds {
-                people_version = written.version().map(|v| v as i64);
+    ) -> Result<Committed> {
+        let commit_one = |open: OpenGoldTable| {
+            let pending = (open.silver_version < silver_version).then(|| {
+                let (batch, replacing) = contents(open.kind);
+                let commit = commit_properties(GOLD_APP_ID, silver_version, meta.clone());
+                (batch, replacing, commit)
+            });
+            let lake = lake.clone();
+            // Each on its own task: the tables' writes run on every core.
+            tokio::spawn(async move {
+                let t = open.kind;
+                let written = match pending {
+                    None => open.table,
+                    Some((batch, replacing, commit)) => {
+                        let written = replace(open.table, t, batch, replacing, commit).await?;
+                        lake.keep(t, &written);
+                        written
+                    }
+                };
+                Ok::<_, Error>((t, written.version().map(|v| v as i64)))
+            })
+        };
+        let joined = |r: std::result::Result<Result<_>, tokio::task::JoinError>| match r {
+            Ok(committed) => committed,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(Error::Io(std::io::Error::other(e))),
+        };
+        let (last, first): (Vec<OpenGoldTable>, Vec<OpenGoldTable>) = self
+            .0
+            .into_iter()
+            .partition(|open| open.kind == Table::AnonymousIds);
+        let tasks: Vec<_> = first.into_iter().map(commit_one).collect();
+        let mut versions = Vec::with_capacity(WRITTEN.len());
+        let mut failed = None;
+        for task in tasks {
+            // Every task is awaited, so none is still writing when the run returns.
+            match joined(task.await) {
+                Ok(v) => versions.push(v),
+                Err(e) => failed = failed.or(Some(e)),
             }
         }
-        Ok(people_version)
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        for open in last {
+            versions.push(joined(commit_one(open).await)?);
+        }
+        Ok(Committed(versions))
+    }
+}
+
+/// The version of each gold table after a run's commits.
+pub(super) struct Committed(Vec<(Table, Option<i64>)>);
+
+impl Committed {
+    /// The version of `kind` after the run.
+    pub(super) fn version(&self, kind: Table) -> Option<i64> {
+        self.0
+            .iter()
+            .find(|(t, _)| *t == kind)
+            .and_then(|(_, v)| *v)
     }
 }
 
@@ -95,8 +141,12 @@ pub(super) async fn replace(
     replacing: Replacing,
     commit: deltalake::kernel::transaction::CommitProperties,
 ) -> Result<DeltaTable> {
+    // DataFusion's Parquet settings, as delta-rs writes by default, with the table's own.
+    let parquet = deltalake::datafusion::common::config::ParquetOptions::default()
+        .into_writer_properties_builder()?;
     let mut write = table
         .write(vec![batch])
+        .with_writer_properties(kind.writer_properties(parquet, None))
         .with_partition_columns(kind.partition_columns().iter().copied())
         .with_commit_properties(commit);
     write = match replacing {

@@ -1,5 +1,6 @@
 //! What a warm gold process keeps between runs: per event date, silver's rows and figures and the
-//! distinct users, for the dates recent runs touched (see [`GoldState`]).
+//! distinct users, and per session date gold's own session rows, for the dates recent runs
+//! touched (see [`GoldState`]).
 
 use super::*;
 
@@ -18,6 +19,12 @@ pub(crate) struct GoldState {
     pub(super) days: BTreeMap<i32, Day>,
     /// Distinct users per event date (as gold/daily_users holds them: silver user_keys).
     pub(super) users: BTreeMap<i32, HashSet<u128>>,
+    /// gold/sessions' rows per session date as the last run committed them, for dates recent
+    /// runs rewrote: a run replaces a date's changed sessions without reading the others back.
+    pub(super) sessions: BTreeMap<i32, RecordBatch>,
+    /// The version of gold/sessions `sessions` reflects: another writer's commit (maintenance's
+    /// compaction, an erasure stopped before it wrote gold/anonymous_ids) empties it.
+    pub(super) sessions_version: Option<i64>,
     /// Who each user_key is (loaded from gold/anonymous_ids by a run's start).
     pub(super) people: Option<People>,
     /// The version of gold/anonymous_ids the state reflects: every gold run writes it, so a
@@ -44,6 +51,8 @@ pub(super) fn warm_state<'a>(
             version: done,
             days: BTreeMap::new(),
             users: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            sessions_version: None,
             people: None,
             people_version,
         });
@@ -190,7 +199,62 @@ pub(super) async fn load_daily_users(
     Ok(())
 }
 
+/// Loads gold/sessions' rows of `dates` into the state (an empty batch for dates without
+/// sessions).
+pub(super) async fn load_sessions(
+    sessions: &DeltaTable,
+    state: &mut GoldState,
+    dates: &[i32],
+) -> Result<()> {
+    let schema = Table::Sessions.schema();
+    let mut per_date: BTreeMap<i32, Vec<RecordBatch>> =
+        dates.iter().map(|d| (*d, Vec::new())).collect();
+    if !dates.is_empty() && has_data_files(sessions) {
+        let wanted: HashSet<i32> = dates.iter().copied().collect();
+        let rows = read_dates(
+            sessions,
+            Table::Sessions,
+            "session_date",
+            |d| wanted.contains(&d),
+            &[],
+        )
+        .await?;
+        for b in rows {
+            let b = crate::lake::conform(&b, &schema)?;
+            // read_dates fills the partition column with the file's one date.
+            let date = typed_column::<Date32Array>(&b, "session_date")?;
+            if let Some(d) = date.iter().flatten().next()
+                && let Some(batches) = per_date.get_mut(&d)
+            {
+                batches.push(b);
+            }
+        }
+    }
+    for (d, batches) in per_date {
+        let rows = arrow::compute::concat_batches(&schema, &batches)?;
+        state.sessions.insert(d, rows);
+    }
+    Ok(())
+}
+
 impl GoldState {
+    /// Moves the state to silver version `last` and the gold versions a run `committed`.
+    pub(super) fn took(&mut self, committed: &Committed, last: i64) {
+        self.version = last;
+        self.people_version = committed.version(Table::AnonymousIds);
+        self.sessions_version = committed.version(Table::Sessions);
+    }
+
+    /// Forgets the warm session rows unless they reflect `sessions` (gold/sessions as the run
+    /// opened it).
+    pub(super) fn check_sessions(&mut self, sessions: &DeltaTable) {
+        let version = sessions.version().map(|v| v as i64);
+        if self.sessions_version != version {
+            self.sessions.clear();
+            self.sessions_version = version;
+        }
+    }
+
     /// Adds a run's new rows to the dates the state holds (dates it lacks are read whole from
     /// silver, as of the run's last version, so they hold the new rows already); the dates it
     /// held before.
@@ -217,20 +281,21 @@ impl GoldState {
         Ok(())
     }
 
-    /// Keeps at most [`MAX_WARM_DATES`] dates of event figures and [`MAX_WARM_USER_DATES`] of
-    /// users, dropping the oldest (except `keep`).
+    /// Keeps at most [`MAX_WARM_DATES`] dates of event figures and of sessions and
+    /// [`MAX_WARM_USER_DATES`] of users, dropping the oldest (except `keep`).
     pub(super) fn evict(&mut self, keep: &BTreeSet<i32>) {
-        while self.days.len() > MAX_WARM_DATES {
-            let Some(oldest) = self.days.keys().copied().find(|d| !keep.contains(d)) else {
-                break;
-            };
-            self.days.remove(&oldest);
-        }
-        while self.users.len() > MAX_WARM_USER_DATES {
-            let Some(oldest) = self.users.keys().copied().find(|d| !keep.contains(d)) else {
-                break;
-            };
-            self.users.remove(&oldest);
-        }
+        keep_newest(&mut self.days, MAX_WARM_DATES, keep);
+        keep_newest(&mut self.sessions, MAX_WARM_DATES, keep);
+        keep_newest(&mut self.users, MAX_WARM_USER_DATES, keep);
+    }
+}
+
+/// Drops the oldest dates of `dates` (but those in `keep`) until at most `most` are left.
+fn keep_newest<V>(dates: &mut BTreeMap<i32, V>, most: usize, keep: &BTreeSet<i32>) {
+    while dates.len() > most {
+        let Some(oldest) = dates.keys().copied().find(|d| !keep.contains(d)) else {
+            break;
+        };
+        dates.remove(&oldest);
     }
 }

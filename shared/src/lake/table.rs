@@ -174,15 +174,30 @@ impl Table {
         }
     }
 
-    /// `base` with the bloom filter of [`Table::bloom_filtered_column`], if the table has one, at
-    /// the end of each file: a reader's one fetch of a file's end holds the footer and the filter.
-    /// `values`, when known, bounds the distinct values of a file (a writer of `values` rows), so
-    /// that a small write does not build a filter for a million values and fold it down.
+    /// The column whose values are all distinct (an id per row): its Parquet files store it
+    /// without a dictionary, which would only grow until the writer gave up on it.
+    pub fn distinct_column(self) -> Option<&'static str> {
+        match self {
+            Table::Silver => Some("event_id"),
+            Table::Sessions => Some("session_id"),
+            _ => None,
+        }
+    }
+
+    /// `base` without a dictionary for [`Table::distinct_column`] and with the bloom filter of
+    /// [`Table::bloom_filtered_column`], if the table has them, at the end of each file: a
+    /// reader's one fetch of a file's end holds the footer and the filter. `values`, when known,
+    /// bounds the distinct values of a file (a writer of `values` rows), so that a small write
+    /// does not build a filter for a million values and fold it down.
     pub fn writer_properties(
         self,
-        base: WriterPropertiesBuilder,
+        mut base: WriterPropertiesBuilder,
         values: Option<u64>,
     ) -> WriterProperties {
+        if let Some(column) = self.distinct_column() {
+            let column = parquet::schema::types::ColumnPath::from(column);
+            base = base.set_column_dictionary_enabled(column, false);
+        }
         let Some(column) = self.bloom_filtered_column() else {
             return base.build();
         };

@@ -504,6 +504,53 @@ async fn late_event_for_an_old_date_updates_that_date() {
     assert_gold_equals_from_scratch(&lake).await;
 }
 
+/// Gold keeps the session rows of the dates it rewrites warm between runs. When another writer
+/// changes gold/sessions in between (here one user's sessions go, as an erasure stopped before
+/// its last commit leaves them), the next run reads them again instead of writing its copy back.
+#[tokio::test]
+async fn gold_reads_sessions_again_after_another_writer_changed_them() {
+    let (_dir, lake) = lake();
+    let day = (Utc::now().date_naive() - Duration::days(3))
+        .and_hms_opt(10, 0, 0)
+        .unwrap()
+        .and_utc();
+    run(&lake, &batch(0, 0, events("a", 8, day))).await;
+    let session_users = |batches: Vec<RecordBatch>| -> Vec<String> {
+        let mut users: Vec<String> = batches
+            .iter()
+            .flat_map(|b| {
+                let keys = b.column_by_name("user_key").unwrap().as_string::<i32>();
+                keys.iter()
+                    .flatten()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        users.sort();
+        users.dedup();
+        users
+    };
+    assert_eq!(
+        session_users(read_all(&lake, Table::Sessions).await),
+        ["u0", "u1", "u2", "u3"]
+    );
+    lake.table(Table::Sessions)
+        .await
+        .unwrap()
+        .delete()
+        .with_predicate("user_key = 'u0'")
+        .await
+        .unwrap();
+
+    let next = event("b0", "u1", day + Duration::minutes(30), "click");
+    run(&lake, &batch(1, 0, vec![next])).await;
+    assert_eq!(
+        session_users(read_all(&lake, Table::Sessions).await),
+        ["u1", "u2", "u3"],
+        "the run wrote back sessions another writer had removed"
+    );
+}
+
 /// Late events that join two runs across midnight, or lengthen a run of over 24 hours at both
 /// ends, beside a user whose sessions do not change: gold recomputes the changed runs exactly.
 #[tokio::test]
