@@ -141,12 +141,9 @@ pub(super) async fn replace(
     replacing: Replacing,
     commit: deltalake::kernel::transaction::CommitProperties,
 ) -> Result<DeltaTable> {
-    // DataFusion's Parquet settings, as delta-rs writes by default, with the table's own.
-    let parquet = deltalake::datafusion::common::config::ParquetOptions::default()
-        .into_writer_properties_builder()?;
     let mut write = table
         .write(vec![batch])
-        .with_writer_properties(kind.writer_properties(parquet, None))
+        .with_writer_properties(kind.stage_writer_properties(None)?)
         .with_partition_columns(kind.partition_columns().iter().copied())
         .with_commit_properties(commit);
     write = match replacing {

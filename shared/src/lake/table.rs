@@ -174,6 +174,17 @@ impl Table {
         }
     }
 
+    /// The Parquet settings a stage writes the table's files with: delta-rs's own (DataFusion's
+    /// defaults) with the table's ([`Table::writer_properties`]; `values` as there).
+    pub fn stage_writer_properties(
+        self,
+        values: Option<u64>,
+    ) -> crate::error::Result<WriterProperties> {
+        let delta_default = deltalake::datafusion::common::config::ParquetOptions::default()
+            .into_writer_properties_builder()?;
+        Ok(self.writer_properties(delta_default, values))
+    }
+
     /// The column whose values are all distinct (an id per row): its Parquet files store it
     /// without a dictionary, which would only grow until the writer gave up on it.
     pub fn distinct_column(self) -> Option<&'static str> {

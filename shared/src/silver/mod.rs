@@ -370,13 +370,10 @@ async fn append(
     bronze_version: i64,
     counts: serde_json::Value,
 ) -> Result<DeltaTable> {
-    // DataFusion's Parquet settings, as delta-rs writes by default, with silver's bloom filters.
-    let parquet = deltalake::datafusion::common::config::ParquetOptions::default()
-        .into_writer_properties_builder()?;
     let rows = Some(batch.num_rows() as u64);
     silver
         .write(vec![batch])
-        .with_writer_properties(Table::Silver.writer_properties(parquet, rows))
+        .with_writer_properties(Table::Silver.stage_writer_properties(rows)?)
         .with_save_mode(SaveMode::Append)
         .with_partition_columns(Table::Silver.partition_columns().iter().copied())
         .with_commit_properties(commit_properties(WATERMARK_APP_ID, bronze_version, counts))
