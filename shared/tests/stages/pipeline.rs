@@ -551,6 +551,41 @@ async fn gold_reads_sessions_again_after_another_writer_changed_them() {
     );
 }
 
+/// Gold commits its tables but gold/anonymous_ids at once, so a writer that dies among those
+/// commits can leave any of them in and the others not: here gold/sessions and gold/page_daily
+/// are in, gold/daily_users, gold/daily_metrics, gold/funnel_daily and gold/anonymous_ids are
+/// not. A fresh process's next run finishes them, and gold equals a from-scratch computation.
+#[tokio::test]
+async fn a_gold_run_stopped_among_its_commits_is_finished_by_the_next() {
+    let (dir, lake) = lake();
+    let day = (Utc::now().date_naive() - Duration::days(2))
+        .and_hms_opt(10, 0, 0)
+        .unwrap()
+        .and_utc();
+    run(&lake, &batch(0, 0, events("a", 8, day))).await;
+    run(
+        &lake,
+        &batch(0, 8, events("b", 8, day + Duration::minutes(20))),
+    )
+    .await;
+    for table in [
+        Table::AnonymousIds,
+        Table::DailyUsers,
+        Table::DailyMetrics,
+        Table::FunnelDaily,
+    ] {
+        lose_newest_commit(dir.path(), table, "\"appId\":\"silver\"");
+    }
+
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    run(
+        &lake,
+        &batch(0, 16, events("c", 8, day + Duration::minutes(40))),
+    )
+    .await;
+    assert_gold_equals_from_scratch(&lake).await;
+}
+
 /// Late events that join two runs across midnight, or lengthen a run of over 24 hours at both
 /// ends, beside a user whose sessions do not change: gold recomputes the changed runs exactly.
 #[tokio::test]
