@@ -154,11 +154,12 @@ async fn try_erase(
         let written = replace(
             gold.table(Table::AnonymousIds).clone(),
             Table::AnonymousIds,
-            anonymous_ids,
+            vec![anonymous_ids],
             Replacing::All,
             crate::lake::writer_commit(),
         )
-        .await?;
+        .await?
+        .0;
         lake.keep(Table::AnonymousIds, &written);
         let version = written.version().map_or(-1, |v| v as i64);
         erased
@@ -242,7 +243,8 @@ async fn try_erase(
     for t in ERASURE_ORDER {
         let (batch, replacing) = contents(t)?;
         let table = gold.table(t).clone();
-        let written = replace(table, t, batch, replacing, crate::lake::writer_commit()).await?;
+        let commit = crate::lake::writer_commit();
+        let (written, _) = replace(table, t, vec![batch], replacing, commit).await?;
         lake.keep(t, &written);
         erased
             .versions
