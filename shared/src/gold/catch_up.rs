@@ -34,8 +34,8 @@ async fn added_silver_rows(
 /// What one run writes to each gold table, replacing the dates `dates` (daily_metrics up to
 /// `metrics_to`, as far as a 30-day window reaches a recomputed date; daily_users only appends;
 /// anonymous_ids appends, or rewrites its live rows when `compacted`).
-struct RunBatches<'a> {
-    sessions: &'a SessionsWrite,
+struct RunBatches {
+    sessions: RecordBatch,
     daily_users: RecordBatch,
     funnel: RecordBatch,
     pages: RecordBatch,
@@ -46,7 +46,7 @@ struct RunBatches<'a> {
     metrics_to: i32,
 }
 
-impl RunBatches<'_> {
+impl RunBatches {
     /// Commits each table still below silver version `last` (see [`OpenGold::commit`]), with
     /// the watermark, and counts what was written in `outcome`.
     async fn commit(
@@ -58,30 +58,23 @@ impl RunBatches<'_> {
     ) -> Result<Committed> {
         let (lo, hi) = self.dates;
         outcome.dates = Some((from_days(lo), from_days(hi)));
-        outcome.sessions = self.sessions.rows();
+        outcome.sessions = self.sessions.num_rows();
         outcome.daily_metrics = self.metrics.num_rows();
         outcome.funnel_daily = self.funnel.num_rows();
         outcome.page_daily = self.pages.num_rows();
         let meta = json!({ "silver_version": last, "from": from_days(lo), "to": from_days(hi) });
         let dates = |column| Replacing::Matching(between(column, lo, hi));
-        let one = |b: &RecordBatch| vec![b.clone()];
         gold.commit(lake, last, meta, |t| match t {
-            Table::Sessions => (
-                self.sessions.written.clone(),
-                Replacing::Files {
-                    removed: self.sessions.removed.clone(),
-                    read: between("session_date", lo, hi),
-                },
-            ),
+            Table::Sessions => (self.sessions.clone(), dates("session_date")),
             Table::DailyMetrics => {
                 let replaced = between("date", lo, self.metrics_to);
-                (one(&self.metrics), Replacing::Matching(replaced))
+                (self.metrics.clone(), Replacing::Matching(replaced))
             }
-            Table::FunnelDaily => (one(&self.funnel), dates("date")),
-            Table::PageDaily => (one(&self.pages), dates("date")),
-            Table::AnonymousIds if self.compacted => (one(&self.anonymous_ids), Replacing::All),
-            Table::AnonymousIds => (one(&self.anonymous_ids), Replacing::Nothing),
-            _ => (one(&self.daily_users), Replacing::Nothing),
+            Table::FunnelDaily => (self.funnel.clone(), dates("date")),
+            Table::PageDaily => (self.pages.clone(), dates("date")),
+            Table::AnonymousIds if self.compacted => (self.anonymous_ids.clone(), Replacing::All),
+            Table::AnonymousIds => (self.anonymous_ids.clone(), Replacing::Nothing),
+            _ => (self.daily_users.clone(), Replacing::Nothing),
         })
         .await
     }
@@ -144,7 +137,7 @@ impl NewRows {
 
 /// The sessions recomputed by a run: those of the changed runs of events, and the session
 /// dates `lo..=hi` they span.
-pub(super) struct Resessionized {
+struct Resessionized {
     pub(super) sessions: Vec<Session>,
     pub(super) changed_runs: Vec<Run>,
     pub(super) lo: i32,
@@ -226,7 +219,7 @@ pub(super) async fn try_catch_up(
         let meta = json!({ "silver_version": last });
         let committed = gold
             .commit(lake, last, meta, |t| {
-                (vec![RecordBatch::new_empty(t.schema())], Replacing::Nothing)
+                (RecordBatch::new_empty(t.schema()), Replacing::Nothing)
             })
             .await?;
         state.took(&committed, last);
@@ -267,8 +260,25 @@ pub(super) async fn try_catch_up(
         .filter(|d| !state.sessions.contains_key(d))
         .collect();
     load_sessions(gold.table(Table::Sessions), state, &missing).await?;
-    let sessions = sessions_write(state, &recomputed, &rekeyed)?;
-    let by_date = session_days(facts_of(sessions.sessions())?);
+    let kept = kept_sessions(state, &recomputed, &rekeyed)?;
+    let mut written: BTreeMap<i32, Vec<RecordBatch>> =
+        kept.into_iter().map(|(d, b)| (d, vec![b])).collect();
+    let mut new_by_date: BTreeMap<i32, Vec<&Session>> = BTreeMap::new();
+    for s in &recomputed.sessions {
+        new_by_date.entry(s.date).or_default().push(s);
+    }
+    for (d, sessions) in &new_by_date {
+        written
+            .entry(*d)
+            .or_default()
+            .push(sessions_batch(sessions)?);
+    }
+    let schema = Table::Sessions.schema();
+    let written: BTreeMap<i32, RecordBatch> = written
+        .into_iter()
+        .map(|(d, b)| Ok((d, arrow::compute::concat_batches(&schema, &b)?)))
+        .collect::<Result<_>>()?;
+    let by_date = session_days(facts_of(written.values())?);
 
     // 3. Distinct users of the dates WAU/MAU need; users new to a date go to gold/daily_users.
     let users_needed = (lo - 29..=last_date.max(hi) + 29)
@@ -287,7 +297,7 @@ pub(super) async fn try_catch_up(
 
     // 6. One commit per table, each carrying the watermark.
     let run = RunBatches {
-        sessions: &sessions,
+        sessions: arrow::compute::concat_batches(&schema, written.values())?,
         daily_users: daily_users_batch(&new_user_rows)?,
         funnel: funnel_batch(by_date.iter(), funnel)?,
         pages: page_batch(pages, &by_date)?,
@@ -298,13 +308,8 @@ pub(super) async fn try_catch_up(
         metrics_to: metrics_hi,
     };
     let committed = run.commit(lake, gold, last, &mut outcome).await?;
-    drop(by_date);
     state.took(&committed, last);
-    match committed.files(Table::Sessions) {
-        files if files.len() == sessions.written.len() => state.took_sessions(sessions, files),
-        // Another run wrote these sessions already (this one found the table done).
-        _ => state.sessions.clear(),
-    }
+    state.sessions.extend(written);
     state.evict(&new_dates);
     Ok(outcome)
 }
@@ -372,6 +377,49 @@ async fn resessionize(
         }
         (lo, hi) = (new_lo, new_hi);
     }
+}
+
+/// Step 2: gold's sessions of each recomputed date (from the warm state, which holds them) but
+/// those inside a changed run (which that run's new sessions replace) and those of `rekeyed`
+/// persons (all of whose runs on those dates are recomputed).
+fn kept_sessions(
+    state: &GoldState,
+    recomputed: &Resessionized,
+    rekeyed: &HashSet<u128>,
+) -> Result<BTreeMap<i32, RecordBatch>> {
+    let mut changed_spans: HashMap<u128, Vec<(i64, i64)>> = HashMap::default();
+    for r in &recomputed.changed_runs {
+        changed_spans
+            .entry(r.user)
+            .or_default()
+            .push((r.first, r.last));
+    }
+    let mut kept = BTreeMap::new();
+    for d in recomputed.lo..=recomputed.hi {
+        let Some(b) = state.sessions.get(&d) else {
+            continue;
+        };
+        let users = typed_column::<StringArray>(b, "user_key")?;
+        let starts = typed_column::<TimestampMicrosecondArray>(b, "session_start")?;
+        let ends = typed_column::<TimestampMicrosecondArray>(b, "session_end")?;
+        let keep: BooleanArray = (0..b.num_rows())
+            .map(|i| {
+                let user = user_hash(users.value(i));
+                if rekeyed.contains(&user) {
+                    return Some(false);
+                }
+                let spans = changed_spans.get(&user);
+                let replaced = spans.is_some_and(|spans| {
+                    spans
+                        .iter()
+                        .any(|(first, last)| starts.value(i) <= *last && ends.value(i) >= *first)
+                });
+                Some(!replaced)
+            })
+            .collect();
+        kept.insert(d, arrow::compute::filter_record_batch(b, &keep)?);
+    }
+    Ok(kept)
 }
 
 /// Step 3: the users of the new rows that are new to their date (now also in the state), which

@@ -154,12 +154,11 @@ async fn try_erase(
         let written = replace(
             gold.table(Table::AnonymousIds).clone(),
             Table::AnonymousIds,
-            vec![anonymous_ids],
+            anonymous_ids,
             Replacing::All,
             crate::lake::writer_commit(),
         )
-        .await?
-        .0;
+        .await?;
         lake.keep(Table::AnonymousIds, &written);
         let version = written.version().map_or(-1, |v| v as i64);
         erased
@@ -243,8 +242,7 @@ async fn try_erase(
     for t in ERASURE_ORDER {
         let (batch, replacing) = contents(t)?;
         let table = gold.table(t).clone();
-        let commit = crate::lake::writer_commit();
-        let (written, _) = replace(table, t, vec![batch], replacing, commit).await?;
+        let written = replace(table, t, batch, replacing, crate::lake::writer_commit()).await?;
         lake.keep(t, &written);
         erased
             .versions

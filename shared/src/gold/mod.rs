@@ -27,7 +27,6 @@ mod erase;
 pub mod identities;
 mod metrics;
 pub mod retention;
-mod session_files;
 mod sessions;
 mod tables;
 mod warm;
@@ -38,7 +37,6 @@ pub use erase::{GoldErasure, erase};
 use identities::{PEOPLE_INPUT, People};
 use metrics::*;
 pub use metrics::{GoldTables, compute_from_scratch};
-use session_files::*;
 use sessions::*;
 pub use sessions::{Session, sessionize};
 use tables::*;
@@ -53,9 +51,9 @@ pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::
 /// See [`HashMap`].
 pub(crate) type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 use crate::lake::{
-    AddedFile, Lake, Table, active_files, added_since, batch_of, commit_properties, from_days,
-    has_data_files, partition_date, read_data_files, read_dates, read_whole, replace_files,
-    retry_lost_races, rows_of, to_days, txn_version, typed_column, with_partition_columns,
+    Lake, Table, added_since, batch_of, commit_properties, from_days, has_data_files,
+    partition_date, read_dates, read_whole, retry_lost_races, rows_of, to_days, txn_version,
+    typed_column,
 };
 use crate::rows::{self, DailyMetrics};
 

@@ -57,7 +57,7 @@ impl OpenGold {
         lake: &Lake,
         silver_version: i64,
         meta: serde_json::Value,
-        contents: impl Fn(Table) -> (Vec<RecordBatch>, Replacing),
+        contents: impl Fn(Table) -> (RecordBatch, Replacing),
     ) -> Result<Committed> {
         let commit_one = |open: OpenGoldTable| {
             let pending = (open.silver_version < silver_version).then(|| {
@@ -69,20 +69,15 @@ impl OpenGold {
             // Each on its own task: the tables' writes run on every core.
             tokio::spawn(async move {
                 let t = open.kind;
-                let (written, files) = match pending {
-                    None => (open.table, Vec::new()),
-                    Some((batches, replacing, commit)) => {
-                        let written = replace(open.table, t, batches, replacing, commit).await?;
-                        lake.keep(t, &written.0);
+                let written = match pending {
+                    None => open.table,
+                    Some((batch, replacing, commit)) => {
+                        let written = replace(open.table, t, batch, replacing, commit).await?;
+                        lake.keep(t, &written);
                         written
                     }
                 };
-                let version = written.version().map(|v| v as i64);
-                Ok::<_, Error>(CommittedTable {
-                    kind: t,
-                    version,
-                    files,
-                })
+                Ok::<_, Error>((t, written.version().map(|v| v as i64)))
             })
         };
         let joined = |r: std::result::Result<Result<_>, tokio::task::JoinError>| match r {
@@ -114,33 +109,16 @@ impl OpenGold {
     }
 }
 
-/// Each gold table after a run's commits.
-pub(super) struct Committed(Vec<CommittedTable>);
-
-/// One gold table after a run's commit.
-pub(super) struct CommittedTable {
-    kind: Table,
-    /// Its version after the run.
-    version: Option<i64>,
-    /// The data files the run wrote to it, in the order of its batches, when it replaced files
-    /// ([`Replacing::Files`]).
-    files: Vec<AddedFile>,
-}
+/// The version of each gold table after a run's commits.
+pub(super) struct Committed(Vec<(Table, Option<i64>)>);
 
 impl Committed {
-    fn find(&self, kind: Table) -> Option<&CommittedTable> {
-        self.0.iter().find(|t| t.kind == kind)
-    }
-
     /// The version of `kind` after the run.
     pub(super) fn version(&self, kind: Table) -> Option<i64> {
-        self.find(kind).and_then(|t| t.version)
-    }
-
-    /// The data files the run wrote to `kind` in place of others ([`Replacing::Files`]), in the
-    /// order of its batches; none when it skipped the table or wrote it otherwise.
-    pub(super) fn files(&self, kind: Table) -> &[AddedFile] {
-        self.find(kind).map_or(&[], |t| &t.files)
+        self.0
+            .iter()
+            .find(|(t, _)| *t == kind)
+            .and_then(|(_, v)| *v)
     }
 }
 
@@ -152,26 +130,19 @@ pub(super) enum Replacing {
     Matching(Expr),
     /// Every row of the table.
     All,
-    /// The data files `removed`, which the run read as the rows `read` matches; each batch
-    /// goes to a data file of its own (see [`replace_files`]).
-    Files { removed: Vec<AddedFile>, read: Expr },
 }
 
-/// Writes `batches` to `table`, replacing what `replacing` says, with `commit`'s properties (the
-/// gold watermark, for a catch-up's writes). Returns the table after and, when it replaced
-/// files, the data files written (in the order of `batches`).
+/// Writes `batch` to `table`, replacing what `replacing` says, with `commit`'s properties (the
+/// gold watermark, for a catch-up's writes).
 pub(super) async fn replace(
     table: DeltaTable,
     kind: Table,
-    batches: Vec<RecordBatch>,
+    batch: RecordBatch,
     replacing: Replacing,
     commit: deltalake::kernel::transaction::CommitProperties,
-) -> Result<(DeltaTable, Vec<AddedFile>)> {
-    if let Replacing::Files { removed, read } = replacing {
-        return replace_files(table, kind, &batches, &removed, &read, commit).await;
-    }
+) -> Result<DeltaTable> {
     let mut write = table
-        .write(batches)
+        .write(vec![batch])
         .with_writer_properties(kind.stage_writer_properties(None)?)
         .with_partition_columns(kind.partition_columns().iter().copied())
         .with_commit_properties(commit);
@@ -180,8 +151,7 @@ pub(super) async fn replace(
             .with_save_mode(SaveMode::Overwrite)
             .with_replace_where(p),
         Replacing::All => write.with_save_mode(SaveMode::Overwrite),
-        Replacing::Nothing | Replacing::Files { .. } => write.with_save_mode(SaveMode::Append),
+        Replacing::Nothing => write.with_save_mode(SaveMode::Append),
     };
-    let written = write.await.map_err(Error::delta(kind.path()))?;
-    Ok((written, Vec::new()))
+    write.await.map_err(Error::delta(kind.path()))
 }

@@ -19,10 +19,9 @@ pub(crate) struct GoldState {
     pub(super) days: BTreeMap<i32, Day>,
     /// Distinct users per event date (as gold/daily_users holds them: silver user_keys).
     pub(super) users: BTreeMap<i32, HashSet<u128>>,
-    /// gold/sessions' data files with their rows per session date as the last run committed
-    /// them, for dates recent runs rewrote: a run replaces the files of its changed sessions
-    /// without reading the others back.
-    pub(super) sessions: BTreeMap<i32, Vec<SessionFile>>,
+    /// gold/sessions' rows per session date as the last run committed them, for dates recent
+    /// runs rewrote: a run replaces a date's changed sessions without reading the others back.
+    pub(super) sessions: BTreeMap<i32, RecordBatch>,
     /// The version of gold/sessions `sessions` reflects: another writer's commit (maintenance's
     /// compaction, an erasure stopped before it wrote gold/anonymous_ids) empties it.
     pub(super) sessions_version: Option<i64>,
@@ -196,6 +195,44 @@ pub(super) async fn load_daily_users(
                 set.insert(user_hash(user.value(i)));
             }
         }
+    }
+    Ok(())
+}
+
+/// Loads gold/sessions' rows of `dates` into the state (an empty batch for dates without
+/// sessions).
+pub(super) async fn load_sessions(
+    sessions: &DeltaTable,
+    state: &mut GoldState,
+    dates: &[i32],
+) -> Result<()> {
+    let schema = Table::Sessions.schema();
+    let mut per_date: BTreeMap<i32, Vec<RecordBatch>> =
+        dates.iter().map(|d| (*d, Vec::new())).collect();
+    if !dates.is_empty() && has_data_files(sessions) {
+        let wanted: HashSet<i32> = dates.iter().copied().collect();
+        let rows = read_dates(
+            sessions,
+            Table::Sessions,
+            "session_date",
+            |d| wanted.contains(&d),
+            &[],
+        )
+        .await?;
+        for b in rows {
+            let b = crate::lake::conform(&b, &schema)?;
+            // read_dates fills the partition column with the file's one date.
+            let date = typed_column::<Date32Array>(&b, "session_date")?;
+            if let Some(d) = date.iter().flatten().next()
+                && let Some(batches) = per_date.get_mut(&d)
+            {
+                batches.push(b);
+            }
+        }
+    }
+    for (d, batches) in per_date {
+        let rows = arrow::compute::concat_batches(&schema, &batches)?;
+        state.sessions.insert(d, rows);
     }
     Ok(())
 }

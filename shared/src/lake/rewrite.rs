@@ -49,8 +49,7 @@ pub struct Rewritten {
     pub version: i64,
 }
 
-/// Data files a rewrite reads, or a file replacement writes, at once: a rewrite holds at most
-/// these files' rows in memory.
+/// Files read at once: a rewrite holds at most these files' rows in memory.
 const FILES_AT_ONCE: usize = 8;
 
 /// The active data files of `table`, with their partition values.
@@ -180,85 +179,9 @@ pub async fn rewrite_rows(
     Ok(done)
 }
 
-/// Replaces the data files `removed` of `table` with one new data file per batch of `files`
-/// (each batch of one partition), in one commit with `commit`'s properties, recorded as an
-/// overwrite of the rows `read` matches: the rows the caller read to compute `files`, which a
-/// concurrent writer's commit is checked against, as a `replaceWhere` write's would be. Returns
-/// the table after and the new files, in the order of `files`. A commit that loses a race fails
-/// as a lost race ([`Error::is_lost_race`]).
-pub async fn replace_files(
-    mut table: DeltaTable,
-    kind: Table,
-    files: &[RecordBatch],
-    removed: &[AddedFile],
-    read: &deltalake::datafusion::prelude::Expr,
-    commit: deltalake::kernel::transaction::CommitProperties,
-) -> Result<(DeltaTable, Vec<AddedFile>)> {
-    use futures::{StreamExt, TryStreamExt};
-
-    let schema = kind.schema();
-    let properties = kind.stage_writer_properties(None)?;
-    let writes = files.iter().cloned().map(|batch| {
-        let writer = RecordBatchWriter::for_table(&table);
-        let (schema, properties) = (schema.clone(), properties.clone());
-        async move {
-            let mut writer = writer
-                .map_err(Error::delta(kind.path()))?
-                .with_writer_properties(properties);
-            writer
-                .write(conform(&batch, &schema)?)
-                .await
-                .map_err(Error::delta(kind.path()))?;
-            let adds = writer.flush().await.map_err(Error::delta(kind.path()))?;
-            <[_; 1]>::try_from(adds).map_err(|adds| Error::Column {
-                column: kind.partition_columns().join(", "),
-                reason: format!("a batch replacing files spans {} partitions", adds.len()),
-            })
-        }
-    });
-    // The files are small: written FILES_AT_ONCE at a time, their uploads overlap.
-    let adds: Vec<[deltalake::kernel::Add; 1]> = futures::stream::iter(writes)
-        .buffered(FILES_AT_ONCE)
-        .try_collect()
-        .await?;
-    let mut actions: Vec<Action> = removed
-        .iter()
-        .map(|f| Action::Remove(remove_of(f)))
-        .collect();
-    let mut added = Vec::with_capacity(adds.len());
-    for [add] in adds {
-        added.push(AddedFile {
-            path: add.path.clone(),
-            size: add.size as u64,
-            partition_values: add.partition_values.clone(),
-        });
-        actions.push(Action::Add(add));
-    }
-    let predicate = deltalake::delta_datafusion::expr::fmt_expr_to_sql(read)
-        .map_err(Error::delta(kind.path()))?;
-    let operation = DeltaOperation::Write {
-        mode: deltalake::protocol::SaveMode::Overwrite,
-        partition_by: Some(
-            kind.partition_columns()
-                .iter()
-                .map(|c| c.to_string())
-                .collect(),
-        ),
-        predicate: Some(predicate),
-    };
-    let snapshot = table.snapshot().map_err(Error::delta(kind.path()))?;
-    let committed = CommitBuilder::from(commit)
-        .with_actions(actions)
-        .build(Some(snapshot), table.log_store(), operation)
-        .await
-        .map_err(Error::delta(kind.path()))?;
-    table.state = Some(committed.snapshot());
-    Ok((table, added))
-}
-
 /// `batch` (read from `file`, whose partition values are in the log, not in the file) with
 /// the table's partition columns (dates) filled from the file's partition values.
-pub(crate) fn with_partition_columns(
+fn with_partition_columns(
     batch: RecordBatch,
     file: &AddedFile,
     kind: Table,
