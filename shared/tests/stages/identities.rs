@@ -10,7 +10,7 @@ use serde_json::json;
 use clickstream::lake::Table;
 
 use crate::pipeline::{
-    assert_gold_equals_from_scratch, batch, lake, lose_newest_commit, read_all, run,
+    assert_gold_equals_from_scratch, batch, days_ago_at, lake, lose_newest_commit, read_all, run,
 };
 
 fn event(id: &str, anonymous_id: &str, user_id: Option<&str>, minutes: i64) -> Vec<u8> {
@@ -79,12 +79,7 @@ async fn a_login_stitches_the_anonymous_id_and_the_latest_login_decides() {
 }
 
 fn at(days_ago: i64, minutes: i64) -> chrono::DateTime<Utc> {
-    let midnight = Utc::now()
-        .date_naive()
-        .and_hms_opt(0, 0, 0)
-        .unwrap()
-        .and_utc();
-    midnight - Duration::days(days_ago) + Duration::hours(10) + Duration::minutes(minutes)
+    days_ago_at(days_ago, 10) + Duration::minutes(minutes)
 }
 
 fn visit(

@@ -18,6 +18,14 @@ pub fn lake() -> (tempfile::TempDir, Lake) {
     (dir, lake)
 }
 
+/// `hour` o'clock (UTC) `days` days before today.
+pub fn days_ago_at(days: i64, hour: u32) -> chrono::DateTime<Utc> {
+    (Utc::now().date_naive() - Duration::days(days))
+        .and_hms_opt(hour, 0, 0)
+        .unwrap()
+        .and_utc()
+}
+
 pub fn event(id: &str, user: &str, at: chrono::DateTime<Utc>, kind: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "event_id": id,
@@ -510,10 +518,7 @@ async fn late_event_for_an_old_date_updates_that_date() {
 #[tokio::test]
 async fn gold_reads_sessions_again_after_another_writer_changed_them() {
     let (_dir, lake) = lake();
-    let day = (Utc::now().date_naive() - Duration::days(3))
-        .and_hms_opt(10, 0, 0)
-        .unwrap()
-        .and_utc();
+    let day = days_ago_at(3, 10);
     run(&lake, &batch(0, 0, events("a", 8, day))).await;
     let session_users = |batches: Vec<RecordBatch>| -> Vec<String> {
         let mut users: Vec<String> = batches
@@ -558,10 +563,7 @@ async fn gold_reads_sessions_again_after_another_writer_changed_them() {
 #[tokio::test]
 async fn a_gold_run_stopped_among_its_commits_is_finished_by_the_next() {
     let (dir, lake) = lake();
-    let day = (Utc::now().date_naive() - Duration::days(2))
-        .and_hms_opt(10, 0, 0)
-        .unwrap()
-        .and_utc();
+    let day = days_ago_at(2, 10);
     run(&lake, &batch(0, 0, events("a", 8, day))).await;
     run(
         &lake,
@@ -591,10 +593,7 @@ async fn a_gold_run_stopped_among_its_commits_is_finished_by_the_next() {
 #[tokio::test]
 async fn late_events_joining_runs_across_midnight_keep_gold_exact() {
     let (_dir, lake) = lake();
-    let midnight = (Utc::now().date_naive() - Duration::days(4))
-        .and_hms_opt(0, 0, 0)
-        .unwrap()
-        .and_utc();
+    let midnight = days_ago_at(4, 0);
     let mut first = vec![
         // u1: two runs 40 minutes apart across midnight, and a morning run.
         event("a1", "u1", midnight - Duration::minutes(20), "page_view"),
