@@ -359,12 +359,11 @@ async fn resessionize(
             .filter(|d| !state.days.contains_key(d))
             .collect();
         load_days(silver, state, &missing).await?;
-        let window = (lo - 1..=hi + 1)
-            .filter_map(|d| state.days.get(&d))
-            .map(|day| day.rows_of(&keys))
-            .collect::<Result<Vec<_>>>()?
-            .concat();
-        let mut events = events_of(&window, people_of(state))?;
+        let people = people_of(state);
+        let mut events = Vec::new();
+        for day in (lo - 1..=hi + 1).filter_map(|d| state.days.get(&d)) {
+            day.events_of(&keys, people, &mut events)?;
+        }
         let (sessions, changed_runs) = sessionize_runs(&mut events, funnel, changed);
         let (new_lo, new_hi) = widened(&changed_runs, lo, hi);
         if (new_lo, new_hi) == (lo, hi) {

@@ -67,6 +67,55 @@ pub(super) struct Run {
     pub(super) last_session_date: i32,
 }
 
+/// The columns of a silver batch an [`Event`] borrows.
+pub(super) struct EventColumns<'a> {
+    event_id: &'a StringArray,
+    event_type: &'a StringArray,
+    time: &'a TimestampMicrosecondArray,
+    user_key: &'a StringArray,
+    page_url: &'a StringArray,
+    page_path: &'a StringArray,
+    referrer: &'a StringArray,
+    device_type: &'a StringArray,
+    country: &'a StringArray,
+}
+
+impl<'a> EventColumns<'a> {
+    /// The columns of `batch` (silver rows with [`SESSION_INPUT`]).
+    pub(super) fn of(batch: &'a RecordBatch) -> Result<EventColumns<'a>> {
+        let s = |name: &str| typed_column::<StringArray>(batch, name);
+        Ok(EventColumns {
+            event_id: s("event_id")?,
+            event_type: s("event_type")?,
+            time: typed_column::<TimestampMicrosecondArray>(batch, "event_time")?,
+            user_key: s("user_key")?,
+            page_url: s("page_url")?,
+            page_path: s("page_path")?,
+            referrer: s("referrer")?,
+            device_type: s("device_type")?,
+            country: s("country")?,
+        })
+    }
+
+    /// Row `i` as an event under the person its user_key is.
+    pub(super) fn event(&self, i: usize, people: &'a People) -> Event<'a> {
+        let user_key = self.user_key.value(i);
+        let raw = user_hash(user_key);
+        Event {
+            event_id: self.event_id.value(i),
+            event_type: self.event_type.value(i),
+            time: self.time.value(i),
+            user_key: people.person_key(user_key, raw),
+            user: people.person(raw),
+            page_url: opt(self.page_url, i),
+            page_path: opt(self.page_path, i),
+            referrer: opt(self.referrer, i),
+            device_type: opt(self.device_type, i),
+            country: opt(self.country, i),
+        }
+    }
+}
+
 /// The events of silver `batches`, each under the person its user_key is.
 pub(super) fn events_of<'a>(
     batches: &'a [RecordBatch],
@@ -74,33 +123,8 @@ pub(super) fn events_of<'a>(
 ) -> Result<Vec<Event<'a>>> {
     let mut out = Vec::with_capacity(batches.iter().map(RecordBatch::num_rows).sum());
     for b in batches {
-        let s = |name: &str| typed_column::<StringArray>(b, name);
-        let (id, ty, user, url, path, refr, dev, ctry) = (
-            s("event_id")?,
-            s("event_type")?,
-            s("user_key")?,
-            s("page_url")?,
-            s("page_path")?,
-            s("referrer")?,
-            s("device_type")?,
-            s("country")?,
-        );
-        let time = typed_column::<TimestampMicrosecondArray>(b, "event_time")?;
-        for i in 0..b.num_rows() {
-            let raw = user_hash(user.value(i));
-            out.push(Event {
-                event_id: id.value(i),
-                event_type: ty.value(i),
-                time: time.value(i),
-                user_key: people.person_key(user.value(i), raw),
-                user: people.person(raw),
-                page_url: opt(url, i),
-                page_path: opt(path, i),
-                referrer: opt(refr, i),
-                device_type: opt(dev, i),
-                country: opt(ctry, i),
-            });
-        }
+        let columns = EventColumns::of(b)?;
+        out.extend((0..b.num_rows()).map(|i| columns.event(i, people)));
     }
     Ok(out)
 }

@@ -71,8 +71,10 @@ pub(super) struct Day {
 }
 
 impl Day {
-    /// Adds silver rows of this date (without touching the figures).
-    pub(super) fn add(&mut self, batch: RecordBatch) -> Result<()> {
+    /// Adds silver rows of this date (without touching the figures); only their
+    /// [`SESSION_INPUT`] columns are kept.
+    pub(super) fn add(&mut self, batch: &RecordBatch) -> Result<()> {
+        let batch = project_named(batch, &SESSION_INPUT)?;
         let index = self.batches.len() as u32;
         let users = typed_column::<StringArray>(&batch, "user_key")?;
         for (row, user) in users.iter().enumerate() {
@@ -87,22 +89,26 @@ impl Day {
         Ok(())
     }
 
-    /// The rows of the silver user_keys `users` on this date.
-    pub(super) fn rows_of(&self, users: &HashSet<u128>) -> Result<Vec<RecordBatch>> {
+    /// The events of the silver user_keys `users` on this date, borrowed from its rows.
+    pub(super) fn events_of<'a>(
+        &'a self,
+        users: &HashSet<u128>,
+        people: &'a People,
+        out: &mut Vec<Event<'a>>,
+    ) -> Result<()> {
         let mut per_batch: Vec<Vec<u32>> = vec![Vec::new(); self.batches.len()];
         for user in users {
             for (batch, row) in self.by_user.get(user).into_iter().flatten() {
                 per_batch[*batch as usize].push(*row);
             }
         }
-        let mut out = Vec::new();
         for (batch, rows) in self.batches.iter().zip(per_batch) {
             if !rows.is_empty() {
-                let indices = arrow::array::UInt32Array::from(rows);
-                out.push(arrow::compute::take_record_batch(batch, &indices)?);
+                let columns = EventColumns::of(batch)?;
+                out.extend(rows.iter().map(|&i| columns.event(i as usize, people)));
             }
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -162,7 +168,7 @@ pub(super) async fn load_days(
                     day.figures.add(ty, path, user);
                 },
             )?;
-            day.add(rows)?;
+            day.add(&rows)?;
         }
     }
     Ok(())
@@ -262,7 +268,7 @@ impl GoldState {
         let held: HashSet<i32> = self.days.keys().copied().collect();
         for (b, d) in new.dated() {
             if let Some(day) = self.days.get_mut(&d) {
-                day.add(b.clone())?;
+                day.add(b)?;
             }
         }
         Ok(held)
@@ -297,5 +303,83 @@ fn keep_newest<V>(dates: &mut BTreeMap<i32, V>, most: usize, keep: &BTreeSet<i32
             break;
         };
         dates.remove(&oldest);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Silver rows of (event_id, user_key, event_time).
+    fn silver_rows(rows: &[(&'static str, &'static str, i64)]) -> RecordBatch {
+        let rows: Vec<rows::Silver> = rows
+            .iter()
+            .map(|&(event_id, user_key, event_time)| rows::Silver {
+                event_id,
+                event_type: "page_view",
+                event_time,
+                user_key,
+                user_id: None,
+                anonymous_id: Some(user_key),
+                client_session_id: None,
+                page_url: Some("https://shop.example/a"),
+                page_path: Some("/a"),
+                referrer: None,
+                user_agent: None,
+                device_type: Some("mobile"),
+                country: Some("NL"),
+                properties: None,
+                extra: None,
+                ingest_time: event_time,
+                source: "file",
+                event_date: 0,
+            })
+            .collect();
+        batch_of(&Table::Silver.schema(), &rows).unwrap()
+    }
+
+    #[test]
+    fn a_day_gives_the_events_of_the_users_asked_for_from_every_batch_it_holds() {
+        let mut day = Day::default();
+        day.add(&silver_rows(&[
+            ("e1", "a", 1),
+            ("e2", "b", 2),
+            ("e3", "a", 3),
+        ]))
+        .unwrap();
+        day.add(&silver_rows(&[("e4", "c", 4), ("e5", "a", 5)]))
+            .unwrap();
+        // Only the columns sessions read are kept.
+        for b in &day.batches {
+            let names: Vec<String> = b
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+            assert_eq!(names, SESSION_INPUT);
+        }
+        let people = People::default();
+        let asked = HashSet::from_iter([user_hash("a"), user_hash("c")]);
+        let mut events = Vec::new();
+        day.events_of(&asked, &people, &mut events).unwrap();
+        let mut got: Vec<(&str, &str, i64)> = events
+            .iter()
+            .map(|e| (e.event_id, e.user_key, e.time))
+            .collect();
+        got.sort_unstable();
+        assert_eq!(
+            got,
+            [
+                ("e1", "a", 1),
+                ("e3", "a", 3),
+                ("e4", "c", 4),
+                ("e5", "a", 5)
+            ]
+        );
+        let mut none = Vec::new();
+        day.events_of(&HashSet::from_iter([user_hash("z")]), &people, &mut none)
+            .unwrap();
+        assert!(none.is_empty());
     }
 }
