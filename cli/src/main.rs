@@ -514,6 +514,7 @@ struct IngestArgs {
     lake: LakeArgs,
 }
 
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: clickstream_allocator::MiMalloc = clickstream_allocator::MiMalloc;
 
