@@ -76,10 +76,9 @@ pub fn project_named(batch: &RecordBatch, names: &[&str]) -> Result<RecordBatch>
     let indices = names
         .iter()
         .map(|name| {
-            schema.index_of(name).map_err(|_| Error::Column {
-                column: name.to_string(),
-                reason: "missing".into(),
-            })
+            schema
+                .index_of(name)
+                .map_err(|_| missing_column(batch, name))
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(batch.project(&indices)?)
@@ -87,7 +86,14 @@ pub fn project_named(batch: &RecordBatch, names: &[&str]) -> Result<RecordBatch>
 
 /// The column `name` of `batch`, or an error naming it.
 pub fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a arrow::array::ArrayRef> {
-    batch.column_by_name(name).ok_or_else(|| Error::Column {
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| missing_column(batch, name))
+}
+
+/// The error for a column `name` that `batch` lacks, naming the columns it has.
+fn missing_column(batch: &RecordBatch, name: &str) -> Error {
+    Error::Column {
         column: name.to_string(),
         reason: format!(
             "missing (the batch has {:?})",
@@ -98,7 +104,7 @@ pub fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a arrow::array
                 .map(|f| f.name().as_str())
                 .collect::<Vec<_>>()
         ),
-    })
+    }
 }
 
 /// The column `name` of `batch` as an array of type `A`, or an error naming it and its type.
