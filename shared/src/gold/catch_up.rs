@@ -362,7 +362,7 @@ async fn resessionize(
         let people = people_of(state);
         let mut events = Vec::new();
         for day in (lo - 1..=hi + 1).filter_map(|d| state.days.get(&d)) {
-            day.events_of(&keys, people, &mut events)?;
+            day.events_of(&keys, people, &mut events);
         }
         let (sessions, changed_runs) = sessionize_runs(&mut events, funnel, changed);
         let (new_lo, new_hi) = widened(&changed_runs, lo, hi);

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use arrow::array::{
     Array, BooleanArray, Date32Array, Int32Array, Int64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
+    StringBuilder, TimestampMicrosecondArray,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use deltalake::DeltaTable;
@@ -52,8 +52,8 @@ pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::
 pub(crate) type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 use crate::lake::{
     Lake, Table, added_since, batch_of, commit_properties, from_days, has_data_files,
-    partition_date, project_named, read_dates, read_whole, retry_lost_races, rows_of, to_days,
-    txn_version, typed_column,
+    partition_date, read_dates, read_whole, retry_lost_races, rows_of, to_days, txn_version,
+    typed_column,
 };
 use crate::rows::{self, DailyMetrics};
 

@@ -60,32 +60,75 @@ pub(super) fn warm_state<'a>(
     warm.as_mut().expect("state was just set")
 }
 
-/// One event date's silver rows (columns [`SESSION_INPUT`]) with the rows of each user, and its
-/// event figures.
+/// A string of a [`Day`]'s pool.
+type Symbol = string_interner::symbol::SymbolU32;
+
+/// One event date's silver rows, held compactly for sessionizing (each distinct string but the
+/// event ids once, in the day's pool), with the rows of each user, and its event figures.
 #[derive(Default)]
 pub(super) struct Day {
-    pub(super) batches: Vec<RecordBatch>,
-    /// Per user: (batch, row) of each of their events.
-    pub(super) by_user: HashMap<u128, Vec<(u32, u32)>>,
+    /// The rows' strings but their event ids, each held once.
+    strings: string_interner::StringInterner<string_interner::DefaultBackend>,
+    /// The rows, in the batches they were added in.
+    chunks: Vec<Chunk>,
+    /// Per user: (chunk, row) of each of their events.
+    by_user: HashMap<u128, Vec<(u32, u32)>>,
     pub(super) figures: EventDay,
+}
+
+/// Rows added to a [`Day`] at once.
+struct Chunk {
+    event_ids: StringArray,
+    rows: Box<[Row]>,
+}
+
+/// A silver row's [`SESSION_INPUT`] columns but its event id, strings as symbols of the day's pool.
+#[derive(Clone, Copy)]
+struct Row {
+    time: i64,
+    event_type: Symbol,
+    user_key: Symbol,
+    page_url: Option<Symbol>,
+    page_path: Option<Symbol>,
+    referrer: Option<Symbol>,
+    device_type: Option<Symbol>,
+    country: Option<Symbol>,
 }
 
 impl Day {
     /// Adds silver rows of this date (without touching the figures); only their
     /// [`SESSION_INPUT`] columns are kept.
     pub(super) fn add(&mut self, batch: &RecordBatch) -> Result<()> {
-        let batch = project_named(batch, &SESSION_INPUT)?;
-        let index = self.batches.len() as u32;
-        let users = typed_column::<StringArray>(&batch, "user_key")?;
-        for (row, user) in users.iter().enumerate() {
-            if let Some(user) = user {
-                self.by_user
-                    .entry(user_hash(user))
-                    .or_default()
-                    .push((index, row as u32));
-            }
+        let columns = EventColumns::of(batch)?;
+        let as_is = People::default();
+        let chunk = self.chunks.len() as u32;
+        let ids = typed_column::<StringArray>(batch, "event_id")?.value_offsets();
+        let id_bytes = (ids[ids.len() - 1] - ids[0]) as usize;
+        let mut event_ids = StringBuilder::with_capacity(batch.num_rows(), id_bytes);
+        let mut rows = Vec::with_capacity(batch.num_rows());
+        for i in 0..batch.num_rows() {
+            let e = columns.event(i, &as_is);
+            let mut intern = |s: &str| self.strings.get_or_intern(s);
+            rows.push(Row {
+                time: e.time,
+                event_type: intern(e.event_type),
+                user_key: intern(e.user_key),
+                page_url: e.page_url.map(&mut intern),
+                page_path: e.page_path.map(&mut intern),
+                referrer: e.referrer.map(&mut intern),
+                device_type: e.device_type.map(&mut intern),
+                country: e.country.map(&mut intern),
+            });
+            event_ids.append_value(e.event_id);
+            self.by_user
+                .entry(e.user)
+                .or_default()
+                .push((chunk, i as u32));
         }
-        self.batches.push(batch);
+        self.chunks.push(Chunk {
+            event_ids: event_ids.finish(),
+            rows: rows.into_boxed_slice(),
+        });
         Ok(())
     }
 
@@ -95,20 +138,36 @@ impl Day {
         users: &HashSet<u128>,
         people: &'a People,
         out: &mut Vec<Event<'a>>,
-    ) -> Result<()> {
-        let mut per_batch: Vec<Vec<u32>> = vec![Vec::new(); self.batches.len()];
+    ) {
+        let text = |s: Symbol| self.strings.resolve(s).expect("a symbol of the day's pool");
         for user in users {
-            for (batch, row) in self.by_user.get(user).into_iter().flatten() {
-                per_batch[*batch as usize].push(*row);
+            let Some(rows) = self.by_user.get(user) else {
+                continue;
+            };
+            let person = people.person(*user);
+            for &(chunk, row) in rows {
+                let chunk = &self.chunks[chunk as usize];
+                let r = &chunk.rows[row as usize];
+                out.push(Event {
+                    event_id: chunk.event_ids.value(row as usize),
+                    event_type: text(r.event_type),
+                    time: r.time,
+                    user_key: people.person_key(text(r.user_key), *user),
+                    user: person,
+                    page_url: r.page_url.map(text),
+                    page_path: r.page_path.map(text),
+                    referrer: r.referrer.map(text),
+                    device_type: r.device_type.map(text),
+                    country: r.country.map(text),
+                });
             }
         }
-        for (batch, rows) in self.batches.iter().zip(per_batch) {
-            if !rows.is_empty() {
-                let columns = EventColumns::of(batch)?;
-                out.extend(rows.iter().map(|&i| columns.event(i as usize, people)));
-            }
-        }
-        Ok(())
+    }
+
+    /// Rows held.
+    #[cfg(test)]
+    fn rows(&self) -> usize {
+        self.chunks.iter().map(|c| c.rows.len()).sum()
     }
 }
 
@@ -349,20 +408,21 @@ mod tests {
         .unwrap();
         day.add(&silver_rows(&[("e4", "c", 4), ("e5", "a", 5)]))
             .unwrap();
-        // Only the columns sessions read are kept.
-        for b in &day.batches {
-            let names: Vec<String> = b
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect();
-            assert_eq!(names, SESSION_INPUT);
-        }
+        assert_eq!(day.rows(), 5);
         let people = People::default();
         let asked = HashSet::from_iter([user_hash("a"), user_hash("c")]);
         let mut events = Vec::new();
-        day.events_of(&asked, &people, &mut events).unwrap();
+        day.events_of(&asked, &people, &mut events);
+        // Every column sessions read comes back as it was.
+        for e in &events {
+            assert_eq!(e.event_type, "page_view");
+            assert_eq!(e.user, user_hash(e.user_key));
+            assert_eq!(e.page_url, Some("https://shop.example/a"));
+            assert_eq!(e.page_path, Some("/a"));
+            assert_eq!(e.referrer, None);
+            assert_eq!(e.device_type, Some("mobile"));
+            assert_eq!(e.country, Some("NL"));
+        }
         let mut got: Vec<(&str, &str, i64)> = events
             .iter()
             .map(|e| (e.event_id, e.user_key, e.time))
@@ -378,8 +438,7 @@ mod tests {
             ]
         );
         let mut none = Vec::new();
-        day.events_of(&HashSet::from_iter([user_hash("z")]), &people, &mut none)
-            .unwrap();
+        day.events_of(&HashSet::from_iter([user_hash("z")]), &people, &mut none);
         assert!(none.is_empty());
     }
 }

@@ -69,21 +69,6 @@ pub fn plain_types(batch: &RecordBatch) -> Result<RecordBatch> {
     )?)
 }
 
-/// The columns `names` of `batch`, in that order, without copying them; an error names a missing
-/// one.
-pub fn project_named(batch: &RecordBatch, names: &[&str]) -> Result<RecordBatch> {
-    let schema = batch.schema();
-    let indices = names
-        .iter()
-        .map(|name| {
-            schema
-                .index_of(name)
-                .map_err(|_| missing_column(batch, name))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(batch.project(&indices)?)
-}
-
 /// The column `name` of `batch`, or an error naming it.
 pub fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a arrow::array::ArrayRef> {
     batch
