@@ -144,7 +144,12 @@ impl Day {
             let Some(rows) = self.by_user.get(user) else {
                 continue;
             };
-            let person = people.person(*user);
+            // A user's rows share their user_key, so its person is looked up once.
+            let Some(&(first_chunk, first_row)) = rows.first() else {
+                continue;
+            };
+            let key = text(self.chunks[first_chunk as usize].rows[first_row as usize].user_key);
+            let (person, person_key) = (people.person(*user), people.person_key(key, *user));
             for &(chunk, row) in rows {
                 let chunk = &self.chunks[chunk as usize];
                 let r = &chunk.rows[row as usize];
@@ -152,7 +157,7 @@ impl Day {
                     event_id: chunk.event_ids.value(row as usize),
                     event_type: text(r.event_type),
                     time: r.time,
-                    user_key: people.person_key(text(r.user_key), *user),
+                    user_key: person_key,
                     user: person,
                     page_url: r.page_url.map(text),
                     page_path: r.page_path.map(text),
