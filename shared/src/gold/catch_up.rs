@@ -35,7 +35,8 @@ async fn added_silver_rows(
 /// `metrics_to`, as far as a 30-day window reaches a recomputed date; daily_users only appends;
 /// anonymous_ids appends, or rewrites its live rows when `compacted`).
 struct RunBatches {
-    sessions: RecordBatch,
+    /// The touched dates' session rows, a batch per date.
+    sessions: Vec<RecordBatch>,
     daily_users: RecordBatch,
     funnel: RecordBatch,
     pages: RecordBatch,
@@ -58,7 +59,7 @@ impl RunBatches {
     ) -> Result<Committed> {
         let (lo, hi) = self.dates;
         outcome.dates = Some((from_days(lo), from_days(hi)));
-        outcome.sessions = self.sessions.num_rows();
+        outcome.sessions = self.sessions.iter().map(RecordBatch::num_rows).sum();
         outcome.daily_metrics = self.metrics.num_rows();
         outcome.funnel_daily = self.funnel.num_rows();
         outcome.page_daily = self.pages.num_rows();
@@ -68,13 +69,15 @@ impl RunBatches {
             Table::Sessions => (self.sessions.clone(), dates("session_date")),
             Table::DailyMetrics => {
                 let replaced = between("date", lo, self.metrics_to);
-                (self.metrics.clone(), Replacing::Matching(replaced))
+                (vec![self.metrics.clone()], Replacing::Matching(replaced))
             }
-            Table::FunnelDaily => (self.funnel.clone(), dates("date")),
-            Table::PageDaily => (self.pages.clone(), dates("date")),
-            Table::AnonymousIds if self.compacted => (self.anonymous_ids.clone(), Replacing::All),
-            Table::AnonymousIds => (self.anonymous_ids.clone(), Replacing::Nothing),
-            _ => (self.daily_users.clone(), Replacing::Nothing),
+            Table::FunnelDaily => (vec![self.funnel.clone()], dates("date")),
+            Table::PageDaily => (vec![self.pages.clone()], dates("date")),
+            Table::AnonymousIds if self.compacted => {
+                (vec![self.anonymous_ids.clone()], Replacing::All)
+            }
+            Table::AnonymousIds => (vec![self.anonymous_ids.clone()], Replacing::Nothing),
+            _ => (vec![self.daily_users.clone()], Replacing::Nothing),
         })
         .await
     }
@@ -219,7 +222,7 @@ pub(super) async fn try_catch_up(
         let meta = json!({ "silver_version": last });
         let committed = gold
             .commit(lake, last, meta, |t| {
-                (RecordBatch::new_empty(t.schema()), Replacing::Nothing)
+                (vec![RecordBatch::new_empty(t.schema())], Replacing::Nothing)
             })
             .await?;
         state.took(&committed, last);
@@ -297,7 +300,12 @@ pub(super) async fn try_catch_up(
 
     // 6. One commit per table, each carrying the watermark.
     let run = RunBatches {
-        sessions: arrow::compute::concat_batches(&schema, written.values())?,
+        // A batch per date, not one copy of them all.
+        sessions: if written.is_empty() {
+            vec![RecordBatch::new_empty(schema)]
+        } else {
+            written.values().cloned().collect()
+        },
         daily_users: daily_users_batch(&new_user_rows)?,
         funnel: funnel_batch(by_date.iter(), funnel)?,
         pages: page_batch(pages, &by_date)?,

@@ -154,7 +154,7 @@ async fn try_erase(
         let written = replace(
             gold.table(Table::AnonymousIds).clone(),
             Table::AnonymousIds,
-            anonymous_ids,
+            vec![anonymous_ids],
             Replacing::All,
             crate::lake::writer_commit(),
         )
@@ -242,7 +242,14 @@ async fn try_erase(
     for t in ERASURE_ORDER {
         let (batch, replacing) = contents(t)?;
         let table = gold.table(t).clone();
-        let written = replace(table, t, batch, replacing, crate::lake::writer_commit()).await?;
+        let written = replace(
+            table,
+            t,
+            vec![batch],
+            replacing,
+            crate::lake::writer_commit(),
+        )
+        .await?;
         lake.keep(t, &written);
         erased
             .versions

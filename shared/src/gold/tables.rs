@@ -57,13 +57,13 @@ impl OpenGold {
         lake: &Lake,
         silver_version: i64,
         meta: serde_json::Value,
-        contents: impl Fn(Table) -> (RecordBatch, Replacing),
+        contents: impl Fn(Table) -> (Vec<RecordBatch>, Replacing),
     ) -> Result<Committed> {
         let commit_one = |open: OpenGoldTable| {
             let pending = (open.silver_version < silver_version).then(|| {
-                let (batch, replacing) = contents(open.kind);
+                let (batches, replacing) = contents(open.kind);
                 let commit = commit_properties(GOLD_APP_ID, silver_version, meta.clone());
-                (batch, replacing, commit)
+                (batches, replacing, commit)
             });
             let lake = lake.clone();
             // Each on its own task: the tables' writes run on every core.
@@ -71,8 +71,8 @@ impl OpenGold {
                 let t = open.kind;
                 let written = match pending {
                     None => open.table,
-                    Some((batch, replacing, commit)) => {
-                        let written = replace(open.table, t, batch, replacing, commit).await?;
+                    Some((batches, replacing, commit)) => {
+                        let written = replace(open.table, t, batches, replacing, commit).await?;
                         lake.keep(t, &written);
                         written
                     }
@@ -132,17 +132,17 @@ pub(super) enum Replacing {
     All,
 }
 
-/// Writes `batch` to `table`, replacing what `replacing` says, with `commit`'s properties (the
+/// Writes `batches` to `table`, replacing what `replacing` says, with `commit`'s properties (the
 /// gold watermark, for a catch-up's writes).
 pub(super) async fn replace(
     table: DeltaTable,
     kind: Table,
-    batch: RecordBatch,
+    batches: Vec<RecordBatch>,
     replacing: Replacing,
     commit: deltalake::kernel::transaction::CommitProperties,
 ) -> Result<DeltaTable> {
     let mut write = table
-        .write(vec![batch])
+        .write(batches)
         .with_writer_properties(kind.stage_writer_properties(None)?)
         .with_partition_columns(kind.partition_columns().iter().copied())
         .with_commit_properties(commit);
