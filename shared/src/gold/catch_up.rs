@@ -193,8 +193,8 @@ pub(super) async fn try_catch_up(
     let Some((silver, new, last)) = new_silver_rows(lake, done, &mut outcome).await? else {
         return Ok(outcome);
     };
-    let people_version = gold.table(Table::AnonymousIds).version().map(|v| v as i64);
-    let state = warm_state(warm, &silver, done, people_version);
+    let (state, kept) = warm_state(warm, &silver, done, &gold.versions());
+    outcome.warm = kept;
     if state.people.is_none() {
         // The stitching state must be as of the watermark: a newer one (another writer committed
         // while this run opened the tables) already holds the changes of person this run must
@@ -206,7 +206,6 @@ pub(super) async fn try_catch_up(
         }
         state.people = Some(People::load(gold.table(Table::AnonymousIds)).await?);
     }
-    state.check_sessions(gold.table(Table::Sessions));
 
     // 0. Who the new rows' anonymous ids now are; those whose person changed re-key their
     // events without a user_id, on the dates they have them.

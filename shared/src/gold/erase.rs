@@ -37,9 +37,14 @@ const ERASURE_ORDER: [Table; 6] = [
 /// Removes the person whose silver user_keys (their user_id and anonymous ids) are
 /// `identifiers` from every table gold writes, and computes again the figures of the dates they
 /// were active on, as a from-scratch computation over silver without them would give. Gold
-/// first takes in every silver commit, so that the erasure works on silver as it is now. A
-/// commit that loses a race with a catch-up is tried again from fresh reads; the watermarks do
-/// not move. Idempotent: with nothing of the person left, it writes nothing.
+/// first takes in every silver commit, so that the erasure works on silver as it is now.
+///
+/// Each commit carries gold's watermark unchanged, so a catch-up that read a table before the
+/// erasure's commit to it loses its own commit to that table, and the other way round, as two
+/// catch-ups do. A commit that loses such a race is tried again from fresh reads, over the
+/// person's dates found so far too (the tables committed before hold nothing of them any more,
+/// and the catch-up that won may have counted them there). Idempotent: with nothing of the
+/// person left, it writes nothing.
 pub async fn erase(
     lake: &Lake,
     identifiers: &std::collections::HashSet<String>,
@@ -50,11 +55,12 @@ pub async fn erase(
             break;
         }
     }
+    let found = std::sync::Mutex::new(BTreeSet::new());
     let (erased, _) = retry_lost_races("gold", || async {
         // This process's warm state may hold the person's rows: it is read again after.
         let mut warm = lake.stage_state::<Option<GoldState>>().lock_owned().await;
         *warm = None;
-        try_erase(lake, identifiers, funnel).await
+        try_erase(lake, identifiers, funnel, &found).await
     })
     .await?;
     Ok(erased)
@@ -107,10 +113,13 @@ fn without_keys(
     ))
 }
 
+/// One attempt of [`erase`]; `found` holds the person's dates earlier attempts found, and takes
+/// this one's.
 async fn try_erase(
     lake: &Lake,
     identifiers: &std::collections::HashSet<String>,
     funnel: &[String],
+    found: &std::sync::Mutex<BTreeSet<i32>>,
 ) -> Result<GoldErasure> {
     let gold = OpenGold::open(lake).await?;
     let done = gold.watermark();
@@ -145,7 +154,16 @@ async fn try_erase(
         )
         .await?,
     );
+    {
+        let mut found = found
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        found.extend(&dates);
+        dates.extend(found.iter());
+    }
     let mut erased = GoldErasure::default();
+    // The watermark stays where it is: see [`erase`].
+    let commit = || commit_properties(GOLD_APP_ID, done, json!({ "erasure": true }));
     let anonymous_ids = batch_of(&Table::AnonymousIds.schema(), &people.live_rows(done))?;
     erased
         .removed
@@ -156,7 +174,7 @@ async fn try_erase(
             Table::AnonymousIds,
             vec![anonymous_ids],
             Replacing::All,
-            crate::lake::writer_commit(),
+            commit(),
         )
         .await?;
         lake.keep(Table::AnonymousIds, &written);
@@ -191,16 +209,8 @@ async fn try_erase(
         .insert(Table::DailyUsers.path().into(), users_removed);
 
     // The figures of the person's dates, from silver without them and the rows kept.
-    let mut state = GoldState {
-        table: String::new(),
-        version: done,
-        days: BTreeMap::new(),
-        users: BTreeMap::new(),
-        sessions: BTreeMap::new(),
-        sessions_version: None,
-        people: Some(people),
-        people_version: None,
-    };
+    let mut state = GoldState::empty(String::new(), done);
+    state.people = Some(people);
     for d in &dates {
         state.users.insert(*d, HashSet::default());
     }
@@ -242,14 +252,7 @@ async fn try_erase(
     for t in ERASURE_ORDER {
         let (batch, replacing) = contents(t)?;
         let table = gold.table(t).clone();
-        let written = replace(
-            table,
-            t,
-            vec![batch],
-            replacing,
-            crate::lake::writer_commit(),
-        )
-        .await?;
+        let written = replace(table, t, vec![batch], replacing, commit()).await?;
         lake.keep(t, &written);
         erased
             .versions

@@ -152,6 +152,10 @@ pub struct GoldOutcome {
     pub newest_event_time: Option<DateTime<Utc>>,
     /// Silver commits still to process after this run.
     pub silver_behind: i64,
+    /// True when the run started from what this process kept of its last run; false when it
+    /// read the tables afresh (a new process, or gold changed by another writer since) or had
+    /// nothing to do.
+    pub warm: bool,
 }
 
 /// `txn` app id in gold tables: the highest silver version gold reflects.

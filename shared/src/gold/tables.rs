@@ -12,6 +12,8 @@ pub(super) struct OpenGoldTable {
     pub(super) table: DeltaTable,
     /// The silver version the table reflects (its `txn` watermark; -1 before gold's first run).
     pub(super) silver_version: i64,
+    /// The table's version as the run found it.
+    pub(super) version: Option<i64>,
 }
 
 impl OpenGold {
@@ -20,10 +22,12 @@ impl OpenGold {
         for kind in WRITTEN {
             let table = lake.table(kind).await?;
             let silver_version = txn_version(&table, GOLD_APP_ID).await?.unwrap_or(-1);
+            let version = table.version().map(|v| v as i64);
             tables.push(OpenGoldTable {
                 kind,
                 table,
                 silver_version,
+                version,
             });
         }
         Ok(OpenGold(tables))
@@ -40,18 +44,24 @@ impl OpenGold {
         found.map_or(-1, |t| t.silver_version)
     }
 
+    /// Each table's version as the run found it.
+    pub(super) fn versions(&self) -> GoldVersions {
+        GoldVersions(self.0.iter().map(|t| (t.kind, t.version)).collect())
+    }
+
     /// The table `kind`, as the run found it.
     pub(super) fn table(&self, kind: Table) -> &DeltaTable {
         let found = self.0.iter().find(|t| t.kind == kind);
         &found.expect("gold opens every table it writes").table
     }
 
-    /// Commits to each table still below `silver_version` what `contents` gives for it (rows,
-    /// and what they replace), with the watermark and `meta`: the tables of [`WRITTEN`] at once,
-    /// but gold/anonymous_ids, which goes last, once the others are in. Each table's commit
-    /// depends only on silver and that table, so a run stopped between them leaves tables a
-    /// later run skips (see [`WRITTEN`]). Returns each table's version after (the warm state's
-    /// keys, see [`GoldState`]).
+    /// Commits to each table what `contents` gives for it (rows, and what they replace), with
+    /// the watermark `silver_version` and `meta`: the tables of [`WRITTEN`] at once, but
+    /// gold/anonymous_ids, which goes last, once the others are in. Every table is written, also
+    /// one a stopped or beaten run already brought to `silver_version`: that run may have read
+    /// the tables while an erasure was between its commits, and this run's fresh reads replace
+    /// what it wrote. Returns each table's version after, and whether each commit went directly
+    /// on top of the version the run found (see [`Committed`]).
     pub(super) async fn commit(
         self,
         lake: &Lake,
@@ -60,24 +70,17 @@ impl OpenGold {
         contents: impl Fn(Table) -> (Vec<RecordBatch>, Replacing),
     ) -> Result<Committed> {
         let commit_one = |open: OpenGoldTable| {
-            let pending = (open.silver_version < silver_version).then(|| {
-                let (batches, replacing) = contents(open.kind);
-                let commit = commit_properties(GOLD_APP_ID, silver_version, meta.clone());
-                (batches, replacing, commit)
-            });
+            let (batches, replacing) = contents(open.kind);
+            let commit = commit_properties(GOLD_APP_ID, silver_version, meta.clone());
             let lake = lake.clone();
             // Each on its own task: the tables' writes run on every core.
             tokio::spawn(async move {
                 let t = open.kind;
-                let written = match pending {
-                    None => open.table,
-                    Some((batches, replacing, commit)) => {
-                        let written = replace(open.table, t, batches, replacing, commit).await?;
-                        lake.keep(t, &written);
-                        written
-                    }
-                };
-                Ok::<_, Error>((t, written.version().map(|v| v as i64)))
+                let written = replace(open.table, t, batches, replacing, commit).await?;
+                lake.keep(t, &written);
+                let after = written.version().map(|v| v as i64);
+                let on_top = after == Some(open.version.map_or(0, |v| v + 1));
+                Ok::<_, Error>(((t, after), on_top))
             })
         };
         let joined = |r: std::result::Result<Result<_>, tokio::task::JoinError>| match r {
@@ -91,11 +94,15 @@ impl OpenGold {
             .partition(|open| open.kind == Table::AnonymousIds);
         let tasks: Vec<_> = first.into_iter().map(commit_one).collect();
         let mut versions = Vec::with_capacity(WRITTEN.len());
+        let mut on_top = true;
         let mut failed = None;
         for task in tasks {
             // Every task is awaited, so none is still writing when the run returns.
             match joined(task.await) {
-                Ok(v) => versions.push(v),
+                Ok((v, directly)) => {
+                    versions.push(v);
+                    on_top &= directly;
+                }
                 Err(e) => failed = failed.or(Some(e)),
             }
         }
@@ -103,23 +110,29 @@ impl OpenGold {
             return Err(e);
         }
         for open in last {
-            versions.push(joined(commit_one(open).await)?);
+            let (v, directly) = joined(commit_one(open).await)?;
+            versions.push(v);
+            on_top &= directly;
         }
-        Ok(Committed(versions))
+        Ok(Committed {
+            versions: GoldVersions(versions),
+            on_top,
+        })
     }
 }
 
-/// The version of each gold table after a run's commits.
-pub(super) struct Committed(Vec<(Table, Option<i64>)>);
+/// The version of each gold table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GoldVersions(Vec<(Table, Option<i64>)>);
 
-impl Committed {
-    /// The version of `kind` after the run.
-    pub(super) fn version(&self, kind: Table) -> Option<i64> {
-        self.0
-            .iter()
-            .find(|(t, _)| *t == kind)
-            .and_then(|(_, v)| *v)
-    }
+/// What a run's commits left.
+pub(super) struct Committed {
+    /// Each table's version after the run.
+    pub(super) versions: GoldVersions,
+    /// Whether every commit went directly on top of the version the run found: when another
+    /// writer's commit came between (an erasure's, which does not move the watermark), the
+    /// tables hold changes the run's state does not.
+    pub(super) on_top: bool,
 }
 
 /// The rows a write to a gold table replaces.

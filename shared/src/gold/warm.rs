@@ -9,7 +9,8 @@ const MAX_WARM_DATES: usize = 12;
 /// Days of distinct users a warm process keeps beyond the event dates it holds.
 const MAX_WARM_USER_DATES: usize = 100;
 
-/// What a warm gold process keeps between runs, valid for one silver table at one version.
+/// What a warm gold process keeps between runs, valid for one silver table at one version and
+/// the gold tables as its last run left them.
 pub(crate) struct GoldState {
     /// The silver table's URL and Delta table id.
     pub(super) table: String,
@@ -22,42 +23,47 @@ pub(crate) struct GoldState {
     /// gold/sessions' rows per session date as the last run committed them, for dates recent
     /// runs rewrote: a run replaces a date's changed sessions without reading the others back.
     pub(super) sessions: BTreeMap<i32, RecordBatch>,
-    /// The version of gold/sessions `sessions` reflects: another writer's commit (maintenance's
-    /// compaction, an erasure stopped before it wrote gold/anonymous_ids) empties it.
-    pub(super) sessions_version: Option<i64>,
     /// Who each user_key is (loaded from gold/anonymous_ids by a run's start).
     pub(super) people: Option<People>,
-    /// The version of gold/anonymous_ids the state reflects: every gold run writes it, so a
-    /// newer one means another writer changed gold (an erasure, which removes rows without
-    /// moving the watermark), and the state is read again.
-    pub(super) people_version: Option<i64>,
+    /// Each gold table's version after the last run, when its commits were the only ones since
+    /// it read the tables. Any other commit (an erasure's, which removes rows without moving the
+    /// watermark, or maintenance's) means the tables may hold what the state does not, and the
+    /// state is read again.
+    pub(super) gold: Option<GoldVersions>,
 }
 
-/// The warm state at silver version `done` and gold/anonymous_ids version `people_version`, or
-/// a fresh one (loaded from the tables as needed).
-pub(super) fn warm_state<'a>(
-    warm: &'a mut Option<GoldState>,
-    silver: &DeltaTable,
-    done: i64,
-    people_version: Option<i64>,
-) -> &'a mut GoldState {
-    let id = silver.snapshot().map(|s| s.metadata().id().to_string());
-    let table_id = format!("{}#{}", silver.table_url(), id.unwrap_or_default());
-    if !warm.as_ref().is_some_and(|w| {
-        w.table == table_id && w.version == done && w.people_version == people_version
-    }) {
-        *warm = Some(GoldState {
-            table: table_id,
+impl GoldState {
+    /// An empty state for silver version `done` of the silver table `table`.
+    pub(super) fn empty(table: String, done: i64) -> GoldState {
+        GoldState {
+            table,
             version: done,
             days: BTreeMap::new(),
             users: BTreeMap::new(),
             sessions: BTreeMap::new(),
-            sessions_version: None,
             people: None,
-            people_version,
-        });
+            gold: None,
+        }
     }
-    warm.as_mut().expect("state was just set")
+}
+
+/// The warm state at silver version `done` and the gold tables at `gold`, or a fresh one (loaded
+/// from the tables as needed); whether it was kept.
+pub(super) fn warm_state<'a>(
+    warm: &'a mut Option<GoldState>,
+    silver: &DeltaTable,
+    done: i64,
+    gold: &GoldVersions,
+) -> (&'a mut GoldState, bool) {
+    let id = silver.snapshot().map(|s| s.metadata().id().to_string());
+    let table_id = format!("{}#{}", silver.table_url(), id.unwrap_or_default());
+    let kept = warm
+        .as_ref()
+        .is_some_and(|w| w.table == table_id && w.version == done && w.gold.as_ref() == Some(gold));
+    if !kept {
+        *warm = Some(GoldState::empty(table_id, done));
+    }
+    (warm.as_mut().expect("state was just set"), kept)
 }
 
 /// A string of a [`Day`]'s pool.
@@ -311,18 +317,7 @@ impl GoldState {
     /// Moves the state to silver version `last` and the gold versions a run `committed`.
     pub(super) fn took(&mut self, committed: &Committed, last: i64) {
         self.version = last;
-        self.people_version = committed.version(Table::AnonymousIds);
-        self.sessions_version = committed.version(Table::Sessions);
-    }
-
-    /// Forgets the warm session rows unless they reflect `sessions` (gold/sessions as the run
-    /// opened it).
-    pub(super) fn check_sessions(&mut self, sessions: &DeltaTable) {
-        let version = sessions.version().map(|v| v as i64);
-        if self.sessions_version != version {
-            self.sessions.clear();
-            self.sessions_version = version;
-        }
+        self.gold = committed.on_top.then(|| committed.versions.clone());
     }
 
     /// Adds a run's new rows to the dates the state holds (dates it lacks are read whole from

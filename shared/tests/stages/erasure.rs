@@ -329,3 +329,84 @@ async fn an_erasure_while_the_stages_write_leaves_nothing_and_loses_nothing() {
     }
     assert_gold_equals_from_scratch(&lake).await;
 }
+
+/// An erasure commits gold/anonymous_ids last, so one that stopped before it leaves that table
+/// as a warm gold process last wrote it, while the tables before it changed. The warm process
+/// must not take its state of the person's dates for the tables': its next run, on the person's
+/// date, would write their sessions back and count them again. Another writer's commits mean
+/// the tables are read again.
+#[tokio::test]
+async fn a_warm_gold_process_reads_again_after_an_erasure_stopped_before_its_last_commit() {
+    let (dir, warm) = fed_lake().await;
+    let request = Request::new("r-5", PERSON).unwrap();
+    let log = dir
+        .path()
+        .join(Table::AnonymousIds.path())
+        .join("_delta_log");
+    let newest = || {
+        std::fs::read_dir(&log)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .max()
+            .unwrap()
+    };
+    let before = newest();
+    let other_process = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    erasure::forget(&other_process, &request, &options(false), no_exports)
+        .await
+        .unwrap();
+    let mut lost = 0;
+    while newest() > before {
+        crate::pipeline::lose_newest_commit(dir.path(), Table::AnonymousIds, "commitInfo");
+        lost += 1;
+    }
+    assert!(lost > 0, "the erasure committed gold/anonymous_ids");
+
+    // The warm process takes new traffic of someone else on the person's date.
+    let others = vec![
+        visit("w1", "late-device", Some("late-user"), 2),
+        visit("w2", "late-device", Some("late-user"), 12),
+    ];
+    run(&warm, &batch(4, 0, others)).await;
+    assert_gold_equals_from_scratch(&warm).await;
+}
+
+/// An erasure's gold commits carry gold's watermark, unchanged, like a catch-up's: a catch-up
+/// that read a table before the erasure's commit to it loses its own commit there, even one
+/// replacing dates the erasure did not touch (it may have counted the person elsewhere).
+#[tokio::test]
+async fn a_gold_commit_from_reads_before_an_erasure_loses_the_race() {
+    let (dir, lake) = fed_lake().await;
+    let before = lake.table(Table::DailyMetrics).await.unwrap();
+    let watermark = clickstream::lake::txn_version(&before, "silver")
+        .await
+        .unwrap()
+        .unwrap();
+    // Gold's part of an erasure (silver's is not needed for this).
+    let other_process = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let person = [PERSON, PHONE, LAPTOP].map(String::from).into();
+    let erased = clickstream::gold::erase(&other_process, &person, &parse_funnel(None))
+        .await
+        .unwrap();
+    assert!(!erased.is_empty());
+
+    let far = (Utc::now() - Duration::days(200)).date_naive();
+    let replacing = deltalake::datafusion::prelude::col("date").eq(
+        deltalake::datafusion::prelude::lit(deltalake::datafusion::scalar::ScalarValue::Date32(
+            Some(clickstream::lake::to_days(far)),
+        )),
+    );
+    let stale = before
+        .write(vec![RecordBatch::new_empty(Table::DailyMetrics.schema())])
+        .with_save_mode(deltalake::protocol::SaveMode::Overwrite)
+        .with_replace_where(replacing)
+        .with_commit_properties(clickstream::lake::commit_properties(
+            "silver",
+            watermark + 1,
+            json!({}),
+        ))
+        .await;
+    let error = stale.expect_err("the stale commit loses").to_string();
+    assert!(error.contains("transaction"), "{error}");
+}

@@ -556,6 +556,73 @@ async fn gold_reads_sessions_again_after_another_writer_changed_them() {
     );
 }
 
+/// Each gold run of `trigger`'s rows, through bronze and silver.
+async fn gold_runs(lake: &Lake, trigger: &BronzeTrigger) -> Vec<clickstream::gold::GoldOutcome> {
+    let mut runs = Vec::new();
+    for b in functions::bronze_writer(lake, trigger, &BronzeOptions::default())
+        .await
+        .unwrap()
+    {
+        let Some(v) = b.version else { continue };
+        for s in functions::silver_transformer(lake, &commit_event(lake, Table::Bronze, v))
+            .await
+            .unwrap()
+        {
+            if let Some(sv) = s.silver_version {
+                let event = commit_event(lake, Table::Silver, sv);
+                runs.extend(
+                    functions::gold_transformer(lake, &event, &parse_funnel(None))
+                        .await
+                        .unwrap(),
+                );
+            }
+        }
+    }
+    runs
+}
+
+/// A gold process starts each run from what it kept of its last one, also after a run that only
+/// moved the watermark (all its rows duplicates), and reads the tables afresh once another
+/// writer committed to any gold table in between.
+#[tokio::test]
+async fn gold_stays_warm_between_its_own_runs_and_reads_afresh_after_another_writer() {
+    let (_dir, lake) = lake();
+    let day = days_ago_at(3, 10);
+    let warm = |runs: Vec<clickstream::gold::GoldOutcome>| -> Vec<bool> {
+        runs.iter().map(|o| o.warm).collect()
+    };
+    assert_eq!(
+        warm(gold_runs(&lake, &batch(0, 0, events("a", 8, day))).await),
+        [false]
+    );
+    let later = day + Duration::minutes(10);
+    assert_eq!(
+        warm(gold_runs(&lake, &batch(0, 8, events("b", 8, later))).await),
+        [true]
+    );
+    let again = gold_runs(&lake, &batch(1, 0, events("a", 8, day))).await;
+    assert_eq!(again.iter().map(|o| o.new_events).sum::<usize>(), 0);
+    assert_eq!(warm(again), [true]);
+    let later = day + Duration::minutes(20);
+    assert_eq!(
+        warm(gold_runs(&lake, &batch(0, 16, events("c", 8, later))).await),
+        [true]
+    );
+
+    lake.table(Table::FunnelDaily)
+        .await
+        .unwrap()
+        .write(vec![RecordBatch::new_empty(Table::FunnelDaily.schema())])
+        .await
+        .unwrap();
+    let later = day + Duration::minutes(30);
+    assert_eq!(
+        warm(gold_runs(&lake, &batch(0, 24, events("d", 8, later))).await),
+        [false]
+    );
+    assert_gold_equals_from_scratch(&lake).await;
+}
+
 /// Gold commits its tables but gold/anonymous_ids at once, so a writer that dies among those
 /// commits can leave any of them in and the others not: here gold/sessions and gold/page_daily
 /// are in, gold/daily_users, gold/daily_metrics, gold/funnel_daily and gold/anonymous_ids are
@@ -585,6 +652,49 @@ async fn a_gold_run_stopped_among_its_commits_is_finished_by_the_next() {
         &batch(0, 16, events("c", 8, day + Duration::minutes(40))),
     )
     .await;
+    assert_gold_equals_from_scratch(&lake).await;
+}
+
+/// A run that committed some gold tables and lost the race for the others may have read the
+/// tables while an erasure was between its commits: a table it wrote then holds what the
+/// erasure removed, at the new watermark. The next run, even with no new silver rows, writes
+/// every table again from its own reads, so gold equals a from-scratch computation again.
+#[tokio::test]
+async fn a_run_finishing_a_beaten_one_writes_every_gold_table_again() {
+    let (dir, lake) = lake();
+    let day = days_ago_at(2, 10);
+    run(&lake, &batch(0, 0, events("a", 8, day))).await;
+    run(
+        &lake,
+        &batch(0, 8, events("b", 8, day + Duration::minutes(20))),
+    )
+    .await;
+    lose_newest_commit(dir.path(), Table::AnonymousIds, "\"appId\":\"silver\"");
+    // gold/page_daily as the beaten run wrote it from stale reads: here, nothing.
+    let pages = lake.table(Table::PageDaily).await.unwrap();
+    let watermark = clickstream::lake::txn_version(&pages, "silver")
+        .await
+        .unwrap()
+        .unwrap();
+    pages
+        .write(vec![RecordBatch::new_empty(Table::PageDaily.schema())])
+        .with_save_mode(deltalake::protocol::SaveMode::Overwrite)
+        .with_commit_properties(clickstream::lake::commit_properties(
+            "silver",
+            watermark,
+            json!({}),
+        ))
+        .await
+        .unwrap();
+
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    functions::gold_transformer(
+        &lake,
+        &commit_event(&lake, Table::Silver, 0),
+        &parse_funnel(None),
+    )
+    .await
+    .unwrap();
     assert_gold_equals_from_scratch(&lake).await;
 }
 
