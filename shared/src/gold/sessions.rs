@@ -99,20 +99,35 @@ impl<'a> EventColumns<'a> {
 
     /// Row `i` as an event under the person its user_key is.
     pub(super) fn event(&self, i: usize, people: &'a People) -> Event<'a> {
+        let row = self.row(i);
+        Event {
+            user_key: people.person_key(row.user_key, row.user),
+            user: people.person(row.user),
+            ..row
+        }
+    }
+
+    /// Row `i` as an event under its own user_key.
+    pub(super) fn row(&self, i: usize) -> Event<'a> {
         let user_key = self.user_key.value(i);
-        let raw = user_hash(user_key);
         Event {
             event_id: self.event_id.value(i),
             event_type: self.event_type.value(i),
             time: self.time.value(i),
-            user_key: people.person_key(user_key, raw),
-            user: people.person(raw),
+            user_key,
+            user: user_hash(user_key),
             page_url: opt(self.page_url, i),
             page_path: opt(self.page_path, i),
             referrer: opt(self.referrer, i),
             device_type: opt(self.device_type, i),
             country: opt(self.country, i),
         }
+    }
+
+    /// The bytes of the rows' event ids together.
+    pub(super) fn event_id_bytes(&self) -> usize {
+        let offsets = self.event_id.value_offsets();
+        (offsets[offsets.len() - 1] - offsets[0]) as usize
     }
 }
 

@@ -106,14 +106,12 @@ impl Day {
     /// [`SESSION_INPUT`] columns are kept.
     pub(super) fn add(&mut self, batch: &RecordBatch) -> Result<()> {
         let columns = EventColumns::of(batch)?;
-        let as_is = People::default();
         let chunk = self.chunks.len() as u32;
-        let ids = typed_column::<StringArray>(batch, "event_id")?.value_offsets();
-        let id_bytes = (ids[ids.len() - 1] - ids[0]) as usize;
-        let mut event_ids = StringBuilder::with_capacity(batch.num_rows(), id_bytes);
+        let mut event_ids =
+            StringBuilder::with_capacity(batch.num_rows(), columns.event_id_bytes());
         let mut rows = Vec::with_capacity(batch.num_rows());
         for i in 0..batch.num_rows() {
-            let e = columns.event(i, &as_is);
+            let e = columns.row(i);
             let mut intern = |s: &str| self.strings.get_or_intern(s);
             rows.push(Row {
                 time: e.time,
