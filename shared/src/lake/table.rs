@@ -175,13 +175,17 @@ impl Table {
     }
 
     /// The Parquet settings a stage writes the table's files with: delta-rs's own (DataFusion's
-    /// defaults) with the table's ([`Table::writer_properties`]; `values` as there).
+    /// defaults) but Snappy instead of zstd level 3, with the table's
+    /// ([`Table::writer_properties`]; `values` as there). zstd was most of what a warm gold run
+    /// spent writing its session partitions back. Maintenance's compaction writes the files it
+    /// merges with zstd level 4 (delta-rs's default there).
     pub fn stage_writer_properties(
         self,
         values: Option<u64>,
     ) -> crate::error::Result<WriterProperties> {
         let delta_default = deltalake::datafusion::common::config::ParquetOptions::default()
-            .into_writer_properties_builder()?;
+            .into_writer_properties_builder()?
+            .set_compression(parquet::basic::Compression::SNAPPY);
         Ok(self.writer_properties(delta_default, values))
     }
 
