@@ -339,18 +339,7 @@ async fn an_erasure_while_the_stages_write_leaves_nothing_and_loses_nothing() {
 async fn a_warm_gold_process_reads_again_after_an_erasure_stopped_before_its_last_commit() {
     let (dir, warm) = fed_lake().await;
     let request = Request::new("r-5", PERSON).unwrap();
-    let log = dir
-        .path()
-        .join(Table::AnonymousIds.path())
-        .join("_delta_log");
-    let newest = || {
-        std::fs::read_dir(&log)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .max()
-            .unwrap()
-    };
+    let newest = || crate::pipeline::newest_commit(dir.path(), Table::AnonymousIds);
     let before = newest();
     let other_process = Lake::open(dir.path().to_str().unwrap()).unwrap();
     erasure::forget(&other_process, &request, &options(false), no_exports)

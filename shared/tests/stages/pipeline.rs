@@ -75,8 +75,23 @@ pub fn batch(partition: i32, first_offset: i64, values: Vec<Vec<u8>>) -> BronzeT
 
 /// Runs bronze -> silver -> gold for one trigger, as S3 notifications would.
 pub async fn run(lake: &Lake, trigger: &BronzeTrigger) -> (usize, usize, usize) {
-    let funnel = parse_funnel(None);
+    let (silver, _) = run_stages(lake, trigger).await;
     let (mut valid, mut quarantined, mut dups) = (0, 0, 0);
+    for s in silver {
+        valid += s.valid;
+        quarantined += s.quarantined;
+        dups += s.duplicates;
+    }
+    (valid, quarantined, dups)
+}
+
+/// Runs `trigger` through bronze, silver and gold; each silver and gold run's outcome.
+async fn run_stages(
+    lake: &Lake,
+    trigger: &BronzeTrigger,
+) -> (Vec<SilverOutcome>, Vec<clickstream::gold::GoldOutcome>) {
+    let funnel = parse_funnel(None);
+    let (mut silver_runs, mut gold_runs) = (Vec::new(), Vec::new());
     for b in functions::bronze_writer(lake, trigger, &BronzeOptions::default())
         .await
         .unwrap()
@@ -86,17 +101,21 @@ pub async fn run(lake: &Lake, trigger: &BronzeTrigger) -> (usize, usize, usize) 
             .await
             .unwrap()
         {
-            valid += s.valid;
-            quarantined += s.quarantined;
-            dups += s.duplicates;
             if let Some(sv) = s.silver_version {
-                functions::gold_transformer(lake, &commit_event(lake, Table::Silver, sv), &funnel)
+                gold_runs.extend(
+                    functions::gold_transformer(
+                        lake,
+                        &commit_event(lake, Table::Silver, sv),
+                        &funnel,
+                    )
                     .await
-                    .unwrap();
+                    .unwrap(),
+                );
             }
+            silver_runs.push(s);
         }
     }
-    (valid, quarantined, dups)
+    (silver_runs, gold_runs)
 }
 
 /// Two silver processes at once (separate lake handles, so separate warm state) catching up to
@@ -181,17 +200,22 @@ pub async fn assert_silver_files_carry_id_filters(lake: &Lake) {
     }
 }
 
+/// The path of `table`'s newest commit file in the lake at `dir`.
+pub fn newest_commit(dir: &std::path::Path, table: Table) -> std::path::PathBuf {
+    std::fs::read_dir(dir.join(table.path()).join("_delta_log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .max()
+        .unwrap()
+}
+
 /// Removes the newest commit of `table` in the lake at `dir`, as if its writer died before the
 /// commit: the files it wrote stay on disk, referenced by nothing. Asserts that the commit holds
 /// `marker` and that no checkpoint was written at its version. Returns that version.
 pub fn lose_newest_commit(dir: &std::path::Path, table: Table, marker: &str) -> i64 {
     let log = dir.join(table.path()).join("_delta_log");
-    let newest = std::fs::read_dir(&log)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .max()
-        .unwrap();
+    let newest = newest_commit(dir, table);
     assert!(std::fs::read_to_string(&newest).unwrap().contains(marker));
     let version: i64 = newest
         .file_stem()
@@ -556,31 +580,6 @@ async fn gold_reads_sessions_again_after_another_writer_changed_them() {
     );
 }
 
-/// Each gold run of `trigger`'s rows, through bronze and silver.
-async fn gold_runs(lake: &Lake, trigger: &BronzeTrigger) -> Vec<clickstream::gold::GoldOutcome> {
-    let mut runs = Vec::new();
-    for b in functions::bronze_writer(lake, trigger, &BronzeOptions::default())
-        .await
-        .unwrap()
-    {
-        let Some(v) = b.version else { continue };
-        for s in functions::silver_transformer(lake, &commit_event(lake, Table::Bronze, v))
-            .await
-            .unwrap()
-        {
-            if let Some(sv) = s.silver_version {
-                let event = commit_event(lake, Table::Silver, sv);
-                runs.extend(
-                    functions::gold_transformer(lake, &event, &parse_funnel(None))
-                        .await
-                        .unwrap(),
-                );
-            }
-        }
-    }
-    runs
-}
-
 /// A gold process starts each run from what it kept of its last one, also after a run that only
 /// moved the watermark (all its rows duplicates), and reads the tables afresh once another
 /// writer committed to any gold table in between.
@@ -588,24 +587,24 @@ async fn gold_runs(lake: &Lake, trigger: &BronzeTrigger) -> Vec<clickstream::gol
 async fn gold_stays_warm_between_its_own_runs_and_reads_afresh_after_another_writer() {
     let (_dir, lake) = lake();
     let day = days_ago_at(3, 10);
-    let warm = |runs: Vec<clickstream::gold::GoldOutcome>| -> Vec<bool> {
-        runs.iter().map(|o| o.warm).collect()
+    let warm = |(_, gold): (_, Vec<clickstream::gold::GoldOutcome>)| -> Vec<bool> {
+        gold.iter().map(|o| o.warm).collect()
     };
     assert_eq!(
-        warm(gold_runs(&lake, &batch(0, 0, events("a", 8, day))).await),
+        warm(run_stages(&lake, &batch(0, 0, events("a", 8, day))).await),
         [false]
     );
     let later = day + Duration::minutes(10);
     assert_eq!(
-        warm(gold_runs(&lake, &batch(0, 8, events("b", 8, later))).await),
+        warm(run_stages(&lake, &batch(0, 8, events("b", 8, later))).await),
         [true]
     );
-    let again = gold_runs(&lake, &batch(1, 0, events("a", 8, day))).await;
-    assert_eq!(again.iter().map(|o| o.new_events).sum::<usize>(), 0);
+    let again = run_stages(&lake, &batch(1, 0, events("a", 8, day))).await;
+    assert_eq!(again.1.iter().map(|o| o.new_events).sum::<usize>(), 0);
     assert_eq!(warm(again), [true]);
     let later = day + Duration::minutes(20);
     assert_eq!(
-        warm(gold_runs(&lake, &batch(0, 16, events("c", 8, later))).await),
+        warm(run_stages(&lake, &batch(0, 16, events("c", 8, later))).await),
         [true]
     );
 
@@ -617,18 +616,14 @@ async fn gold_stays_warm_between_its_own_runs_and_reads_afresh_after_another_wri
         .unwrap();
     let later = day + Duration::minutes(30);
     assert_eq!(
-        warm(gold_runs(&lake, &batch(0, 24, events("d", 8, later))).await),
+        warm(run_stages(&lake, &batch(0, 24, events("d", 8, later))).await),
         [false]
     );
     assert_gold_equals_from_scratch(&lake).await;
 }
 
-/// Gold commits its tables but gold/anonymous_ids at once, so a writer that dies among those
-/// commits can leave any of them in and the others not: here gold/sessions and gold/page_daily
-/// are in, gold/daily_users, gold/daily_metrics, gold/funnel_daily and gold/anonymous_ids are
-/// not. A fresh process's next run finishes them, and gold equals a from-scratch computation.
-#[tokio::test]
-async fn a_gold_run_stopped_among_its_commits_is_finished_by_the_next() {
+/// A lake with two gold runs of eight users' events, two days ago, 20 minutes apart; that day.
+async fn lake_with_two_gold_runs() -> (tempfile::TempDir, Lake, chrono::DateTime<Utc>) {
     let (dir, lake) = lake();
     let day = days_ago_at(2, 10);
     run(&lake, &batch(0, 0, events("a", 8, day))).await;
@@ -637,6 +632,16 @@ async fn a_gold_run_stopped_among_its_commits_is_finished_by_the_next() {
         &batch(0, 8, events("b", 8, day + Duration::minutes(20))),
     )
     .await;
+    (dir, lake, day)
+}
+
+/// Gold commits its tables but gold/anonymous_ids at once, so a writer that dies among those
+/// commits can leave any of them in and the others not: here gold/sessions and gold/page_daily
+/// are in, gold/daily_users, gold/daily_metrics, gold/funnel_daily and gold/anonymous_ids are
+/// not. A fresh process's next run finishes them, and gold equals a from-scratch computation.
+#[tokio::test]
+async fn a_gold_run_stopped_among_its_commits_is_finished_by_the_next() {
+    let (dir, _, day) = lake_with_two_gold_runs().await;
     for table in [
         Table::AnonymousIds,
         Table::DailyUsers,
@@ -661,14 +666,7 @@ async fn a_gold_run_stopped_among_its_commits_is_finished_by_the_next() {
 /// every table again from its own reads, so gold equals a from-scratch computation again.
 #[tokio::test]
 async fn a_run_finishing_a_beaten_one_writes_every_gold_table_again() {
-    let (dir, lake) = lake();
-    let day = days_ago_at(2, 10);
-    run(&lake, &batch(0, 0, events("a", 8, day))).await;
-    run(
-        &lake,
-        &batch(0, 8, events("b", 8, day + Duration::minutes(20))),
-    )
-    .await;
+    let (dir, lake, _) = lake_with_two_gold_runs().await;
     lose_newest_commit(dir.path(), Table::AnonymousIds, "\"appId\":\"silver\"");
     // gold/page_daily as the beaten run wrote it from stale reads: here, nothing.
     let pages = lake.table(Table::PageDaily).await.unwrap();
