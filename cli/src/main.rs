@@ -516,7 +516,7 @@ struct IngestArgs {
 
 #[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
-static ALLOCATOR: clickstream_allocator::MiMalloc = clickstream_allocator::MiMalloc;
+static ALLOCATOR: clickstream_allocator::Allocator = clickstream_allocator::Allocator;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {

@@ -322,10 +322,17 @@ impl Splitter {
     }
 
     /// Moves the records taken so far into a ready chunk.
+    /// The next chunk's buffer and ranges start at the size of the one sealed, so that a big file's
+    /// chunks are not grown by doubling (each growth copies the chunk into fresh pages).
     fn seal(&mut self) {
-        let ranges = std::mem::take(&mut self.ranges);
+        let (next_bytes, next_records) = (self.buffer.len(), self.ranges.len());
+        let ranges = std::mem::replace(&mut self.ranges, Vec::with_capacity(next_records));
+        let buffer = std::mem::replace(
+            &mut self.buffer,
+            Vec::with_capacity(next_bytes + next_bytes / 16),
+        );
         let chunk = RecordChunk {
-            buffer: bytes::Bytes::from(std::mem::take(&mut self.buffer)),
+            buffer: bytes::Bytes::from(buffer),
             first_record: self.sealed,
             ranges,
         };

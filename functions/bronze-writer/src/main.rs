@@ -15,7 +15,7 @@ async fn handler(
 }
 
 #[global_allocator]
-static ALLOCATOR: clickstream_lambda::MiMalloc = clickstream_lambda::MiMalloc;
+static ALLOCATOR: clickstream_lambda::Allocator = clickstream_lambda::Allocator;
 
 #[tokio::main]
 async fn main() -> Result<(), clickstream_lambda::RuntimeError> {

@@ -11,13 +11,13 @@ use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use clickstream_allocator::MiMalloc;
+pub use clickstream_allocator::Allocator;
 pub use lambda_runtime::Error as RuntimeError;
 
 /// When [`init`] ran: the start of the function's init, for the `initialized` log line.
 static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
 
-/// Sets up the process: the allocator's tuning (the binary chooses [`MiMalloc`] as its global
+/// Sets up the process: the allocator's tuning (the binary chooses [`Allocator`] as its global
 /// allocator) and JSON logs for CloudWatch. Call first in `main`.
 pub fn init() {
     STARTED.get_or_init(Instant::now);
@@ -126,7 +126,7 @@ pub async fn nothing_to_prepare(_: &clickstream::Lake) -> clickstream::Result<()
     Ok(())
 }
 
-/// Declares a function binary's global allocator ([`MiMalloc`]) and its `main`, which serves
+/// Declares a function binary's global allocator ([`Allocator`]) and its `main`, which serves
 /// `handler` (an `async fn(&Lake, Event) -> Result<Outcome>`) with [`serve_lake`]: the whole
 /// `main.rs` of a function that needs only the lake, besides its handler and tests. A second
 /// argument (an `async fn(&Lake) -> Result<()>`) is run at init, before the first event.
@@ -137,7 +137,7 @@ macro_rules! lake_function {
     };
     ($handler:path, $prepare:path) => {
         #[global_allocator]
-        static ALLOCATOR: $crate::MiMalloc = $crate::MiMalloc;
+        static ALLOCATOR: $crate::Allocator = $crate::Allocator;
 
         #[tokio::main]
         async fn main() -> Result<(), $crate::RuntimeError> {

@@ -367,8 +367,12 @@ async fn resessionize(
             .collect();
         load_days(silver, state, &missing).await?;
         let people = people_of(state);
-        let mut events = Vec::new();
-        for day in (lo - 1..=hi + 1).filter_map(|d| state.days.get(&d)) {
+        let days: Vec<_> = (lo - 1..=hi + 1)
+            .filter_map(|d| state.days.get(&d))
+            .collect();
+        let held = days.iter().map(|day| day.rows_held_by(&keys)).sum();
+        let mut events = Vec::with_capacity(held);
+        for day in days {
             day.events_of(&keys, people, &mut events);
         }
         let (sessions, changed_runs) = sessionize_runs(&mut events, funnel, changed);

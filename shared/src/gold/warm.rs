@@ -136,6 +136,15 @@ impl Day {
         Ok(())
     }
 
+    /// How many rows the silver user_keys `users` have on this date.
+    pub(super) fn rows_held_by(&self, users: &HashSet<u128>) -> usize {
+        users
+            .iter()
+            .filter_map(|user| self.by_user.get(user))
+            .map(Vec::len)
+            .sum()
+    }
+
     /// The events of the silver user_keys `users` on this date, borrowed from its rows.
     pub(super) fn events_of<'a>(
         &'a self,

@@ -228,7 +228,7 @@ type SortedRows<'r> = (
 /// Validates `rows`: the valid events and the rejected rows, each with its bronze row; counts
 /// them (and the rejects by reason) in `outcome`.
 fn sort_rows<'r>(rows: &'r [Row<'r>], outcome: &mut SilverOutcome) -> SortedRows<'r> {
-    let (mut valid, mut rejected) = (Vec::new(), Vec::new());
+    let (mut valid, mut rejected) = (Vec::with_capacity(rows.len()), Vec::new());
     for (row, checked) in rows.iter().zip(validate_all(rows)) {
         match checked {
             Ok(event) => valid.push((event, row)),
@@ -284,7 +284,8 @@ async fn compact_after(lake: &Lake, written: DeltaTable, dates: &BTreeSet<i32>) 
 
 /// The bronze rows of `commits`, each with the version that added it.
 fn bronze_rows(commits: &[AddedData]) -> Result<Vec<Row<'_>>> {
-    let mut rows = Vec::new();
+    let held = commits.iter().flat_map(|c| c.batches()).map(|b| b.num_rows());
+    let mut rows = Vec::with_capacity(held.sum());
     for commit in commits {
         for batch in commit.batches() {
             let payload = typed_column::<BinaryArray>(batch, "payload")?;
@@ -353,13 +354,15 @@ fn validate_all(rows: &[Row<'_>]) -> Vec<std::result::Result<ValidEvent, Rejecti
                 })
             })
             .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| {
-                w.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
+        let mut all = Vec::with_capacity(rows.len());
+        for worker in workers {
+            all.extend(
+                worker
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            );
+        }
+        all
     })
 }
 
