@@ -143,7 +143,7 @@ fn bronze_by_rows(messages: &[KafkaMessage], topic: &str) -> RecordBatch {
 /// silver/events with Arrow's arrays, column by column (the reference).
 fn silver_by_hand(events: &[SilverEvent]) -> RecordBatch {
     use clickstream::event::ValidEvent;
-    let text = |f: fn(&ValidEvent) -> Option<&str>| -> ArrayRef {
+    let text = |f: for<'e> fn(&'e ValidEvent<'_>) -> Option<&'e str>| -> ArrayRef {
         Arc::new(events.iter().map(|s| f(&s.event)).collect::<StringArray>())
     };
     let time = |f: &dyn Fn(&SilverEvent) -> i64| -> ArrayRef {

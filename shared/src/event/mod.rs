@@ -45,40 +45,63 @@ pub const KNOWN_FIELDS: [&str; 12] = [
     "properties",
 ];
 
-/// A record that passed validation, typed as in `silver/events`.
+/// A record that passed validation, typed as in `silver/events`. Its text is borrowed from the
+/// record wherever the record holds it as is (a string without escapes), so that a silver run
+/// does not copy every field of its records once more.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ValidEvent {
+pub struct ValidEvent<'a> {
     /// The client's id of the event (duplicates share it).
-    pub event_id: String,
+    pub event_id: Cow<'a, str>,
     /// What happened (page_view, purchase, ...).
-    pub event_type: String,
+    pub event_type: Cow<'a, str>,
     /// When it happened (UTC).
     pub event_time: DateTime<Utc>,
     /// The signed-in user, if any.
-    pub user_id: Option<String>,
+    pub user_id: Option<Cow<'a, str>>,
     /// The browser's anonymous id, if any.
-    pub anonymous_id: Option<String>,
+    pub anonymous_id: Option<Cow<'a, str>>,
     /// The client's session id, if sent.
-    pub client_session_id: Option<String>,
+    pub client_session_id: Option<Cow<'a, str>>,
     /// The page's full URL.
-    pub page_url: Option<String>,
+    pub page_url: Option<Cow<'a, str>>,
     /// The path of `page_url`.
-    pub page_path: Option<String>,
+    pub page_path: Option<Cow<'a, str>>,
     /// The referring URL.
-    pub referrer: Option<String>,
+    pub referrer: Option<Cow<'a, str>>,
     /// The browser's user agent.
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Cow<'a, str>>,
     /// mobile, desktop or tablet.
-    pub device_type: Option<String>,
+    pub device_type: Option<Cow<'a, str>>,
     /// ISO country code.
-    pub country: Option<String>,
+    pub country: Option<Cow<'a, str>>,
     /// The `properties` object as JSON text.
-    pub properties: Option<String>,
+    pub properties: Option<Cow<'a, str>>,
     /// Unknown top-level fields as a JSON object text.
-    pub extra: Option<String>,
+    pub extra: Option<Cow<'a, str>>,
 }
 
-impl ValidEvent {
+impl ValidEvent<'_> {
+    /// The event with its text owned, apart from the record it was validated from.
+    pub fn into_owned(self) -> ValidEvent<'static> {
+        let own = |text: Option<Cow<'_, str>>| text.map(|t| Cow::Owned(t.into_owned()));
+        ValidEvent {
+            event_id: Cow::Owned(self.event_id.into_owned()),
+            event_type: Cow::Owned(self.event_type.into_owned()),
+            event_time: self.event_time,
+            user_id: own(self.user_id),
+            anonymous_id: own(self.anonymous_id),
+            client_session_id: own(self.client_session_id),
+            page_url: own(self.page_url),
+            page_path: own(self.page_path),
+            referrer: own(self.referrer),
+            user_agent: own(self.user_agent),
+            device_type: own(self.device_type),
+            country: own(self.country),
+            properties: own(self.properties),
+            extra: own(self.extra),
+        }
+    }
+
     /// coalesce(user_id, anonymous_id).
     pub fn user_key(&self) -> &str {
         self.user_id
@@ -94,7 +117,7 @@ impl ValidEvent {
 }
 
 /// Validates one raw record received at `ingest_time`.
-pub fn validate(raw: &[u8], ingest_time: DateTime<Utc>) -> Result<ValidEvent, Rejection> {
+pub fn validate(raw: &[u8], ingest_time: DateTime<Utc>) -> Result<ValidEvent<'_>, Rejection> {
     let mut record = Record::parse(raw)?;
     let (event_id, event_type) = identity(&mut record)?;
     let event_time = event_time(&mut record, ingest_time)?;
@@ -127,10 +150,9 @@ pub fn validate(raw: &[u8], ingest_time: DateTime<Utc>) -> Result<ValidEvent, Re
     let extra = if record.unknown.is_empty() {
         None
     } else {
-        Some(
-            serde_json::to_string(&record.unknown)
-                .map_err(|e| reject(RejectReason::InvalidField, format!("unknown fields: {e}")))?,
-        )
+        Some(Cow::Owned(serde_json::to_string(&record.unknown).map_err(
+            |e| reject(RejectReason::InvalidField, format!("unknown fields: {e}")),
+        )?))
     };
     Ok(ValidEvent { extra, ..event })
 }
@@ -175,7 +197,7 @@ impl<'a> Record<'a> {
     }
 
     /// The string field `field`, at most its limit long; `None` when absent or null.
-    fn string(&mut self, field: &str) -> Result<Option<String>, Rejection> {
+    fn string(&mut self, field: &str) -> Result<Option<Cow<'a, str>>, Rejection> {
         let Some(raw) = self.take(field) else {
             return Ok(None);
         };
@@ -186,13 +208,15 @@ impl<'a> Record<'a> {
             .and_then(|t| t.strip_suffix('"'))
             .filter(|t| !t.contains('\\'));
         let s = match plain {
-            Some(s) => s.to_string(),
-            None => serde_json::from_str::<String>(text).map_err(|_| {
-                reject(
-                    RejectReason::InvalidField,
-                    format!("{field} must be a string, got {}", json_text_kind(text)),
-                )
-            })?,
+            Some(s) => Cow::Borrowed(s),
+            None => serde_json::from_str::<String>(text)
+                .map(Cow::Owned)
+                .map_err(|_| {
+                    reject(
+                        RejectReason::InvalidField,
+                        format!("{field} must be a string, got {}", json_text_kind(text)),
+                    )
+                })?,
         };
         let limit = match field {
             "page_url" | "referrer" | "user_agent" => MAX_URL_CHARS,
@@ -209,7 +233,7 @@ impl<'a> Record<'a> {
     }
 
     /// The string field `field`; a rejection when it is absent or null.
-    fn required_string(&mut self, field: &str) -> Result<String, Rejection> {
+    fn required_string(&mut self, field: &str) -> Result<Cow<'a, str>, Rejection> {
         self.string(field)?
             .ok_or_else(|| reject(RejectReason::MissingField, format!("{field} is required")))
     }
@@ -270,7 +294,7 @@ impl<'de> serde::Deserialize<'de> for FieldName<'de> {
 }
 
 /// event_id (1-128 characters) and event_type (`[a-z0-9_]{1,64}`).
-fn identity(record: &mut Record) -> Result<(String, String), Rejection> {
+fn identity<'a>(record: &mut Record<'a>) -> Result<(Cow<'a, str>, Cow<'a, str>), Rejection> {
     let event_id = record.required_string("event_id")?;
     if event_id.is_empty() || event_id.chars().count() > 128 {
         return Err(reject(
@@ -313,14 +337,14 @@ fn event_time(record: &mut Record, ingest_time: DateTime<Utc>) -> Result<DateTim
     Ok(event_time)
 }
 
+/// An optional text field of a [`ValidEvent`].
+type Text<'a> = Option<Cow<'a, str>>;
+
 /// page_url (an absolute URL; required for page_view) and its path.
-fn page(
-    record: &mut Record,
-    event_type: &str,
-) -> Result<(Option<String>, Option<String>), Rejection> {
+fn page<'a>(record: &mut Record<'a>, event_type: &str) -> Result<(Text<'a>, Text<'a>), Rejection> {
     let page_url = record.string("page_url")?;
     let page_path = match &page_url {
-        Some(u) => Some(page_path(u).ok_or_else(|| {
+        Some(u) => Some(borrowed_path(u).ok_or_else(|| {
             reject(
                 RejectReason::InvalidField,
                 format!("page_url {u:?} is not an absolute URL"),
@@ -338,10 +362,10 @@ fn page(
 }
 
 /// `properties` as written, when it is an object (or absent or null).
-fn properties(record: &mut Record) -> Result<Option<String>, Rejection> {
+fn properties<'a>(record: &mut Record<'a>) -> Result<Option<Cow<'a, str>>, Rejection> {
     match record.take("properties") {
         None => Ok(None),
-        Some(raw) if raw.get().starts_with('{') => Ok(Some(raw.get().to_string())),
+        Some(raw) if raw.get().starts_with('{') => Ok(Some(Cow::Borrowed(raw.get()))),
         Some(raw) => Err(reject(
             RejectReason::InvalidField,
             format!(
@@ -382,6 +406,19 @@ pub fn parse_event_time(v: &Value) -> Result<DateTime<Utc>, Rejection> {
             RejectReason::BadEventTime,
             format!("event_time {parsed} is out of range"),
         )
+    })
+}
+
+/// [`page_path`] of `url`, borrowed from it when the URL holds the path as parsed (most do; the
+/// parser normalises some, e.g. by percent-encoding).
+fn borrowed_path<'a>(url: &Cow<'a, str>) -> Option<Cow<'a, str>> {
+    let path = page_path(url)?;
+    Some(match url {
+        Cow::Borrowed(text) => match text.find(path.as_str()) {
+            Some(at) => Cow::Borrowed(&text[at..at + path.len()]),
+            None => Cow::Owned(path),
+        },
+        Cow::Owned(_) => Cow::Owned(path),
     })
 }
 
@@ -440,6 +477,25 @@ mod tests {
         serde_json::to_vec(&v).unwrap()
     }
 
+    #[test]
+    fn text_is_borrowed_from_the_record_unless_it_had_to_be_decoded() {
+        let borrowed = |text: &Option<Cow<'_, str>>| matches!(text, Some(Cow::Borrowed(_)));
+        let raw = with("country", json!("a\"b"));
+        let e = validate(&raw, now()).unwrap();
+        assert!(matches!(e.event_id, Cow::Borrowed("e-1")));
+        assert!(borrowed(&e.anonymous_id) && borrowed(&e.page_url));
+        assert_eq!(e.page_path.as_deref(), Some("/products/42"));
+        assert!(borrowed(&e.page_path), "the URL holds its path as parsed");
+        assert!(matches!(e.country.as_deref(), Some("a\"b")));
+        assert!(!borrowed(&e.country), "an escaped string is decoded");
+
+        let raw = with("page_url", json!("https://shop.example.com/a b"));
+        let e = validate(&raw, now()).unwrap();
+        assert_eq!(e.page_path.as_deref(), Some("/a%20b"));
+        assert!(!borrowed(&e.page_path), "the parser encoded the path");
+        assert_eq!(e.clone().into_owned(), e);
+    }
+
     fn without(field: &str) -> Vec<u8> {
         let mut v = base();
         v.as_object_mut().unwrap().remove(field);
@@ -460,7 +516,8 @@ mod tests {
 
     #[test]
     fn valid_event_is_typed() {
-        let e = validate(&serde_json::to_vec(&base()).unwrap(), now()).unwrap();
+        let raw = serde_json::to_vec(&base()).unwrap();
+        let e = validate(&raw, now()).unwrap();
         assert_eq!(e.event_id, "e-1");
         assert_eq!(e.user_key(), "anon-1");
         assert_eq!(e.page_path.as_deref(), Some("/products/42"));
@@ -614,7 +671,8 @@ mod tests {
 
     #[test]
     fn leap_second_is_the_next_day_in_time_and_date() {
-        let e = validate(&with("event_time", json!("2026-11-27T23:59:60Z")), now()).unwrap();
+        let raw = with("event_time", json!("2026-11-27T23:59:60Z"));
+        let e = validate(&raw, now()).unwrap();
         assert_eq!(e.event_time.to_rfc3339(), "2026-11-28T00:00:00+00:00");
         assert_eq!(
             e.event_date(),
@@ -658,7 +716,8 @@ mod tests {
         let mut v = base();
         v.as_object_mut().unwrap().remove("anonymous_id");
         v["user_id"] = json!("u-9");
-        let e = validate(&serde_json::to_vec(&v).unwrap(), now()).unwrap();
+        let raw = serde_json::to_vec(&v).unwrap();
+        let e = validate(&raw, now()).unwrap();
         assert_eq!(e.user_key(), "u-9");
     }
 
@@ -680,7 +739,8 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_kept() {
-        let e = validate(&with("campaign", json!({"id": 3})), now()).unwrap();
+        let raw = with("campaign", json!({"id": 3}));
+        let e = validate(&raw, now()).unwrap();
         let extra: Value = serde_json::from_str(e.extra.as_deref().unwrap()).unwrap();
         assert_eq!(extra, json!({"campaign": {"id": 3}}));
     }

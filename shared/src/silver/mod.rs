@@ -221,7 +221,7 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
 
 /// Validated bronze rows: the valid events and the rejections, each with its row.
 type SortedRows<'r> = (
-    Vec<(ValidEvent, &'r Row<'r>)>,
+    Vec<(ValidEvent<'r>, &'r Row<'r>)>,
     Vec<(Rejection, &'r Row<'r>)>,
 );
 
@@ -284,7 +284,10 @@ async fn compact_after(lake: &Lake, written: DeltaTable, dates: &BTreeSet<i32>) 
 
 /// The bronze rows of `commits`, each with the version that added it.
 fn bronze_rows(commits: &[AddedData]) -> Result<Vec<Row<'_>>> {
-    let held = commits.iter().flat_map(|c| c.batches()).map(|b| b.num_rows());
+    let held = commits
+        .iter()
+        .flat_map(|c| c.batches())
+        .map(|b| b.num_rows());
     let mut rows = Vec::with_capacity(held.sum());
     for commit in commits {
         for batch in commit.batches() {
@@ -334,7 +337,7 @@ async fn write_quarantine(
 }
 
 /// Validates `rows` on every core (each thread takes one slice, in order).
-fn validate_all(rows: &[Row<'_>]) -> Vec<std::result::Result<ValidEvent, Rejection>> {
+fn validate_all<'r>(rows: &'r [Row<'r>]) -> Vec<std::result::Result<ValidEvent<'r>, Rejection>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if threads == 1 || rows.len() < 2_000 {
         return rows
@@ -388,7 +391,7 @@ async fn append(
 #[derive(Debug, Clone)]
 pub struct SilverEvent<'a> {
     /// The event as validated.
-    pub event: ValidEvent,
+    pub event: ValidEvent<'a>,
     /// `kafka` or `file`.
     pub source: &'a str,
     /// When bronze received the record.

@@ -31,7 +31,7 @@ fn e(id: &str, user: &'static str, at: DateTime<Utc>, kind: &'static str) -> E {
     }
 }
 
-fn valid(x: &E) -> ValidEvent {
+fn valid(x: &E) -> ValidEvent<'static> {
     let mut v = json!({
         "event_id": x.id,
         "event_type": x.kind,
@@ -42,7 +42,9 @@ fn valid(x: &E) -> ValidEvent {
     if !x.user.is_empty() {
         v["user_id"] = json!(x.user);
     }
-    validate(&serde_json::to_vec(&v).unwrap(), Utc::now()).unwrap()
+    validate(&serde_json::to_vec(&v).unwrap(), Utc::now())
+        .unwrap()
+        .into_owned()
 }
 
 fn sessions(events: &[E]) -> Vec<Session> {
