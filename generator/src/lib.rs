@@ -620,7 +620,7 @@ mod tests {
             match clickstream::event::validate(&raw, now) {
                 Ok(e) => {
                     valid += 1;
-                    if !ids.insert(e.event_id) {
+                    if !ids.insert(e.event_id.into_owned()) {
                         dups += 1;
                     }
                 }
