@@ -37,7 +37,7 @@ pub const MALLOC_CONF: &std::ffi::CStr =
 
 /// A C string pointer that may live in a `static`.
 #[repr(transparent)]
-pub struct ConfPointer(*const std::ffi::c_char);
+struct ConfPointer(*const std::ffi::c_char);
 
 // SAFETY: it points at a `'static` string that is never written.
 unsafe impl Sync for ConfPointer {}

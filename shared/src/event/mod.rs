@@ -197,7 +197,7 @@ impl<'a> Record<'a> {
     }
 
     /// The string field `field`, at most its limit long; `None` when absent or null.
-    fn string(&mut self, field: &str) -> Result<Option<Cow<'a, str>>, Rejection> {
+    fn string(&mut self, field: &str) -> Result<Text<'a>, Rejection> {
         let Some(raw) = self.take(field) else {
             return Ok(None);
         };
@@ -362,7 +362,7 @@ fn page<'a>(record: &mut Record<'a>, event_type: &str) -> Result<(Text<'a>, Text
 }
 
 /// `properties` as written, when it is an object (or absent or null).
-fn properties<'a>(record: &mut Record<'a>) -> Result<Option<Cow<'a, str>>, Rejection> {
+fn properties<'a>(record: &mut Record<'a>) -> Result<Text<'a>, Rejection> {
     match record.take("properties") {
         None => Ok(None),
         Some(raw) if raw.get().starts_with('{') => Ok(Some(Cow::Borrowed(raw.get()))),
