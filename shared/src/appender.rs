@@ -315,6 +315,7 @@ impl Appender {
             .with_properties(
                 WriterProperties::builder()
                     .set_compression(Compression::SNAPPY)
+                    .set_max_row_group_row_count(Some(crate::lake::ROW_GROUP_ROWS))
                     .build(),
             )
             .with_skip_arrow_metadata(true);

@@ -263,6 +263,9 @@ pub(super) async fn try_catch_up(
         .collect();
     load_sessions(gold.table(Table::Sessions), state, &missing).await?;
     let kept = kept_sessions(state, &recomputed, &rekeyed)?;
+    // The rewritten dates' sessions are now the kept ones and the recomputed: the old copy goes
+    // before the new one is built and written (a failed run drops the whole state anyway).
+    state.sessions.retain(|d, _| !(lo..=hi).contains(d));
     let mut written: BTreeMap<i32, Vec<RecordBatch>> =
         kept.into_iter().map(|(d, b)| (d, vec![b])).collect();
     let mut new_by_date: BTreeMap<i32, Vec<&Session>> = BTreeMap::new();

@@ -23,6 +23,12 @@ const BLOOM_FILTER_FPP: f64 = 1e-4;
 /// Distinct values a bloom filter is sized for when the writer is not told: a filter starts at
 /// this size and is folded down to what its file's values need.
 const BLOOM_FILTER_MAX_VALUES: u64 = 1 << 20;
+/// Rows in a row group of the data files the stages write. A Parquet writer holds the row group
+/// it is building (its encoded pages and dictionaries) until the group is complete, and only then
+/// hands it on to the upload; a bound on rows bounds that memory, whatever the size of the write
+/// (delta-rs's default, a million rows, held a whole run's file). Readers read whole files, so
+/// the count of groups costs them little.
+pub const ROW_GROUP_ROWS: usize = 16 * 1024;
 
 /// Prefix under the lake root where exports (DuckDB file, CSV, Parquet, dashboard) are written.
 pub const EXPORTS_PREFIX: &str = "exports/";
@@ -209,6 +215,7 @@ impl Table {
         mut base: WriterPropertiesBuilder,
         values: Option<u64>,
     ) -> WriterProperties {
+        base = base.set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
         if let Some(column) = self.distinct_column() {
             let column = parquet::schema::types::ColumnPath::from(column);
             base = base.set_column_dictionary_enabled(column, false);
@@ -217,7 +224,11 @@ impl Table {
             return base.build();
         };
         let column = parquet::schema::types::ColumnPath::from(column);
-        let values = values.unwrap_or(BLOOM_FILTER_MAX_VALUES).max(1);
+        // A filter per row group, for the distinct values of that group.
+        let values = values
+            .unwrap_or(BLOOM_FILTER_MAX_VALUES)
+            .min(ROW_GROUP_ROWS as u64)
+            .max(1);
         base.set_bloom_filter_position(BloomFilterPosition::End)
             .set_column_bloom_filter_enabled(column.clone(), true)
             .set_column_bloom_filter_fpp(column.clone(), BLOOM_FILTER_FPP)

@@ -477,6 +477,54 @@ async fn a_fresh_process_finds_duplicates_in_files_without_bloom_filters() {
 }
 
 #[tokio::test]
+async fn a_large_run_writes_bounded_row_groups_each_with_its_bloom_filter() {
+    use clickstream::lake::ROW_GROUP_ROWS;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let (dir, lake) = lake();
+    // One date, so that the run is one file of more rows than a row group holds.
+    let t = (Utc::now() - Duration::days(1))
+        .date_naive()
+        .and_hms_opt(12, 0, 0)
+        .unwrap()
+        .and_utc();
+    let n = ROW_GROUP_ROWS + ROW_GROUP_ROWS / 2;
+    let raws: Vec<Vec<u8>> = (0..n)
+        .map(|i| {
+            let at = t + Duration::milliseconds(i as i64);
+            event(&format!("big-{i}"), &format!("u{}", i % 97), at, "click")
+        })
+        .collect();
+    assert_eq!(run(&lake, &batch(0, 0, raws.clone())).await, (n, 0, 0));
+
+    let silver = lake.table(Table::Silver).await.unwrap();
+    let files: Vec<String> = silver
+        .snapshot()
+        .unwrap()
+        .log_data()
+        .iter()
+        .map(|f| f.path().into_owned())
+        .collect();
+    assert_eq!(files.len(), 1, "one run of one date is one file: {files:?}");
+    let file = dir.path().join(Table::Silver.path()).join(&files[0]);
+    let reader = SerializedFileReader::new(std::fs::File::open(&file).unwrap()).unwrap();
+    let groups: Vec<i64> = reader
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|g| g.num_rows())
+        .collect();
+    assert!(groups.len() >= 2, "row groups of {n} rows: {groups:?}");
+    assert!(groups.iter().all(|&rows| rows as usize <= ROW_GROUP_ROWS), "{groups:?}");
+    assert_eq!(groups.iter().sum::<i64>() as usize, n);
+
+    // Every group's filter holds its ids: a fresh process finds a resent event of the last group.
+    let fresh = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    assert_silver_files_carry_id_filters(&fresh).await;
+    let resent = vec![raws[n - 1].clone(), event("after-big", "u", t, "click")];
+    assert_eq!(run(&fresh, &batch(0, n as i64, resent)).await, (1, 0, 1));
+}
+
+#[tokio::test]
 async fn dedup_sees_rows_another_writer_committed() {
     let (_dir, lake) = lake();
     let t = Utc::now() - Duration::hours(3);
