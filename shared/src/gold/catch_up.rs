@@ -11,7 +11,7 @@ async fn added_silver_rows(
     latest: i64,
 ) -> Result<(Vec<RecordBatch>, Vec<Option<i32>>, i64)> {
     let columns: Vec<&str> = SESSION_INPUT.iter().chain(&PEOPLE_INPUT).copied().collect();
-    let (commits, last) = added_since(silver, done, latest, &columns).await?;
+    let (commits, last) = added_since(silver, (done, latest), &columns, MAX_ROWS_PER_RUN).await?;
     let mut batches = Vec::new();
     let mut dates = Vec::new();
     for (file, file_batches) in commits.into_iter().flat_map(|c| c.files) {

@@ -96,6 +96,20 @@ pub struct AddedFile {
     pub size: u64,
     /// Partition column -> value (None for null).
     pub partition_values: HashMap<String, Option<String>>,
+    /// Rows it holds, from the `add` action's statistics (None without them).
+    pub records: Option<u64>,
+}
+
+/// `numRecords` of an `add` action's statistics (a JSON object).
+fn records_in_stats(stats: &str) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Stats {
+        #[serde(rename = "numRecords")]
+        num_records: u64,
+    }
+    serde_json::from_str::<Stats>(stats)
+        .ok()
+        .map(|s| s.num_records)
 }
 
 /// The files a commit added as new data.
@@ -118,6 +132,7 @@ pub async fn added_files(table: &DeltaTable, version: i64) -> Result<Vec<AddedFi
             Action::Add(add) if add.data_change => Some(AddedFile {
                 path: add.path,
                 size: add.size.max(0) as u64,
+                records: add.stats.as_deref().and_then(records_in_stats),
                 partition_values: add.partition_values,
             }),
             _ => None,

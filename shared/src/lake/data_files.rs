@@ -38,8 +38,6 @@ pub async fn read_added_rows(
 
 /// Most commits one run of a stage (silver over bronze, gold over silver) takes.
 pub const MAX_COMMITS_PER_RUN: usize = 200;
-/// One run stops taking commits once it holds this many rows (a commit is never split).
-pub const MAX_ROWS_PER_RUN: usize = 100_000;
 
 /// The data one commit added: each file with the rows it holds.
 pub struct AddedData {
@@ -57,23 +55,28 @@ impl AddedData {
 }
 
 /// The commits of `table` above `done` (up to `latest`) that one run takes, at most
-/// [`MAX_COMMITS_PER_RUN`] of them or about [`MAX_ROWS_PER_RUN`] rows, each with `columns` of the
-/// rows it added (every column when empty; partition columns are not in the files); and the last
-/// version taken (`done` when none).
+/// [`MAX_COMMITS_PER_RUN`] of them and `max_rows` rows by the commits' statistics (a commit is
+/// never split: the first is taken whatever its size), each with `columns` of the rows it added (every
+/// column when empty; partition columns are not in the files); and the last version taken
+/// (`done` when none). A commit whose files lack statistics counts its rows once read.
 pub async fn added_since(
     table: &DeltaTable,
-    done: i64,
-    latest: i64,
+    (done, latest): (i64, i64),
     columns: &[&str],
+    max_rows: usize,
 ) -> Result<(Vec<AddedData>, i64)> {
     let mut commits = Vec::new();
     let mut rows = 0;
     let mut last = done;
     for version in done + 1..=latest {
-        if commits.len() >= MAX_COMMITS_PER_RUN || rows >= MAX_ROWS_PER_RUN {
+        if commits.len() >= MAX_COMMITS_PER_RUN || rows >= max_rows {
             break;
         }
         let files = added_files(table, version).await?;
+        let stated: Option<u64> = files.iter().map(|f| f.records).sum();
+        if !commits.is_empty() && stated.is_some_and(|n| rows + n as usize > max_rows) {
+            break;
+        }
         let read = read_data_files(table, &files, columns).await?;
         let commit = AddedData {
             version,

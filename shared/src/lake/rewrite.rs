@@ -62,6 +62,7 @@ pub fn active_files(table: &DeltaTable, kind: Table) -> Result<Vec<AddedFile>> {
             path: file.path().into_owned(),
             size: file.size() as u64,
             partition_values: file.partition_values_map(),
+            records: None,
         })
         .collect())
 }

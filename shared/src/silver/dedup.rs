@@ -334,6 +334,7 @@ pub(super) async fn read_ids(
             path: file.path.clone(),
             size: file.size,
             partition_values: HashMap::new(),
+            records: None,
         })
         .collect();
     let read = read_data_files(silver, &added, &["event_id"]).await?;

@@ -73,8 +73,14 @@ pub struct SilverOutcome {
     pub compacted_files: usize,
 }
 
+/// Most bronze rows one silver run takes. A run holds each record several times over (the
+/// payload read, the validated event, the silver batch and its file being written): on a landed
+/// file of a million records, taking a second chunk of ~80,000 whenever the first was under this
+/// bound put the process's peak at ~560 MiB instead of ~415 (docs/benchmarks.md).
+const MAX_ROWS_PER_RUN: usize = 100_000;
+
 /// Processes the bronze commits above silver's watermark (at most [`MAX_COMMITS_PER_RUN`] commits
-/// or about [`MAX_ROWS_PER_RUN`] rows), writing one commit to each silver table. A commit that
+/// or [`MAX_ROWS_PER_RUN`] rows), writing one commit to each silver table. A commit that
 /// loses a race with another writer is retried from a fresh read of the tables, where it finds the
 /// other writer's rows (as duplicates) and watermark (as already processed).
 pub async fn catch_up(lake: &Lake) -> Result<SilverOutcome> {
@@ -133,7 +139,7 @@ async fn try_catch_up(lake: &Lake) -> Result<SilverOutcome> {
 
     let bronze = lake.unloaded_table(Table::Bronze)?;
     let columns = ["payload", "source", "ingest_time"];
-    let (commits, last) = added_since(&bronze, done, latest, &columns).await?;
+    let (commits, last) = added_since(&bronze, (done, latest), &columns, MAX_ROWS_PER_RUN).await?;
     outcome.bronze_versions = Some((done + 1, last));
     outcome.remaining = last < latest;
     outcome.bronze_behind = latest - last;

@@ -514,7 +514,10 @@ async fn a_large_run_writes_bounded_row_groups_each_with_its_bloom_filter() {
         .map(|g| g.num_rows())
         .collect();
     assert!(groups.len() >= 2, "row groups of {n} rows: {groups:?}");
-    assert!(groups.iter().all(|&rows| rows as usize <= ROW_GROUP_ROWS), "{groups:?}");
+    assert!(
+        groups.iter().all(|&rows| rows as usize <= ROW_GROUP_ROWS),
+        "{groups:?}"
+    );
     assert_eq!(groups.iter().sum::<i64>() as usize, n);
 
     // Every group's filter holds its ids: a fresh process finds a resent event of the last group.

@@ -148,3 +148,46 @@ async fn read_dates_gives_the_rows_of_the_wanted_dates_as_a_query_engine_does() 
         assert_eq!(rows(&read, &some), rows(&kept, &some), "{table:?}");
     }
 }
+
+#[tokio::test]
+async fn a_run_takes_commits_up_to_its_rows_and_a_larger_commit_alone() {
+    use clickstream::bronze::BronzeOptions;
+    use clickstream::functions::bronze_writer;
+    use clickstream::lake::added_since;
+    let (_dir, lake) = lake();
+    let now = Utc::now();
+    // Three bronze commits of 4 records each.
+    let mut versions = Vec::new();
+    for c in 0..3 {
+        let values = (0..4)
+            .map(|i| event(&format!("c{c}-{i}"), "u", now, "click"))
+            .collect();
+        let written = bronze_writer(&lake, &batch(0, c * 4, values), &BronzeOptions::default())
+            .await
+            .unwrap();
+        versions.extend(written.iter().filter_map(|b| b.version));
+    }
+    assert_eq!(versions.len(), 3);
+    let bronze = lake.unloaded_table(Table::Bronze).unwrap();
+    let span = (versions[0] - 1, versions[2]);
+    let taken = |max_rows| {
+        let bronze = bronze.clone();
+        async move {
+            let (commits, last) = added_since(&bronze, span, &["payload"], max_rows)
+                .await
+                .unwrap();
+            let rows: usize = commits
+                .iter()
+                .flat_map(|c| c.batches())
+                .map(RecordBatch::num_rows)
+                .sum();
+            (commits.len(), rows, last)
+        }
+    };
+    // 8 rows hold two commits; 6 only one, not a second that would take the run past them.
+    assert_eq!(taken(8).await, (2, 8, versions[1]));
+    assert_eq!(taken(6).await, (1, 4, versions[0]));
+    // A commit larger than the bound is a run of its own.
+    assert_eq!(taken(3).await, (1, 4, versions[0]));
+    assert_eq!(taken(100).await, (3, 12, versions[2]));
+}
