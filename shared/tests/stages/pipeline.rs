@@ -482,11 +482,7 @@ async fn a_large_run_writes_bounded_row_groups_each_with_its_bloom_filter() {
     use parquet::file::reader::{FileReader, SerializedFileReader};
     let (dir, lake) = lake();
     // One date, so that the run is one file of more rows than a row group holds.
-    let t = (Utc::now() - Duration::days(1))
-        .date_naive()
-        .and_hms_opt(12, 0, 0)
-        .unwrap()
-        .and_utc();
+    let t = days_ago_at(1, 12);
     let n = ROW_GROUP_ROWS + ROW_GROUP_ROWS / 2;
     let raws: Vec<Vec<u8>> = (0..n)
         .map(|i| {
