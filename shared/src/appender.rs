@@ -312,12 +312,10 @@ impl Appender {
             .map_err(kernel_error(self.table))?;
         let mut bytes = Vec::new();
         let options = ArrowWriterOptions::new()
-            .with_properties(
-                WriterProperties::builder()
-                    .set_compression(Compression::SNAPPY)
-                    .set_max_row_group_row_count(Some(crate::lake::ROW_GROUP_ROWS))
-                    .build(),
-            )
+            .with_properties(self.table.writer_properties(
+                WriterProperties::builder().set_compression(Compression::SNAPPY),
+                None,
+            ))
             .with_skip_arrow_metadata(true);
         let mut writer = ArrowWriter::try_new_with_options(&mut bytes, batch.schema(), options)?;
         writer.write(batch)?;

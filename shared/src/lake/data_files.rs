@@ -56,8 +56,8 @@ impl AddedData {
 
 /// The commits of `table` above `done` (up to `latest`) that one run takes, at most
 /// [`MAX_COMMITS_PER_RUN`] of them and `max_rows` rows by the commits' statistics (a commit is
-/// never split: the first is taken whatever its size), each with `columns` of the rows it added (every
-/// column when empty; partition columns are not in the files); and the last version taken
+/// never split: the first is taken whatever its size), each with `columns` of the rows it added
+/// (every column when empty; partition columns are not in the files); and the last version taken
 /// (`done` when none). A commit whose files lack statistics counts its rows once read.
 pub async fn added_since(
     table: &DeltaTable,
