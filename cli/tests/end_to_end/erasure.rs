@@ -10,17 +10,13 @@ use clickstream::lake::{Lake, Table};
 use clickstream_testkit::leftovers;
 
 use crate::demo::clickstream;
+use crate::stack::read_latest;
 
 /// A user of the lake with at least two stitched anonymous ids, none of whose ids is part of
 /// another person's id in silver (the scan looks for the ids as bytes): the user and those ids.
 pub async fn stitched_person(lake: &Lake) -> Vec<String> {
-    let table = lake.table(Table::Identities).await.unwrap();
     let mut by_user: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-    for b in lake
-        .read(&table, &["anonymous_id", "user_id"], None)
-        .await
-        .unwrap()
-    {
+    for b in read_latest(lake, Table::Identities, &["anonymous_id", "user_id"]).await {
         let anonymous = b
             .column_by_name("anonymous_id")
             .unwrap()
@@ -36,13 +32,8 @@ pub async fn stitched_person(lake: &Lake) -> Vec<String> {
             ids.push(anonymous.value(i).to_string());
         }
     }
-    let silver = lake.table(Table::Silver).await.unwrap();
     let mut all: BTreeSet<String> = BTreeSet::new();
-    for b in lake
-        .read(&silver, &["user_id", "anonymous_id"], None)
-        .await
-        .unwrap()
-    {
+    for b in read_latest(lake, Table::Silver, &["user_id", "anonymous_id"]).await {
         for column in ["user_id", "anonymous_id"] {
             let ids = b.column_by_name(column).unwrap().as_string::<i32>().clone();
             all.extend(ids.iter().flatten().map(str::to_string));

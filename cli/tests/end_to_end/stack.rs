@@ -345,9 +345,27 @@ impl Drop for Stack {
     }
 }
 
+/// Every row of `table` at its latest version.
 pub async fn rows(lake: &Lake, table: Table) -> Vec<RecordBatch> {
-    let t = lake.table(table).await.unwrap();
-    lake.read(&t, &[], None).await.unwrap()
+    read_latest(lake, table, &[]).await
+}
+
+/// `columns` of `table` (all when empty) at its latest version. Maintenance may run alongside
+/// (in the stack with a retention of 0 h): a file of the snapshot read can be compacted and
+/// vacuumed before it is fetched, so a missing file means reading the newer version, until a
+/// deadline.
+pub async fn read_latest(lake: &Lake, table: Table, columns: &[&str]) -> Vec<RecordBatch> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let handle = lake.table(table).await.unwrap();
+        match lake.read(&handle, columns, None).await {
+            Ok(batches) => return batches,
+            Err(e) if format!("{e:?}").contains("NotFound") && Instant::now() < deadline => {
+                eprintln!("{table:?} changed under the read ({e}); reading its newer version");
+            }
+            Err(e) => panic!("reading {table:?}: {e}"),
+        }
+    }
 }
 
 pub async fn count(lake: &Lake, table: Table) -> usize {
