@@ -64,12 +64,20 @@ impl RunBatches {
         outcome.funnel_daily = self.funnel.num_rows();
         outcome.page_daily = self.pages.num_rows();
         let meta = json!({ "silver_version": last, "from": from_days(lo), "to": from_days(hi) });
-        let dates = |column| Replacing::Matching(between(column, lo, hi));
+        let dates = |column| Replacing::Dates {
+            column,
+            from: lo,
+            to: hi,
+        };
         gold.commit(lake, last, meta, |t| match t {
             Table::Sessions => (self.sessions.clone(), dates("session_date")),
             Table::DailyMetrics => {
-                let replaced = between("date", lo, self.metrics_to);
-                (vec![self.metrics.clone()], Replacing::Matching(replaced))
+                let replaced = Replacing::Dates {
+                    column: "date",
+                    from: lo,
+                    to: self.metrics_to,
+                };
+                (vec![self.metrics.clone()], replaced)
             }
             Table::FunnelDaily => (vec![self.funnel.clone()], dates("date")),
             Table::PageDaily => (vec![self.pages.clone()], dates("date")),

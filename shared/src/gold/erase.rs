@@ -230,11 +230,19 @@ async fn try_erase(
     let pages = page_rows_from(gold.table(Table::PageDaily), &state, &dates, lo, hi).await?;
 
     let contents = |t: Table| -> Result<(RecordBatch, Replacing)> {
-        let range = |column| Replacing::Matching(between(column, lo, hi));
+        let range = |column| Replacing::Dates {
+            column,
+            from: lo,
+            to: hi,
+        };
         Ok(match t {
             Table::DailyMetrics => (
                 metrics_batch(&metrics)?,
-                Replacing::Matching(between("date", lo, metrics_hi)),
+                Replacing::Dates {
+                    column: "date",
+                    from: lo,
+                    to: metrics_hi,
+                },
             ),
             Table::FunnelDaily => (funnel_batch(by_date.iter(), funnel)?, range("date")),
             Table::PageDaily => (page_batch(pages.clone(), &by_date)?, range("date")),

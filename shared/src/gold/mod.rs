@@ -51,9 +51,9 @@ pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::
 /// See [`HashMap`].
 pub(crate) type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 use crate::lake::{
-    Lake, Table, added_since, batch_of, commit_properties, from_days, has_data_files,
+    Lake, Replaced, Table, added_since, batch_of, commit_properties, from_days, has_data_files,
     partition_date, read_dates, read_whole, retry_lost_races, rows_of, to_days, txn_version,
-    typed_column,
+    typed_column, write_replacing,
 };
 use crate::rows::{self, DailyMetrics};
 
@@ -173,10 +173,6 @@ pub const WRITTEN: [Table; 6] = [
 ];
 fn date_lit(d: i32) -> Expr {
     lit(ScalarValue::Date32(Some(d)))
-}
-
-fn between(column: &str, lo: i32, hi: i32) -> Expr {
-    col(column).between(date_lit(lo), date_lit(hi))
 }
 
 /// Most silver rows one gold run takes. A gold run's cost follows the dates it touches more than

@@ -139,7 +139,14 @@ pub(super) struct Committed {
 pub(super) enum Replacing {
     /// None: the rows are appended.
     Nothing,
-    /// Those matching the predicate.
+    /// Those whose date `column` lies in `from..=to`.
+    Dates {
+        column: &'static str,
+        from: i32,
+        to: i32,
+    },
+    /// Those matching the predicate (delta-rs's `replaceWhere`, which reads the table to find
+    /// them).
     Matching(Expr),
     /// Every row of the table.
     All,
@@ -154,17 +161,22 @@ pub(super) async fn replace(
     replacing: Replacing,
     commit: deltalake::kernel::transaction::CommitProperties,
 ) -> Result<DeltaTable> {
-    let mut write = table
-        .write(batches)
-        .with_writer_properties(kind.stage_writer_properties(None)?)
-        .with_partition_columns(kind.partition_columns().iter().copied())
-        .with_commit_properties(commit);
-    write = match replacing {
-        Replacing::Matching(p) => write
-            .with_save_mode(SaveMode::Overwrite)
-            .with_replace_where(p),
-        Replacing::All => write.with_save_mode(SaveMode::Overwrite),
-        Replacing::Nothing => write.with_save_mode(SaveMode::Append),
+    let properties = kind.stage_writer_properties(None)?;
+    let replaced = match replacing {
+        Replacing::Nothing => Replaced::Nothing,
+        Replacing::All => Replaced::Every,
+        Replacing::Dates { column, from, to } => Replaced::Dates { column, from, to },
+        Replacing::Matching(p) => {
+            return table
+                .write(batches)
+                .with_writer_properties(properties)
+                .with_partition_columns(kind.partition_columns().iter().copied())
+                .with_commit_properties(commit)
+                .with_save_mode(SaveMode::Overwrite)
+                .with_replace_where(p)
+                .await
+                .map_err(Error::delta(kind.path()));
+        }
     };
-    write.await.map_err(Error::delta(kind.path()))
+    write_replacing(&table, kind, batches, replaced, properties, commit).await
 }

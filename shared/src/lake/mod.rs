@@ -3,7 +3,8 @@
 //! [`Lake`] is the handle (this file): where the tables are, their Delta handles kept warm, the
 //! object store. [`table`] lists the tables and their layout, [`commit`] the commit helpers every
 //! writer shares, [`data_files`] reads a table's Parquet files directly, [`batch`] holds Arrow
-//! helpers, [`rewrite`] rewrites the files holding given rows (an erasure's). The lake knows no stage: stages keep their own warm state in it
+//! helpers, [`rewrite`] rewrites the files holding given rows (an erasure's), [`write`] writes rows
+//! with what they replace in one commit. The lake knows no stage: stages keep their own warm state in it
 //! ([`Lake::stage_state`]).
 
 mod batch;
@@ -13,6 +14,7 @@ mod metered;
 mod object_bytes;
 mod rewrite;
 mod table;
+mod write;
 
 pub use batch::*;
 pub use commit::*;
@@ -21,6 +23,7 @@ pub use metered::Metered;
 pub use object_bytes::object_bytes;
 pub use rewrite::*;
 pub use table::*;
+pub use write::*;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -182,7 +182,7 @@ pub async fn rewrite_rows(
 
 /// `batch` (read from `file`, whose partition values are in the log, not in the file) with
 /// the table's partition columns (dates) filled from the file's partition values.
-fn with_partition_columns(
+pub(super) fn with_partition_columns(
     batch: RecordBatch,
     file: &AddedFile,
     kind: Table,
@@ -201,7 +201,7 @@ fn with_partition_columns(
 }
 
 /// The `remove` action of a data file the rewrite replaces.
-fn remove_of(file: &AddedFile) -> Remove {
+pub(super) fn remove_of(file: &AddedFile) -> Remove {
     Remove {
         path: file.path.clone(),
         data_change: true,

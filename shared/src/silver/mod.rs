@@ -16,7 +16,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, NaiveDate, Utc};
 use deltalake::DeltaTable;
-use deltalake::protocol::SaveMode;
 use serde::Serialize;
 use serde_json::json;
 
@@ -24,8 +23,8 @@ use crate::error::{Error, Result};
 use crate::event::{RejectReason, Rejection, ValidEvent, validate};
 use crate::lake::to_days;
 use crate::lake::{
-    AddedData, Lake, Table, added_since, batch_of, commit_properties, retry_lost_races,
-    txn_version, typed_column,
+    AddedData, Lake, Replaced, Table, added_since, batch_of, commit_properties, retry_lost_races,
+    txn_version, typed_column, write_replacing,
 };
 use crate::maintenance::compact_small_files;
 use crate::rows;
@@ -383,14 +382,15 @@ async fn append(
     counts: serde_json::Value,
 ) -> Result<DeltaTable> {
     let rows = Some(batch.num_rows() as u64);
-    silver
-        .write(vec![batch])
-        .with_writer_properties(Table::Silver.stage_writer_properties(rows)?)
-        .with_save_mode(SaveMode::Append)
-        .with_partition_columns(Table::Silver.partition_columns().iter().copied())
-        .with_commit_properties(commit_properties(WATERMARK_APP_ID, bronze_version, counts))
-        .await
-        .map_err(Error::delta(Table::Silver.path()))
+    write_replacing(
+        &silver,
+        Table::Silver,
+        vec![batch],
+        Replaced::Nothing,
+        Table::Silver.stage_writer_properties(rows)?,
+        commit_properties(WATERMARK_APP_ID, bronze_version, counts),
+    )
+    .await
 }
 
 /// A validated event with its source and ingest time: what silver/events holds of a record.

@@ -13,3 +13,4 @@ mod maintenance;
 mod pipeline;
 mod reads;
 mod sessions;
+mod writes;
