@@ -49,8 +49,9 @@ pub struct Rewritten {
     pub version: i64,
 }
 
-/// Files read at once: a rewrite holds at most these files' rows in memory.
-const FILES_AT_ONCE: usize = 8;
+/// Files read at once: a rewrite (or a replacement of dates in an unpartitioned table) holds at
+/// most these files' rows in memory.
+pub(super) const FILES_AT_ONCE: usize = 8;
 
 /// The active data files of `table`, with their partition values.
 pub fn active_files(table: &DeltaTable, kind: Table) -> Result<Vec<AddedFile>> {

@@ -19,7 +19,7 @@ use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use parquet::file::properties::WriterProperties;
 
-use super::rewrite::{remove_of, with_partition_columns};
+use super::rewrite::{FILES_AT_ONCE, remove_of, with_partition_columns};
 use super::{AddedFile, Table, active_files, conform, partition_date, read_data_files};
 use crate::error::{Error, Result};
 
@@ -42,9 +42,6 @@ pub enum Replaced {
         to: i32,
     },
 }
-
-/// Files of an unpartitioned table read at once when replacing dates in it.
-const FILES_AT_ONCE: usize = 8;
 
 /// Writes `batches` (rows of `kind`) to `table` and commits them, in one commit with
 /// `commit`'s properties, with the removal of the rows `replaced` names; returns the table at

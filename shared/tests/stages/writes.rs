@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use arrow::array::{AsArray, RecordBatch};
+use arrow::array::AsArray;
 use arrow::datatypes::Date32Type;
 use clickstream::lake::{
     Lake, Replaced, Table, active_files, batch_of, typed_column, write_replacing, writer_commit,
@@ -14,18 +14,14 @@ use clickstream::rows::{DailyUser, PageDaily};
 
 use crate::pipeline::{lake, read_all};
 
-/// Writes `rows` of gold/daily_users (user, day) replacing `replaced`.
-async fn write_users(
+/// Writes `rows` (rows of `kind`) to the lake's `kind` replacing `replaced`.
+async fn write_rows<T: serde::Serialize>(
     lake: &Lake,
-    rows: &[(&str, i32)],
+    kind: Table,
+    rows: &[T],
     replaced: Replaced,
 ) -> clickstream::error::Result<()> {
-    let kind = Table::DailyUsers;
-    let rows: Vec<DailyUser> = rows
-        .iter()
-        .map(|&(user_key, date)| DailyUser { user_key, date })
-        .collect();
-    let batch = batch_of(&kind.schema(), &rows)?;
+    let batch = batch_of(&kind.schema(), rows)?;
     let table = lake.table(kind).await?;
     let properties = kind.stage_writer_properties(None)?;
     let written = write_replacing(
@@ -39,6 +35,19 @@ async fn write_users(
     .await?;
     lake.keep(kind, &written);
     Ok(())
+}
+
+/// Writes `rows` of gold/daily_users (user, day) replacing `replaced`.
+async fn write_users(
+    lake: &Lake,
+    rows: &[(&str, i32)],
+    replaced: Replaced,
+) -> clickstream::error::Result<()> {
+    let rows: Vec<DailyUser> = rows
+        .iter()
+        .map(|&(user_key, date)| DailyUser { user_key, date })
+        .collect();
+    write_rows(lake, Table::DailyUsers, &rows, replaced).await
 }
 
 /// gold/daily_users' rows as (user, day), sorted.
@@ -133,21 +142,9 @@ fn page(day: i32, page_path: &str, page_views: i64) -> PageDaily {
 
 /// Writes `rows` to gold/page_daily replacing `replaced`.
 async fn write_pages(lake: &Lake, rows: &[PageDaily], replaced: Replaced) {
-    let kind = Table::PageDaily;
-    let batch: RecordBatch = batch_of(&kind.schema(), rows).unwrap();
-    let table = lake.table(kind).await.unwrap();
-    let properties = kind.stage_writer_properties(None).unwrap();
-    let written = write_replacing(
-        &table,
-        kind,
-        vec![batch],
-        replaced,
-        properties,
-        writer_commit(),
-    )
-    .await
-    .unwrap();
-    lake.keep(kind, &written);
+    write_rows(lake, Table::PageDaily, rows, replaced)
+        .await
+        .unwrap();
 }
 
 /// gold/page_daily's rows as (day, page, views), sorted.
